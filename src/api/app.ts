@@ -1,0 +1,40 @@
+/**
+ * The HTTP API: express wiring of the routers, authentication, logging and error mapping.
+ */
+import express from 'express';
+import { pinoHttp } from 'pino-http';
+import type { Logger } from 'pino';
+import { PorticoError } from '../errors.js';
+import { requireToken } from './auth.js';
+import type { Portico } from './context.js';
+import { errorHandler, sendError } from './errors.js';
+import { legacyRouter } from './legacy.js';
+import { probesRouter, statusRouter } from './v1/status.js';
+import { streamsRouter } from './v1/streams.js';
+
+export function createApp(portico: Portico, log: Logger): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use(
+    pinoHttp({
+      logger: log.child({ module: 'api' }),
+      customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+    }),
+  );
+  // /healthz answers whether the process runs, so it needs no token (liveness probes carry none).
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  if (portico.settings.apiToken !== undefined) app.use(requireToken(portico.settings.apiToken));
+  app.use(express.json({ limit: '64kb', strict: true, type: () => true }));
+  app.use(probesRouter(portico));
+  app.use(legacyRouter(portico));
+  app.use('/v1/streams', streamsRouter(portico));
+  app.use('/v1', statusRouter(portico));
+  app.use((req, res) => {
+    sendError(res, new PorticoError('NotFound', `no route ${req.method} ${req.path}`));
+  });
+  app.use(errorHandler);
+  return app;
+}

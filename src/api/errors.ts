@@ -1,0 +1,66 @@
+/**
+ * The one place error kinds become HTTP statuses, and the shape every error answer has:
+ * `{"error": {"kind", "message", "field"?, "nginx"?}}` (legacy routes add their own shape on top).
+ */
+import type { ErrorRequestHandler, Response } from 'express';
+import type { ZodError } from 'zod';
+import { PorticoError, asPorticoError, type ErrorKind } from '../errors.js';
+
+export const STATUS: Record<ErrorKind, number> = {
+  InvalidInput: 400,
+  Unauthorized: 401,
+  NotFound: 404,
+  Conflict: 409,
+  NginxRejected: 422,
+  NginxUnavailable: 503,
+  Internal: 500,
+};
+
+/** The first issue of a failed schema as an InvalidInput naming the field and the rule. */
+export function fromZod(error: ZodError, root?: string): PorticoError {
+  const issue = error.issues[0];
+  const path = [root, ...(issue?.path ?? [])].filter((p) => p !== undefined && p !== '').join('.');
+  const field = path === '' ? 'body' : path;
+  let message = issue?.message ?? 'is invalid';
+  if (issue?.code === 'unrecognized_keys') message = `unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  if (issue?.code === 'invalid_type' && issue.received === 'undefined') message = 'is required';
+  return new PorticoError('InvalidInput', `${field}: ${message}`, { field });
+}
+
+export function errorBody(error: PorticoError): { error: Record<string, unknown> } {
+  return {
+    error: {
+      kind: error.kind,
+      message: error.message,
+      ...(error.field !== undefined && { field: error.field }),
+      ...(error.nginx !== undefined && { nginx: error.nginx }),
+    },
+  };
+}
+
+/** Express errors that carry a 4xx status (malformed JSON, a bad percent-encoding) are the caller's. */
+export function toPorticoError(error: unknown): PorticoError {
+  if (error instanceof PorticoError) return error;
+  const status = (error as { status?: number }).status;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    const type = (error as { type?: string }).type;
+    const message =
+      type === 'entity.parse.failed'
+        ? 'body: is not valid JSON'
+        : type === 'entity.too.large'
+          ? 'body: is larger than the 64 kB limit'
+          : `request: ${(error as Error).message}`;
+    return new PorticoError('InvalidInput', message, { field: type?.startsWith('entity') ? 'body' : 'request' });
+  }
+  return asPorticoError(error);
+}
+
+export function sendError(res: Response, error: PorticoError): void {
+  res.status(STATUS[error.kind]).json(errorBody(error));
+}
+
+export const errorHandler: ErrorRequestHandler = (error, req, res, _next) => {
+  const wrapped = toPorticoError(error);
+  if (wrapped.kind === 'Internal') req.log?.error({ err: error }, 'internal error');
+  sendError(res, wrapped);
+};

@@ -1,0 +1,94 @@
+/**
+ * stream-conductor's routes, same paths and JSON fields, for the scripts that already call them.
+ * Unlike the original, failures carry a real status code (so `curl -f` works) and answer
+ * `{"result": "error", "errors": "<message>", "error": {...}}`.
+ */
+import { Router, type Response } from 'express';
+import { PorticoError } from '../errors.js';
+import { addressSchema } from '../model/net.js';
+import { upstreamGroupName, type Stream } from '../model/stream.js';
+import { allocatePort, freePorts } from '../ports/allocate.js';
+import { claimedPorts } from '../store/tree.js';
+import type { Portico } from './context.js';
+import { STATUS, errorBody, toPorticoError } from './errors.js';
+import { parseWith, portParam } from './params.js';
+
+function legacyError(res: Response, error: unknown): void {
+  const wrapped = toPorticoError(error);
+  res.status(STATUS[wrapped.kind]).json({ result: 'error', errors: wrapped.message, ...errorBody(wrapped) });
+}
+
+/** The `proxy_pass` stream-conductor showed: the upstream, or the group's name for several. */
+export function legacyProxyPass(stream: Stream): string {
+  const [only, ...more] = stream.upstreams;
+  return only !== undefined && more.length === 0 ? only.address : upstreamGroupName(stream.port);
+}
+
+export function legacyRouter(portico: Portico): Router {
+  const router = Router();
+  const { settings, tree, applier, isBound } = portico;
+  const { from, to } = settings.portRange;
+
+  router.get('/status', async (_req, res) => {
+    const current = await tree.read();
+    const free = await freePorts(settings.portRange, claimedPorts(current), isBound);
+    res.json({
+      version: portico.version,
+      // Python's range() repr, as stream-conductor printed it: the upper bound is exclusive there.
+      available_ports: `range(${from}, ${to + 1})`,
+      range: `${from}-${to}`,
+      mode: settings.mode,
+      streams: current.streams.size,
+      free_ports: free.length,
+    });
+  });
+
+  router.get('/getstreams', async (_req, res) => {
+    const current = await tree.read();
+    const streams = [...current.streams.values()].sort((a, b) => a.port - b.port);
+    res.json(streams.map((s) => ({ listen: s.port, proxy_pass: legacyProxyPass(s) })));
+  });
+
+  router.get('/createstream/:port/:backend', async (req, res) => {
+    try {
+      const port = portParam(req.params.port);
+      const backend = parseWith(addressSchema, req.params.backend, 'backend');
+      await applier.submit({ kind: 'create', port, spec: { upstreams: [{ address: backend }] } });
+      res.json({ result: 'ok' });
+    } catch (error) {
+      legacyError(res, error);
+    }
+  });
+
+  // A backend holding "/" (raw or encoded) or an empty one never matches the route above.
+  router.get(['/createstream', '/createstream/*rest'], (_req, res) => {
+    legacyError(res, new PorticoError('InvalidInput', 'backend: must be /createstream/<port>/<host:port>', { field: 'backend' }));
+  });
+
+  router.get('/removestream/:port', async (req, res) => {
+    try {
+      await applier.submit({ kind: 'delete', port: portParam(req.params.port) });
+      res.json({ result: 'ok' });
+    } catch (error) {
+      legacyError(res, error);
+    }
+  });
+
+  router.get('/hasstream/:port', async (req, res) => {
+    try {
+      const port = portParam(req.params.port);
+      const current = await tree.read();
+      res.json({ result: current.streams.has(port) ? 'true' : 'false' });
+    } catch (error) {
+      legacyError(res, error);
+    }
+  });
+
+  router.get('/getfreeport', async (_req, res) => {
+    const current = await tree.read();
+    const port = await allocatePort(settings.portRange, claimedPorts(current), isBound);
+    res.json(port === undefined ? { result: 'none available' } : { result: 'ok', port });
+  });
+
+  return router;
+}

@@ -1,0 +1,69 @@
+/**
+ * /v1/status, /v1/ports/free, and the probes /healthz (the process answers) and /readyz (nginx runs
+ * and serves the files as they are).
+ */
+import { Router } from 'express';
+import { conflict } from '../../errors.js';
+import { allocatePort, freePorts } from '../../ports/allocate.js';
+import { claimedPorts } from '../../store/tree.js';
+import type { Portico } from '../context.js';
+
+export function statusRouter(portico: Portico): Router {
+  const router = Router();
+  const { settings, tree, applier, nginx, isBound } = portico;
+
+  router.get('/status', async (_req, res) => {
+    const current = await tree.read();
+    const [build, pid, free] = await Promise.all([
+      nginx.describe(),
+      nginx.process.masterPid(),
+      freePorts(settings.portRange, claimedPorts(current), isBound),
+    ]);
+    res.json({
+      version: portico.version,
+      mode: settings.mode,
+      range: { from: settings.portRange.from, to: settings.portRange.to },
+      streams: current.streams.size,
+      freePorts: free.length,
+      nginx: {
+        version: build.version,
+        modules: build.modules,
+        running: pid !== undefined,
+        pid: pid ?? null,
+        adopted: nginx.process.adopted,
+        restarts: nginx.process.restarts,
+        conf: settings.nginxConf,
+      },
+      lastApply: applier.lastBatch ?? null,
+      consistent: applier.consistent,
+      files: {
+        streamDir: settings.streamDir,
+        unreadable: current.unreadable,
+        foreign: current.foreign,
+      },
+      startedAt: portico.startedAt.toISOString(),
+    });
+  });
+
+  router.get('/ports/free', async (_req, res) => {
+    const port = await allocatePort(settings.portRange, claimedPorts(await tree.read()), isBound);
+    if (port === undefined) throw conflict(`no free port in ${settings.portRange.from}-${settings.portRange.to}`);
+    res.json({ port });
+  });
+
+  return router;
+}
+
+export function probesRouter(portico: Portico): Router {
+  const router = Router();
+  router.get('/readyz', async (_req, res) => {
+    const running = await portico.nginx.running();
+    const ready = running && portico.applier.consistent;
+    res.status(ready ? 200 : 503).json({
+      status: ready ? 'ready' : 'not ready',
+      nginx: running ? 'running' : 'not running',
+      config: portico.applier.consistent ? 'current' : 'the running config may differ from the files',
+    });
+  });
+  return router;
+}

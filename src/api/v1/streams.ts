@@ -1,0 +1,74 @@
+/**
+ * /v1/streams: the JSON API of streams. Bodies are parsed by `streamInputSchema` (strict: an unknown
+ * field is an error); answers are always the full stored form. `?dryRun=true` on a mutation runs
+ * every step up to the swap and answers the rendered files with nginx's verdict.
+ */
+import { Router, type Request } from 'express';
+import { notFound } from '../../errors.js';
+import { specFromInput, streamInputSchema } from '../../model/stream.js';
+import type { Change } from '../../apply/plan.js';
+import { invalidInput } from '../../errors.js';
+import type { Portico } from '../context.js';
+import { parseWith, portParam } from '../params.js';
+
+function isDryRun(req: Request): boolean {
+  const value = req.query.dryRun;
+  if (value === undefined || value === 'false') return false;
+  if (value === 'true' || value === '') return true;
+  throw invalidInput('dryRun', 'must be true or false');
+}
+
+export function streamsRouter(portico: Portico): Router {
+  const router = Router();
+  const { tree, applier } = portico;
+
+  const run = async (req: Request, change: Change) =>
+    isDryRun(req) ? { dryRun: true, ...(await applier.dryRun(change)) } : applier.submit(change);
+
+  router.get('/', async (_req, res) => {
+    const current = await tree.read();
+    res.json([...current.streams.values()].sort((a, b) => a.port - b.port));
+  });
+
+  router.get('/:port', async (req, res) => {
+    const port = portParam(req.params.port);
+    const stream = (await tree.read()).streams.get(port);
+    if (stream === undefined) throw notFound(`no stream on port ${port}`);
+    res.json(stream);
+  });
+
+  router.post('/', async (req, res) => {
+    const input = parseWith(streamInputSchema, req.body ?? {});
+    const result = await run(req, { kind: 'create', ...(input.port !== undefined && { port: input.port }), spec: specFromInput(input) });
+    if ('dryRun' in result) {
+      res.json(result);
+      return;
+    }
+    res.status(201).location(`/v1/streams/${result.port}`).json(result.stream);
+  });
+
+  router.put('/:port', async (req, res) => {
+    const port = portParam(req.params.port);
+    const input = parseWith(streamInputSchema, req.body ?? {});
+    if (input.port !== undefined && input.port !== port) {
+      throw invalidInput('port', `is ${input.port} in the body but ${port} in the path`);
+    }
+    const result = await run(req, { kind: 'put', port, spec: specFromInput(input) });
+    if ('dryRun' in result) {
+      res.json(result);
+      return;
+    }
+    res.set('Portico-Outcome', result.outcome).status(result.outcome === 'created' ? 201 : 200).json(result.stream);
+  });
+
+  router.delete('/:port', async (req, res) => {
+    const result = await run(req, { kind: 'delete', port: portParam(req.params.port) });
+    if ('dryRun' in result) {
+      res.json(result);
+      return;
+    }
+    res.status(204).end();
+  });
+
+  return router;
+}

@@ -1,0 +1,275 @@
+/**
+ * Applier: the single writer. Every mutation passes through its queue; the changes that arrive while
+ * a batch is applying are coalesced into the next batch, which costs one `nginx -t` and one reload
+ * however many changes it holds.
+ *
+ * One batch, in order (`applyBatch`): read the tree → plan (allocate ports, find conflicts) → render
+ * and read back → stage → test the staged tree → (isolate culprits, test again) → swap → reload and
+ * verify → commit; any failure after the swap rolls the tree back and reloads it. A change's promise
+ * settles only when its batch is committed or it is rejected, so an acknowledged change is on disk
+ * and served.
+ */
+import type { Logger } from 'pino';
+import { PorticoError, asPorticoError } from '../errors.js';
+import type { Nginx } from '../nginx/nginx.js';
+import type { BoundProbe } from '../ports/allocate.js';
+import type { StreamRenderer } from '../render/stream.js';
+import type { PortRange } from '../settings.js';
+import type { ConfigTree, FileChange, StagedTree, StreamTree } from '../store/tree.js';
+import { PhaseTimer, type BatchReport } from './report.js';
+import { planChange, planState, type Change, type Outcome, type PlannedChange } from './plan.js';
+import { renderChecked } from './render-checked.js';
+import type { TestConfigs } from './test-config.js';
+
+export interface ChangeResult {
+  outcome: Outcome;
+  port: number;
+  stream?: import('../model/stream.js').Stream;
+}
+
+export interface DryRunResult {
+  outcome: Outcome;
+  port: number;
+  files: FileChange[];
+  nginx: { ok: boolean; lines: string[] };
+}
+
+interface Pending {
+  change: Change;
+  dryRun: boolean;
+  resolve: (result: ChangeResult | DryRunResult) => void;
+  reject: (error: PorticoError) => void;
+}
+
+/** A planned change with its caller and its file. */
+interface Work {
+  item: Pending;
+  planned: PlannedChange;
+  file: FileChange;
+}
+
+export interface ApplierDeps {
+  tree: ConfigTree;
+  nginx: Nginx;
+  tests: TestConfigs;
+  renderStream: StreamRenderer;
+  range: PortRange;
+  isBound: BoundProbe;
+  log: Logger;
+}
+
+export class Applier {
+  private queue: Pending[] = [];
+  private draining = false;
+  /** The last batch that changed something or was rejected, for /v1/status. */
+  lastBatch: BatchReport | undefined;
+  /** False when a roll-back failed: the files and the running nginx may disagree. */
+  consistent = true;
+
+  constructor(private readonly deps: ApplierDeps) {}
+
+  /** Queues a change; settles when its batch is committed, or with the reason it was rejected. */
+  submit(change: Change): Promise<ChangeResult> {
+    return this.enqueue(change, false) as Promise<ChangeResult>;
+  }
+
+  /** Runs every step up to the swap and answers the rendered files and nginx's verdict. */
+  dryRun(change: Change): Promise<DryRunResult> {
+    return this.enqueue(change, true) as Promise<DryRunResult>;
+  }
+
+  /** Settles once every change queued so far has been applied or rejected. */
+  async idle(): Promise<void> {
+    while (this.draining) await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+
+  private enqueue(change: Change, dryRun: boolean): Promise<ChangeResult | DryRunResult> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ change, dryRun, resolve, reject });
+      if (this.draining) return;
+      this.draining = true;
+      // Let the requests that arrive in the same turn of the event loop join this batch.
+      setImmediate(() => void this.drain());
+    });
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0);
+        const real = batch.filter((item) => !item.dryRun);
+        if (real.length > 0) await this.applyBatch(real).catch((error) => this.failAll(real, error));
+        for (const item of batch.filter((i) => i.dryRun)) await this.applyDryRun(item).catch((e) => item.reject(asPorticoError(e)));
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private failAll(items: Pending[], error: unknown): void {
+    const wrapped = asPorticoError(error);
+    this.deps.log.error({ err: error }, 'batch failed unexpectedly');
+    for (const item of items) item.reject(wrapped);
+  }
+
+  private async plan(items: Pending[], timer: PhaseTimer): Promise<{ tree: StreamTree; work: Work[]; unchanged: Work[] }> {
+    const { tree: store, range, isBound, renderStream } = this.deps;
+    const tree = await store.read();
+    timer.mark('read');
+    const state = planState(tree);
+    const work: Work[] = [];
+    const unchanged: Work[] = [];
+    for (const item of items) {
+      const result = await planChange(item.change, state, range, isBound);
+      if ('error' in result) {
+        item.reject(result.error.within(describe(item.change)));
+        continue;
+      }
+      const { ok: planned } = result;
+      const name = store.fileName(planned.port);
+      try {
+        const text = planned.stream === undefined ? null : renderChecked(renderStream, planned.stream);
+        (planned.outcome === 'unchanged' ? unchanged : work).push({ item, planned, file: { name, text } });
+      } catch (error) {
+        item.reject(asPorticoError(error, describe(item.change)));
+      }
+    }
+    timer.mark('plan');
+    return { tree, work, unchanged };
+  }
+
+  /** Applies one batch of changes: the story told at the top of this file. */
+  private async applyBatch(items: Pending[]): Promise<void> {
+    const timer = new PhaseTimer();
+    const { tree, work: planned, unchanged } = await this.plan(items, timer);
+    for (const w of unchanged) w.item.resolve(result(w.planned));
+    let work = planned;
+    if (work.length === 0) {
+      this.report(timer, unchanged.length > 0 ? 'unchanged' : 'rejected', items.length, 0);
+      return;
+    }
+
+    let staged = await this.deps.tree.stage(work.map((w) => w.file), tree);
+    timer.mark('stage');
+    let verdict = await this.deps.nginx.test(await this.deps.tests.forTree(staged.includes));
+    timer.mark('test');
+    if (!verdict.ok) {
+      // Name the culprits: each new file alone; drop those that fail, test the rest once more.
+      const culprits = await this.isolate(work, staged);
+      timer.mark('isolate');
+      await this.deps.tree.unstage(staged);
+      work = work.filter((w) => !culprits.has(w));
+      if (culprits.size > 0 && work.length > 0) {
+        staged = await this.deps.tree.stage(work.map((w) => w.file), tree);
+        verdict = await this.deps.nginx.test(await this.deps.tests.forTree(staged.includes));
+        timer.mark('retest');
+      }
+      if (!verdict.ok) {
+        if (work.length > 0) await this.deps.tree.unstage(staged);
+        const error = rejected('testing config', verdict.lines, this.unstagePaths(verdict.lines, staged));
+        for (const w of work) w.item.reject(error.within(describe(w.item.change)));
+        this.report(timer, 'rejected', items.length, 0);
+        return;
+      }
+    }
+
+    await this.deps.nginx.requireMaster().catch(async (error: unknown) => {
+      await this.deps.tree.unstage(staged);
+      throw error;
+    });
+    await this.deps.tree.swap(staged);
+    timer.mark('swap');
+    try {
+      await this.deps.nginx.reload({
+        opened: work.filter((w) => w.planned.outcome === 'created').map((w) => ({ host: '127.0.0.1', port: w.planned.port })),
+        closed: work.filter((w) => w.planned.outcome === 'deleted').map((w) => ({ host: '127.0.0.1', port: w.planned.port })),
+      });
+      timer.mark('reload');
+    } catch (error) {
+      const failure = await this.rollBack(asPorticoError(error, 'reloading nginx'));
+      timer.mark('rollback');
+      for (const w of work) w.item.reject(failure.within(describe(w.item.change)));
+      this.report(timer, 'rolled-back', items.length, 0);
+      return;
+    }
+    await this.deps.tree.commit();
+    timer.mark('commit');
+    for (const w of work) w.item.resolve(result(w.planned));
+    this.report(timer, 'applied', items.length, work.length);
+  }
+
+  /** Tests each new file alone; answers the work items whose file nginx refuses, each rejected with its lines. */
+  private async isolate(work: Work[], staged: StagedTree): Promise<Set<Work>> {
+    const culprits = new Set<Work>();
+    for (const w of work) {
+      const file = staged.staged.get(w.file.name);
+      if (file === undefined) continue;
+      const verdict = await this.deps.nginx.test(await this.deps.tests.forFile(file));
+      if (verdict.ok) continue;
+      culprits.add(w);
+      const lines = this.unstagePaths(verdict.lines, staged);
+      w.item.reject(rejected('testing config', lines, lines).within(describe(w.item.change)));
+    }
+    return culprits;
+  }
+
+  /** nginx's lines with staged paths shown as the live paths the caller knows. */
+  private unstagePaths(lines: string[], staged: StagedTree): string[] {
+    let out = lines;
+    for (const [name, file] of staged.staged) {
+      out = out.map((line) => line.split(file).join(`${this.deps.tree.streamDir}/${name}`));
+    }
+    return out;
+  }
+
+  /** Restores the previous tree and reloads it; the error says whether that worked too. */
+  private async rollBack(error: PorticoError): Promise<PorticoError> {
+    try {
+      await this.deps.tree.rollBack();
+      await this.deps.nginx.reload({ opened: [], closed: [] });
+      return error;
+    } catch (again) {
+      this.consistent = false;
+      return new PorticoError(
+        error.kind,
+        `${error.message}; additionally, restoring the previous tree: ${asPorticoError(again).message}`,
+        { nginx: error.nginx, cause: error },
+      );
+    }
+  }
+
+  private async applyDryRun(item: Pending): Promise<void> {
+    const timer = new PhaseTimer();
+    const { tree, work, unchanged } = await this.plan([item], timer);
+    const w = work[0] ?? unchanged[0];
+    if (w === undefined) return; // rejected while planning
+    const staged = await this.deps.tree.stage(work.map((x) => x.file), tree);
+    try {
+      const verdict = await this.deps.nginx.test(await this.deps.tests.forTree(staged.includes));
+      const lines = this.unstagePaths(verdict.lines, staged);
+      item.resolve({ outcome: w.planned.outcome, port: w.planned.port, files: [w.file], nginx: { ok: verdict.ok, lines } });
+    } finally {
+      await this.deps.tree.unstage(staged);
+    }
+  }
+
+  private report(timer: PhaseTimer, outcome: BatchReport['outcome'], changes: number, applied: number): void {
+    const report = timer.report(outcome, changes, applied);
+    this.lastBatch = report;
+    this.deps.log.info({ event: 'batch', ...report }, `batch ${outcome}`);
+  }
+}
+
+function result(planned: PlannedChange): ChangeResult {
+  return { outcome: planned.outcome, port: planned.port, ...(planned.stream && { stream: planned.stream }) };
+}
+
+function describe(change: Change): string {
+  if (change.kind === 'delete') return `removing stream ${change.port}`;
+  return change.port === undefined ? 'creating a stream' : `applying stream ${change.port}`;
+}
+
+function rejected(context: string, lines: string[], shown: string[]): PorticoError {
+  const message = shown.length > 0 ? shown.join('; ') : 'nginx -t failed without a message';
+  return new PorticoError('NginxRejected', `${context}: ${message}`, { nginx: lines });
+}

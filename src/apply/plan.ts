@@ -1,0 +1,105 @@
+/**
+ * Planning a batch: each change, in arrival order, is resolved against the tree as the changes
+ * before it leave it — ports allocated, conflicts found — into the files to write or remove.
+ * Allocation happens here, inside the single writer, which is what makes it race-free.
+ */
+import { PorticoError, conflict, notFound } from '../errors.js';
+import { sameStream, type Stream, type StreamSpec } from '../model/stream.js';
+import { allocatePort, inRange, type BoundProbe } from '../ports/allocate.js';
+import type { PortRange } from '../settings.js';
+import type { StreamTree } from '../store/tree.js';
+
+/** A mutation a caller asked for. */
+export type Change =
+  /** A new stream; `port` undefined lets Portico allocate one. Fails if the port is taken. */
+  | { kind: 'create'; port?: number; spec: StreamSpec }
+  /** Creates or replaces the stream on `port`. */
+  | { kind: 'put'; port: number; spec: StreamSpec }
+  | { kind: 'delete'; port: number };
+
+export type Outcome = 'created' | 'replaced' | 'unchanged' | 'deleted';
+
+/** A change resolved against the tree: what to do with which file. */
+export interface PlannedChange {
+  change: Change;
+  port: number;
+  outcome: Outcome;
+  /** The stream after the change (undefined for a delete). */
+  stream?: Stream;
+  /** The stream before the change, if there was one. */
+  previous?: Stream;
+}
+
+export type PlanResult = { ok: PlannedChange } | { error: PorticoError };
+
+/** The state planning works on: the tree's streams and every port something else claims. */
+export interface PlanState {
+  streams: Map<number, Stream>;
+  /** Ports claimed by files that are not readable streams (hand-edited or foreign). */
+  otherClaims: Set<number>;
+  /** Files named as Portico's but not readable as a stream, by port: deletable, not replaceable. */
+  unreadable: Set<number>;
+}
+
+export function planState(tree: StreamTree): PlanState {
+  const otherClaims = new Set<number>();
+  for (const file of tree.unreadable) otherClaims.add(file.port);
+  for (const file of tree.foreign) for (const port of file.ports) otherClaims.add(port);
+  return { streams: new Map(tree.streams), otherClaims, unreadable: new Set(tree.unreadable.map((f) => f.port)) };
+}
+
+function claimed(state: PlanState): Set<number> {
+  return new Set([...state.streams.keys(), ...state.otherClaims]);
+}
+
+/**
+ * Resolves one change against `state` and, on success, applies it to `state` so that the next
+ * change of the batch sees it. `isBound` asks the host about ports no file claims.
+ */
+export async function planChange(
+  change: Change,
+  state: PlanState,
+  range: PortRange,
+  isBound: BoundProbe,
+): Promise<PlanResult> {
+  if (change.kind === 'delete') {
+    const previous = state.streams.get(change.port);
+    if (previous === undefined && !state.unreadable.has(change.port)) {
+      return { error: notFound(`no stream on port ${change.port}`) };
+    }
+    state.streams.delete(change.port);
+    state.unreadable.delete(change.port);
+    state.otherClaims.delete(change.port);
+    return { ok: { change, port: change.port, outcome: 'deleted', ...(previous && { previous }) } };
+  }
+
+  let port = change.port;
+  if (port === undefined) {
+    port = await allocatePort(range, claimed(state), isBound);
+    if (port === undefined) return { error: conflict(`no free port in ${range.from}-${range.to}`, 'port') };
+  } else {
+    if (!inRange(range, port)) {
+      return {
+        error: new PorticoError('InvalidInput', `port: ${port} is outside PORT_RANGE ${range.from}-${range.to}`, {
+          field: 'port',
+        }),
+      };
+    }
+    const existing = state.streams.get(port);
+    if (change.kind === 'create' && existing !== undefined) {
+      return { error: conflict(`port ${port} already has a stream`, 'port') };
+    }
+    if (state.otherClaims.has(port)) {
+      return { error: conflict(`port ${port} is claimed by a file Portico cannot read (see /v1/status)`, 'port') };
+    }
+    if (existing === undefined && (await isBound(port))) {
+      return { error: conflict(`port ${port} is in use by another process`, 'port') };
+    }
+  }
+
+  const stream: Stream = { port, upstreams: change.spec.upstreams };
+  const previous = state.streams.get(port);
+  state.streams.set(port, stream);
+  if (previous === undefined) return { ok: { change, port, outcome: 'created', stream } };
+  return { ok: { change, port, outcome: sameStream(previous, stream) ? 'unchanged' : 'replaced', stream, previous } };
+}

@@ -1,0 +1,72 @@
+/**
+ * The main configs `nginx -t` runs against: the staged tree in place of the live one, or a single
+ * new file alone (to name the culprit of a failed batch). Managed mode renders them from the same
+ * template as the live main config; external mode copies the operator's nginx.conf with the stream
+ * directory's include retargeted.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { PorticoError } from '../errors.js';
+import { retargetStreamInclude } from '../render/external.js';
+import { isolatedStreamMain, sizeWorkers, type MainRenderer, type MainView } from '../render/main.js';
+import type { Settings } from '../settings.js';
+import type { ConfigTree } from '../store/tree.js';
+import { rangeSize } from '../ports/allocate.js';
+
+export class TestConfigs {
+  private counter = 0;
+
+  constructor(
+    private readonly settings: Settings,
+    private readonly tree: ConfigTree,
+    private readonly renderMain: MainRenderer,
+  ) {}
+
+  /** The view of managed mode's main config, including `streamIncludes`. */
+  mainView(streamIncludes: string[]): MainView {
+    const s = this.settings;
+    return {
+      pidFile: s.pidFile,
+      errorLog: s.errorLog ?? `${s.stateDir}/logs/error.log`,
+      accessLog: `${s.stateDir}/logs/access.log`,
+      tempDir: `${s.stateDir}/temp`,
+      streamIncludes,
+      httpInclude: `${s.httpDir}/*.conf`,
+      workerShutdownTimeout: s.workerShutdownTimeout,
+      ...sizeWorkers(rangeSize(s.portRange)),
+    };
+  }
+
+  /** The live main config of managed mode. */
+  liveMain(): string {
+    return this.renderMain(this.mainView([`${this.settings.streamDir}/*.conf`]));
+  }
+
+  /** Writes a main config that reads `includes` instead of the live stream directory; answers its path. */
+  async forTree(includes: string[]): Promise<string> {
+    if (this.settings.mode === 'managed') {
+      const view = this.mainView(includes);
+      view.errorLog = `${this.settings.stateDir}/logs/test-error.log`;
+      return this.tree.writeScratch('test-tree.conf', this.renderMain(view));
+    }
+    const conf = this.settings.nginxConf;
+    const text = await readFile(conf, 'utf8');
+    const retargeted = retargetStreamInclude(text, path.dirname(conf), this.settings.streamDir, includes);
+    if (retargeted.replaced === 0) {
+      throw new PorticoError(
+        'NginxUnavailable',
+        `${conf} has no "include ${this.settings.streamDir}/*.conf;": nginx would not read Portico's streams`,
+      );
+    }
+    // Beside the operator's config, so that its relative includes resolve as they do for nginx.
+    return this.tree.writeBeside(conf, '.portico-test.conf', retargeted.text);
+  }
+
+  /** Writes a main config holding only the stream file `file`; answers its path. */
+  async forFile(file: string): Promise<string> {
+    this.counter += 1;
+    const s = this.settings;
+    const text = isolatedStreamMain(file, `${s.stateDir}/logs/test-error.log`, `${s.stateDir}/scratch/isolated.pid`);
+    return this.tree.writeScratch(`test-file-${this.counter % 64}.conf`, text);
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * Network atoms shared by every resource: ports, host names, addresses.
+ *
+ * Every string that can reach an nginx file is matched against one of the named allow-list patterns
+ * below. Together they are the alphabet of our config files: none of them admits white space, `;`,
+ * `{`, `}`, `#`, quotes, `$` or a path separator, so no value can end a directive or start another.
+ */
+import { isIPv6 } from 'node:net';
+import { z } from 'zod';
+
+/** One RFC 1123 label: letters, digits and inner hyphens, 1 to 63 characters. */
+const LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
+/** A DNS host name: dot-separated RFC 1123 labels, at most 253 characters in all. */
+export const HOSTNAME_PATTERN = new RegExp(`^${LABEL}(?:\\.${LABEL})*$`);
+/** A dotted-quad IPv4 address, each octet 0-255 without leading zeros. */
+export const IPV4_PATTERN = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+/** The characters an IPv6 address may hold; the full grammar is checked by node:net. */
+const IPV6_CHARS = /^[0-9A-Fa-f:.]{2,45}$/;
+/** A bracketed IPv6 address followed by a port: `[::1]:5432`. */
+export const ADDRESS_PATTERN_V6 = /^\[([0-9A-Fa-f:.]{2,45})\]:(\d{1,5})$/;
+/** A host name or IPv4 address followed by a port: `db.internal:5432`. */
+export const ADDRESS_PATTERN_NAME = /^([A-Za-z0-9.-]{1,253}):(\d{1,5})$/;
+
+export const MIN_PORT = 1;
+export const MAX_PORT = 65535;
+
+/** True when `text` is a decimal integer in 1..65535 written without sign, space or leading zero. */
+export function isPortText(text: string): boolean {
+  if (!/^[1-9]\d{0,4}$/.test(text)) return false;
+  return Number(text) <= MAX_PORT;
+}
+
+export const portSchema = z
+  .number({ invalid_type_error: 'must be an integer from 1 to 65535' })
+  .int('must be an integer from 1 to 65535')
+  .min(MIN_PORT, 'must be an integer from 1 to 65535')
+  .max(MAX_PORT, 'must be an integer from 1 to 65535');
+export type Port = z.infer<typeof portSchema>;
+
+/** A port written in a URL path (`/createstream/9000/...`): digits only, then the number rules. */
+export const portTextSchema = z
+  .string()
+  .refine(isPortText, 'must be an integer from 1 to 65535')
+  .transform((text) => Number(text));
+
+export function isHostname(text: string): boolean {
+  return text.length <= 253 && HOSTNAME_PATTERN.test(text);
+}
+
+export function isIPv4(text: string): boolean {
+  return IPV4_PATTERN.test(text);
+}
+
+export function isBracketableIPv6(text: string): boolean {
+  return IPV6_CHARS.test(text) && isIPv6(text);
+}
+
+/** A parsed `host:port`: host is a DNS name, an IPv4 address or an IPv6 address (without brackets). */
+export interface HostPort {
+  host: string;
+  port: number;
+  family: 'name' | 'ipv4' | 'ipv6';
+}
+
+const ADDRESS_RULE =
+  'must be host:port, host being a DNS name (RFC 1123 labels), an IPv4 address or a bracketed IPv6 address, and port 1-65535';
+
+/** Splits and checks `host:port`; answers the reason it is refused, or the parts. */
+export function parseAddress(text: string): HostPort | { error: string } {
+  if (text.length > 253 + 8) return { error: `${ADDRESS_RULE} (it is ${text.length} characters long)` };
+  const v6 = ADDRESS_PATTERN_V6.exec(text);
+  if (v6) {
+    const [, host = '', port = ''] = v6;
+    if (!isBracketableIPv6(host)) return { error: `${ADDRESS_RULE} ("${host}" is not an IPv6 address)` };
+    if (!isPortText(port)) return { error: `${ADDRESS_RULE} (port "${port}" is out of range)` };
+    return { host, port: Number(port), family: 'ipv6' };
+  }
+  const named = ADDRESS_PATTERN_NAME.exec(text);
+  if (!named) return { error: ADDRESS_RULE };
+  const [, host = '', port = ''] = named;
+  if (!isPortText(port)) return { error: `${ADDRESS_RULE} (port "${port}" is out of range)` };
+  if (isIPv4(host)) return { host, port: Number(port), family: 'ipv4' };
+  // A name of digits and dots only would be read by nginx as a malformed IPv4 address.
+  if (/^[\d.]+$/.test(host)) return { error: `${ADDRESS_RULE} ("${host}" is not a valid IPv4 address)` };
+  if (!isHostname(host)) return { error: `${ADDRESS_RULE} ("${host}" is not a valid host name)` };
+  return { host, port: Number(port), family: 'name' };
+}
+
+/** True when `text` is an address as `parseAddress` accepts it. */
+export function isAddress(text: string): boolean {
+  return !('error' in parseAddress(text));
+}
+
+/** `host:port` as nginx reads it. */
+export const addressSchema = z.string({ invalid_type_error: 'must be a string' }).superRefine((text, ctx) => {
+  const parsed = parseAddress(text);
+  if ('error' in parsed) ctx.addIssue({ code: z.ZodIssueCode.custom, message: parsed.error });
+});
+export type Address = z.infer<typeof addressSchema>;

@@ -1,0 +1,175 @@
+/**
+ * ManagedNginx: Portico's own nginx master, started, supervised and stopped under STATE_DIR.
+ *
+ * The master runs with `daemon off` in its own session, so it outlives Portico. A Portico that
+ * starts while a master from the pid file is alive adopts it instead of starting a second one. A
+ * master that dies is restarted with backoff; the orphaned workers of a master killed outright still
+ * hold its listening sockets, so they are asked to quit (they close those at once and finish their
+ * connections) before the new master binds.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { PorticoError } from '../errors.js';
+import { spawnMaster, type NginxCommand } from './exec.js';
+import { isAlive, masterFromPidFile } from './master.js';
+import type { NginxProcess } from './process.js';
+import { logOffset, readLogSince } from './verify.js';
+
+const BACKOFF_FIRST_MS = 100;
+const BACKOFF_MAX_MS = 5000;
+/** A master that ran this long before dying is restarted without delay growth. */
+const STABLE_AFTER_MS = 10_000;
+const WATCH_INTERVAL_MS = 200;
+
+/** Processes of group `pgid` whose title says nginx: the workers a dead master left behind. */
+async function nginxProcessesInGroup(pgid: number): Promise<number[]> {
+  const pids: number[] = [];
+  for (const name of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) !== pgid || fields[0] === 'Z') continue;
+    const cmdline = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.startsWith('nginx: ')) pids.push(Number(name));
+  }
+  return pids;
+}
+
+export interface ManagedOptions {
+  cmd: NginxCommand;
+  conf: string;
+  pidFile: string;
+  errorLog: string;
+  /** How long a graceful stop may take before the rest is killed. */
+  stopTimeoutMs: number;
+  log: Logger;
+}
+
+export class ManagedNginx implements NginxProcess {
+  readonly mode = 'managed' as const;
+  restarts = 0;
+  adopted = false;
+  private pid: number | undefined;
+  private startedAt = 0;
+  private backoffMs = BACKOFF_FIRST_MS;
+  private stopping = false;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly pgids = new Set<number>();
+
+  constructor(private readonly options: ManagedOptions) {}
+
+  async masterPid(): Promise<number | undefined> {
+    if (this.pid === undefined) return undefined;
+    return (await isAlive(this.pid)) ? this.pid : undefined;
+  }
+
+  /** Adopts the master named by the pid file if it is alive, else starts one. */
+  async start(): Promise<void> {
+    this.stopping = false;
+    const running = await masterFromPidFile(this.options.pidFile);
+    if (running !== undefined) {
+      this.pid = running;
+      this.adopted = true;
+      this.pgids.add(running);
+      this.options.log.info({ pid: running }, 'adopted the running nginx master');
+      this.watchAdopted(running);
+      return;
+    }
+    const stale = Number((await readFile(this.options.pidFile, 'utf8').catch(() => '')).trim());
+    if (Number.isInteger(stale) && stale > 1) this.pgids.add(stale);
+    await this.spawn();
+  }
+
+  private async spawn(): Promise<void> {
+    await this.quitOrphans();
+    const { cmd, conf, errorLog, pidFile } = this.options;
+    const offset = await logOffset(errorLog);
+    const subprocess = spawnMaster(cmd, conf, errorLog);
+    const pid = subprocess.pid;
+    if (pid === undefined) throw new PorticoError('NginxUnavailable', `cannot start ${cmd.bin}`);
+    let exited = false;
+    void subprocess.then((result) => {
+      exited = true;
+      this.onExit(pid, `exit code ${result.exitCode ?? '-'}, signal ${result.signal ?? '-'}`);
+    });
+    this.pid = pid;
+    this.adopted = false;
+    this.pgids.add(pid);
+    this.startedAt = Date.now();
+    const deadline = Date.now() + cmd.timeoutMs;
+    while (Date.now() < deadline) {
+      await sleep(10);
+      const log = await readLogSince(errorLog, offset);
+      if (exited) {
+        const errors = log.filter((line) => /\[(emerg|alert|crit)\]/.test(line));
+        throw new PorticoError('NginxUnavailable', `nginx exited at start: ${errors.join('; ') || 'no message'}`, {
+          nginx: errors,
+        });
+      }
+      const written = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+      if (written === pid && log.some((line) => line.includes('start worker process'))) {
+        this.options.log.info({ pid }, 'nginx master started');
+        return;
+      }
+    }
+    throw new PorticoError('NginxUnavailable', `nginx did not start its workers within ${cmd.timeoutMs} ms`);
+  }
+
+  /** Asks workers left by dead masters to quit: they hold listening sockets the new master needs. */
+  private async quitOrphans(): Promise<void> {
+    for (const pgid of this.pgids) {
+      const pids = await nginxProcessesInGroup(pgid);
+      for (const pid of pids) process.kill(pid, 'SIGQUIT');
+      if (pids.length > 0) this.options.log.warn({ pgid, pids }, 'asked orphaned nginx workers to quit');
+      else this.pgids.delete(pgid);
+    }
+  }
+
+  private onExit(pid: number, how: string): void {
+    if (pid !== this.pid) return;
+    this.pid = undefined;
+    if (this.stopping) return;
+    const ranMs = Date.now() - this.startedAt;
+    if (ranMs >= STABLE_AFTER_MS) this.backoffMs = BACKOFF_FIRST_MS;
+    const delay = this.backoffMs;
+    this.backoffMs = Math.min(this.backoffMs * 2, BACKOFF_MAX_MS);
+    this.options.log.error({ pid, how, restartInMs: delay }, 'nginx master exited; restarting');
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.stopping) return;
+      this.restarts += 1;
+      this.spawn().catch((error: unknown) => {
+        this.options.log.error({ err: error }, 'restarting nginx failed');
+        this.onExit(this.pid ?? -1, 'failed to start');
+      });
+    }, delay);
+  }
+
+  private watchAdopted(pid: number): void {
+    const timer = setInterval(() => {
+      void isAlive(pid).then((alive) => {
+        if (alive || this.pid !== pid) return;
+        clearInterval(timer);
+        this.onExit(pid, 'the adopted master is gone');
+      });
+    }, WATCH_INTERVAL_MS);
+    timer.unref();
+  }
+
+  /** Stops nginx gracefully (`quit`): connections finish, bounded by `stopTimeoutMs`, then the rest is killed. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    const pid = this.pid;
+    if (pid === undefined || !(await isAlive(pid))) return;
+    process.kill(pid, 'SIGQUIT');
+    const deadline = Date.now() + this.options.stopTimeoutMs;
+    while (Date.now() < deadline && (await isAlive(pid))) await sleep(20);
+    if (await isAlive(pid)) {
+      this.options.log.warn({ pid }, 'nginx did not quit in time; killing it');
+      for (const member of await nginxProcessesInGroup(pid)) process.kill(member, 'SIGKILL');
+    }
+    this.pid = undefined;
+  }
+}

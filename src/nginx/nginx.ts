@@ -1,0 +1,85 @@
+/**
+ * Nginx: what the apply pipeline asks of nginx — test a config, reload, verify — whichever process
+ * (managed or external) runs it.
+ */
+import type { Logger } from 'pino';
+import { PorticoError } from '../errors.js';
+import { describeBuild, testConfig, type NginxBuild, type NginxCommand, type TestResult } from './exec.js';
+import type { NginxProcess } from './process.js';
+import { reloadMaster, waitForListener } from './verify.js';
+
+/** A TCP listener to check after a reload: `host` is where to connect (127.0.0.1 for a wildcard). */
+export interface Listener {
+  host: string;
+  port: number;
+}
+
+/** How long a new listener may take to accept after nginx started its new workers. */
+const LISTENER_TIMEOUT_MS = 2000;
+
+export interface ReloadPlan {
+  /** Listeners the new config adds: each must accept a connection. */
+  opened: Listener[];
+  /** Listeners the new config drops: each should refuse soon after (a warning if not). */
+  closed: Listener[];
+}
+
+export class Nginx {
+  private build: NginxBuild | undefined;
+
+  constructor(
+    readonly cmd: NginxCommand,
+    readonly process: NginxProcess,
+    private readonly errorLog: string | undefined,
+    private readonly log: Logger,
+  ) {}
+
+  /** `nginx -t` on `conf` (a staged tree's or an isolated file's main config). */
+  test(conf: string): Promise<TestResult> {
+    return testConfig(this.cmd, conf);
+  }
+
+  /** Version and modules of the nginx binary, read once. */
+  async describe(): Promise<NginxBuild> {
+    this.build ??= await describeBuild(this.cmd.bin, this.cmd.timeoutMs);
+    return this.build;
+  }
+
+  /** True when a master is running. */
+  async running(): Promise<boolean> {
+    return (await this.process.masterPid()) !== undefined;
+  }
+
+  /** The running master's pid; NginxUnavailable when there is none. */
+  async requireMaster(): Promise<number> {
+    const pid = await this.process.masterPid();
+    if (pid === undefined) {
+      throw new PorticoError(
+        'NginxUnavailable',
+        this.process.mode === 'managed'
+          ? 'nginx is not running (it is being restarted)'
+          : 'nginx is not running: no live master in the pid file',
+      );
+    }
+    return pid;
+  }
+
+  /**
+   * Reloads the running master and verifies the outcome: new workers started without an error in
+   * the log, every opened listener accepts. Throws NginxRejected (with nginx's lines) otherwise.
+   */
+  async reload(plan: ReloadPlan): Promise<void> {
+    const pid = await this.requireMaster();
+    await reloadMaster(pid, this.errorLog, this.cmd.timeoutMs);
+    const [opened, closed] = await Promise.all([
+      Promise.all(plan.opened.map((l) => waitForListener(l.host, l.port, true, LISTENER_TIMEOUT_MS))),
+      Promise.all(plan.closed.map((l) => waitForListener(l.host, l.port, false, LISTENER_TIMEOUT_MS))),
+    ]);
+    const dead = plan.opened.filter((_, i) => !opened[i]).map((l) => l.port);
+    if (dead.length > 0) {
+      throw new PorticoError('NginxRejected', `nginx reloaded but port ${dead.join(', ')} does not accept connections`);
+    }
+    const lingering = plan.closed.filter((_, i) => !closed[i]).map((l) => l.port);
+    if (lingering.length > 0) this.log.warn({ ports: lingering }, 'removed listeners still accept connections after the reload');
+  }
+}

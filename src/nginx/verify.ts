@@ -1,0 +1,119 @@
+/**
+ * Reload and verification: signal the master, then check that nginx really took the new config.
+ *
+ * `nginx -t` and the reload signal both succeed when another process holds a port the new config
+ * listens on; the master then logs `bind() ... failed (98: Address already in use)` and keeps the old
+ * config. So success is read from nginx itself: the error log names new workers (or new worker
+ * processes appear under the master), and each new listener accepts a TCP connection.
+ */
+import { open, readdir, readFile, stat } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PorticoError } from '../errors.js';
+
+/** Size of a file, 0 when it does not exist; where reading the error log after a reload starts. */
+export async function logOffset(file: string | undefined): Promise<number> {
+  if (file === undefined) return 0;
+  return stat(file).then(
+    (info) => info.size,
+    () => 0,
+  );
+}
+
+/** The error log's lines written since `offset`. */
+export async function readLogSince(file: string | undefined, offset: number): Promise<string[]> {
+  if (file === undefined) return [];
+  let handle;
+  try {
+    handle = await open(file, 'r');
+  } catch {
+    return [];
+  }
+  try {
+    const { size } = await handle.stat();
+    if (size <= offset) return [];
+    const buffer = Buffer.alloc(Math.min(size - offset, 1 << 20));
+    await handle.read(buffer, 0, buffer.length, offset);
+    return buffer.toString('utf8').split('\n').filter((line) => line !== '');
+  } finally {
+    await handle.close();
+  }
+}
+
+const FAILURE = /\[(emerg|alert|crit)\]/;
+
+/** The pids of a process's children, read from /proc (works where /proc/PID/task/*\/children does not). */
+export async function childPids(parent: number): Promise<Set<number>> {
+  const children = new Set<number>();
+  for (const name of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name)) continue;
+    const text = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
+    // The command name may hold spaces and parentheses: the fields after the last ")" are fixed.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[1]) === parent) children.add(Number(name));
+  }
+  return children;
+}
+
+export interface ReloadOutcome {
+  /** The error-log lines since the signal (notices included). */
+  log: string[];
+}
+
+/**
+ * Sends SIGHUP to the master and waits until it has started new workers on the new config, or has
+ * refused it. Throws NginxRejected with nginx's own error lines.
+ */
+export async function reloadMaster(pid: number, errorLog: string | undefined, timeoutMs: number): Promise<ReloadOutcome> {
+  const offset = await logOffset(errorLog);
+  const before = await childPids(pid);
+  try {
+    process.kill(pid, 'SIGHUP');
+  } catch (error) {
+    throw new PorticoError('NginxUnavailable', `signalling the nginx master (pid ${pid}): ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 2; Date.now() < deadline; delay = Math.min(delay * 2, 50)) {
+    await sleep(delay);
+    const log = await readLogSince(errorLog, offset);
+    const failures = log.filter((line) => FAILURE.test(line));
+    if (failures.length > 0) {
+      throw new PorticoError('NginxRejected', `nginx refused the new config: ${failures.join('; ')}`, {
+        nginx: failures,
+        command: `kill -HUP ${pid}`,
+      });
+    }
+    if (log.some((line) => line.includes('start worker process'))) return { log };
+    const after = await childPids(pid);
+    if ([...after].some((child) => !before.has(child))) return { log };
+  }
+  throw new PorticoError('NginxRejected', `nginx started no new workers within ${timeoutMs} ms of the reload signal`, {
+    command: `kill -HUP ${pid}`,
+  });
+}
+
+/** True when a TCP connection to host:port is accepted within `timeoutMs`. */
+export function acceptsConnection(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+/** Polls until host:port accepts (or refuses, `want: false`), for at most `timeoutMs`. */
+export async function waitForListener(host: string, port: number, want: boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+    if ((await acceptsConnection(host, port, Math.max(1, Math.min(500, deadline - Date.now())))) === want) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(delay);
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * Wiring: settings → store → nginx → apply → api. `startPortico` brings a Portico up (recovering
+ * what a crash left, adopting or starting nginx) and answers a handle to serve and stop it.
+ */
+import { readFile, mkdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import type { Express } from 'express';
+import type { Logger } from 'pino';
+import { createApp } from './api/app.js';
+import type { Portico } from './api/context.js';
+import { Applier } from './apply/applier.js';
+import { TestConfigs } from './apply/test-config.js';
+import { PorticoError } from './errors.js';
+import { REQUIRED_MODULES, type NginxCommand } from './nginx/exec.js';
+import { ExternalNginx } from './nginx/external.js';
+import { ManagedNginx } from './nginx/managed.js';
+import { Nginx } from './nginx/nginx.js';
+import type { BoundProbe } from './ports/allocate.js';
+import { isTcpPortBound } from './ports/probe.js';
+import { createMainRenderer } from './render/main.js';
+import { createStreamRenderer } from './render/stream.js';
+import type { Settings } from './settings.js';
+import { acquireLock } from './store/lock.js';
+import { ConfigTree } from './store/tree.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+export const TEMPLATES_DIR = `${root}templates`;
+
+/** The version in package.json. */
+export async function readVersion(): Promise<string> {
+  const pkg = JSON.parse(await readFile(`${root}package.json`, 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export interface StartOptions {
+  log: Logger;
+  /** Replaces the host port probe (tests use it to reach the verify step with a taken port). */
+  isBound?: BoundProbe;
+}
+
+export interface RunningPortico {
+  app: Express;
+  portico: Portico;
+  /** Waits for queued changes, stops a managed nginx (gracefully) and releases the state lock. */
+  close(options?: { stopNginx?: boolean }): Promise<void>;
+}
+
+function stopTimeoutMs(settings: Settings): number {
+  const match = /^(\d+)(ms|s|m|h|d)?$/.exec(settings.workerShutdownTimeout);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match?.[2] ?? 's'] ?? 1000;
+  return Number(match?.[1] ?? 30) * unit + 5000;
+}
+
+export async function startPortico(settings: Settings, options: StartOptions): Promise<RunningPortico> {
+  const log = options.log;
+  await mkdir(`${settings.stateDir}/logs`, { recursive: true });
+  await mkdir(`${settings.stateDir}/temp`, { recursive: true });
+  const lock = await acquireLock(`${settings.stateDir}/portico.lock`);
+  try {
+    const [streamTemplate, mainTemplate, version] = await Promise.all([
+      readFile(`${TEMPLATES_DIR}/stream.conf.hbs`, 'utf8'),
+      readFile(`${TEMPLATES_DIR}/main.conf.hbs`, 'utf8'),
+      readVersion(),
+    ]);
+    const tree = new ConfigTree(settings);
+    const restored = await tree.open();
+    if (restored !== undefined) log.warn({ files: restored }, 'rolled back a batch a crash interrupted');
+
+    const cmd: NginxCommand = {
+      bin: settings.nginxBin,
+      prefix: settings.mode === 'managed' ? settings.stateDir : undefined,
+      timeoutMs: settings.nginxTimeoutMs,
+    };
+    const tests = new TestConfigs(settings, tree, createMainRenderer(mainTemplate));
+    const process =
+      settings.mode === 'managed'
+        ? new ManagedNginx({
+            cmd,
+            conf: settings.nginxConf,
+            pidFile: settings.pidFile,
+            errorLog: settings.errorLog ?? `${settings.stateDir}/logs/error.log`,
+            stopTimeoutMs: stopTimeoutMs(settings),
+            log: log.child({ module: 'nginx' }),
+          })
+        : new ExternalNginx(settings.pidFile);
+    const nginx = new Nginx(cmd, process, settings.errorLog, log.child({ module: 'nginx' }));
+    const build = await nginx.describe();
+    const missing = REQUIRED_MODULES.filter((m) => !build.modules.includes(m));
+    if (missing.length > 0) log.warn({ missing }, `nginx ${build.version} lacks modules some features need`);
+
+    if (settings.mode === 'managed') {
+      await mkdir(settings.httpDir, { recursive: true });
+      await tree.writeMain(settings.nginxConf, tests.liveMain());
+    }
+    // Fails early, naming the file, when the live tree does not pass nginx -t (say, a hand edit).
+    const current = await tree.read();
+    const verdict = await nginx.test(await tests.forTree(current.files.map((f) => `${settings.streamDir}/${f}`)));
+    if (!verdict.ok) {
+      throw new PorticoError('NginxRejected', `the config tree does not pass nginx -t: ${verdict.lines.join('; ')}`, {
+        nginx: verdict.lines,
+      });
+    }
+    await process.start();
+    if (process.adopted && (await nginx.running())) {
+      // The files may have changed while no Portico watched (a rolled-back batch, a hand edit).
+      await nginx.reload({ opened: [], closed: [] });
+    } else if (settings.mode === 'external') {
+      log.warn({ pidFile: settings.pidFile }, 'no nginx master is running yet; changes will answer 503 until one is');
+    }
+
+    const applier = new Applier({
+      tree,
+      nginx,
+      tests,
+      renderStream: createStreamRenderer(streamTemplate),
+      range: settings.portRange,
+      isBound: options.isBound ?? isTcpPortBound,
+      log: log.child({ module: 'apply' }),
+    });
+    const portico: Portico = {
+      settings,
+      tree,
+      applier,
+      nginx,
+      isBound: options.isBound ?? isTcpPortBound,
+      version,
+      startedAt: new Date(),
+    };
+    const app = createApp(portico, log);
+    return {
+      app,
+      portico,
+      async close({ stopNginx = true } = {}) {
+        await applier.idle();
+        if (stopNginx) await process.stop();
+        await lock.release();
+      },
+    };
+  } catch (error) {
+    await lock.release();
+    throw error;
+  }
+}

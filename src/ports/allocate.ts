@@ -1,0 +1,43 @@
+/**
+ * Port allocation inside PORT_RANGE: the lowest port that no config file claims and no other
+ * process has bound on the host.
+ */
+import type { PortRange } from '../settings.js';
+
+/** Answers whether a port is already bound by some process on this host. */
+export type BoundProbe = (port: number) => Promise<boolean>;
+
+/** True when `port` lies in `range` (both ends inclusive). */
+export function inRange(range: PortRange, port: number): boolean {
+  return port >= range.from && port <= range.to;
+}
+
+/** How many ports the range holds. */
+export function rangeSize(range: PortRange): number {
+  return range.to - range.from + 1;
+}
+
+/**
+ * The lowest port of `range` not in `claimed` for which `isBound` answers false, or undefined when
+ * there is none. Claimed ports are skipped without probing: only the unclaimed are asked about.
+ */
+export async function allocatePort(
+  range: PortRange,
+  claimed: ReadonlySet<number>,
+  isBound: BoundProbe,
+): Promise<number | undefined> {
+  for (let port = range.from; port <= range.to; port += 1) {
+    if (claimed.has(port)) continue;
+    if (!(await isBound(port))) return port;
+  }
+  return undefined;
+}
+
+/** Every port of `range` neither claimed nor bound, in order; for status reports. */
+export async function freePorts(range: PortRange, claimed: ReadonlySet<number>, isBound: BoundProbe): Promise<number[]> {
+  const free: number[] = [];
+  for (let port = range.from; port <= range.to; port += 1) {
+    if (!claimed.has(port) && !(await isBound(port))) free.push(port);
+  }
+  return free;
+}

@@ -1,0 +1,57 @@
+/**
+ * Handlebars set-up. Templates are compiled once, with `noEscape` (nginx is not HTML) and `strict`
+ * (a missing value is an error, never an empty string), and can print values only through helpers
+ * that refuse anything outside the alphabet of the value's schema: the last line of defence against
+ * config injection, behind the `model/` schemas. Pure: the template texts are handed in.
+ */
+import Handlebars from 'handlebars';
+import { isAddress, isPortText } from '../model/net.js';
+
+export class RenderError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RenderError';
+  }
+}
+
+/** An upstream group name or other nginx identifier we generate. */
+export const NAME_PATTERN = /^[A-Za-z0-9_]{1,64}$/;
+/** An absolute path of the state or config directories; settings refuse any other. */
+export const PATH_PATTERN = /^\/[A-Za-z0-9_.\/+@=,-]{0,4095}$/;
+/** nginx's time syntax: a number with an optional unit, e.g. `30s`, `500ms`. */
+export const TIME_PATTERN = /^\d{1,9}(?:ms|s|m|h|d)?$/;
+
+function guard(helper: string, pattern: (value: string) => boolean) {
+  return (value: unknown): string => {
+    const text = typeof value === 'number' ? String(value) : value;
+    if (typeof text !== 'string' || !pattern(text)) {
+      throw new RenderError(`refusing to render ${JSON.stringify(value)} as ${helper}`);
+    }
+    return text;
+  };
+}
+
+/** The helpers, by name; each prints its value only if the value matches the helper's pattern. */
+export const helpers = {
+  port: guard('port', isPortText),
+  address: guard('address', isAddress),
+  name: guard('name', (v) => NAME_PATTERN.test(v)),
+  path: guard('path', (v) => PATH_PATTERN.test(v) && !v.split('/').includes('..')),
+  /** A file, or a directory's `*.conf` glob, for `include`. */
+  include: guard('include', (v) => {
+    const file = v.endsWith('/*.conf') ? v.slice(0, -'/*.conf'.length) : v;
+    return PATH_PATTERN.test(file) && !file.split('/').includes('..');
+  }),
+  int: guard('int', (v) => /^\d{1,9}$/.test(v)),
+  time: guard('time', (v) => TIME_PATTERN.test(v)),
+};
+
+export type Template<View> = (view: View) => string;
+
+/** Compiles one template in a private Handlebars environment that knows only our helpers. */
+export function compileTemplate<View>(source: string): Template<View> {
+  const env = Handlebars.create();
+  for (const [name, helper] of Object.entries(helpers)) env.registerHelper(name, helper);
+  const template = env.compile(source, { noEscape: true, strict: true, knownHelpersOnly: true, knownHelpers: Object.fromEntries(Object.keys(helpers).map((k) => [k, true])) });
+  return (view: View) => template(view);
+}

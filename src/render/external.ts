@@ -1,0 +1,33 @@
+/**
+ * External mode's test configs. The operator's nginx.conf is not ours to render, so a test of a
+ * staged tree copies it with the `include` of the stream directory's glob replaced by the staged
+ * tree's files. Pure.
+ */
+import path from 'node:path';
+import { helpers } from './engine.js';
+
+const INCLUDE = /(^|[\s;{}])include\s+(?:"([^"]*)"|'([^']*)'|([^\s;'"]+))\s*;/g;
+
+/**
+ * Replaces each `include` of `streamDir/*.conf` in `conf` by one `include` per file of `files`.
+ * `confDir` resolves relative include paths as nginx does (against the main config's folder).
+ * Answers the new text and how many includes were replaced (0: the config never includes the
+ * stream directory, which start-up reports).
+ */
+export function retargetStreamInclude(
+  conf: string,
+  confDir: string,
+  streamDir: string,
+  files: string[],
+): { text: string; replaced: number } {
+  const glob = path.join(streamDir, '*.conf');
+  let replaced = 0;
+  const text = conf.replace(INCLUDE, (whole, lead: string, dq?: string, sq?: string, bare?: string) => {
+    const target = dq ?? sq ?? bare ?? '';
+    if (path.resolve(confDir, target) !== glob) return whole;
+    replaced += 1;
+    const includes = files.map((file) => `include ${helpers.include(file)};`).join(' ');
+    return `${lead}${includes}`;
+  });
+  return { text, replaced };
+}

@@ -1,0 +1,136 @@
+/**
+ * Settings: the environment, parsed once by one zod schema into typed, validated values.
+ * stream-conductor's variable names are kept; a bad value stops start-up with a message naming the
+ * variable and the rule.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+import { isBracketableIPv6, isIPv4, isPortText } from './model/net.js';
+import { PATH_PATTERN, TIME_PATTERN } from './render/engine.js';
+
+export interface PortRange {
+  /** First port, inclusive. */
+  from: number;
+  /** Last port, inclusive (stream-conductor excluded it; Portico does not). */
+  to: number;
+}
+
+const portRangeSchema = z
+  .string()
+  .regex(/^\d{1,5}-\d{1,5}$/, 'must be FROM-TO, e.g. 9000-9009 (both ends inclusive)')
+  .transform((text, ctx): PortRange => {
+    const [from = '', to = ''] = text.split('-');
+    if (!isPortText(from) || !isPortText(to)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'both ends must be ports from 1 to 65535' });
+      return z.NEVER;
+    }
+    if (Number(from) > Number(to)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${from} is above ${to}` });
+      return z.NEVER;
+    }
+    return { from: Number(from), to: Number(to) };
+  });
+
+const portSettingSchema = z.string().refine(isPortText, 'must be a port from 1 to 65535').transform(Number);
+
+const dirSchema = z
+  .string()
+  .min(1, 'must not be empty')
+  .transform((text) => path.resolve(text).replace(/\/+$/, '') || '/')
+  .refine(
+    (resolved) => PATH_PATTERN.test(resolved),
+    'must be a path of letters, digits and _ . / + @ = , - only (it is written into nginx config)',
+  );
+
+const envSchema = z.object({
+  PORT_RANGE: portRangeSchema.default('9000-9009'),
+  BIND_ADDRESS: z
+    .string()
+    .refine((v) => v === 'localhost' || isIPv4(v) || isBracketableIPv6(v), 'must be an IPv4 or IPv6 address')
+    .default('127.0.0.1'),
+  BIND_PORT: portSettingSchema.default('5000'),
+  NGINX_MODE: z.enum(['managed', 'external']).default('managed'),
+  NGINX_BIN: z.string().min(1).default('/usr/sbin/nginx'),
+  STATE_DIR: dirSchema.default('./var'),
+  STREAM_CONFIG_PATH: dirSchema.optional(),
+  HTTP_CONFIG_PATH: dirSchema.optional(),
+  STREAM_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{0,64}$/, 'must be at most 64 letters, digits, "_", "." or "-"')
+    .default('_conductor_'),
+  NGINX_CONF: dirSchema.optional(),
+  NGINX_PID_FILE: dirSchema.optional(),
+  NGINX_ERROR_LOG: dirSchema.optional(),
+  NGINX_TIMEOUT_MS: z.string().regex(/^\d{1,6}$/, 'must be milliseconds').default('10000').transform(Number),
+  WORKER_SHUTDOWN_TIMEOUT: z
+    .string()
+    .regex(TIME_PATTERN, 'must be an nginx time such as 30s or 5m')
+    .default('30s'),
+  API_TOKEN: z
+    .string()
+    .min(16, 'must be at least 16 characters')
+    .optional()
+    .or(z.literal('').transform(() => undefined)),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export interface Settings {
+  portRange: PortRange;
+  bindAddress: string;
+  bindPort: number;
+  mode: 'managed' | 'external';
+  nginxBin: string;
+  stateDir: string;
+  streamDir: string;
+  httpDir: string;
+  streamPrefix: string;
+  /** The main config nginx runs: rendered by Portico in managed mode, the operator's in external. */
+  nginxConf: string;
+  pidFile: string;
+  /** nginx's error log, read after a reload to catch what `nginx -t` cannot see; undefined = unreadable. */
+  errorLog: string | undefined;
+  nginxTimeoutMs: number;
+  workerShutdownTimeout: string;
+  apiToken: string | undefined;
+  logLevel: string;
+}
+
+export class SettingsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SettingsError';
+  }
+}
+
+/**
+ * Parses the environment. Managed mode keeps everything under STATE_DIR; external mode defaults to
+ * the paths of a stock nginx image (/etc/nginx, /run/nginx.pid).
+ */
+export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new SettingsError(`invalid settings: ${lines.join('; ')}`);
+  }
+  const e = parsed.data;
+  const managed = e.NGINX_MODE === 'managed';
+  const state = e.STATE_DIR;
+  return {
+    portRange: e.PORT_RANGE,
+    bindAddress: e.BIND_ADDRESS,
+    bindPort: e.BIND_PORT,
+    mode: e.NGINX_MODE,
+    nginxBin: e.NGINX_BIN,
+    stateDir: state,
+    streamDir: e.STREAM_CONFIG_PATH ?? (managed ? `${state}/stream.d` : '/etc/nginx/stream.d'),
+    httpDir: e.HTTP_CONFIG_PATH ?? (managed ? `${state}/http.d` : '/etc/nginx/conf.d'),
+    streamPrefix: e.STREAM_PREFIX,
+    nginxConf: e.NGINX_CONF ?? (managed ? `${state}/nginx.conf` : '/etc/nginx/nginx.conf'),
+    pidFile: e.NGINX_PID_FILE ?? (managed ? `${state}/nginx.pid` : '/run/nginx.pid'),
+    errorLog: e.NGINX_ERROR_LOG ?? (managed ? `${state}/logs/error.log` : undefined),
+    nginxTimeoutMs: e.NGINX_TIMEOUT_MS,
+    workerShutdownTimeout: e.WORKER_SHUTDOWN_TIMEOUT,
+    apiToken: e.API_TOKEN,
+    logLevel: e.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,129 @@
+/**
+ * The swap of a batch of files into the live tree, made crash-safe by an undo journal.
+ *
+ * Order of a swap: (1) hard-link each live file the batch replaces or removes into a backup folder;
+ * (2) write the journal, naming every file the batch touches, durably; (3) rename each staged file
+ * over its live name, unlink each removed one. Removing the journal is the commit point. A journal
+ * found at start-up therefore means a batch that was never acknowledged: `rollBack` puts every
+ * touched file back as it was, so after any crash the tree is the old one or the new one, never a mix.
+ */
+import { link, mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { replaceAtomically, syncDir } from './fsync.js';
+
+export interface JournalEntry {
+  /** The live directory. */
+  dir: string;
+  /** The file's name in it. */
+  name: string;
+  /** Where the new text waits (a put), or null (a removal). */
+  staged: string | null;
+  /** Whether a live file existed and was backed up before the swap. */
+  backedUp: boolean;
+}
+
+/** The private folder Portico keeps inside a config directory (nginx's `*.conf` glob skips it). */
+export function workDir(dir: string): string {
+  return path.join(dir, '.portico');
+}
+
+const backupPath = (entry: { dir: string; name: string }): string =>
+  path.join(workDir(entry.dir), 'backup', entry.name);
+
+async function exists(file: string): Promise<boolean> {
+  return stat(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+export class Journal {
+  constructor(private readonly file: string) {}
+
+  /** Swaps `changes` into the live tree as described above; throws with the tree possibly half-swapped (roll back). */
+  async swap(changes: Array<{ dir: string; name: string; staged: string | null }>): Promise<void> {
+    const entries: JournalEntry[] = [];
+    for (const change of changes) {
+      const live = path.join(change.dir, change.name);
+      const backup = backupPath(change);
+      await mkdir(path.dirname(backup), { recursive: true });
+      await rm(backup, { force: true });
+      const backedUp = await link(live, backup).then(
+        () => true,
+        (error: NodeJS.ErrnoException) => {
+          if (error.code === 'ENOENT') return false;
+          throw error;
+        },
+      );
+      entries.push({ ...change, backedUp });
+    }
+    for (const dir of new Set(entries.map((e) => e.dir))) await syncDir(path.join(workDir(dir), 'backup'));
+    await replaceAtomically(this.file, JSON.stringify({ entries }, null, 1));
+    for (const entry of entries) {
+      const live = path.join(entry.dir, entry.name);
+      if (entry.staged !== null) await rename(entry.staged, live);
+      else await rm(live, { force: true });
+    }
+    for (const dir of new Set(entries.map((e) => e.dir))) await syncDir(dir);
+  }
+
+  /** Makes the swapped tree permanent: removes the journal, then the backups. */
+  async commit(): Promise<void> {
+    const entries = await this.read();
+    await rm(this.file, { force: true });
+    await syncDir(path.dirname(this.file));
+    for (const entry of entries ?? []) await rm(backupPath(entry), { force: true });
+  }
+
+  /** True when a swap was begun and neither committed nor rolled back. */
+  async pending(): Promise<boolean> {
+    return exists(this.file);
+  }
+
+  /**
+   * Puts every file named in the journal back as it was before the swap, then removes the journal.
+   * Idempotent: a crash during a roll-back is finished by the next one. Answers the number of files
+   * restored, or undefined when there was no journal.
+   */
+  async rollBack(): Promise<number | undefined> {
+    const entries = await this.read();
+    if (entries === undefined) return undefined;
+    for (const entry of entries) {
+      const live = path.join(entry.dir, entry.name);
+      if (entry.backedUp) {
+        const backup = backupPath(entry);
+        // The backup is gone only if an earlier roll-back already renamed it into place.
+        if (await exists(backup)) await rename(backup, live);
+      } else {
+        await rm(live, { force: true });
+      }
+      if (entry.staged !== null) await rm(entry.staged, { force: true });
+    }
+    for (const dir of new Set(entries.map((e) => e.dir))) await syncDir(dir);
+    await rm(this.file, { force: true });
+    await syncDir(path.dirname(this.file));
+    return entries.length;
+  }
+
+  private async read(): Promise<JournalEntry[] | undefined> {
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+    return (JSON.parse(text) as { entries: JournalEntry[] }).entries;
+  }
+}
+
+/** Removes leftovers of batches that never reached their swap (staged files, stale backups). */
+export async function clearWorkDir(dir: string): Promise<void> {
+  const work = workDir(dir);
+  await mkdir(work, { recursive: true });
+  for (const sub of ['stage', 'backup']) {
+    const folder = path.join(work, sub);
+    await mkdir(folder, { recursive: true });
+    for (const name of await readdir(folder)) await rm(path.join(folder, name), { force: true, recursive: true });
+  }
+}
