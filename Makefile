@@ -1,0 +1,55 @@
+# Portico. `make start` and `make test` install whatever is missing (node modules, an nginx with
+# HTTP/3 and the stream modules), so both work on a fresh Debian 12 machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+NODE_MODULES := node_modules/.installed
+NGINX_STAMP := .nginx-bin
+# The nginx that scripts/install-nginx.sh chose or built (override with NGINX_BIN=...).
+NGINX_BIN ?= $(shell cat $(NGINX_STAMP) 2>/dev/null)
+export NGINX_BIN
+
+UNIT_TESTS := $(wildcard test/unit/*.test.ts)
+INTEGRATION_TESTS := $(wildcard test/integration/*.test.ts)
+
+.PHONY: help nginx deps build start test test-unit test-integration typecheck bench clean
+
+help:
+	@echo "make start   install what is missing, build, run Portico in managed mode"
+	@echo "make test    install what is missing, type-check, run every test against a real nginx"
+	@echo "make bench   run the benchmarks and rewrite bench/RESULTS.md"
+
+$(NODE_MODULES): package.json package-lock.json
+	@scripts/install-node-deps.sh
+	@touch $@
+
+# Always asked: it answers in well under a second when a good nginx is there, and notices one gone.
+nginx:
+	@scripts/install-nginx.sh
+
+deps: $(NODE_MODULES) nginx
+
+build: deps
+	@npx tsc -p tsconfig.build.json
+
+start: build
+	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node dist/main.js
+
+typecheck: deps
+	@npx tsc -p tsconfig.json
+
+test-unit: deps
+	@node --import tsx --test --test-reporter=spec $(UNIT_TESTS)
+
+test-integration: deps
+	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx --test --test-reporter=spec --test-concurrency=2 $(INTEGRATION_TESTS)
+
+test: typecheck
+	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx --test --test-reporter=spec --test-concurrency=2 \
+		$(UNIT_TESTS) $(INTEGRATION_TESTS)
+
+bench: deps
+	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx bench/run.ts
+
+clean:
+	rm -rf dist var node_modules
