@@ -19,6 +19,11 @@ export interface TestResult {
   command: string;
 }
 
+/** An nginx log line without its time stamp and pid#tid: `nginx: [emerg] host not found ...`. */
+export function tidyLogLine(line: string): string {
+  return line.replace(/^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[(\w+)\] \d+#\d+: (?:\*\d+ )?/, 'nginx: [$1] ');
+}
+
 function prefixArgs(cmd: NginxCommand): string[] {
   return cmd.prefix === undefined ? [] : ['-p', `${cmd.prefix}/`];
 }
@@ -36,7 +41,7 @@ export async function testConfig(cmd: NginxCommand, conf: string): Promise<TestR
   }
   const lines = String(result.stderr)
     .split('\n')
-    .map((line) => line.trim())
+    .map((line) => tidyLogLine(line.trim()))
     .filter((line) => line !== '' && !/configuration file .* test (?:is successful|failed)$/.test(line));
   return { ok: result.exitCode === 0, lines, exitCode: result.exitCode ?? -1, command };
 }

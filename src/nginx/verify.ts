@@ -10,6 +10,7 @@ import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PorticoError } from '../errors.js';
+import { tidyLogLine } from './exec.js';
 
 /** Size of a file, 0 when it does not exist; where reading the error log after a reload starts. */
 export async function logOffset(file: string | undefined): Promise<number> {
@@ -78,7 +79,7 @@ export async function reloadMaster(pid: number, errorLog: string | undefined, ti
   for (let delay = 2; Date.now() < deadline; delay = Math.min(delay * 2, 50)) {
     await sleep(delay);
     const log = await readLogSince(errorLog, offset);
-    const failures = log.filter((line) => FAILURE.test(line));
+    const failures = log.filter((line) => FAILURE.test(line)).map(tidyLogLine);
     if (failures.length > 0) {
       throw new PorticoError('NginxRejected', `nginx refused the new config: ${failures.join('; ')}`, {
         nginx: failures,

@@ -1,0 +1,135 @@
+/**
+ * Starting Portico for tests, through the same code users run: in-process (for supertest) or as a
+ * child process (for crash and signal tests). Each start gets its own state directory and its own
+ * nginx; `close`/`stop` stop what was started, by pid.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import type { BoundProbe } from '../../src/ports/allocate.js';
+import { startPortico, type RunningPortico } from '../../src/portico.js';
+import { loadSettings, type Settings } from '../../src/settings.js';
+import { eventually } from './net.js';
+
+export const REPO = fileURLToPath(new URL('../..', import.meta.url));
+
+/** The nginx binary `make test` hands over. */
+export function nginxBin(): string {
+  const bin = process.env.NGINX_BIN;
+  if (bin === undefined || bin === '') throw new Error('NGINX_BIN is not set: run the tests with `make test`');
+  return bin;
+}
+
+export async function tempDir(label: string): Promise<string> {
+  return mkdtemp(path.join(tmpdir(), `portico-${label}-`));
+}
+
+/** True while a process runs (a zombie does not count). */
+export async function processRuns(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  if (stat === '') return false;
+  return !['Z', 'X'].includes(stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3));
+}
+
+/** The pids of every running nginx master whose command line mentions `stateDir`. */
+export async function nginxMasters(stateDir: string): Promise<number[]> {
+  const { readdir } = await import('node:fs/promises');
+  const masters: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const cmdline = (await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')).replaceAll('\0', ' ');
+    if (cmdline.startsWith('nginx: master process') && cmdline.includes(stateDir) && (await processRuns(Number(name)))) {
+      masters.push(Number(name));
+    }
+  }
+  return masters;
+}
+
+/** Stops every nginx master started under `stateDir` (QUIT, then KILL after 3 s). */
+export async function stopNginxUnder(stateDir: string): Promise<void> {
+  for (const pid of await nginxMasters(stateDir)) {
+    process.kill(pid, 'SIGQUIT');
+    if (!(await eventually(async () => !(await processRuns(pid)), 3000))) process.kill(-pid, 'SIGKILL');
+  }
+}
+
+export interface InProcess extends RunningPortico {
+  settings: Settings;
+  stateDir: string;
+  /** Stops Portico and its nginx and removes the state directory. */
+  stop(): Promise<void>;
+}
+
+/** Starts Portico in this process (managed mode unless `env` says otherwise). */
+export async function startInProcess(
+  env: Record<string, string>,
+  options: { isBound?: BoundProbe; stateDir?: string } = {},
+): Promise<InProcess> {
+  const stateDir = options.stateDir ?? (await tempDir('state'));
+  const settings = loadSettings({ NGINX_BIN: nginxBin(), STATE_DIR: stateDir, LOG_LEVEL: 'silent', ...env });
+  const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const running = await startPortico(settings, { log, ...(options.isBound && { isBound: options.isBound }) });
+  return {
+    ...running,
+    settings,
+    stateDir,
+    async stop() {
+      await running.close();
+      await stopNginxUnder(stateDir);
+      await rm(stateDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface ChildPortico {
+  child: ChildProcess;
+  pid: number;
+  url: string;
+  output(): string;
+}
+
+/**
+ * Runs `node src/main.ts` as its own process group (so a test can kill the whole group, as a crash
+ * of its container would) and waits for /healthz.
+ */
+export async function spawnPortico(env: Record<string, string>): Promise<ChildPortico> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: REPO,
+    env: { PATH: process.env.PATH, NGINX_BIN: nginxBin(), LOG_LEVEL: 'info', ...env },
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  const url = `http://127.0.0.1:${env.BIND_PORT}`;
+  const up = await eventually(
+    async () => {
+      if (child.exitCode !== null) return true;
+      return fetch(`${url}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      );
+    },
+    20_000,
+    50,
+  );
+  if (!up || child.exitCode !== null) {
+    child.kill('SIGKILL');
+    throw new Error(`portico did not come up (exit ${child.exitCode}):\n${output}`);
+  }
+  return { child, pid: child.pid as number, url, output: () => output };
+}
+
+/** Waits (bounded) for a child to exit; answers whether it did. */
+export async function exited(child: ChildProcess, timeoutMs = 10_000): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return true;
+  return Promise.race([
+    new Promise<boolean>((resolve) => child.once('exit', () => resolve(true))),
+    sleep(timeoutMs).then(() => false),
+  ]);
+}
