@@ -3,7 +3,7 @@
  * Unlike the original, failures carry a real status code (so `curl -f` works) and answer
  * `{"result": "error", "errors": "<message>", "error": {...}}`.
  */
-import { Router, type Response } from 'express';
+import { Router, type ErrorRequestHandler, type Response } from 'express';
 import { PorticoError } from '../errors.js';
 import { addressSchema } from '../model/net.js';
 import { upstreamGroupName, type Stream } from '../model/stream.js';
@@ -50,38 +50,26 @@ export function legacyRouter(portico: Portico): Router {
   });
 
   router.get('/createstream/:port/:backend', async (req, res) => {
-    try {
-      const port = portParam(req.params.port);
-      const backend = parseWith(addressSchema, req.params.backend, 'backend');
-      await applier.submit({ kind: 'create', port, spec: { upstreams: [{ address: backend }] } });
-      res.json({ result: 'ok' });
-    } catch (error) {
-      legacyError(res, error);
-    }
+    const port = portParam(req.params.port);
+    const backend = parseWith(addressSchema, req.params.backend, 'backend');
+    await applier.submit({ kind: 'create', port, spec: { upstreams: [{ address: backend }] } });
+    res.json({ result: 'ok' });
   });
 
   // A backend holding "/" (raw or encoded) or an empty one never matches the route above.
-  router.get(['/createstream', '/createstream/*rest'], (_req, res) => {
-    legacyError(res, new PorticoError('InvalidInput', 'backend: must be /createstream/<port>/<host:port>', { field: 'backend' }));
+  router.get(['/createstream', '/createstream/*rest'], () => {
+    throw new PorticoError('InvalidInput', 'backend: must be /createstream/<port>/<host:port>', { field: 'backend' });
   });
 
   router.get('/removestream/:port', async (req, res) => {
-    try {
-      await applier.submit({ kind: 'delete', port: portParam(req.params.port) });
-      res.json({ result: 'ok' });
-    } catch (error) {
-      legacyError(res, error);
-    }
+    await applier.submit({ kind: 'delete', port: portParam(req.params.port) });
+    res.json({ result: 'ok' });
   });
 
   router.get('/hasstream/:port', async (req, res) => {
-    try {
-      const port = portParam(req.params.port);
-      const current = await tree.read();
-      res.json({ result: current.streams.has(port) ? 'true' : 'false' });
-    } catch (error) {
-      legacyError(res, error);
-    }
+    const port = portParam(req.params.port);
+    const current = await tree.read();
+    res.json({ result: current.streams.has(port) ? 'true' : 'false' });
   });
 
   router.get('/getfreeport', async (_req, res) => {
@@ -90,5 +78,7 @@ export function legacyRouter(portico: Portico): Router {
     res.json(port === undefined ? { result: 'none available' } : { result: 'ok', port });
   });
 
+  // Errors of these routes (a bad percent-encoding in a parameter included) answer in legacy shape.
+  router.use(((error, _req, res, _next) => legacyError(res, error)) as ErrorRequestHandler);
   return router;
 }

@@ -183,6 +183,7 @@ export class Applier {
       await this.deps.nginx.reload({
         opened: work.filter((w) => w.planned.outcome === 'created').map((w) => ({ host: '127.0.0.1', port: w.planned.port })),
         closed: work.filter((w) => w.planned.outcome === 'deleted').map((w) => ({ host: '127.0.0.1', port: w.planned.port })),
+        drainOld: work.some((w) => w.planned.outcome !== 'created'),
       });
       timer.mark('reload');
     } catch (error) {
@@ -226,7 +227,7 @@ export class Applier {
   private async rollBack(error: PorticoError): Promise<PorticoError> {
     try {
       await this.deps.tree.rollBack();
-      await this.deps.nginx.reload({ opened: [], closed: [] });
+      await this.deps.nginx.reload({ opened: [], closed: [], drainOld: true });
       return error;
     } catch (again) {
       this.consistent = false;

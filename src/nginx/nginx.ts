@@ -22,6 +22,8 @@ export interface ReloadPlan {
   opened: Listener[];
   /** Listeners the new config drops: each should refuse soon after (a warning if not). */
   closed: Listener[];
+  /** Wait until old workers stop accepting: a stream was replaced or removed. */
+  drainOld?: boolean;
 }
 
 export class Nginx {
@@ -70,7 +72,7 @@ export class Nginx {
    */
   async reload(plan: ReloadPlan): Promise<void> {
     const pid = await this.requireMaster();
-    await reloadMaster(pid, this.errorLog, this.cmd.timeoutMs);
+    await reloadMaster(pid, this.errorLog, this.cmd.timeoutMs, plan.drainOld ?? plan.closed.length > 0);
     const [opened, closed] = await Promise.all([
       Promise.all(plan.opened.map((l) => waitForListener(l.host, l.port, true, LISTENER_TIMEOUT_MS))),
       Promise.all(plan.closed.map((l) => waitForListener(l.host, l.port, false, LISTENER_TIMEOUT_MS))),

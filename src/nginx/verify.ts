@@ -62,10 +62,24 @@ export interface ReloadOutcome {
 }
 
 /**
- * Sends SIGHUP to the master and waits until it has started new workers on the new config, or has
- * refused it. Throws NginxRejected with nginx's own error lines.
+ * How long a failed reload may keep the master busy: on `bind() failed` nginx tries again five
+ * times, 500 ms apart, before it logs "still could not bind()" and keeps the old config.
  */
-export async function reloadMaster(pid: number, errorLog: string | undefined, timeoutMs: number): Promise<ReloadOutcome> {
+const BIND_RETRY_MARK = 'still could not bind()';
+
+/**
+ * Sends SIGHUP to the master and waits until it has started new workers on the new config, or has
+ * refused it (and finished trying). With `drainOld`, it also waits until the old workers stopped
+ * accepting connections (they logged "gracefully shutting down", or are gone): until then a new
+ * connection may still reach the old config, which matters when a stream was replaced or removed.
+ * Throws NginxRejected with nginx's own error lines.
+ */
+export async function reloadMaster(
+  pid: number,
+  errorLog: string | undefined,
+  timeoutMs: number,
+  drainOld = false,
+): Promise<ReloadOutcome> {
   const offset = await logOffset(errorLog);
   const before = await childPids(pid);
   try {
@@ -76,23 +90,44 @@ export async function reloadMaster(pid: number, errorLog: string | undefined, ti
     });
   }
   const deadline = Date.now() + timeoutMs;
+  let log: string[] = [];
+  let started = false;
   for (let delay = 2; Date.now() < deadline; delay = Math.min(delay * 2, 50)) {
     await sleep(delay);
-    const log = await readLogSince(errorLog, offset);
+    log = await readLogSince(errorLog, offset);
     const failures = log.filter((line) => FAILURE.test(line)).map(tidyLogLine);
-    if (failures.length > 0) {
-      throw new PorticoError('NginxRejected', `nginx refused the new config: ${failures.join('; ')}`, {
+    const binding = failures.some((line) => line.includes('bind()')) && !log.some((l) => l.includes(BIND_RETRY_MARK));
+    if (failures.length > 0 && !binding) {
+      throw new PorticoError('NginxRejected', `nginx refused the new config: ${[...new Set(failures)].join('; ')}`, {
         nginx: failures,
         command: `kill -HUP ${pid}`,
       });
     }
-    if (log.some((line) => line.includes('start worker process'))) return { log };
-    const after = await childPids(pid);
-    if ([...after].some((child) => !before.has(child))) return { log };
+    if (failures.length > 0) continue; // the master is still retrying the bind: wait for its verdict
+    started = log.some((line) => line.includes('start worker process'));
+    if (!started) started = [...(await childPids(pid))].some((child) => !before.has(child));
+    if (started) break;
   }
-  throw new PorticoError('NginxRejected', `nginx started no new workers within ${timeoutMs} ms of the reload signal`, {
-    command: `kill -HUP ${pid}`,
-  });
+  if (!started) {
+    throw new PorticoError('NginxRejected', `nginx started no new workers within ${timeoutMs} ms of the reload signal`, {
+      command: `kill -HUP ${pid}`,
+    });
+  }
+  if (drainOld) await waitForOldWorkers(before, deadline);
+  return { log };
+}
+
+/**
+ * Waits until none of `workers` still accepts: each is gone, or is no worker (a cache helper), or
+ * has retitled itself "worker process is shutting down", which nginx does as it closes its
+ * listening sockets on the master's quit signal.
+ */
+async function waitForOldWorkers(workers: Set<number>, deadline: number): Promise<void> {
+  for (let delay = 5; Date.now() < deadline; delay = Math.min(delay * 2, 50)) {
+    const titles = await Promise.all([...workers].map((w) => readFile(`/proc/${w}/cmdline`, 'utf8').catch(() => '')));
+    if (!titles.some((t) => t.startsWith('nginx: worker process') && !t.includes('shutting down'))) return;
+    await sleep(delay);
+  }
 }
 
 /** True when a TCP connection to host:port is accepted within `timeoutMs`. */
