@@ -35,6 +35,9 @@ export async function processRuns(pid: number): Promise<boolean> {
   return !['Z', 'X'].includes(stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3));
 }
 
+/** Process groups of the masters seen per state directory: their orphaned workers are stopped too. */
+const groups = new Map<string, Set<number>>();
+
 /** The pids of every running nginx master whose command line mentions `stateDir`. */
 export async function nginxMasters(stateDir: string): Promise<number[]> {
   const { readdir } = await import('node:fs/promises');
@@ -46,15 +49,30 @@ export async function nginxMasters(stateDir: string): Promise<number[]> {
       masters.push(Number(name));
     }
   }
+  // Managed masters lead their own process group; remember it to find their workers later.
+  const seen = groups.get(stateDir) ?? new Set<number>();
+  for (const pid of masters) seen.add(pid);
+  groups.set(stateDir, seen);
   return masters;
 }
 
-/** Stops every nginx master started under `stateDir` (QUIT, then KILL after 3 s). */
+/**
+ * Stops every nginx master started under `stateDir` (QUIT, then KILL after 3 s), and any worker
+ * left in the process group of a master seen before (a master a test killed leaves its workers).
+ */
 export async function stopNginxUnder(stateDir: string): Promise<void> {
   for (const pid of await nginxMasters(stateDir)) {
     process.kill(pid, 'SIGQUIT');
     if (!(await eventually(async () => !(await processRuns(pid)), 3000))) process.kill(-pid, 'SIGKILL');
   }
+  for (const pgid of groups.get(stateDir) ?? []) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      // the group is empty: nothing left to stop
+    }
+  }
+  groups.delete(stateDir);
 }
 
 export interface InProcess extends RunningPortico {
