@@ -1,0 +1,164 @@
+/**
+ * External mode: nginx is run by someone else (here, the test, as a sidecar's neighbour would run
+ * it: daemonized, its own nginx.conf including a shared stream directory). Portico writes files,
+ * tests with the same binary and signals the master from the pid file.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import request from 'supertest';
+import { accepts, eventually, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
+import { nginxBin, processRuns, startInProcess, tempDir, type InProcess } from '../helpers/portico.js';
+
+const run = promisify(execFile);
+const FROM = 25000;
+const TO = 25009;
+const FOREIGN_PORT = 25005;
+
+interface Sidecar {
+  root: string;
+  conf: string;
+  pidFile: string;
+  errorLog: string;
+  streamDir: string;
+  master(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** Starts an nginx the way an operator would (daemonized), with a stream directory to share. */
+async function startOperatorNginx(): Promise<Sidecar> {
+  const root = await tempDir('external');
+  const streamDir = `${root}/etc/stream.d`;
+  await mkdir(streamDir, { recursive: true });
+  await mkdir(`${root}/logs`, { recursive: true });
+  const conf = `${root}/etc/nginx.conf`;
+  const pidFile = `${root}/nginx.pid`;
+  const errorLog = `${root}/logs/error.log`;
+  await writeFile(
+    conf,
+    [
+      `pid ${pidFile};`,
+      `error_log ${errorLog} notice;`,
+      'worker_processes 1;',
+      'events { worker_connections 1024; }',
+      '# the operator\'s own comment: include /nowhere/*.conf;',
+      'stream {',
+      '    include stream.d/*.conf;',
+      '}',
+      '',
+    ].join('\n'),
+  );
+  await run(nginxBin(), ['-p', `${root}/`, '-c', conf, '-e', errorLog]);
+  const master = async (): Promise<number> => Number((await readFile(pidFile, 'utf8')).trim());
+  return {
+    root,
+    conf,
+    pidFile,
+    errorLog,
+    streamDir,
+    master,
+    async stop() {
+      const pid = await master().catch(() => 0);
+      if (pid > 0 && (await processRuns(pid))) {
+        process.kill(pid, 'SIGQUIT');
+        if (!(await eventually(async () => !(await processRuns(pid)), 3000))) process.kill(pid, 'SIGKILL');
+      }
+    },
+  };
+}
+
+describe('external mode', () => {
+  let sidecar: Sidecar;
+  let portico: InProcess;
+  let echo: EchoServer;
+
+  before(async () => {
+    echo = await startEcho();
+    sidecar = await startOperatorNginx();
+    await writeFile(
+      `${sidecar.streamDir}/operator.conf`,
+      `server { listen ${FOREIGN_PORT}; proxy_pass 127.0.0.1:${echo.port}; }\n`,
+    );
+    process.kill(await sidecar.master(), 'SIGHUP');
+    assert.ok(await eventually(() => accepts(FOREIGN_PORT), 3000));
+    portico = await startInProcess({
+      NGINX_MODE: 'external',
+      PORT_RANGE: `${FROM}-${TO}`,
+      NGINX_CONF: sidecar.conf,
+      NGINX_PID_FILE: sidecar.pidFile,
+      NGINX_ERROR_LOG: sidecar.errorLog,
+      STREAM_CONFIG_PATH: sidecar.streamDir,
+    });
+  });
+  after(async () => {
+    await portico?.stop();
+    await sidecar?.stop();
+    await echo?.close();
+    if (sidecar) await rm(sidecar.root, { recursive: true, force: true });
+  });
+
+  it('creates a stream the operator\'s nginx serves, and removes it', async () => {
+    const master = await sidecar.master();
+    await request(portico.app).get(`/createstream/${FROM}/127.0.0.1:${echo.port}`).expect(200, { result: 'ok' });
+    assert.equal(await roundTrip(FROM, 'via the sidecar'), 'via the sidecar');
+    assert.equal(await sidecar.master(), master, 'the master was replaced instead of reloaded');
+    await request(portico.app).get(`/removestream/${FROM}`).expect(200);
+    assert.ok(await eventually(async () => !(await accepts(FROM)), 2000));
+  });
+
+  it('reports the operator\'s own file, skips its port, and never touches it', async () => {
+    const status = await request(portico.app).get('/v1/status').expect(200);
+    assert.equal(status.body.mode, 'external');
+    assert.deepEqual(status.body.files.foreign, [{ name: 'operator.conf', ports: [FOREIGN_PORT] }]);
+    const res = await request(portico.app).get(`/createstream/${FOREIGN_PORT}/127.0.0.1:${echo.port}`).expect(409);
+    assert.match(res.body.errors, /claimed by a file/);
+    const ports = await Promise.all(
+      Array.from({ length: 6 }, () => request(portico.app).post('/v1/streams').send({ backend: `127.0.0.1:${echo.port}` })),
+    );
+    assert.ok(!ports.some((r) => r.body.port === FOREIGN_PORT));
+    assert.equal(await readFile(`${sidecar.streamDir}/operator.conf`, 'utf8'), `server { listen ${FOREIGN_PORT}; proxy_pass 127.0.0.1:${echo.port}; }\n`);
+    assert.equal(await roundTrip(FOREIGN_PORT, 'operator'), 'operator');
+    for (const r of ports) await request(portico.app).delete(`/v1/streams/${r.body.port}`).expect(204);
+  });
+
+  it('with the operator\'s nginx gone, a change answers 503 and writes nothing', async () => {
+    await sidecar.stop();
+    const before = await readdir(sidecar.streamDir);
+    const res = await request(portico.app).get(`/createstream/${FROM + 1}/127.0.0.1:${echo.port}`).expect(503);
+    assert.equal(res.body.error.kind, 'NginxUnavailable');
+    assert.deepEqual(await readdir(sidecar.streamDir), before);
+    await request(portico.app).get('/readyz').expect(503);
+  });
+});
+
+describe('external mode without a readable error log', () => {
+  let sidecar: Sidecar;
+  let portico: InProcess;
+  let echo: EchoServer;
+
+  before(async () => {
+    echo = await startEcho();
+    sidecar = await startOperatorNginx();
+    // As with the official image, whose error log goes to the container's stderr.
+    portico = await startInProcess({
+      NGINX_MODE: 'external',
+      PORT_RANGE: `${TO + 1}-${TO + 3}`,
+      NGINX_CONF: sidecar.conf,
+      NGINX_PID_FILE: sidecar.pidFile,
+      STREAM_CONFIG_PATH: sidecar.streamDir,
+    });
+  });
+  after(async () => {
+    await portico?.stop();
+    await sidecar?.stop();
+    await echo?.close();
+    if (sidecar) await rm(sidecar.root, { recursive: true, force: true });
+  });
+
+  it('sees the reload through the master\'s new workers and the new listener', async () => {
+    await request(portico.app).get(`/createstream/${TO + 1}/127.0.0.1:${echo.port}`).expect(200);
+    assert.equal(await roundTrip(TO + 1, 'no log needed'), 'no log needed');
+  });
+});
