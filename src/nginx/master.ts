@@ -26,7 +26,7 @@ export async function isNginxMaster(pid: number): Promise<boolean> {
 export async function masterFromPidFile(pidFile: string): Promise<number | undefined> {
   const text = await readFile(pidFile, 'utf8').catch(() => '');
   const pid = Number(text.trim());
-  if (!Number.isInteger(pid) || pid <= 1) return undefined;
+  if (!Number.isInteger(pid) || pid < 1) return undefined;
   return (await isAlive(pid)) && (await isNginxMaster(pid)) ? pid : undefined;
 }
 

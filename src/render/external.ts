@@ -22,8 +22,11 @@ export function retargetStreamInclude(
 ): { text: string; replaced: number } {
   const glob = path.join(streamDir, '*.conf');
   let replaced = 0;
-  const text = conf.replace(INCLUDE, (whole, lead: string, dq?: string, sq?: string, bare?: string) => {
+  const text = conf.replace(INCLUDE, (whole, lead: string, dq: string | undefined, sq: string | undefined, bare: string | undefined, offset: number) => {
     const target = dq ?? sq ?? bare ?? '';
+    const lineStart = conf.lastIndexOf('\n', offset) + 1;
+    // An include after a "#" on its line is a comment (a "#" inside quotes is rare enough to ignore).
+    if (conf.slice(lineStart, offset).includes('#')) return whole;
     if (path.resolve(confDir, target) !== glob) return whole;
     replaced += 1;
     const includes = files.map((file) => `include ${helpers.include(file)};`).join(' ');

@@ -1,0 +1,117 @@
+/**
+ * The config tree on disk: reading (foreign and hand-broken files), staging, and the swap's undo
+ * journal — after a failure at any point of a swap the tree is the old one or the new one.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, beforeEach, describe, it } from 'node:test';
+import { ConfigTree } from '../../src/store/tree.js';
+
+const conf = (port: number, backend: string): string => `server {\n    listen ${port};\n    proxy_pass ${backend};\n}\n`;
+
+async function snapshot(dir: string): Promise<Record<string, string>> {
+  const files: Record<string, string> = {};
+  for (const name of (await readdir(dir)).sort()) {
+    if (name.endsWith('.conf')) files[name] = await readFile(path.join(dir, name), 'utf8');
+  }
+  return files;
+}
+
+describe('ConfigTree', () => {
+  let root: string;
+  let tree: ConfigTree;
+  const dirs: string[] = [];
+
+  beforeEach(async () => {
+    root = await mkdtemp(path.join(tmpdir(), 'portico-tree-'));
+    dirs.push(root);
+    tree = new ConfigTree({ streamDir: `${root}/stream.d`, streamPrefix: '_conductor_', stateDir: root });
+    await tree.open();
+    await writeFile(`${root}/stream.d/_conductor_9000.conf`, conf(9000, 'a:1'));
+    await writeFile(`${root}/stream.d/_conductor_9001.conf`, conf(9001, 'b:1'));
+  });
+  after(async () => {
+    for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('reads streams, and reports foreign and unreadable files with the ports they claim', async () => {
+    await writeFile(`${root}/stream.d/operator.conf`, 'server { listen 127.0.0.1:9005; proxy_pass x:1; }\n');
+    await writeFile(`${root}/stream.d/_conductor_9002.conf`, 'server { listen 9002; proxy_pass x:1; proxy_timeout 1s; }\n');
+    await writeFile(`${root}/stream.d/_conductor_9003.conf`, conf(9004, 'x:1'));
+    await writeFile(`${root}/stream.d/notes.txt`, 'not a config file');
+    const read = await tree.read();
+    assert.deepEqual([...read.streams.keys()].sort(), [9000, 9001]);
+    assert.deepEqual(read.foreign, [{ name: 'operator.conf', ports: [9005] }]);
+    assert.deepEqual(read.unreadable.map((u) => [u.name, u.port]).sort(), [
+      ['_conductor_9002.conf', 9002],
+      ['_conductor_9003.conf', 9003],
+    ]);
+    assert.match(read.unreadable.find((u) => u.port === 9003)?.reason ?? '', /listens on 9004/);
+  });
+
+  it('sees a file edited in place (the cache keys on inode, size and mtime)', async () => {
+    assert.equal((await tree.read()).streams.get(9000)?.upstreams[0]?.address, 'a:1');
+    await writeFile(`${root}/stream.d/_conductor_9000.conf`, conf(9000, 'changed:2'));
+    assert.equal((await tree.read()).streams.get(9000)?.upstreams[0]?.address, 'changed:2');
+  });
+
+  it('stages without touching the live tree, and lists what nginx would read', async () => {
+    const before = await snapshot(`${root}/stream.d`);
+    const staged = await tree.stage(
+      [
+        { name: '_conductor_9001.conf', text: null },
+        { name: '_conductor_9002.conf', text: conf(9002, 'c:1') },
+      ],
+      await tree.read(),
+    );
+    assert.deepEqual(await snapshot(`${root}/stream.d`), before);
+    assert.deepEqual(staged.includes, [`${root}/stream.d/_conductor_9000.conf`, staged.staged.get('_conductor_9002.conf')]);
+    await tree.unstage(staged);
+  });
+
+  it('a committed swap is the new tree, and survives a restart', async () => {
+    const staged = await tree.stage(
+      [
+        { name: '_conductor_9000.conf', text: conf(9000, 'new:1') },
+        { name: '_conductor_9001.conf', text: null },
+        { name: '_conductor_9002.conf', text: conf(9002, 'c:1') },
+      ],
+      await tree.read(),
+    );
+    await tree.swap(staged);
+    await tree.commit();
+    const after = { '_conductor_9000.conf': conf(9000, 'new:1'), '_conductor_9002.conf': conf(9002, 'c:1') };
+    assert.deepEqual(await snapshot(`${root}/stream.d`), after);
+    const restarted = new ConfigTree({ streamDir: `${root}/stream.d`, streamPrefix: '_conductor_', stateDir: root });
+    assert.equal(await restarted.open(), undefined);
+    assert.deepEqual(await snapshot(`${root}/stream.d`), after);
+  });
+
+  it('a swap rolled back, or cut off half-way and recovered at the next start, is the old tree', async () => {
+    const before = await snapshot(`${root}/stream.d`);
+    const changes = [
+      { name: '_conductor_9000.conf', text: conf(9000, 'new:1') },
+      { name: '_conductor_9001.conf', text: null },
+      { name: '_conductor_9002.conf', text: conf(9002, 'c:1') },
+    ];
+    const staged = await tree.stage(changes, await tree.read());
+    await tree.swap(staged);
+    await tree.rollBack();
+    assert.deepEqual(await snapshot(`${root}/stream.d`), before);
+
+    // Cut a swap off after its journal and first rename: the third file's staged copy is missing.
+    for (let cut = 1; cut <= changes.length; cut += 1) {
+      const again = await tree.stage(changes, await tree.read());
+      const third = again.staged.get('_conductor_9002.conf') as string;
+      if (cut < 3) await rm(third);
+      if (cut === 1) await rm(again.staged.get('_conductor_9000.conf') as string);
+      await tree.swap(again).catch(() => undefined);
+      const restarted = new ConfigTree({ streamDir: `${root}/stream.d`, streamPrefix: '_conductor_', stateDir: root });
+      const restored = await restarted.open();
+      assert.equal(restored, changes.length, `cut ${cut}: the journal was not found`);
+      assert.deepEqual(await snapshot(`${root}/stream.d`), before, `cut ${cut}: not the old tree`);
+    }
+  });
+});

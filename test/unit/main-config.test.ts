@@ -1,0 +1,69 @@
+/**
+ * Main configs: managed mode's nginx.conf (golden file) and external mode's retargeted copy.
+ */
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import { describe, it } from 'node:test';
+import { TEMPLATES_DIR } from '../../src/portico.js';
+import { retargetStreamInclude } from '../../src/render/external.js';
+import { createMainRenderer, sizeWorkers } from '../../src/render/main.js';
+
+const GOLDEN = new URL('../golden/', import.meta.url).pathname;
+const render = createMainRenderer(await readFile(`${TEMPLATES_DIR}/main.conf.hbs`, 'utf8'));
+const view = {
+  pidFile: '/var/lib/portico/nginx.pid',
+  errorLog: '/var/lib/portico/logs/error.log',
+  accessLog: '/var/lib/portico/logs/access.log',
+  tempDir: '/var/lib/portico/temp',
+  streamIncludes: ['/var/lib/portico/stream.d/*.conf'],
+  httpInclude: '/var/lib/portico/http.d/*.conf',
+  workerShutdownTimeout: '30s',
+  ...sizeWorkers(10),
+};
+
+describe('managed main config', () => {
+  it('renders as its golden file', async () => {
+    const text = render(view);
+    if (process.env.UPDATE_GOLDEN === '1') await writeFile(`${GOLDEN}main-managed.conf`, text);
+    assert.equal(text, await readFile(`${GOLDEN}main-managed.conf`, 'utf8'));
+  });
+
+  it('sizes worker_connections above the listeners of the whole range', () => {
+    for (const listeners of [1, 10, 5000]) {
+      const { workerConnections, workerRlimitNofile } = sizeWorkers(listeners);
+      assert.ok(workerConnections > listeners);
+      assert.ok(workerRlimitNofile >= 2 * workerConnections);
+    }
+  });
+
+  it('refuses a path that could break out of its directive', () => {
+    assert.throws(() => render({ ...view, pidFile: '/tmp/x.pid; user root' }), /refusing to render/);
+    assert.throws(() => render({ ...view, streamIncludes: ['/tmp/../etc/*.conf'] }), /refusing to render/);
+  });
+});
+
+describe('external test config', () => {
+  const operator = [
+    'events {}',
+    '# include stream.d/*.conf; (a comment)',
+    'stream {',
+    '    include stream.d/*.conf;',
+    '    include other/*.conf;',
+    '}',
+  ].join('\n');
+
+  it('retargets the stream directory\'s include, resolving relative paths as nginx does', () => {
+    const { text, replaced } = retargetStreamInclude(operator, '/etc/nginx', '/etc/nginx/stream.d', [
+      '/etc/nginx/stream.d/a.conf',
+      '/etc/nginx/stream.d/.portico/stage/b.conf',
+    ]);
+    assert.equal(replaced, 1);
+    assert.match(text, /^# include stream\.d\/\*\.conf; \(a comment\)$/m);
+    assert.match(text, /^ {4}include \/etc\/nginx\/stream\.d\/a\.conf; include \/etc\/nginx\/stream\.d\/\.portico\/stage\/b\.conf;$/m);
+    assert.match(text, /include other\/\*\.conf;/);
+  });
+
+  it('reports a config that never includes the stream directory', () => {
+    assert.equal(retargetStreamInclude('stream { include x/*.conf; }', '/etc/nginx', '/srv/streams', []).replaced, 0);
+  });
+});

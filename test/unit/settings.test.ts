@@ -1,0 +1,70 @@
+/**
+ * Settings: the environment through one schema; bad values name their variable.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { loadSettings } from '../../src/settings.js';
+
+describe('settings', () => {
+  it('defaults to managed mode under ./var, stream-conductor\'s names and range 9000-9009 inclusive', () => {
+    const s = loadSettings({});
+    assert.equal(s.mode, 'managed');
+    assert.deepEqual(s.portRange, { from: 9000, to: 9009 });
+    assert.equal(s.bindAddress, '127.0.0.1');
+    assert.equal(s.bindPort, 5000);
+    assert.equal(s.streamPrefix, '_conductor_');
+    assert.equal(s.stateDir, `${process.cwd()}/var`);
+    assert.equal(s.streamDir, `${process.cwd()}/var/stream.d`);
+    assert.equal(s.nginxConf, `${process.cwd()}/var/nginx.conf`);
+    assert.equal(s.apiToken, undefined);
+  });
+
+  it('external mode defaults to a stock nginx\'s paths', () => {
+    const s = loadSettings({ NGINX_MODE: 'external' });
+    assert.equal(s.streamDir, '/etc/nginx/stream.d');
+    assert.equal(s.nginxConf, '/etc/nginx/nginx.conf');
+    assert.equal(s.pidFile, '/run/nginx.pid');
+    assert.equal(s.errorLog, undefined);
+  });
+
+  it('takes every variable it documents', () => {
+    const s = loadSettings({
+      PORT_RANGE: '1000-1000',
+      BIND_ADDRESS: '0.0.0.0',
+      BIND_PORT: '8080',
+      STREAM_CONFIG_PATH: '/srv/streams/',
+      STREAM_PREFIX: 'p-',
+      NGINX_BIN: '/usr/local/sbin/nginx',
+      STATE_DIR: '/srv/state',
+      API_TOKEN: 'a-token-of-sixteen-chars',
+      LOG_LEVEL: 'debug',
+    });
+    assert.deepEqual(s.portRange, { from: 1000, to: 1000 });
+    assert.equal(s.streamDir, '/srv/streams');
+    assert.equal(s.streamPrefix, 'p-');
+    assert.equal(s.apiToken, 'a-token-of-sixteen-chars');
+    assert.equal(s.pidFile, '/srv/state/nginx.pid');
+  });
+
+  const refused: Array<[Record<string, string>, RegExp]> = [
+    [{ PORT_RANGE: '9009-9000' }, /PORT_RANGE: 9009 is above 9000/],
+    [{ PORT_RANGE: '9000' }, /PORT_RANGE: must be FROM-TO/],
+    [{ PORT_RANGE: '0-10' }, /PORT_RANGE: both ends must be ports/],
+    [{ PORT_RANGE: '9000-70000' }, /PORT_RANGE: both ends must be ports/],
+    [{ BIND_PORT: '99999' }, /BIND_PORT: must be a port/],
+    [{ BIND_ADDRESS: 'example.com' }, /BIND_ADDRESS: must be an IPv4 or IPv6 address/],
+    [{ NGINX_MODE: 'docker' }, /NGINX_MODE/],
+    [{ STREAM_PREFIX: 'a b' }, /STREAM_PREFIX: must be/],
+    [{ STREAM_PREFIX: '../x' }, /STREAM_PREFIX: must be/],
+    [{ STATE_DIR: '/tmp/with space' }, /STATE_DIR: must be a path/],
+    [{ STREAM_CONFIG_PATH: '/etc/nginx/stream;d' }, /STREAM_CONFIG_PATH: must be a path/],
+    [{ API_TOKEN: 'short' }, /API_TOKEN: must be at least 16 characters/],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
+    [{ WORKER_SHUTDOWN_TIMEOUT: '30 s' }, /WORKER_SHUTDOWN_TIMEOUT/],
+  ];
+  for (const [env, message] of refused) {
+    it(`refuses ${JSON.stringify(env)} naming the variable`, () => {
+      assert.throws(() => loadSettings(env), message);
+    });
+  }
+});
