@@ -33,7 +33,8 @@ build: deps
 	@npx tsc -p tsconfig.build.json
 
 start: build
-	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node dist/main.js
+	@echo "portico: starting in $${NGINX_MODE:-managed} mode; API on http://$${BIND_ADDRESS:-127.0.0.1}:$${BIND_PORT:-5000}" >&2
+	@NGINX_BIN="$$(cat $(NGINX_STAMP))" exec node dist/main.js
 
 typecheck: deps
 	@npx tsc -p tsconfig.json

@@ -72,7 +72,7 @@ export class ManagedNginx implements NginxProcess {
       this.pid = running;
       this.adopted = true;
       this.pgids.add(running);
-      this.options.log.info({ pid: running }, 'adopted the running nginx master');
+      this.options.log.info({ nginxPid: running }, 'adopted the running nginx master');
       this.watchAdopted(running);
       return;
     }
@@ -109,7 +109,7 @@ export class ManagedNginx implements NginxProcess {
       }
       const written = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
       if (written === pid && log.some((line) => line.includes('start worker process'))) {
-        this.options.log.info({ pid }, 'nginx master started');
+        this.options.log.info({ nginxPid: pid }, 'nginx master started');
         return;
       }
     }
@@ -134,7 +134,7 @@ export class ManagedNginx implements NginxProcess {
     if (ranMs >= STABLE_AFTER_MS) this.backoffMs = BACKOFF_FIRST_MS;
     const delay = this.backoffMs;
     this.backoffMs = Math.min(this.backoffMs * 2, BACKOFF_MAX_MS);
-    this.options.log.error({ pid, how, restartInMs: delay }, 'nginx master exited; restarting');
+    this.options.log.error({ nginxPid: pid, how, restartInMs: delay }, 'nginx master exited; restarting');
     this.timer = setTimeout(() => {
       this.timer = undefined;
       if (this.stopping) return;
@@ -167,7 +167,7 @@ export class ManagedNginx implements NginxProcess {
     const deadline = Date.now() + this.options.stopTimeoutMs;
     while (Date.now() < deadline && (await isAlive(pid))) await sleep(20);
     if (await isAlive(pid)) {
-      this.options.log.warn({ pid }, 'nginx did not quit in time; killing it');
+      this.options.log.warn({ nginxPid: pid }, 'nginx did not quit in time; killing it');
       for (const member of await nginxProcessesInGroup(pid)) process.kill(member, 'SIGKILL');
     }
     this.pid = undefined;
