@@ -10,6 +10,7 @@
  * and served.
  */
 import type { Logger } from 'pino';
+import type { Stream } from '../model/stream.js';
 import { PorticoError, asPorticoError } from '../errors.js';
 import type { Nginx } from '../nginx/nginx.js';
 import type { BoundProbe } from '../ports/allocate.js';
@@ -24,7 +25,7 @@ import type { TestConfigs } from './test-config.js';
 export interface ChangeResult {
   outcome: Outcome;
   port: number;
-  stream?: import('../model/stream.js').Stream;
+  stream?: Stream;
 }
 
 export interface DryRunResult {
@@ -166,7 +167,7 @@ export class Applier {
       }
       if (!verdict.ok) {
         if (work.length > 0) await this.deps.tree.unstage(staged);
-        const error = rejected('testing config', verdict.lines, this.unstagePaths(verdict.lines, staged));
+        const error = rejected('testing config', this.unstagePaths(verdict.lines, staged));
         for (const w of work) w.item.reject(error.within(describe(w.item.change)));
         this.report(timer, 'rejected', items.length, 0);
         return;
@@ -208,8 +209,7 @@ export class Applier {
       const verdict = await this.deps.nginx.test(await this.deps.tests.forFile(file));
       if (verdict.ok) continue;
       culprits.add(w);
-      const lines = this.unstagePaths(verdict.lines, staged);
-      w.item.reject(rejected('testing config', lines, lines).within(describe(w.item.change)));
+      w.item.reject(rejected('testing config', this.unstagePaths(verdict.lines, staged)).within(describe(w.item.change)));
     }
     return culprits;
   }
@@ -270,7 +270,8 @@ function describe(change: Change): string {
   return change.port === undefined ? 'creating a stream' : `applying stream ${change.port}`;
 }
 
-function rejected(context: string, lines: string[], shown: string[]): PorticoError {
-  const message = shown.length > 0 ? shown.join('; ') : 'nginx -t failed without a message';
+/** nginx's verdict as an error: its own lines, joined, are the message. */
+function rejected(context: string, lines: string[]): PorticoError {
+  const message = lines.length > 0 ? lines.join('; ') : 'nginx -t failed without a message';
   return new PorticoError('NginxRejected', `${context}: ${message}`, { nginx: lines });
 }

@@ -7,7 +7,7 @@ import { PorticoError, conflict, notFound } from '../errors.js';
 import { sameStream, type Stream, type StreamSpec } from '../model/stream.js';
 import { allocatePort, inRange, type BoundProbe } from '../ports/allocate.js';
 import type { PortRange } from '../settings.js';
-import type { StreamTree } from '../store/tree.js';
+import { claimedPorts, type StreamTree } from '../store/tree.js';
 
 /** A mutation a caller asked for. */
 export type Change =
@@ -42,9 +42,7 @@ export interface PlanState {
 }
 
 export function planState(tree: StreamTree): PlanState {
-  const otherClaims = new Set<number>();
-  for (const file of tree.unreadable) otherClaims.add(file.port);
-  for (const file of tree.foreign) for (const port of file.ports) otherClaims.add(port);
+  const otherClaims = claimedPorts({ ...tree, streams: new Map() });
   return { streams: new Map(tree.streams), otherClaims, unreadable: new Set(tree.unreadable.map((f) => f.port)) };
 }
 

@@ -4,7 +4,6 @@
  * template as the live main config; external mode copies the operator's nginx.conf with the stream
  * directory's include retargeted.
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PorticoError } from '../errors.js';
 import { retargetStreamInclude } from '../render/external.js';
@@ -50,7 +49,7 @@ export class TestConfigs {
       return this.tree.writeScratch('test-tree.conf', this.renderMain(view));
     }
     const conf = this.settings.nginxConf;
-    const text = await readFile(conf, 'utf8');
+    const text = await this.tree.readOther(conf);
     const retargeted = retargetStreamInclude(text, path.dirname(conf), this.settings.streamDir, includes);
     if (retargeted.replaced === 0) {
       throw new PorticoError(

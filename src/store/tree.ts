@@ -191,6 +191,11 @@ export class ConfigTree {
     return file;
   }
 
+  /** Reads a config file that is not Portico's (the operator's nginx.conf in external mode). */
+  async readOther(file: string): Promise<string> {
+    return readFile(file, 'utf8');
+  }
+
   /** Writes a throwaway file beside `besides` (so that relative includes resolve the same). */
   async writeBeside(besides: string, name: string, text: string): Promise<string> {
     const file = path.join(path.dirname(besides), name);
