@@ -1,0 +1,116 @@
+/**
+ * A real Portico, started the way an operator would (`node --import tsx src/main.ts`) in managed
+ * mode, talked to only through its HTTP API: the benchmark measures the service, not its modules.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { request } from './http.js';
+import { isNginxMaster, stopPid, waitForExit } from './processes.js';
+
+export interface PorticoOptions {
+  repoDir: string;
+  nginxBin: string;
+  stateDir: string;
+  portRange: { from: number; to: number };
+  bindPort: number;
+}
+
+export interface RunningPortico {
+  pid: number;
+  apiPort: number;
+  /** The managed nginx's error log, where reloads are counted. */
+  errorLog: string;
+  /** Resolves once GET /healthz answers; rejects (quoting Portico's output) if it exits or times out. */
+  ready(): Promise<void>;
+  /** The last lines Portico wrote (warnings and errors), for diagnosing a failed run. */
+  output(): string;
+  /** Stops Portico (SIGTERM: it quits its nginx) and, should it fail to, that nginx too. */
+  stop(): Promise<void>;
+}
+
+const START_TIMEOUT_MS = 30_000;
+const OUTPUT_KEEP_CHARS = 20_000;
+
+/**
+ * Spawns Portico and answers at once, so the caller can register `stop` before waiting for
+ * `ready()`: a benchmark interrupted during start-up must not leave Portico behind.
+ */
+export function spawnPortico(options: PorticoOptions): RunningPortico {
+  const { repoDir, nginxBin, stateDir, portRange, bindPort } = options;
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: repoDir,
+    env: {
+      ...process.env,
+      NGINX_MODE: 'managed',
+      NGINX_BIN: nginxBin,
+      STATE_DIR: stateDir,
+      PORT_RANGE: `${portRange.from}-${portRange.to}`,
+      BIND_ADDRESS: '127.0.0.1',
+      BIND_PORT: String(bindPort),
+      // Info level logs every request; that cost is not what this benchmark is about.
+      LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('could not spawn portico');
+  let output = '';
+  const keep = (chunk: Buffer): void => {
+    output = (output + chunk.toString('utf8')).slice(-OUTPUT_KEEP_CHARS);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const pidFile = `${stateDir}/nginx.pid`;
+  let nginxPid: number | undefined;
+
+  return {
+    pid,
+    apiPort: bindPort,
+    errorLog: `${stateDir}/logs/error.log`,
+    output: () => output,
+    async ready() {
+      await waitForHealth(child, bindPort).catch((error: unknown) => {
+        throw new Error(`${(error as Error).message}\n--- portico output ---\n${output}`);
+      });
+      // Remembered now: nginx removes its pid file when it exits, and we may need the pid after.
+      nginxPid = await readPid(pidFile);
+    },
+    async stop() {
+      const managed = nginxPid ?? (await readPid(pidFile));
+      await stopPid(pid, 'SIGTERM', 20_000);
+      await waitForChild(child);
+      // Portico runs nginx in its own session, so nginx outlives a Portico that died uncleanly.
+      if (managed !== undefined && (await isNginxMaster(managed))) {
+        process.stderr.write(`bench: portico left nginx ${managed} running; quitting it\n`);
+        await stopPid(managed, 'SIGQUIT', 10_000);
+      }
+    },
+  };
+}
+
+async function readPid(file: string): Promise<number | undefined> {
+  const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
+  return Number.isInteger(pid) && pid > 1 ? pid : undefined;
+}
+
+/** Polls GET /healthz until it answers 200; fails early if Portico exits. */
+async function waitForHealth(child: ChildProcess, port: number): Promise<void> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`portico exited at start (code ${child.exitCode}, signal ${child.signalCode})`);
+    }
+    const answer = await request(port, 'GET', '/healthz', undefined, 1000).catch(() => undefined);
+    if (answer?.status === 200) return;
+    await sleep(50);
+  }
+  throw new Error(`portico did not answer /healthz within ${START_TIMEOUT_MS} ms`);
+}
+
+/** Waits for the child's 'exit' so its pipes are closed before the benchmark exits. */
+async function waitForChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  if (child.pid !== undefined) await waitForExit(child.pid, 1000);
+  await Promise.race([new Promise((resolve) => child.once('exit', resolve)), sleep(1000)]);
+}
