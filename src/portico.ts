@@ -51,6 +51,23 @@ function stopTimeoutMs(settings: Settings): number {
   return Number(match?.[1] ?? 30) * unit + 5000;
 }
 
+/**
+ * Outgoing connections (nginx's own to its upstreams among them) take local ports from the kernel's
+ * ephemeral range; a port of PORT_RANGE inside it can be held by one of them when a stream wants it.
+ */
+async function warnOnEphemeralOverlap(settings: Settings, log: Logger): Promise<void> {
+  const text = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(() => '');
+  const [low, high] = text.trim().split(/\s+/).map(Number);
+  if (low === undefined || high === undefined || Number.isNaN(low) || Number.isNaN(high)) return;
+  const { from, to } = settings.portRange;
+  if (from <= high && to >= low) {
+    log.warn(
+      { portRange: `${from}-${to}`, ephemeral: `${low}-${high}` },
+      'PORT_RANGE overlaps the kernel\'s ephemeral port range (net.ipv4.ip_local_port_range): outgoing connections may hold its ports; choose a range outside it or reserve it with net.ipv4.ip_local_reserved_ports',
+    );
+  }
+}
+
 export async function startPortico(settings: Settings, options: StartOptions): Promise<RunningPortico> {
   const log = options.log;
   await mkdir(`${settings.stateDir}/logs`, { recursive: true });
@@ -88,6 +105,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
     const missing = REQUIRED_MODULES.filter((m) => !build.modules.includes(m));
     if (missing.length > 0) log.warn({ missing }, `nginx ${build.version} lacks modules some features need`);
 
+    await warnOnEphemeralOverlap(settings, log);
     if (settings.mode === 'managed') {
       await mkdir(settings.httpDir, { recursive: true });
       await tree.writeMain(settings.nginxConf, tests.liveMain());

@@ -43,16 +43,18 @@ export async function readLogSince(file: string | undefined, offset: number): Pr
 
 const FAILURE = /\[(emerg|alert|crit)\]/;
 
-/** The pids of a process's children, read from /proc (works where /proc/PID/task/*\/children does not). */
+/** The pids of a process's children: from /proc/PID/task/PID/children where the kernel has it, else a scan of /proc. */
 export async function childPids(parent: number): Promise<Set<number>> {
+  const listed = await readFile(`/proc/${parent}/task/${parent}/children`, 'utf8').catch(() => undefined);
+  if (listed !== undefined) return new Set(listed.split(' ').filter((p) => p !== '').map(Number));
+  const names = (await readdir('/proc').catch(() => [] as string[])).filter((name) => /^\d+$/.test(name));
+  const stats = await Promise.all(names.map((name) => readFile(`/proc/${name}/stat`, 'utf8').catch(() => '')));
   const children = new Set<number>();
-  for (const name of await readdir('/proc').catch(() => [] as string[])) {
-    if (!/^\d+$/.test(name)) continue;
-    const text = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
+  stats.forEach((text, i) => {
     // The command name may hold spaces and parentheses: the fields after the last ")" are fixed.
     const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    if (Number(fields[1]) === parent) children.add(Number(name));
-  }
+    if (Number(fields[1]) === parent) children.add(Number(names[i]));
+  });
   return children;
 }
 
@@ -66,6 +68,8 @@ export interface ReloadOutcome {
  * times, 500 ms apart, before it logs "still could not bind()" and keeps the old config.
  */
 const BIND_RETRY_MARK = 'still could not bind()';
+/** Longest pause between two looks at a reload's progress; a reload itself takes a few ms. */
+const POLL_MAX_MS = 10;
 
 /**
  * Sends SIGHUP to the master and waits until it has started new workers on the new config, or has
@@ -81,7 +85,8 @@ export async function reloadMaster(
   drainOld = false,
 ): Promise<ReloadOutcome> {
   const offset = await logOffset(errorLog);
-  const before = await childPids(pid);
+  // Scanning /proc costs milliseconds: only when the log cannot tell, or old workers must be waited for.
+  const before = errorLog === undefined || drainOld ? await childPids(pid) : new Set<number>();
   try {
     process.kill(pid, 'SIGHUP');
   } catch (error) {
@@ -92,7 +97,7 @@ export async function reloadMaster(
   const deadline = Date.now() + timeoutMs;
   let log: string[] = [];
   let started = false;
-  for (let delay = 2; Date.now() < deadline; delay = Math.min(delay * 2, 50)) {
+  for (let delay = 1; Date.now() < deadline; delay = Math.min(delay * 2, POLL_MAX_MS)) {
     await sleep(delay);
     log = await readLogSince(errorLog, offset);
     const failures = log.filter((line) => FAILURE.test(line)).map(tidyLogLine);
@@ -105,7 +110,7 @@ export async function reloadMaster(
     }
     if (failures.length > 0) continue; // the master is still retrying the bind: wait for its verdict
     started = log.some((line) => line.includes('start worker process'));
-    if (!started) started = [...(await childPids(pid))].some((child) => !before.has(child));
+    if (!started && errorLog === undefined) started = [...(await childPids(pid))].some((child) => !before.has(child));
     if (started) break;
   }
   if (!started) {

@@ -42,28 +42,30 @@ export class Journal {
 
   /** Swaps `changes` into the live tree as described above; throws with the tree possibly half-swapped (roll back). */
   async swap(changes: Array<{ dir: string; name: string; staged: string | null }>): Promise<void> {
-    const entries: JournalEntry[] = [];
-    for (const change of changes) {
-      const live = path.join(change.dir, change.name);
-      const backup = backupPath(change);
-      await mkdir(path.dirname(backup), { recursive: true });
-      await rm(backup, { force: true });
-      const backedUp = await link(live, backup).then(
-        () => true,
-        (error: NodeJS.ErrnoException) => {
-          if (error.code === 'ENOENT') return false;
-          throw error;
-        },
-      );
-      entries.push({ ...change, backedUp });
-    }
+    for (const dir of new Set(changes.map((c) => c.dir))) await mkdir(path.join(workDir(dir), 'backup'), { recursive: true });
+    const entries: JournalEntry[] = await Promise.all(
+      changes.map(async (change) => {
+        const live = path.join(change.dir, change.name);
+        const backup = backupPath(change);
+        await rm(backup, { force: true });
+        const backedUp = await link(live, backup).then(
+          () => true,
+          (error: NodeJS.ErrnoException) => {
+            if (error.code === 'ENOENT') return false;
+            throw error;
+          },
+        );
+        return { ...change, backedUp };
+      }),
+    );
     for (const dir of new Set(entries.map((e) => e.dir))) await syncDir(path.join(workDir(dir), 'backup'));
     await replaceAtomically(this.file, JSON.stringify({ entries }, null, 1));
-    for (const entry of entries) {
-      const live = path.join(entry.dir, entry.name);
-      if (entry.staged !== null) await rename(entry.staged, live);
-      else await rm(live, { force: true });
-    }
+    await Promise.all(
+      entries.map((entry) => {
+        const live = path.join(entry.dir, entry.name);
+        return entry.staged !== null ? rename(entry.staged, live) : rm(live, { force: true });
+      }),
+    );
     for (const dir of new Set(entries.map((e) => e.dir))) await syncDir(dir);
   }
 
@@ -72,7 +74,7 @@ export class Journal {
     const entries = await this.read();
     await rm(this.file, { force: true });
     await syncDir(path.dirname(this.file));
-    for (const entry of entries ?? []) await rm(backupPath(entry), { force: true });
+    await Promise.all((entries ?? []).map((entry) => rm(backupPath(entry), { force: true })));
   }
 
   /** True when a swap was begun and neither committed nor rolled back. */

@@ -145,12 +145,15 @@ export class ConfigTree {
     await mkdir(stageDir, { recursive: true });
     const staged = new Map<string, string>();
     const touched = new Set(changes.map((c) => c.name));
-    for (const change of changes) {
-      if (change.text === null) continue;
-      const file = path.join(stageDir, change.name);
-      await writeDurably(file, change.text);
-      staged.set(change.name, file);
-    }
+    // Written side by side: one batch's flushes overlap instead of queueing one after another.
+    await Promise.all(
+      changes.map(async (change) => {
+        if (change.text === null) return;
+        const file = path.join(stageDir, change.name);
+        await writeDurably(file, change.text);
+        staged.set(change.name, file);
+      }),
+    );
     const names = new Set(current.files.filter((name) => !touched.has(name)));
     for (const name of staged.keys()) names.add(name);
     const includes = [...names].sort().map((name) => staged.get(name) ?? path.join(this.streamDir, name));
