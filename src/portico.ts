@@ -2,7 +2,7 @@
  * Wiring: settings → store → nginx → apply → api. `startPortico` brings a Portico up (recovering
  * what a crash left, adopting or starting nginx) and answers a handle to serve and stop it.
  */
-import { readFile, mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
@@ -25,6 +25,8 @@ import { ConfigTree } from './store/tree.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 export const TEMPLATES_DIR = `${root}templates`;
+/** Static nginx assets shipped with Portico (nginx/): copied into the state directory in managed mode. */
+export const NGINX_ASSETS_DIR = `${root}nginx`;
 
 /** The version in package.json. */
 export async function readVersion(): Promise<string> {
@@ -108,6 +110,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
     await warnOnEphemeralOverlap(settings, log);
     if (settings.mode === 'managed') {
       await mkdir(settings.httpDir, { recursive: true });
+      await tree.writeMain(`${settings.stateDir}/mime.types`, await readFile(`${NGINX_ASSETS_DIR}/mime.types`, 'utf8'));
       await tree.writeMain(settings.nginxConf, tests.liveMain());
     }
     // Fails early, naming the file, when the live tree does not pass nginx -t (say, a hand edit).

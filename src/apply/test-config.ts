@@ -29,6 +29,7 @@ export class TestConfigs {
       errorLog: s.errorLog ?? `${s.stateDir}/logs/error.log`,
       accessLog: `${s.stateDir}/logs/access.log`,
       tempDir: `${s.stateDir}/temp`,
+      mimeTypes: `${s.stateDir}/mime.types`,
       streamIncludes,
       httpInclude: `${s.httpDir}/*.conf`,
       workerShutdownTimeout: s.workerShutdownTimeout,

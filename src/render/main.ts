@@ -9,6 +9,8 @@ export interface MainView {
   errorLog: string;
   accessLog: string;
   tempDir: string;
+  /** The media types file (nginx/mime.types, copied into the state directory). */
+  mimeTypes: string;
   /** Stream files to include: the live `DIR/*.conf` glob, or every file of a staged tree. */
   streamIncludes: string[];
   httpInclude: string;

@@ -104,8 +104,11 @@ describe('external mode', () => {
     await request(portico.app).get(`/createstream/${FROM}/127.0.0.1:${echo.port}`).expect(200, { result: 'ok' });
     assert.equal(await roundTrip(FROM, 'via the sidecar'), 'via the sidecar');
     assert.equal(await sidecar.master(), master, 'the master was replaced instead of reloaded');
+    await request(portico.app).get('/getstreams').expect(200, [{ listen: FROM, proxy_pass: `127.0.0.1:${echo.port}` }]);
+    await request(portico.app).get(`/hasstream/${FROM}`).expect(200, { result: 'true' });
     await request(portico.app).get(`/removestream/${FROM}`).expect(200);
     assert.ok(await eventually(async () => !(await accepts(FROM)), 2000));
+    await request(portico.app).get(`/hasstream/${FROM}`).expect(200, { result: 'false' });
   });
 
   it('reports the operator\'s own file, skips its port, and never touches it', async () => {

@@ -15,6 +15,7 @@ const view = {
   errorLog: '/var/lib/portico/logs/error.log',
   accessLog: '/var/lib/portico/logs/access.log',
   tempDir: '/var/lib/portico/temp',
+  mimeTypes: '/var/lib/portico/mime.types',
   streamIncludes: ['/var/lib/portico/stream.d/*.conf'],
   httpInclude: '/var/lib/portico/http.d/*.conf',
   workerShutdownTimeout: '30s',
