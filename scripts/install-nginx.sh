@@ -33,7 +33,8 @@ qualifies() {
   major=${version%%.*}; minor=${version#*.}; minor=${minor%%.*}
   if [ "$major" -lt 1 ] || { [ "$major" -eq 1 ] && [ "$minor" -lt 25 ]; }; then return 1; fi
   for m in "${required_modules[@]}"; do
-    printf '%s\n' "$info" | grep -q -- "--with-$m\b" || return 1
+    # A module built "=dynamic" is not loaded unless the config says so: only a static one counts.
+    printf '%s\n' "$info" | grep -Eq -- "--with-$m( |\$)" || return 1
   done
 }
 
@@ -78,7 +79,7 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends --no-upgrade build-essential libpcre2-dev libssl-dev \
-  zlib1g-dev dpkg-dev >/dev/null
+  zlib1g-dev >/dev/null
 
 work=$(mktemp -d /tmp/portico-nginx-build.XXXXXX)
 trap 'rm -rf "$work"' EXIT

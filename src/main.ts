@@ -42,10 +42,12 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping');
+    // Stop taking requests; let queued changes finish and answer; only then drop what is left.
     server.close();
-    server.closeAllConnections();
+    server.closeIdleConnections();
     running
       .close()
+      .finally(() => server.closeAllConnections())
       .then(() => process.exit(0))
       .catch((error: unknown) => {
         log.error({ err: error }, 'stopping failed');

@@ -15,6 +15,7 @@ import { REQUIRED_MODULES, type NginxCommand } from './nginx/exec.js';
 import { ExternalNginx } from './nginx/external.js';
 import { ManagedNginx } from './nginx/managed.js';
 import { Nginx } from './nginx/nginx.js';
+import type { NginxProcess } from './nginx/process.js';
 import type { BoundProbe } from './ports/allocate.js';
 import { isTcpPortBound } from './ports/probe.js';
 import { createMainRenderer } from './render/main.js';
@@ -47,12 +48,6 @@ export interface RunningPortico {
   close(options?: { stopNginx?: boolean }): Promise<void>;
 }
 
-function stopTimeoutMs(settings: Settings): number {
-  const match = /^(\d+)(ms|s|m|h|d)?$/.exec(settings.workerShutdownTimeout);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match?.[2] ?? 's'] ?? 1000;
-  return Number(match?.[1] ?? 30) * unit + 5000;
-}
-
 /**
  * Outgoing connections (nginx's own to its upstreams among them) take local ports from the kernel's
  * ephemeral range; a port of PORT_RANGE inside it can be held by one of them when a stream wants it.
@@ -74,7 +69,9 @@ export async function startPortico(settings: Settings, options: StartOptions): P
   const log = options.log;
   await mkdir(`${settings.stateDir}/logs`, { recursive: true });
   await mkdir(`${settings.stateDir}/temp`, { recursive: true });
+  if (settings.mode === 'managed') await mkdir(settings.httpDir, { recursive: true });
   const lock = await acquireLock(`${settings.stateDir}/portico.lock`);
+  let started: NginxProcess | undefined;
   try {
     const [streamTemplate, mainTemplate, version] = await Promise.all([
       readFile(`${TEMPLATES_DIR}/stream.conf.hbs`, 'utf8'),
@@ -97,8 +94,8 @@ export async function startPortico(settings: Settings, options: StartOptions): P
             cmd,
             conf: settings.nginxConf,
             pidFile: settings.pidFile,
-            errorLog: settings.errorLog ?? `${settings.stateDir}/logs/error.log`,
-            stopTimeoutMs: stopTimeoutMs(settings),
+            errorLog: settings.errorLog ?? `${settings.stateDir}/logs/error.log`, // always set in managed mode
+            stopTimeoutMs: settings.stopTimeoutMs,
             log: log.child({ module: 'nginx' }),
           })
         : new ExternalNginx(settings.pidFile);
@@ -109,18 +106,18 @@ export async function startPortico(settings: Settings, options: StartOptions): P
 
     await warnOnEphemeralOverlap(settings, log);
     if (settings.mode === 'managed') {
-      await mkdir(settings.httpDir, { recursive: true });
       await tree.writeMain(`${settings.stateDir}/mime.types`, await readFile(`${NGINX_ASSETS_DIR}/mime.types`, 'utf8'));
       await tree.writeMain(settings.nginxConf, tests.liveMain());
     }
     // Fails early, naming the file, when the live tree does not pass nginx -t (say, a hand edit).
-    const current = await tree.read();
-    const verdict = await nginx.test(await tests.forTree(current.files.map((f) => `${settings.streamDir}/${f}`)));
+    const live = await tree.stage([], await tree.read());
+    const verdict = await nginx.test(await tests.forTree(live.includes)).finally(() => tree.unstage(live));
     if (!verdict.ok) {
       throw new PorticoError('NginxRejected', `the config tree does not pass nginx -t: ${verdict.lines.join('; ')}`, {
         nginx: verdict.lines,
       });
     }
+    started = process;
     await process.start();
     if (process.adopted && (await nginx.running())) {
       // The files may have changed while no Portico watched (a rolled-back batch, a hand edit).
@@ -158,6 +155,8 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       },
     };
   } catch (error) {
+    // The data plane outlives a control plane that could not start: stop watching it, not it.
+    started?.release();
     await lock.release();
     throw error;
   }

@@ -5,8 +5,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import { isBracketableIPv6, isIPv4, isPortText } from './model/net.js';
-import { PATH_PATTERN, TIME_PATTERN } from './render/engine.js';
+import { PATH_PATTERN, TIME_PATTERN, isBracketableIPv6, isIPv4, isPortText } from './model/net.js';
 
 export interface PortRange {
   /** First port, inclusive. */
@@ -56,7 +55,7 @@ const envSchema = z.object({
   HTTP_CONFIG_PATH: dirSchema.optional(),
   STREAM_PREFIX: z
     .string()
-    .regex(/^[A-Za-z0-9_.-]{0,64}$/, 'must be at most 64 letters, digits, "_", "." or "-"')
+    .regex(/^(?![.])[A-Za-z0-9_.-]{0,64}$/, 'must be at most 64 letters, digits, "_", "." or "-", not starting with "." (nginx\'s glob skips hidden files)')
     .default('_conductor_'),
   NGINX_CONF: dirSchema.optional(),
   NGINX_PID_FILE: dirSchema.optional(),
@@ -91,8 +90,18 @@ export interface Settings {
   errorLog: string | undefined;
   nginxTimeoutMs: number;
   workerShutdownTimeout: string;
+  /** How long a graceful stop of managed nginx may take: the shutdown timeout and 5 s more. */
+  stopTimeoutMs: number;
   apiToken: string | undefined;
   logLevel: string;
+}
+
+const TIME_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** An nginx time (`30s`, `500ms`, a bare number is seconds) in milliseconds. */
+export function nginxTimeMs(time: string): number {
+  const match = /^(\d+)(ms|s|m|h|d)?$/.exec(time);
+  return Number(match?.[1] ?? 0) * (TIME_UNITS_MS[match?.[2] ?? 's'] ?? 1000);
 }
 
 export class SettingsError extends Error {
@@ -130,6 +139,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     errorLog: e.NGINX_ERROR_LOG ?? (managed ? `${state}/logs/error.log` : undefined),
     nginxTimeoutMs: e.NGINX_TIMEOUT_MS,
     workerShutdownTimeout: e.WORKER_SHUTDOWN_TIMEOUT,
+    stopTimeoutMs: nginxTimeMs(e.WORKER_SHUTDOWN_TIMEOUT) + 5000,
     apiToken: e.API_TOKEN,
     logLevel: e.LOG_LEVEL,
   };

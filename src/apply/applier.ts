@@ -98,7 +98,9 @@ export class Applier {
     try {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0);
-        const real = batch.filter((item) => !item.dryRun);
+        const real = onePerPort(batch.filter((item) => !item.dryRun));
+        // Later changes to a port already in this batch go first into the next one.
+        this.queue.unshift(...batch.filter((item) => !item.dryRun && !real.includes(item)));
         if (real.length > 0) await this.applyBatch(real).catch((error) => this.failAll(real, error));
         for (const item of batch.filter((i) => i.dryRun)) await this.applyDryRun(item).catch((e) => item.reject(asPorticoError(e)));
       }
@@ -113,7 +115,10 @@ export class Applier {
     for (const item of items) item.reject(wrapped);
   }
 
-  private async plan(items: Pending[], timer: PhaseTimer): Promise<{ tree: StreamTree; work: Work[]; unchanged: Work[] }> {
+  private async plan(
+    items: Pending[],
+    timer: PhaseTimer,
+  ): Promise<{ tree: StreamTree; work: Work[]; unchanged: Work[] }> {
     const { tree: store, range, isBound, renderStream } = this.deps;
     const tree = await store.read();
     timer.mark('read');
@@ -158,15 +163,15 @@ export class Applier {
       // Name the culprits: each new file alone; drop those that fail, test the rest once more.
       const culprits = await this.isolate(work, staged);
       timer.mark('isolate');
-      await this.deps.tree.unstage(staged);
       work = work.filter((w) => !culprits.has(w));
       if (culprits.size > 0 && work.length > 0) {
+        await this.deps.tree.unstage(staged);
         staged = await this.deps.tree.stage(work.map((w) => w.file), tree);
         verdict = await this.deps.nginx.test(await this.deps.tests.forTree(staged.includes));
         timer.mark('retest');
       }
       if (!verdict.ok) {
-        if (work.length > 0) await this.deps.tree.unstage(staged);
+        await this.deps.tree.unstage(staged);
         const error = rejected('testing config', this.unstagePaths(verdict.lines, staged));
         for (const w of work) w.item.reject(error.within(describe(w.item.change)));
         this.report(timer, 'rejected', items.length, 0);
@@ -178,24 +183,25 @@ export class Applier {
       await this.deps.tree.unstage(staged);
       throw error;
     });
-    await this.deps.tree.swap(staged);
-    timer.mark('swap');
     try {
+      await this.deps.tree.swap(staged);
+      timer.mark('swap');
       await this.deps.nginx.reload({
         opened: work.filter((w) => w.planned.outcome === 'created').map((w) => ({ host: '127.0.0.1', port: w.planned.port })),
         closed: work.filter((w) => w.planned.outcome === 'deleted').map((w) => ({ host: '127.0.0.1', port: w.planned.port })),
         drainOld: work.some((w) => w.planned.outcome !== 'created'),
       });
       timer.mark('reload');
+      this.consistent = true;
+      await this.deps.tree.commit(staged);
+      timer.mark('commit');
     } catch (error) {
-      const failure = await this.rollBack(asPorticoError(error, 'reloading nginx'));
+      const failure = await this.rollBack(asPorticoError(error, 'swapping and reloading'), staged);
       timer.mark('rollback');
       for (const w of work) w.item.reject(failure.within(describe(w.item.change)));
       this.report(timer, 'rolled-back', items.length, 0);
       return;
     }
-    await this.deps.tree.commit();
-    timer.mark('commit');
     for (const w of work) w.item.resolve(result(w.planned));
     this.report(timer, 'applied', items.length, work.length);
   }
@@ -224,10 +230,11 @@ export class Applier {
   }
 
   /** Restores the previous tree and reloads it; the error says whether that worked too. */
-  private async rollBack(error: PorticoError): Promise<PorticoError> {
+  private async rollBack(error: PorticoError, staged: StagedTree): Promise<PorticoError> {
     try {
-      await this.deps.tree.rollBack();
+      await this.deps.tree.rollBack(staged);
       await this.deps.nginx.reload({ opened: [], closed: [], drainOld: true });
+      this.consistent = true;
       return error;
     } catch (again) {
       this.consistent = false;
@@ -259,6 +266,22 @@ export class Applier {
     this.lastBatch = report;
     this.deps.log.info({ event: 'batch', ...report }, `batch ${outcome}`);
   }
+}
+
+/**
+ * The first change to each port, and every change without one (an allocation), in order: one file
+ * per port per batch, so that changes to one port apply in the order they came and a removed port
+ * is closed before it is reused.
+ */
+function onePerPort(items: Pending[]): Pending[] {
+  const seen = new Set<number>();
+  return items.filter((item) => {
+    const port = item.change.port;
+    if (port === undefined) return true;
+    if (seen.has(port)) return false;
+    seen.add(port);
+    return true;
+  });
 }
 
 function result(planned: PlannedChange): ChangeResult {

@@ -13,8 +13,6 @@ import type { ConfigTree } from '../store/tree.js';
 import { rangeSize } from '../ports/allocate.js';
 
 export class TestConfigs {
-  private counter = 0;
-
   constructor(
     private readonly settings: Settings,
     private readonly tree: ConfigTree,
@@ -64,9 +62,8 @@ export class TestConfigs {
 
   /** Writes a main config holding only the stream file `file`; answers its path. */
   async forFile(file: string): Promise<string> {
-    this.counter += 1;
     const s = this.settings;
     const text = isolatedStreamMain(file, `${s.stateDir}/logs/test-error.log`, `${s.stateDir}/scratch/isolated.pid`);
-    return this.tree.writeScratch(`test-file-${this.counter % 64}.conf`, text);
+    return this.tree.writeScratch('test-file.conf', text);
   }
 }

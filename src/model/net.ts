@@ -21,6 +21,13 @@ export const ADDRESS_PATTERN_V6 = /^\[([0-9A-Fa-f:.]{2,45})\]:(\d{1,5})$/;
 /** A host name or IPv4 address followed by a port: `db.internal:5432`. */
 export const ADDRESS_PATTERN_NAME = /^([A-Za-z0-9.-]{1,253}):(\d{1,5})$/;
 
+/** An upstream group name or other nginx identifier Portico generates. */
+export const NAME_PATTERN = /^[A-Za-z0-9_]{1,64}$/;
+/** An absolute path of the state or config directories; settings refuse any other. */
+export const PATH_PATTERN = /^\/[A-Za-z0-9_.\/+@=,-]{0,4095}$/;
+/** nginx's time syntax: a number with an optional unit, e.g. `30s`, `500ms`. */
+export const TIME_PATTERN = /^\d{1,9}(?:ms|s|m|h|d)?$/;
+
 export const MIN_PORT = 1;
 export const MAX_PORT = 65535;
 
@@ -80,6 +87,8 @@ export function parseAddress(text: string): HostPort | { error: string } {
   const [, host = '', port = ''] = named;
   if (!isPortText(port)) return { error: `${ADDRESS_RULE} (port "${port}" is out of range)` };
   if (isIPv4(host)) return { host, port: Number(port), family: 'ipv4' };
+  // nginx reads "unix:" (in any case) as a Unix-domain socket path, never as a host.
+  if (host.toLowerCase() === 'unix') return { error: `${ADDRESS_RULE} ("unix:" would name a Unix socket)` };
   // A name of digits and dots only would be read by nginx as a malformed IPv4 address.
   if (/^[\d.]+$/.test(host)) return { error: `${ADDRESS_RULE} ("${host}" is not a valid IPv4 address)` };
   if (!isHostname(host)) return { error: `${ADDRESS_RULE} ("${host}" is not a valid host name)` };

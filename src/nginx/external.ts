@@ -19,4 +19,6 @@ export class ExternalNginx implements NginxProcess {
   async start(): Promise<void> {}
 
   async stop(): Promise<void> {}
+
+  release(): void {}
 }

@@ -7,12 +7,13 @@
  * hold its listening sockets, so they are asked to quit (they close those at once and finish their
  * connections) before the new master binds.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { PorticoError } from '../errors.js';
 import { spawnMaster, type NginxCommand } from './exec.js';
-import { isAlive, masterFromPidFile } from './master.js';
+import { groupMembers, isAlive } from '../proc.js';
+import { masterFromPidFile } from './master.js';
 import type { NginxProcess } from './process.js';
 import { logOffset, readLogSince } from './verify.js';
 
@@ -21,20 +22,6 @@ const BACKOFF_MAX_MS = 5000;
 /** A master that ran this long before dying is restarted without delay growth. */
 const STABLE_AFTER_MS = 10_000;
 const WATCH_INTERVAL_MS = 200;
-
-/** Processes of group `pgid` whose title says nginx: the workers a dead master left behind. */
-async function nginxProcessesInGroup(pgid: number): Promise<number[]> {
-  const pids: number[] = [];
-  for (const name of await readdir('/proc').catch(() => [] as string[])) {
-    if (!/^\d+$/.test(name)) continue;
-    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(fields[2]) !== pgid || fields[0] === 'Z') continue;
-    const cmdline = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.startsWith('nginx: ')) pids.push(Number(name));
-  }
-  return pids;
-}
 
 export interface ManagedOptions {
   cmd: NginxCommand;
@@ -54,7 +41,11 @@ export class ManagedNginx implements NginxProcess {
   private startedAt = 0;
   private backoffMs = BACKOFF_FIRST_MS;
   private stopping = false;
+  /** Restarts are armed only once `start` succeeded, and disarmed by `stop`. */
+  private supervising = false;
+  private spawning: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private watch: NodeJS.Timeout | undefined;
   private readonly pgids = new Set<number>();
 
   constructor(private readonly options: ManagedOptions) {}
@@ -67,21 +58,30 @@ export class ManagedNginx implements NginxProcess {
   /** Adopts the master named by the pid file if it is alive, else starts one. */
   async start(): Promise<void> {
     this.stopping = false;
-    const running = await masterFromPidFile(this.options.pidFile);
+    const running = await masterFromPidFile(this.options.pidFile, this.options.conf);
     if (running !== undefined) {
       this.pid = running;
       this.adopted = true;
       this.pgids.add(running);
       this.options.log.info({ nginxPid: running }, 'adopted the running nginx master');
       this.watchAdopted(running);
-      return;
+    } else {
+      const stale = Number((await readFile(this.options.pidFile, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(stale) && stale > 1) this.pgids.add(stale);
+      await this.spawn();
     }
-    const stale = Number((await readFile(this.options.pidFile, 'utf8').catch(() => '')).trim());
-    if (Number.isInteger(stale) && stale > 1) this.pgids.add(stale);
-    await this.spawn();
+    this.supervising = true;
   }
 
-  private async spawn(): Promise<void> {
+  /** Starts a master; one spawn at a time, so that `stop` can wait for it. */
+  private spawn(): Promise<void> {
+    this.spawning ??= this.spawnOnce().finally(() => {
+      this.spawning = undefined;
+    });
+    return this.spawning;
+  }
+
+  private async spawnOnce(): Promise<void> {
     await this.quitOrphans();
     const { cmd, conf, errorLog, pidFile } = this.options;
     const offset = await logOffset(errorLog);
@@ -113,13 +113,15 @@ export class ManagedNginx implements NginxProcess {
         return;
       }
     }
+    // Not started in time: do not leave it behind to race the next attempt.
+    for (const member of await groupMembers(pid, 'nginx: ')) process.kill(member, 'SIGKILL');
     throw new PorticoError('NginxUnavailable', `nginx did not start its workers within ${cmd.timeoutMs} ms`);
   }
 
   /** Asks workers left by dead masters to quit: they hold listening sockets the new master needs. */
   private async quitOrphans(): Promise<void> {
     for (const pgid of this.pgids) {
-      const pids = await nginxProcessesInGroup(pgid);
+      const pids = await groupMembers(pgid, 'nginx: ');
       for (const pid of pids) process.kill(pid, 'SIGQUIT');
       if (pids.length > 0) this.options.log.warn({ pgid, pids }, 'asked orphaned nginx workers to quit');
       else this.pgids.delete(pgid);
@@ -129,7 +131,7 @@ export class ManagedNginx implements NginxProcess {
   private onExit(pid: number, how: string): void {
     if (pid !== this.pid) return;
     this.pid = undefined;
-    if (this.stopping) return;
+    if (this.stopping || !this.supervising) return;
     const ranMs = Date.now() - this.startedAt;
     if (ranMs >= STABLE_AFTER_MS) this.backoffMs = BACKOFF_FIRST_MS;
     const delay = this.backoffMs;
@@ -155,12 +157,22 @@ export class ManagedNginx implements NginxProcess {
       });
     }, WATCH_INTERVAL_MS);
     timer.unref();
+    this.watch = timer;
+  }
+
+  /** Stops supervising, leaving the master as it is (a start-up that failed after adopting one). */
+  release(): void {
+    this.supervising = false;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.watch !== undefined) clearInterval(this.watch);
   }
 
   /** Stops nginx gracefully (`quit`): connections finish, bounded by `stopTimeoutMs`, then the rest is killed. */
   async stop(): Promise<void> {
     this.stopping = true;
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.release();
+    // A master being started now would appear after we looked: let it finish, then quit it.
+    await this.spawning?.catch(() => undefined);
     const pid = this.pid;
     if (pid === undefined || !(await isAlive(pid))) return;
     process.kill(pid, 'SIGQUIT');
@@ -168,7 +180,7 @@ export class ManagedNginx implements NginxProcess {
     while (Date.now() < deadline && (await isAlive(pid))) await sleep(20);
     if (await isAlive(pid)) {
       this.options.log.warn({ nginxPid: pid }, 'nginx did not quit in time; killing it');
-      for (const member of await nginxProcessesInGroup(pid)) process.kill(member, 'SIGKILL');
+      for (const member of await groupMembers(pid, 'nginx: ')) process.kill(member, 'SIGKILL');
     }
     this.pid = undefined;
   }

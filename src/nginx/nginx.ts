@@ -72,7 +72,10 @@ export class Nginx {
    */
   async reload(plan: ReloadPlan): Promise<void> {
     const pid = await this.requireMaster();
-    await reloadMaster(pid, this.errorLog, this.cmd.timeoutMs, plan.drainOld ?? plan.closed.length > 0);
+    await reloadMaster(pid, this.errorLog, this.cmd.timeoutMs, {
+      drainOld: plan.drainOld ?? plan.closed.length > 0,
+      logsNotices: this.process.mode === 'managed',
+    });
     const [opened, closed] = await Promise.all([
       Promise.all(plan.opened.map((l) => waitForListener(l.host, l.port, true, LISTENER_TIMEOUT_MS))),
       Promise.all(plan.closed.map((l) => waitForListener(l.host, l.port, false, LISTENER_TIMEOUT_MS))),

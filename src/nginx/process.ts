@@ -13,4 +13,6 @@ export interface NginxProcess {
   start(): Promise<void>;
   /** Managed: stop the master gracefully. External: leave it be. */
   stop(): Promise<void>;
+  /** Stops watching the master without stopping it. */
+  release(): void;
 }

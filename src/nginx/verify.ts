@@ -6,7 +6,8 @@
  * config. So success is read from nginx itself: the error log names new workers (or new worker
  * processes appear under the master), and each new listener accepts a TCP connection.
  */
-import { open, readdir, readFile, stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
+import { childPids, commandLine } from '../proc.js';
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PorticoError } from '../errors.js';
@@ -43,26 +44,6 @@ export async function readLogSince(file: string | undefined, offset: number): Pr
 
 const FAILURE = /\[(emerg|alert|crit)\]/;
 
-/** The pids of a process's children: from /proc/PID/task/PID/children where the kernel has it, else a scan of /proc. */
-export async function childPids(parent: number): Promise<Set<number>> {
-  const listed = await readFile(`/proc/${parent}/task/${parent}/children`, 'utf8').catch(() => undefined);
-  if (listed !== undefined) return new Set(listed.split(' ').filter((p) => p !== '').map(Number));
-  const names = (await readdir('/proc').catch(() => [] as string[])).filter((name) => /^\d+$/.test(name));
-  const stats = await Promise.all(names.map((name) => readFile(`/proc/${name}/stat`, 'utf8').catch(() => '')));
-  const children = new Set<number>();
-  stats.forEach((text, i) => {
-    // The command name may hold spaces and parentheses: the fields after the last ")" are fixed.
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    if (Number(fields[1]) === parent) children.add(Number(names[i]));
-  });
-  return children;
-}
-
-export interface ReloadOutcome {
-  /** The error-log lines since the signal (notices included). */
-  log: string[];
-}
-
 /**
  * How long a failed reload may keep the master busy: on `bind() failed` nginx tries again five
  * times, 500 ms apart, before it logs "still could not bind()" and keeps the old config.
@@ -71,22 +52,29 @@ const BIND_RETRY_MARK = 'still could not bind()';
 /** Longest pause between two looks at a reload's progress; a reload itself takes a few ms. */
 const POLL_MAX_MS = 10;
 
+export interface ReloadOptions {
+  /** Wait until the old workers stopped accepting (a stream was replaced or removed). */
+  drainOld: boolean;
+  /**
+   * The error log is written at `notice` level or finer, so "start worker process" shows a reload's
+   * success. True in managed mode (our main config says so); in external mode the operator's level
+   * is unknown and new worker processes under the master are looked for as well.
+   */
+  logsNotices: boolean;
+}
+
 /**
  * Sends SIGHUP to the master and waits until it has started new workers on the new config, or has
  * refused it (and finished trying). With `drainOld`, it also waits until the old workers stopped
- * accepting connections (they logged "gracefully shutting down", or are gone): until then a new
- * connection may still reach the old config, which matters when a stream was replaced or removed.
- * Throws NginxRejected with nginx's own error lines.
+ * accepting connections: until then a new connection may still reach the old config. Only the
+ * master's own error lines count (a worker's `[crit] connect() failed` is about traffic, not the
+ * config). Throws NginxRejected with nginx's own error lines.
  */
-export async function reloadMaster(
-  pid: number,
-  errorLog: string | undefined,
-  timeoutMs: number,
-  drainOld = false,
-): Promise<ReloadOutcome> {
+export async function reloadMaster(pid: number, errorLog: string | undefined, timeoutMs: number, options: ReloadOptions): Promise<void> {
   const offset = await logOffset(errorLog);
+  const logTells = errorLog !== undefined && options.logsNotices;
   // Scanning /proc costs milliseconds: only when the log cannot tell, or old workers must be waited for.
-  const before = errorLog === undefined || drainOld ? await childPids(pid) : new Set<number>();
+  const before = !logTells || options.drainOld ? await childPids(pid) : new Set<number>();
   try {
     process.kill(pid, 'SIGHUP');
   } catch (error) {
@@ -95,31 +83,31 @@ export async function reloadMaster(
     });
   }
   const deadline = Date.now() + timeoutMs;
-  let log: string[] = [];
+  const master = ` ${pid}#`;
   let started = false;
   for (let delay = 1; Date.now() < deadline; delay = Math.min(delay * 2, POLL_MAX_MS)) {
     await sleep(delay);
-    log = await readLogSince(errorLog, offset);
-    const failures = log.filter((line) => FAILURE.test(line)).map(tidyLogLine);
-    const binding = failures.some((line) => line.includes('bind()')) && !log.some((l) => l.includes(BIND_RETRY_MARK));
-    if (failures.length > 0 && !binding) {
-      throw new PorticoError('NginxRejected', `nginx refused the new config: ${[...new Set(failures)].join('; ')}`, {
-        nginx: failures,
-        command: `kill -HUP ${pid}`,
-      });
-    }
-    if (failures.length > 0) continue; // the master is still retrying the bind: wait for its verdict
-    started = log.some((line) => line.includes('start worker process'));
-    if (!started && errorLog === undefined) started = [...(await childPids(pid))].some((child) => !before.has(child));
+    const log = (await readLogSince(errorLog, offset)).filter((line) => line.includes(master));
+    const lastFailure = log.findLastIndex((line) => FAILURE.test(line));
+    // New workers after the last error: a bind() that failed at first may succeed on a retry.
+    started = log.findLastIndex((line) => line.includes('start worker process')) > lastFailure;
+    if (!started && !logTells) started = [...(await childPids(pid))].some((child) => !before.has(child));
     if (started) break;
+    if (lastFailure < 0) continue;
+    const retrying = (log[lastFailure] as string).includes('bind()') && !log.some((l) => l.includes(BIND_RETRY_MARK));
+    if (retrying) continue; // nginx tries bind() five times, 500 ms apart: wait for its verdict
+    const failures = [...new Set(log.filter((line) => FAILURE.test(line)).map(tidyLogLine))];
+    throw new PorticoError('NginxRejected', `nginx refused the new config: ${failures.join('; ')}`, {
+      nginx: failures,
+      command: `kill -HUP ${pid}`,
+    });
   }
   if (!started) {
     throw new PorticoError('NginxRejected', `nginx started no new workers within ${timeoutMs} ms of the reload signal`, {
       command: `kill -HUP ${pid}`,
     });
   }
-  if (drainOld) await waitForOldWorkers(before, deadline);
-  return { log };
+  if (options.drainOld) await waitForOldWorkers(before, deadline);
 }
 
 /**
@@ -129,7 +117,7 @@ export async function reloadMaster(
  */
 async function waitForOldWorkers(workers: Set<number>, deadline: number): Promise<void> {
   for (let delay = 5; Date.now() < deadline; delay = Math.min(delay * 2, 50)) {
-    const titles = await Promise.all([...workers].map((w) => readFile(`/proc/${w}/cmdline`, 'utf8').catch(() => '')));
+    const titles = await Promise.all([...workers].map((w) => commandLine(w)));
     if (!titles.some((t) => t.startsWith('nginx: worker process') && !t.includes('shutting down'))) return;
     await sleep(delay);
   }

@@ -5,7 +5,7 @@
  * config injection, behind the `model/` schemas. Pure: the template texts are handed in.
  */
 import Handlebars from 'handlebars';
-import { isAddress, isPortText } from '../model/net.js';
+import { NAME_PATTERN, PATH_PATTERN, TIME_PATTERN, isAddress, isPortText } from '../model/net.js';
 
 export class RenderError extends Error {
   constructor(message: string) {
@@ -14,12 +14,6 @@ export class RenderError extends Error {
   }
 }
 
-/** An upstream group name or other nginx identifier we generate. */
-export const NAME_PATTERN = /^[A-Za-z0-9_]{1,64}$/;
-/** An absolute path of the state or config directories; settings refuse any other. */
-export const PATH_PATTERN = /^\/[A-Za-z0-9_.\/+@=,-]{0,4095}$/;
-/** nginx's time syntax: a number with an optional unit, e.g. `30s`, `500ms`. */
-export const TIME_PATTERN = /^\d{1,9}(?:ms|s|m|h|d)?$/;
 
 function guard(helper: string, pattern: (value: string) => boolean) {
   return (value: unknown): string => {

@@ -9,6 +9,7 @@
  */
 import { link, mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { z } from 'zod';
 import { replaceAtomically, syncDir } from './fsync.js';
 
 export interface JournalEntry {
@@ -37,11 +38,43 @@ async function exists(file: string): Promise<boolean> {
   );
 }
 
+/** A file name in a config directory: no separator, no NUL, not "." or "..". */
+const FILE_NAME = /^(?!\.\.?$)[^/\0]{1,255}$/;
+
 export class Journal {
-  constructor(private readonly file: string) {}
+  private readonly file: string;
+  private readonly schema;
+
+  /** The journal of batches swapped into `dir`, whose staged files live in `stageDir`. */
+  constructor(dir: string, stageDir: string) {
+    this.file = path.join(workDir(dir), 'journal.json');
+    // The journal is read back from disk: it names only files of `dir` and of the staging folder.
+    this.schema = z
+      .object({
+        entries: z.array(
+          z
+            .object({
+              dir: z.literal(dir),
+              name: z.string().regex(FILE_NAME),
+              staged: z
+                .string()
+                .refine((p) => path.dirname(p) === stageDir && FILE_NAME.test(path.basename(p)))
+                .nullable(),
+              backedUp: z.boolean(),
+            })
+            .strict(),
+        ),
+      })
+      .strict();
+  }
 
   /** Swaps `changes` into the live tree as described above; throws with the tree possibly half-swapped (roll back). */
   async swap(changes: Array<{ dir: string; name: string; staged: string | null }>): Promise<void> {
+    if (new Set(changes.map((c) => `${c.dir}/${c.name}`)).size !== changes.length) {
+      throw new Error('a batch names one file twice');
+    }
+    // A journal still pending belongs to a batch never acknowledged: undo it before it is overwritten.
+    await this.rollBack();
     for (const dir of new Set(changes.map((c) => c.dir))) await mkdir(path.join(workDir(dir), 'backup'), { recursive: true });
     const entries: JournalEntry[] = await Promise.all(
       changes.map(async (change) => {
@@ -60,12 +93,15 @@ export class Journal {
     );
     for (const dir of new Set(entries.map((e) => e.dir))) await syncDir(path.join(workDir(dir), 'backup'));
     await replaceAtomically(this.file, JSON.stringify({ entries }, null, 1));
-    await Promise.all(
+    // Every rename settles before a failure is thrown, so a roll-back never races a late rename.
+    const renamed = await Promise.allSettled(
       entries.map((entry) => {
         const live = path.join(entry.dir, entry.name);
         return entry.staged !== null ? rename(entry.staged, live) : rm(live, { force: true });
       }),
     );
+    const failed = renamed.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
     for (const dir of new Set(entries.map((e) => e.dir))) await syncDir(dir);
   }
 
@@ -75,11 +111,6 @@ export class Journal {
     await rm(this.file, { force: true });
     await syncDir(path.dirname(this.file));
     await Promise.all((entries ?? []).map((entry) => rm(backupPath(entry), { force: true })));
-  }
-
-  /** True when a swap was begun and neither committed nor rolled back. */
-  async pending(): Promise<boolean> {
-    return exists(this.file);
   }
 
   /**
@@ -115,7 +146,16 @@ export class Journal {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
     }
-    return (JSON.parse(text) as { entries: JournalEntry[] }).entries;
+    let parsed;
+    try {
+      parsed = this.schema.safeParse(JSON.parse(text));
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed === undefined || !parsed.success) {
+      throw new Error(`${this.file} is not a journal Portico wrote: move it away to start`);
+    }
+    return parsed.data.entries;
   }
 }
 

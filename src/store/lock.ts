@@ -1,18 +1,11 @@
 /**
  * One Portico per state directory: a lock file holding the owner's pid. A lock left by a process
- * that is gone (a crash, a kill -9) is taken over; one held by a live process stops start-up.
+ * that is gone (a crash, a kill -9; a zombie counts as gone) is taken over; one held by a live process stops start-up.
  */
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { PorticoError } from '../errors.js';
+import { isAlive } from '../proc.js';
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export interface Lock {
   release(): Promise<void>;
@@ -28,7 +21,7 @@ export async function acquireLock(file: string): Promise<Lock> {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
     const holder = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
+    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && (await isAlive(holder))) {
       throw new PorticoError('Conflict', `another Portico (pid ${holder}) owns this state directory (lock ${file})`);
     }
     await rm(file, { force: true });

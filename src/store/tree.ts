@@ -6,7 +6,7 @@
  * Files named `<STREAM_PREFIX><port>.conf` are Portico's. Any other `*.conf` file is foreign: it is
  * reported, its listen ports are treated as taken, and it is never overwritten or deleted.
  */
-import { mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { link, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Stream } from '../model/stream.js';
 import { listenPorts, readStream } from '../parse/stream.js';
@@ -54,8 +54,13 @@ export interface StagedTree {
   includes: string[];
   /** The staged path of each new file, by name. */
   staged: Map<string, string>;
+  /** Links to live files whose names cannot be written into an include (see `stage`). */
+  aliases: string[];
   changes: FileChange[];
 }
+
+/** A file name that may appear in an `include` as it is; others are included through a link. */
+const INCLUDABLE_NAME = /^[A-Za-z0-9_.+@=,-]{1,255}$/;
 
 export class ConfigTree {
   readonly streamDir: string;
@@ -70,7 +75,7 @@ export class ConfigTree {
     this.prefix = options.streamPrefix;
     const escaped = this.prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     this.namePattern = new RegExp(`^${escaped}([1-9]\\d{0,4})\\.conf$`);
-    this.journal = new Journal(path.join(workDir(this.streamDir), 'journal.json'));
+    this.journal = new Journal(this.streamDir, path.join(workDir(this.streamDir), 'stage'));
     this.scratchDir = path.join(options.stateDir, 'scratch');
   }
 
@@ -156,13 +161,28 @@ export class ConfigTree {
     );
     const names = new Set(current.files.filter((name) => !touched.has(name)));
     for (const name of staged.keys()) names.add(name);
-    const includes = [...names].sort().map((name) => staged.get(name) ?? path.join(this.streamDir, name));
-    return { includes, staged, changes };
+    const includes: string[] = [];
+    const aliases: string[] = [];
+    for (const name of [...names].sort()) {
+      const live = path.join(this.streamDir, name);
+      if (staged.has(name)) includes.push(staged.get(name) as string);
+      else if (INCLUDABLE_NAME.test(name)) includes.push(live);
+      else {
+        // A foreign file named with spaces or other characters no include may carry unchecked:
+        // nginx's glob reads it, so the test must too, through a link of a plain name.
+        const alias = path.join(stageDir, `alias-${aliases.length}.conf`);
+        await rm(alias, { force: true });
+        await link(live, alias);
+        aliases.push(alias);
+        includes.push(alias);
+      }
+    }
+    return { includes, staged, aliases, changes };
   }
 
-  /** Discards a staged tree that will not be swapped in. */
+  /** Discards a staged tree that will not be swapped in (or the links left by one that was). */
   async unstage(staged: StagedTree): Promise<void> {
-    for (const file of staged.staged.values()) await rm(file, { force: true });
+    await Promise.all([...staged.staged.values(), ...staged.aliases].map((file) => rm(file, { force: true })));
   }
 
   /** Swaps a staged tree in (see `Journal.swap`); the change is not permanent until `commit`. */
@@ -172,13 +192,16 @@ export class ConfigTree {
     );
   }
 
-  async commit(): Promise<void> {
+  /** Makes a swapped tree permanent. */
+  async commit(staged: StagedTree): Promise<void> {
     await this.journal.commit();
+    await this.unstage(staged);
   }
 
   /** Restores the tree as it was before the last swap. */
-  async rollBack(): Promise<void> {
+  async rollBack(staged: StagedTree): Promise<void> {
     await this.journal.rollBack();
+    await this.unstage(staged);
   }
 
   /** Writes a main config nginx runs (managed mode), atomically. */

@@ -31,6 +31,8 @@ const HOSTILE_BACKENDS = [
   '%09tab:1',
   'unix:%2Fvar%2Frun%2Fsocket', // unix sockets
   'unix:/tmp/x.sock',
+  'unix:9000', // nginx reads any "unix:" as a socket path, whatever follows
+  'UNIX:9000',
   `${'a'.repeat(5000)}:1`, // 5,000-character name
   `${'a'.repeat(64)}.example:1`, // a label over 63 characters
   'host', // no port

@@ -142,6 +142,29 @@ describe('/v1/streams (managed nginx)', () => {
     await removeAll();
   });
 
+  it('changes to one port in the same instant apply in order: replace then remove, remove then re-create', async () => {
+    const port = FROM + 60;
+    await request(portico.app).put(`/v1/streams/${port}`).send({ backend: `127.0.0.1:${echo.port}` }).expect(201);
+    const [put, del] = await Promise.all([
+      request(portico.app).put(`/v1/streams/${port}`).send({ backend: `127.0.0.1:${echoB.port}` }),
+      request(portico.app).delete(`/v1/streams/${port}`),
+    ]);
+    assert.deepEqual([put.status, del.status], [200, 204]);
+    await request(portico.app).get(`/v1/streams/${port}`).expect(404);
+    assert.equal(await accepts(port), false);
+
+    await request(portico.app).put(`/v1/streams/${port}`).send({ backend: `127.0.0.1:${echo.port}` }).expect(201);
+    const [removed, recreated] = await Promise.all([
+      request(portico.app).delete(`/v1/streams/${port}`),
+      request(portico.app).post('/v1/streams').send({ port, backend: `127.0.0.1:${echoB.port}` }),
+    ]);
+    assert.deepEqual([removed.status, recreated.status], [204, 201]);
+    assert.equal(await roundTrip(port, 'y', { expectBytes: 3 }), 'B:y');
+    const journal = await readdir(`${portico.settings.streamDir}/.portico`);
+    assert.ok(!journal.includes('journal.json'), 'a journal was left pending');
+    await removeAll();
+  });
+
   it('a port held by another process is skipped by getfreeport and refused by create, writing nothing', async () => {
     const held = await holdPort(FROM);
     try {

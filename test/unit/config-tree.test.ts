@@ -71,6 +71,28 @@ describe('ConfigTree', () => {
     await tree.unstage(staged);
   });
 
+  it('includes a foreign file whose name no include may carry through a plain-named link', async () => {
+    await writeFile(`${root}/stream.d/my notes; x.conf`, 'server { listen 9009; proxy_pass x:1; }\n');
+    const staged = await tree.stage([], await tree.read());
+    assert.equal(staged.includes.length, 3);
+    const alias = staged.includes.find((f) => f.includes('/.portico/stage/alias-')) as string;
+    assert.equal(await readFile(alias, 'utf8'), 'server { listen 9009; proxy_pass x:1; }\n');
+    await tree.unstage(staged);
+    await assert.rejects(readFile(alias));
+  });
+
+  it('refuses at start-up a journal it did not write, touching nothing', async () => {
+    const before = await snapshot(`${root}/stream.d`);
+    await writeFile(
+      `${root}/stream.d/.portico/journal.json`,
+      JSON.stringify({ entries: [{ dir: `${root}/stream.d`, name: '../../etc/passwd', staged: null, backedUp: false }] }),
+    );
+    const restarted = new ConfigTree({ streamDir: `${root}/stream.d`, streamPrefix: '_conductor_', stateDir: root });
+    await assert.rejects(restarted.open(), /is not a journal Portico wrote/);
+    assert.deepEqual(await snapshot(`${root}/stream.d`), before);
+    await rm(`${root}/stream.d/.portico/journal.json`);
+  });
+
   it('a committed swap is the new tree, and survives a restart', async () => {
     const staged = await tree.stage(
       [
@@ -81,7 +103,7 @@ describe('ConfigTree', () => {
       await tree.read(),
     );
     await tree.swap(staged);
-    await tree.commit();
+    await tree.commit(staged);
     const after = { '_conductor_9000.conf': conf(9000, 'new:1'), '_conductor_9002.conf': conf(9002, 'c:1') };
     assert.deepEqual(await snapshot(`${root}/stream.d`), after);
     const restarted = new ConfigTree({ streamDir: `${root}/stream.d`, streamPrefix: '_conductor_', stateDir: root });
@@ -98,7 +120,7 @@ describe('ConfigTree', () => {
     ];
     const staged = await tree.stage(changes, await tree.read());
     await tree.swap(staged);
-    await tree.rollBack();
+    await tree.rollBack(staged);
     assert.deepEqual(await snapshot(`${root}/stream.d`), before);
 
     // Cut a swap off after its journal and first rename: the third file's staged copy is missing.

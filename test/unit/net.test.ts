@@ -18,6 +18,10 @@ describe('addresses', () => {
     assert.ok('error' in refused && /port "70000" is out of range/.test(refused.error));
     const v6 = parseAddress('[fe80::1%eth0]:1');
     assert.ok('error' in v6);
+    for (const socket of ['unix:9000', 'UNIX:9000', 'Unix:1']) {
+      const refusedSocket = parseAddress(socket);
+      assert.ok('error' in refusedSocket && /Unix socket/.test(refusedSocket.error), socket);
+    }
   });
 
   it('refuses every string holding a character outside the alphabet of host:port', () => {
