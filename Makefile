@@ -4,10 +4,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 NODE_MODULES := node_modules/.installed
+# scripts/install-nginx.sh writes the path of the nginx it chose or built here; recipes pass it on
+# as NGINX_BIN (an NGINX_BIN in the environment is the first candidate it considers).
 NGINX_STAMP := .nginx-bin
-# The nginx that scripts/install-nginx.sh chose or built (override with NGINX_BIN=...).
-NGINX_BIN ?= $(shell cat $(NGINX_STAMP) 2>/dev/null)
-export NGINX_BIN
 
 UNIT_TESTS := $(wildcard test/unit/*.test.ts)
 INTEGRATION_TESTS := $(wildcard test/integration/*.test.ts)

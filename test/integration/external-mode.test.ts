@@ -69,6 +69,25 @@ async function startOperatorNginx(): Promise<Sidecar> {
   };
 }
 
+/** Portico's settings beside `sidecar`, as a sidecar container would have them. */
+function externalEnv(sidecar: Sidecar, range: string, withErrorLog: boolean): Record<string, string> {
+  return {
+    NGINX_MODE: 'external',
+    PORT_RANGE: range,
+    NGINX_CONF: sidecar.conf,
+    NGINX_PID_FILE: sidecar.pidFile,
+    STREAM_CONFIG_PATH: sidecar.streamDir,
+    ...(withErrorLog && { NGINX_ERROR_LOG: sidecar.errorLog }),
+  };
+}
+
+async function tearDown(portico?: InProcess, sidecar?: Sidecar, echo?: EchoServer): Promise<void> {
+  await portico?.stop();
+  await sidecar?.stop();
+  await echo?.close();
+  if (sidecar) await rm(sidecar.root, { recursive: true, force: true });
+}
+
 describe('external mode', () => {
   let sidecar: Sidecar;
   let portico: InProcess;
@@ -83,21 +102,9 @@ describe('external mode', () => {
     );
     process.kill(await sidecar.master(), 'SIGHUP');
     assert.ok(await eventually(() => accepts(FOREIGN_PORT), 3000));
-    portico = await startInProcess({
-      NGINX_MODE: 'external',
-      PORT_RANGE: `${FROM}-${TO}`,
-      NGINX_CONF: sidecar.conf,
-      NGINX_PID_FILE: sidecar.pidFile,
-      NGINX_ERROR_LOG: sidecar.errorLog,
-      STREAM_CONFIG_PATH: sidecar.streamDir,
-    });
+    portico = await startInProcess(externalEnv(sidecar, `${FROM}-${TO}`, true));
   });
-  after(async () => {
-    await portico?.stop();
-    await sidecar?.stop();
-    await echo?.close();
-    if (sidecar) await rm(sidecar.root, { recursive: true, force: true });
-  });
+  after(() => tearDown(portico, sidecar, echo));
 
   it('creates a stream the operator\'s nginx serves, and removes it', async () => {
     const master = await sidecar.master();
@@ -145,20 +152,9 @@ describe('external mode without a readable error log', () => {
     echo = await startEcho();
     sidecar = await startOperatorNginx();
     // As with the official image, whose error log goes to the container's stderr.
-    portico = await startInProcess({
-      NGINX_MODE: 'external',
-      PORT_RANGE: `${TO + 1}-${TO + 3}`,
-      NGINX_CONF: sidecar.conf,
-      NGINX_PID_FILE: sidecar.pidFile,
-      STREAM_CONFIG_PATH: sidecar.streamDir,
-    });
+    portico = await startInProcess(externalEnv(sidecar, `${TO + 1}-${TO + 3}`, false));
   });
-  after(async () => {
-    await portico?.stop();
-    await sidecar?.stop();
-    await echo?.close();
-    if (sidecar) await rm(sidecar.root, { recursive: true, force: true });
-  });
+  after(() => tearDown(portico, sidecar, echo));
 
   it('sees the reload through the master\'s new workers and the new listener', async () => {
     await request(portico.app).get(`/createstream/${TO + 1}/127.0.0.1:${echo.port}`).expect(200);
