@@ -99,8 +99,9 @@ export class Applier {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0);
         const real = onePerPort(batch.filter((item) => !item.dryRun));
+        const now = new Set(real);
         // Later changes to a port already in this batch go first into the next one.
-        this.queue.unshift(...batch.filter((item) => !item.dryRun && !real.includes(item)));
+        this.queue.unshift(...batch.filter((item) => !item.dryRun && !now.has(item)));
         if (real.length > 0) await this.applyBatch(real).catch((error) => this.failAll(real, error));
         for (const item of batch.filter((i) => i.dryRun)) await this.applyDryRun(item).catch((e) => item.reject(asPorticoError(e)));
       }
