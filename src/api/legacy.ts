@@ -7,7 +7,7 @@ import { Router, type ErrorRequestHandler, type Response } from 'express';
 import { PorticoError } from '../errors.js';
 import { addressSchema } from '../model/net.js';
 import { upstreamGroupName, type Stream } from '../model/stream.js';
-import { allocatePort, freePorts } from '../ports/allocate.js';
+import { allocatePort, unclaimedCount } from '../ports/allocate.js';
 import { claimedPorts } from '../store/tree.js';
 import type { Portico } from './context.js';
 import { STATUS, errorBody, toPorticoError } from './errors.js';
@@ -31,7 +31,6 @@ export function legacyRouter(portico: Portico): Router {
 
   router.get('/status', async (_req, res) => {
     const current = await tree.read();
-    const free = await freePorts(settings.portRange, claimedPorts(current), isBound);
     res.json({
       version: portico.version,
       // Python's range() repr, as stream-conductor printed it: the upper bound is exclusive there.
@@ -39,7 +38,7 @@ export function legacyRouter(portico: Portico): Router {
       range: `${from}-${to}`,
       mode: settings.mode,
       streams: current.streams.size,
-      free_ports: free.length,
+      free_ports: unclaimedCount(settings.portRange, claimedPorts(current)),
     });
   });
 

@@ -33,11 +33,12 @@ export async function allocatePort(
   return undefined;
 }
 
-/** Every port of `range` neither claimed nor bound, in order; for status reports. */
-export async function freePorts(range: PortRange, claimed: ReadonlySet<number>, isBound: BoundProbe): Promise<number[]> {
-  const free: number[] = [];
-  for (let port = range.from; port <= range.to; port += 1) {
-    if (!claimed.has(port) && !(await isBound(port))) free.push(port);
-  }
-  return free;
+/**
+ * How many ports of `range` no file claims. Pure: status routes report this rather than probing
+ * the host for every port, which would be I/O per request and could collide with nginx's own bind.
+ */
+export function unclaimedCount(range: PortRange, claimed: ReadonlySet<number>): number {
+  let inside = 0;
+  for (const port of claimed) if (inRange(range, port)) inside += 1;
+  return rangeSize(range) - inside;
 }

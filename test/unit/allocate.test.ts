@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { allocatePort, freePorts } from '../../src/ports/allocate.js';
+import { allocatePort, unclaimedCount } from '../../src/ports/allocate.js';
 
 const never = async (): Promise<boolean> => false;
 
@@ -26,7 +26,7 @@ describe('allocatePort', () => {
     assert.deepEqual(asked, [3, 5]);
   });
 
-  it('is the minimum of freePorts, for any claims and bound ports', async () => {
+  it('is the lowest port neither claimed nor bound, for any claims and bound ports', async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.integer({ min: 1, max: 65500 }),
@@ -38,7 +38,8 @@ describe('allocatePort', () => {
           const claimed = new Set(claimedOffsets.map((o) => from + o));
           const bound = async (p: number): Promise<boolean> => boundOffsets.includes(p - from);
           const port = await allocatePort(range, claimed, bound);
-          const free = await freePorts(range, claimed, bound);
+          const free: number[] = [];
+          for (let p = range.from; p <= range.to; p += 1) if (!claimed.has(p) && !(await bound(p))) free.push(p);
           assert.equal(port, free[0]);
           if (port !== undefined) {
             assert.ok(port >= range.from && port <= range.to && !claimed.has(port) && !(await bound(port)));
@@ -46,5 +47,12 @@ describe('allocatePort', () => {
         },
       ),
     );
+  });
+});
+
+describe('unclaimedCount', () => {
+  it('counts the ports of the range that no file claims, ignoring claims outside it', () => {
+    assert.equal(unclaimedCount({ from: 9000, to: 9009 }, new Set()), 10);
+    assert.equal(unclaimedCount({ from: 9000, to: 9009 }, new Set([8999, 9000, 9009, 9010])), 8);
   });
 });

@@ -4,7 +4,7 @@
  */
 import { Router } from 'express';
 import { conflict } from '../../errors.js';
-import { allocatePort, freePorts } from '../../ports/allocate.js';
+import { allocatePort, unclaimedCount } from '../../ports/allocate.js';
 import { claimedPorts } from '../../store/tree.js';
 import type { Portico } from '../context.js';
 
@@ -14,17 +14,13 @@ export function statusRouter(portico: Portico): Router {
 
   router.get('/status', async (_req, res) => {
     const current = await tree.read();
-    const [build, pid, free] = await Promise.all([
-      nginx.describe(),
-      nginx.process.masterPid(),
-      freePorts(settings.portRange, claimedPorts(current), isBound),
-    ]);
+    const [build, pid] = await Promise.all([nginx.describe(), nginx.process.masterPid()]);
     res.json({
       version: portico.version,
       mode: settings.mode,
       range: { from: settings.portRange.from, to: settings.portRange.to },
       streams: current.streams.size,
-      freePorts: free.length,
+      freePorts: unclaimedCount(settings.portRange, claimedPorts(current)),
       nginx: {
         version: build.version,
         modules: build.modules,
