@@ -130,7 +130,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       tree,
       nginx,
       tests,
-      renderStream: createStreamRenderer(streamTemplate),
+      renderStream: createStreamRenderer(streamTemplate, { certDir: settings.certDir }),
       range: settings.portRange,
       isBound: options.isBound ?? isTcpPortBound,
       log: log.child({ module: 'apply' }),

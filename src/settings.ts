@@ -82,6 +82,8 @@ export interface Settings {
   stateDir: string;
   streamDir: string;
   httpDir: string;
+  /** Uploaded certificates and keys (`<id>.crt`, `<id>.key`): always `STATE_DIR/certs`. */
+  certDir: string;
   streamPrefix: string;
   /** The main config nginx runs: rendered by Portico in managed mode, the operator's in external. */
   nginxConf: string;
@@ -133,6 +135,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     stateDir: state,
     streamDir: e.STREAM_CONFIG_PATH ?? (managed ? `${state}/stream.d` : '/etc/nginx/stream.d'),
     httpDir: e.HTTP_CONFIG_PATH ?? (managed ? `${state}/http.d` : '/etc/nginx/conf.d'),
+    certDir: `${state}/certs`,
     streamPrefix: e.STREAM_PREFIX,
     nginxConf: e.NGINX_CONF ?? (managed ? `${state}/nginx.conf` : '/etc/nginx/nginx.conf'),
     pidFile: e.NGINX_PID_FILE ?? (managed ? `${state}/nginx.pid` : '/run/nginx.pid'),

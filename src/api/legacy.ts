@@ -6,7 +6,8 @@
 import { Router, type ErrorRequestHandler, type Response } from 'express';
 import { PorticoError } from '../errors.js';
 import { addressSchema } from '../model/net.js';
-import { upstreamGroupName, type Stream } from '../model/stream.js';
+import { sniVariableName, upstreamGroupName, type Stream, type Upstream } from '../model/stream.js';
+import { needsGroup } from '../render/stream.js';
 import { allocatePort, unclaimedCount } from '../ports/allocate.js';
 import { claimedPorts } from '../store/tree.js';
 import type { Portico } from './context.js';
@@ -20,8 +21,8 @@ function legacyError(res: Response, error: unknown): void {
 
 /** The `proxy_pass` stream-conductor showed: the upstream, or the group's name for several. */
 export function legacyProxyPass(stream: Stream): string {
-  const [only, ...more] = stream.upstreams;
-  return only !== undefined && more.length === 0 ? only.address : upstreamGroupName(stream.port);
+  if (stream.upstreams === undefined) return `$${sniVariableName(stream.port)}`;
+  return needsGroup(stream, stream.upstreams) ? upstreamGroupName(stream.port) : (stream.upstreams[0] as Upstream).address;
 }
 
 export function legacyRouter(portico: Portico): Router {

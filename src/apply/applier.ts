@@ -135,7 +135,7 @@ export class Applier {
       const { ok: planned } = result;
       const name = store.fileName(planned.port);
       try {
-        const text = planned.stream === undefined ? null : renderChecked(renderStream, planned.stream);
+        const text = planned.stream === undefined ? null : renderChecked(renderStream, planned.stream, store.fileOptions);
         (planned.outcome === 'unchanged' ? unchanged : work).push({ item, planned, file: { name, text } });
       } catch (error) {
         item.reject(asPorticoError(error, describe(item.change)));

@@ -4,7 +4,8 @@
  * Allocation happens here, inside the single writer, which is what makes it race-free.
  */
 import { PorticoError, conflict, notFound } from '../errors.js';
-import { sameStream, type Stream, type StreamSpec } from '../model/stream.js';
+import { isDeepStrictEqual } from 'node:util';
+import type { Stream, StreamSpec } from '../model/stream.js';
 import { allocatePort, inRange, type BoundProbe } from '../ports/allocate.js';
 import type { PortRange } from '../settings.js';
 import { claimedPorts, type StreamTree } from '../store/tree.js';
@@ -95,9 +96,9 @@ export async function planChange(
     }
   }
 
-  const stream: Stream = { port, upstreams: change.spec.upstreams };
+  const stream: Stream = { port, ...change.spec };
   const previous = state.streams.get(port);
   state.streams.set(port, stream);
   if (previous === undefined) return { ok: { change, port, outcome: 'created', stream } };
-  return { ok: { change, port, outcome: sameStream(previous, stream) ? 'unchanged' : 'replaced', stream, previous } };
+  return { ok: { change, port, outcome: isDeepStrictEqual(previous, stream) ? 'unchanged' : 'replaced', stream, previous } };
 }

@@ -5,15 +5,15 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { PorticoError } from '../errors.js';
-import type { Stream } from '../model/stream.js';
+import type { Stream, StreamFileOptions } from '../model/stream.js';
 import { readStream } from '../parse/stream.js';
 import type { StreamRenderer } from '../render/stream.js';
 
-export function renderChecked(render: StreamRenderer, stream: Stream): string {
+export function renderChecked(render: StreamRenderer, stream: Stream, options: StreamFileOptions): string {
   const text = render(stream);
   let back: Stream;
   try {
-    back = readStream(text);
+    back = readStream(text, options);
   } catch (error) {
     throw new PorticoError('Internal', `rendering stream ${stream.port}: the file does not read back: ${(error as Error).message}`);
   }

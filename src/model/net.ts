@@ -106,3 +106,110 @@ export const addressSchema = z.string({ invalid_type_error: 'must be a string' }
   if ('error' in parsed) ctx.addIssue({ code: z.ZodIssueCode.custom, message: parsed.error });
 });
 export type Address = z.infer<typeof addressSchema>;
+
+/** An address to listen on: an IPv4 address or a bracketed IPv6 address, without a port. */
+export function isListenHost(text: string): boolean {
+  if (isIPv4(text)) return true;
+  return text.startsWith('[') && text.endsWith(']') && isBracketableIPv6(text.slice(1, -1));
+}
+
+export const listenHostSchema = z
+  .string({ invalid_type_error: 'must be a string' })
+  .refine(isListenHost, 'must be an IPv4 address or a bracketed IPv6 address such as "[::1]", without a port');
+
+/** nginx's time syntax as Portico accepts it: a number and one unit (no unit means seconds). */
+const DURATION_PATTERN = /^([1-9]\d{0,7}|0)(ms|s|m|h|d)?$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+export const MAX_DURATION_MS = 86_400_000;
+
+/** Milliseconds of a duration in nginx's syntax, or undefined when it is not one. */
+export function durationMs(text: string): number | undefined {
+  const match = DURATION_PATTERN.exec(text);
+  if (!match) return undefined;
+  return Number(match[1]) * (UNIT_MS[match[2] ?? 's'] as number);
+}
+
+export function isDuration(text: string): boolean {
+  const ms = durationMs(text);
+  return ms !== undefined && ms >= 1 && ms <= MAX_DURATION_MS;
+}
+
+export const durationSchema = z
+  .string({ invalid_type_error: 'must be a string such as "500ms", "10s" or "5m"' })
+  .refine(isDuration, 'must be a duration from 1ms to 24h: a number and a unit of ms, s, m, h or d, such as "500ms" or "10s"');
+
+function ipv4Bits(text: string): bigint {
+  return text.split('.').reduce((bits, octet) => (bits << 8n) | BigInt(Number(octet)), 0n);
+}
+
+function ipv6Bits(text: string): bigint {
+  let head = text;
+  let tail4: string[] = [];
+  const lastColon = text.lastIndexOf(':');
+  if (text.includes('.')) {
+    // An embedded IPv4 address fills the last two groups.
+    const v4 = ipv4Bits(text.slice(lastColon + 1));
+    head = text.slice(0, lastColon + 1) + '0:0';
+    tail4 = [(v4 >> 16n).toString(16), (v4 & 0xffffn).toString(16)];
+  }
+  const [left = '', right] = head.split('::');
+  const leftGroups = left === '' ? [] : left.split(':');
+  const rightGroups = right === undefined || right === '' ? [] : right.split(':');
+  const groups =
+    right === undefined ? leftGroups : [...leftGroups, ...Array(8 - leftGroups.length - rightGroups.length).fill('0'), ...rightGroups];
+  if (tail4.length === 2) groups.splice(6, 2, ...tail4);
+  return groups.reduce((bits, group) => (bits << 16n) | BigInt(parseInt(group, 16)), 0n);
+}
+
+const CIDR_RULE = 'must be "all", an IPv4 or IPv6 address, or a network such as "10.0.0.0/8" or "2001:db8::/32"';
+
+/** Checks an access rule's subject (`allow`/`deny`); answers why it is refused, or undefined. */
+export function cidrError(text: string): string | undefined {
+  if (text === 'all') return undefined;
+  if (text.length > 50) return CIDR_RULE;
+  const [host = '', bits, extra] = text.split('/');
+  if (extra !== undefined) return CIDR_RULE;
+  const v4 = isIPv4(host);
+  if (!v4 && !isBracketableIPv6(host)) return CIDR_RULE;
+  if (bits === undefined) return undefined;
+  const width = v4 ? 32 : 128;
+  if (!/^(?:0|[1-9]\d{0,2})$/.test(bits) || Number(bits) > width) {
+    return `${CIDR_RULE} (the prefix length must be 0-${width})`;
+  }
+  const value = v4 ? ipv4Bits(host) : ipv6Bits(host);
+  const hostMask = (1n << BigInt(width - Number(bits))) - 1n;
+  if ((value & hostMask) !== 0n) return `${CIDR_RULE} ("${text}" has bits set beyond its /${bits} prefix)`;
+  return undefined;
+}
+
+export function isCidr(text: string): boolean {
+  return cidrError(text) === undefined;
+}
+
+export const cidrSchema = z.string({ invalid_type_error: 'must be a string' }).superRefine((text, ctx) => {
+  const error = cidrError(text);
+  if (error !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, message: error });
+});
+
+/** A TLS server name to route by: a lower-case DNS name, or `*.` and one, matching every name under it (as nginx matches wildcard names). */
+const LOWER_LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
+export const SERVER_NAME_PATTERN = new RegExp(`^(?:\\*\\.)?${LOWER_LABEL}(?:\\.${LOWER_LABEL})*$`);
+
+export function isServerName(text: string): boolean {
+  return text.length <= 253 && SERVER_NAME_PATTERN.test(text) && !/^(?:\*\.)?[\d.]+$/.test(text);
+}
+
+export const serverNameSchema = z
+  .string({ invalid_type_error: 'must be a string' })
+  .refine(
+    isServerName,
+    'must be a lower-case DNS name (RFC 1123 labels), optionally starting with "*." to match every name under it, such as "*.example.com"',
+  );
+
+/** A DNS name to send as SNI and verify an upstream's certificate against. */
+export const hostnameSchema = z
+  .string({ invalid_type_error: 'must be a string' })
+  .refine((text) => isHostname(text) && !/^[\d.]+$/.test(text), 'must be a DNS name (RFC 1123 labels)');
+
+export const LABEL_KEY_PATTERN = /^[a-z0-9_.-]{1,63}$/;
+export const LABEL_VALUE_PATTERN = /^[A-Za-z0-9_.:/@-]{0,255}$/;

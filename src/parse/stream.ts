@@ -4,91 +4,155 @@
  * The reader accepts exactly the shape `render/stream.ts` writes (and stream-conductor's
  * `server { listen PORT; proxy_pass HOST:PORT; }`, which is a subset): anything else is refused with
  * the reason, so a file edited by hand into something Portico cannot represent is reported rather
- * than silently misread.
+ * than silently misread. What it reads passes the stream schema, cross-field rules included.
  */
-import { isAddress, isPortText } from '../model/net.js';
-import { streamSchema, upstreamGroupName, type Stream } from '../model/stream.js';
-import { parseConfig, type Directive } from './syntax.js';
+import { isPortText } from '../model/net.js';
+import {
+  sniGroupName,
+  sniVariableName,
+  streamSchema,
+  upstreamGroupName,
+  type Balance,
+  type Sni,
+  type Stream,
+  type StreamFileOptions,
+  type Upstream,
+} from '../model/stream.js';
+import { readAnnotations, type Annotations } from './annotations.js';
+import { UnreadableFile, fail, single, type Directive } from './directive.js';
+import { parseConfig, type Comment } from './syntax.js';
+import { readGroup, type GroupRead } from './upstream.js';
+import { readServerBlock, type ServerRead } from './stream-server.js';
 
-export class UnreadableFile extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UnreadableFile';
+export { UnreadableFile };
+
+/** Reads `map $ssl_preread_server_name $VAR { hostnames; NAME GROUP; ... [default GROUP;] }`. */
+function readSniMap(directive: Directive): { variable: string; routes: Array<[string, string]>; defaultGroup?: string } {
+  const [source, variable] = directive.args;
+  if (directive.args.length !== 2 || source !== '$ssl_preread_server_name' || !variable?.startsWith('$')) {
+    fail('a map must read "map $ssl_preread_server_name $variable"', directive);
+  }
+  const inner = directive.block ?? [];
+  if (inner[0]?.name !== 'hostnames' || inner[0].args.length !== 0) fail('the map must start with "hostnames;"', directive);
+  const routes: Array<[string, string]> = [];
+  let defaultGroup: string | undefined;
+  for (const entry of inner.slice(1)) {
+    const group = single(entry);
+    if (entry.name === 'default') {
+      if (defaultGroup !== undefined) fail('the map has two defaults', entry);
+      defaultGroup = group;
+    } else {
+      if (defaultGroup !== undefined) fail('map entries must come before the default', entry);
+      routes.push([entry.name, group]);
+    }
+  }
+  return { variable: variable.slice(1), routes, ...(defaultGroup !== undefined && { defaultGroup }) };
+}
+
+/** Applies `# portico-defaults:` to what the directives said; each must fill an absent field. */
+function applyDefaults(stream: Record<string, unknown>, defaults: Annotations['defaults']): void {
+  const allowed = /^(?:protocol=tcp|balance=round_robin|(?:upstreams|sni\.routes\.\d+\.upstreams|sni\.default)\.\d+\.backup=false)$/;
+  for (const [path, value] of defaults) {
+    if (!allowed.test(`${path}=${value}`)) fail(`"${path}=${value}" is not a default Portico records`);
+    const keys = path.split('.');
+    const last = keys.pop() as string;
+    let target: unknown = stream;
+    for (const key of keys) target = (target as Record<string, unknown> | undefined)?.[key];
+    if (typeof target !== 'object' || target === null) fail(`"${path}" names no field of the stream`);
+    const owner = target as Record<string, unknown>;
+    if (owner[last] !== undefined) fail(`"${path}" is recorded as ${value} but the directives say otherwise`);
+    owner[last] = value === 'false' ? false : value;
   }
 }
 
-function fail(message: string, directive?: Directive): never {
-  throw new UnreadableFile(directive === undefined ? message : `line ${directive.line}: ${message}`);
-}
-
-function single(directive: Directive): string {
-  if (directive.block !== undefined || directive.args.length !== 1) {
-    fail(`"${directive.name}" must have exactly one argument`, directive);
+function resolveGroups(port: number, groups: GroupRead[], server: ServerRead, map: ReturnType<typeof readSniMap> | undefined) {
+  const byName = new Map(groups.map((g) => [g.name, g]));
+  if (byName.size !== groups.length) fail('two upstream blocks share a name');
+  const used = new Set<string>();
+  const take = (name: string): GroupRead => {
+    const group = byName.get(name);
+    if (group === undefined) fail(`no upstream "${name}" in the file`);
+    used.add(name);
+    return group;
+  };
+  let upstreams: Upstream[] | undefined;
+  let sni: Sni | undefined;
+  const target = server.proxyPass;
+  if (map !== undefined) {
+    if (target !== `$${sniVariableName(port)}` || map.variable !== sniVariableName(port)) {
+      fail(`proxy_pass "${target}" and the map must use $${sniVariableName(port)}`);
+    }
+    const routes = map.routes.map(([serverName, name], i) => {
+      if (name !== sniGroupName(port, i)) fail(`route ${i} must go to ${sniGroupName(port, i)}, not "${name}"`);
+      return { serverName, upstreams: take(name).upstreams };
+    });
+    if (map.defaultGroup !== undefined && map.defaultGroup !== sniGroupName(port, 'default')) {
+      fail(`the map's default must be ${sniGroupName(port, 'default')}`);
+    }
+    sni = { routes, ...(map.defaultGroup !== undefined && { default: take(map.defaultGroup).upstreams }) };
+  } else if (target === upstreamGroupName(port)) {
+    upstreams = take(target).upstreams;
+  } else if (byName.has(target) || target.startsWith('$')) {
+    fail(`proxy_pass "${target}" is not named for port ${port}`);
+  } else {
+    upstreams = [{ address: target }];
   }
-  return directive.args[0] as string;
-}
-
-function readUpstreamBlock(directive: Directive): { name: string; addresses: string[] } {
-  const name = single({ ...directive, block: undefined });
-  const addresses: string[] = [];
-  for (const inner of directive.block ?? []) {
-    if (inner.name !== 'server') fail(`unexpected "${inner.name}" in upstream "${name}"`, inner);
-    const address = single(inner);
-    if (!isAddress(address)) fail(`"${address}" is not a host:port address`, inner);
-    addresses.push(address);
-  }
-  if (addresses.length === 0) fail(`upstream "${name}" has no server`, directive);
-  return { name, addresses };
+  const stray = groups.find((g) => !used.has(g.name));
+  if (stray !== undefined) fail(`upstream "${stray.name}" is not used`, stray);
+  const methods = new Set(groups.map((g) => g.balance));
+  if (methods.size > 1) fail('the upstream blocks use different balancing methods');
+  const balance: Balance | undefined = groups[0]?.balance;
+  return { upstreams, sni, balance };
 }
 
 /** Parses the text of a per-stream file; throws `UnreadableFile` (with the line) if it is not one. */
-export function readStream(text: string): Stream {
+export function readStream(text: string, options: StreamFileOptions): Stream {
   let directives: Directive[];
+  const comments: Comment[] = [];
   try {
-    directives = parseConfig(text);
+    directives = parseConfig(text, comments);
   } catch (error) {
     fail((error as Error).message);
   }
-  let group: { name: string; addresses: string[] } | undefined;
-  let server: Directive | undefined;
+  const annotations = readAnnotations(comments);
+  const groups: GroupRead[] = [];
+  let map: ReturnType<typeof readSniMap> | undefined;
+  let serverBlock: Directive | undefined;
   for (const directive of directives) {
-    if (directive.name === 'upstream' && directive.block !== undefined && group === undefined) {
-      group = readUpstreamBlock(directive);
-    } else if (directive.name === 'server' && directive.block !== undefined && server === undefined) {
-      server = directive;
-    } else {
-      fail(`unexpected "${directive.name}" at the top of a stream file`, directive);
-    }
+    if (directive.name === 'upstream' && directive.block !== undefined) groups.push(readGroup(directive));
+    else if (directive.name === 'map' && directive.block !== undefined && map === undefined) map = readSniMap(directive);
+    else if (directive.name === 'server' && directive.block !== undefined && serverBlock === undefined) serverBlock = directive;
+    else fail(`unexpected "${directive.name}" at the top of a stream file`, directive);
   }
-  if (server === undefined) fail('no server block');
-  let port: number | undefined;
-  let proxyPass: string | undefined;
-  for (const inner of server.block ?? []) {
-    if (inner.name === 'listen' && port === undefined) {
-      const listen = single(inner);
-      if (!isPortText(listen)) fail(`listen "${listen}" is not a port`, inner);
-      port = Number(listen);
-    } else if (inner.name === 'proxy_pass' && proxyPass === undefined) {
-      proxyPass = single(inner);
-    } else {
-      fail(`unexpected "${inner.name}" in the server block`, inner);
-    }
-  }
-  if (port === undefined) fail('the server block has no listen');
-  if (proxyPass === undefined) fail('the server block has no proxy_pass');
+  if (serverBlock === undefined) fail('no server block');
+  const server = readServerBlock(serverBlock, options);
+  const { upstreams, sni, balance } = resolveGroups(server.port, groups, server, map);
 
-  let addresses: string[];
-  if (group !== undefined) {
-    if (proxyPass !== group.name) fail(`proxy_pass "${proxyPass}" does not name upstream "${group.name}"`);
-    if (group.name !== upstreamGroupName(port)) fail(`upstream "${group.name}" is not named for port ${port}`);
-    addresses = group.addresses;
-  } else {
-    if (!isAddress(proxyPass)) fail(`proxy_pass "${proxyPass}" is not a host:port address`);
-    addresses = [proxyPass];
-  }
-  const parsed = streamSchema.safeParse({ port, upstreams: addresses.map((address) => ({ address })) });
+  const stream: Record<string, unknown> = {
+    port: server.port,
+    ...(server.protocol !== undefined && { protocol: server.protocol }),
+    ...(server.listenAddress !== undefined && { listenAddress: server.listenAddress }),
+    ...(upstreams !== undefined && { upstreams }),
+    ...(balance !== undefined && { balance }),
+    ...server.settings,
+    ...(sni !== undefined && { sni }),
+    ...(annotations.labels !== undefined && { labels: annotations.labels }),
+  };
+  if (annotations.defaults.has('balance') && groups.length === 0) fail('"balance=round_robin" is recorded but there is no upstream block');
+  applyDefaults(stream, annotations.defaults);
+  if (server.protocol === undefined && annotations.defaults.has('protocol')) stream.protocol = 'tcp';
+  const parsed = streamSchema.safeParse(orderFields(stream));
   if (!parsed.success) fail(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
   return parsed.data;
+}
+
+const FIELD_ORDER = ['port', 'protocol', 'listenAddress', 'upstreams', 'balance', 'connectTimeout', 'idleTimeout', 'allow', 'deny', 'proxyProtocol', 'tls', 'upstreamTls', 'sni', 'labels'];
+
+/** The fields in the order of the schema, so that `GET` answers them as a caller writes them. */
+function orderFields(stream: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of FIELD_ORDER) if (stream[key] !== undefined) out[key] = stream[key];
+  return out;
 }
 
 /** The ports a config file listens on, whatever wrote it; for port allocation around foreign files. */

@@ -25,8 +25,16 @@ export class SyntaxError extends Error {
   }
 }
 
+/** A `#` comment: its text after the `#`, and whether it stood outside every block. */
+export interface Comment {
+  text: string;
+  line: number;
+  topLevel: boolean;
+}
+
 type Token =
   | { type: 'word'; value: string; line: number; quoted: boolean }
+  | { type: 'comment'; value: string; line: number }
   | { type: ';' | '{' | '}'; line: number };
 
 function* tokenize(text: string): Generator<Token> {
@@ -41,7 +49,9 @@ function* tokenize(text: string): Generator<Token> {
     } else if (c === ' ' || c === '\t' || c === '\r') {
       i += 1;
     } else if (c === '#') {
+      const start = i + 1;
       while (i < n && text[i] !== '\n') i += 1;
+      yield { type: 'comment', value: text.slice(start, i), line };
     } else if (c === ';' || c === '{' || c === '}') {
       yield { type: c, line };
       i += 1;
@@ -74,14 +84,19 @@ function* tokenize(text: string): Generator<Token> {
   }
 }
 
-/** Parses a whole file; throws `SyntaxError` where nginx would refuse the text as malformed. */
-export function parseConfig(text: string): Directive[] {
+/**
+ * Parses a whole file; throws `SyntaxError` where nginx would refuse the text as malformed. The
+ * comments, which nginx ignores, are pushed onto `comments` when it is given.
+ */
+export function parseConfig(text: string, comments?: Comment[]): Directive[] {
   const root: Directive[] = [];
   const stack: Directive[][] = [root];
   let current: { name: string; args: string[]; line: number } | undefined;
   for (const token of tokenize(text)) {
     const level = stack[stack.length - 1] as Directive[];
-    if (token.type === 'word') {
+    if (token.type === 'comment') {
+      comments?.push({ text: token.value, line: token.line, topLevel: stack.length === 1 && current === undefined });
+    } else if (token.type === 'word') {
       if (current === undefined) current = { name: token.value, args: [], line: token.line };
       else current.args.push(token.value);
     } else if (token.type === ';') {

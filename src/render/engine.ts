@@ -5,7 +5,19 @@
  * config injection, behind the `model/` schemas. Pure: the template texts are handed in.
  */
 import Handlebars from 'handlebars';
-import { NAME_PATTERN, PATH_PATTERN, TIME_PATTERN, isAddress, isPortText } from '../model/net.js';
+import {
+  LABEL_KEY_PATTERN,
+  LABEL_VALUE_PATTERN,
+  NAME_PATTERN,
+  PATH_PATTERN,
+  TIME_PATTERN,
+  isAddress,
+  isCidr,
+  isHostname,
+  isListenHost,
+  isPortText,
+  isServerName,
+} from '../model/net.js';
 
 export class RenderError extends Error {
   constructor(message: string) {
@@ -13,7 +25,6 @@ export class RenderError extends Error {
     this.name = 'RenderError';
   }
 }
-
 
 function guard(helper: string, pattern: (value: string) => boolean) {
   return (value: unknown): string => {
@@ -38,6 +49,20 @@ export const helpers = {
   }),
   int: guard('int', (v) => /^\d{1,9}$/.test(v)),
   time: guard('time', (v) => TIME_PATTERN.test(v)),
+  /** The subject of an `allow` or `deny`. */
+  cidr: guard('cidr', isCidr),
+  /** A TLS server name to route by (a map key under `hostnames`). */
+  servername: guard('servername', isServerName),
+  hostname: guard('hostname', isHostname),
+  /** The address part of a `listen`. */
+  listenhost: guard('listenhost', isListenHost),
+  /** `name=value` of a label, in a comment. */
+  label: guard('label', (v) => {
+    const [key = '', ...value] = v.split('=');
+    return LABEL_KEY_PATTERN.test(key) && value.length === 1 && LABEL_VALUE_PATTERN.test(value[0] as string);
+  }),
+  /** `field.path=value` of a field given with its default value, in a comment. */
+  annotation: guard('annotation', (v) => /^[a-z][A-Za-z0-9_.]{0,200}=[a-z_]{1,20}$/.test(v)),
 };
 
 export type Template<View> = (view: View) => string;

@@ -8,7 +8,7 @@
  */
 import { link, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { Stream } from '../model/stream.js';
+import type { Stream, StreamFileOptions } from '../model/stream.js';
 import { listenPorts, readStream } from '../parse/stream.js';
 import { replaceAtomically, writeDurably, writeScratch } from './fsync.js';
 import { Journal, clearWorkDir, workDir } from './journal.js';
@@ -70,8 +70,12 @@ export class ConfigTree {
   private readonly journal: Journal;
   private readonly scratchDir: string;
 
-  constructor(options: { streamDir: string; streamPrefix: string; stateDir: string }) {
+  /** Where its files find certificates; what they are rendered and read back with. */
+  readonly fileOptions: StreamFileOptions;
+
+  constructor(options: { streamDir: string; streamPrefix: string; stateDir: string; certDir: string }) {
     this.streamDir = options.streamDir;
+    this.fileOptions = { certDir: options.certDir };
     this.prefix = options.streamPrefix;
     const escaped = this.prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     this.namePattern = new RegExp(`^${escaped}([1-9]\\d{0,4})\\.conf$`);
@@ -131,7 +135,7 @@ export class ConfigTree {
     const match = this.namePattern.exec(name);
     if (!match) return { kind: 'foreign', ports: listenPorts(text) };
     try {
-      const stream = readStream(text);
+      const stream = readStream(text, this.fileOptions);
       if (stream.port !== Number(match[1])) {
         return { kind: 'unreadable', reason: `it listens on ${stream.port}, not on the port its name says` };
       }

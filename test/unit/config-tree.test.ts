@@ -27,7 +27,7 @@ describe('ConfigTree', () => {
   beforeEach(async () => {
     root = await mkdtemp(path.join(tmpdir(), 'portico-tree-'));
     dirs.push(root);
-    tree = new ConfigTree({ streamDir: `${root}/stream.d`, streamPrefix: '_conductor_', stateDir: root });
+    tree = new ConfigTree({ streamDir: `${root}/stream.d`, streamPrefix: '_conductor_', stateDir: root, certDir: `${root}/certs` });
     await tree.open();
     await writeFile(`${root}/stream.d/_conductor_9000.conf`, conf(9000, 'a:1'));
     await writeFile(`${root}/stream.d/_conductor_9001.conf`, conf(9001, 'b:1'));
@@ -38,7 +38,7 @@ describe('ConfigTree', () => {
 
   it('reads streams, and reports foreign and unreadable files with the ports they claim', async () => {
     await writeFile(`${root}/stream.d/operator.conf`, 'server { listen 127.0.0.1:9005; proxy_pass x:1; }\n');
-    await writeFile(`${root}/stream.d/_conductor_9002.conf`, 'server { listen 9002; proxy_pass x:1; proxy_timeout 1s; }\n');
+    await writeFile(`${root}/stream.d/_conductor_9002.conf`, 'server { listen 9002; proxy_pass x:1; proxy_buffer_size 4k; }\n');
     await writeFile(`${root}/stream.d/_conductor_9003.conf`, conf(9004, 'x:1'));
     await writeFile(`${root}/stream.d/notes.txt`, 'not a config file');
     const read = await tree.read();
@@ -52,9 +52,9 @@ describe('ConfigTree', () => {
   });
 
   it('sees a file edited in place (the cache keys on inode, size and mtime)', async () => {
-    assert.equal((await tree.read()).streams.get(9000)?.upstreams[0]?.address, 'a:1');
+    assert.equal((await tree.read()).streams.get(9000)?.upstreams?.[0]?.address, 'a:1');
     await writeFile(`${root}/stream.d/_conductor_9000.conf`, conf(9000, 'changed:2'));
-    assert.equal((await tree.read()).streams.get(9000)?.upstreams[0]?.address, 'changed:2');
+    assert.equal((await tree.read()).streams.get(9000)?.upstreams?.[0]?.address, 'changed:2');
   });
 
   it('stages without touching the live tree, and lists what nginx would read', async () => {
@@ -87,7 +87,7 @@ describe('ConfigTree', () => {
       `${root}/stream.d/.portico/journal.json`,
       JSON.stringify({ entries: [{ dir: `${root}/stream.d`, name: '../../etc/passwd', staged: null, backedUp: false }] }),
     );
-    const restarted = new ConfigTree({ streamDir: `${root}/stream.d`, streamPrefix: '_conductor_', stateDir: root });
+    const restarted = new ConfigTree({ streamDir: `${root}/stream.d`, streamPrefix: '_conductor_', stateDir: root, certDir: `${root}/certs` });
     await assert.rejects(restarted.open(), /is not a journal Portico wrote/);
     assert.deepEqual(await snapshot(`${root}/stream.d`), before);
     await rm(`${root}/stream.d/.portico/journal.json`);
@@ -106,7 +106,7 @@ describe('ConfigTree', () => {
     await tree.commit(staged);
     const after = { '_conductor_9000.conf': conf(9000, 'new:1'), '_conductor_9002.conf': conf(9002, 'c:1') };
     assert.deepEqual(await snapshot(`${root}/stream.d`), after);
-    const restarted = new ConfigTree({ streamDir: `${root}/stream.d`, streamPrefix: '_conductor_', stateDir: root });
+    const restarted = new ConfigTree({ streamDir: `${root}/stream.d`, streamPrefix: '_conductor_', stateDir: root, certDir: `${root}/certs` });
     assert.equal(await restarted.open(), undefined);
     assert.deepEqual(await snapshot(`${root}/stream.d`), after);
   });
@@ -130,7 +130,7 @@ describe('ConfigTree', () => {
       if (cut < 3) await rm(third);
       if (cut === 1) await rm(again.staged.get('_conductor_9000.conf') as string);
       await tree.swap(again).catch(() => undefined);
-      const restarted = new ConfigTree({ streamDir: `${root}/stream.d`, streamPrefix: '_conductor_', stateDir: root });
+      const restarted = new ConfigTree({ streamDir: `${root}/stream.d`, streamPrefix: '_conductor_', stateDir: root, certDir: `${root}/certs` });
       const restored = await restarted.open();
       assert.equal(restored, changes.length, `cut ${cut}: the journal was not found`);
       assert.deepEqual(await snapshot(`${root}/stream.d`), before, `cut ${cut}: not the old tree`);
