@@ -17,11 +17,12 @@ import { ManagedNginx } from './nginx/managed.js';
 import { Nginx } from './nginx/nginx.js';
 import type { NginxProcess } from './nginx/process.js';
 import type { BoundProbe } from './ports/allocate.js';
-import { isTcpPortBound } from './ports/probe.js';
+import { isPortBound } from './ports/probe.js';
 import { createMainRenderer } from './render/main.js';
 import { createStreamRenderer } from './render/stream.js';
 import type { Settings } from './settings.js';
 import { acquireLock } from './store/lock.js';
+import { CertStore } from './store/certs.js';
 import { ConfigTree } from './store/tree.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -80,6 +81,8 @@ export async function startPortico(settings: Settings, options: StartOptions): P
     ]);
     const tree = new ConfigTree(settings);
     const restored = await tree.open();
+    const certs = new CertStore(settings.certDir);
+    await certs.open();
     if (restored !== undefined) log.warn({ files: restored }, 'rolled back a batch a crash interrupted');
 
     const cmd: NginxCommand = {
@@ -128,19 +131,21 @@ export async function startPortico(settings: Settings, options: StartOptions): P
 
     const applier = new Applier({
       tree,
+      certs,
       nginx,
       tests,
       renderStream: createStreamRenderer(streamTemplate, { certDir: settings.certDir }),
       range: settings.portRange,
-      isBound: options.isBound ?? isTcpPortBound,
+      isBound: options.isBound ?? isPortBound,
       log: log.child({ module: 'apply' }),
     });
     const portico: Portico = {
       settings,
       tree,
+      certs,
       applier,
       nginx,
-      isBound: options.isBound ?? isTcpPortBound,
+      isBound: options.isBound ?? isPortBound,
       version,
       startedAt: new Date(),
     };

@@ -10,6 +10,7 @@ import type { Portico } from './context.js';
 import { errorHandler, sendError } from './errors.js';
 import { legacyRouter } from './legacy.js';
 import { probesRouter, statusRouter } from './v1/status.js';
+import { certificatesRouter } from './v1/certificates.js';
 import { streamsRouter } from './v1/streams.js';
 
 export function createApp(portico: Portico, log: Logger): express.Express {
@@ -27,10 +28,12 @@ export function createApp(portico: Portico, log: Logger): express.Express {
     res.json({ status: 'ok' });
   });
   if (portico.settings.apiToken !== undefined) app.use(requireToken(portico.settings.apiToken));
-  app.use(express.json({ limit: '64kb', strict: true, type: () => true }));
+  // A certificate chain may be 64 KiB and its key 16 KiB, as JSON strings.
+  app.use(express.json({ limit: '160kb', strict: true, type: () => true }));
   app.use(probesRouter(portico));
   app.use(legacyRouter(portico));
   app.use('/v1/streams', streamsRouter(portico));
+  app.use('/v1/certificates', certificatesRouter(portico));
   app.use('/v1', statusRouter(portico));
   app.use((req, res) => {
     sendError(res, new PorticoError('NotFound', `no route ${req.method} ${req.path}`));

@@ -10,13 +10,15 @@
  * and served.
  */
 import type { Logger } from 'pino';
-import type { Stream } from '../model/stream.js';
+import { listensTcp, listensUdp, type Stream } from '../model/stream.js';
 import { PorticoError, asPorticoError } from '../errors.js';
-import type { Nginx } from '../nginx/nginx.js';
+import type { Listener, Nginx } from '../nginx/nginx.js';
 import type { BoundProbe } from '../ports/allocate.js';
 import type { StreamRenderer } from '../render/stream.js';
 import type { PortRange } from '../settings.js';
+import type { CertStore } from '../store/certs.js';
 import type { ConfigTree, FileChange, StagedTree, StreamTree } from '../store/tree.js';
+import { applyCertificateChange, type CertificateChange, type CertificateResult } from './certificates.js';
 import { PhaseTimer, type BatchReport } from './report.js';
 import { planChange, planState, type Change, type Outcome, type PlannedChange } from './plan.js';
 import { renderChecked } from './render-checked.js';
@@ -35,11 +37,16 @@ export interface DryRunResult {
   nginx: { ok: boolean; lines: string[] };
 }
 
-interface Pending {
-  change: Change;
+interface Pending<C = Change> {
+  change: C;
   dryRun: boolean;
-  resolve: (result: ChangeResult | DryRunResult) => void;
+  /** Settles the caller's promise, typed by the method that queued the change. */
+  resolve: (result: unknown) => void;
   reject: (error: PorticoError) => void;
+}
+
+function isCertificateChange(item: Pending<Change | CertificateChange>): item is Pending<CertificateChange> {
+  return item.change.kind.startsWith('certificate-');
 }
 
 /** A planned change with its caller and its file. */
@@ -51,6 +58,7 @@ interface Work {
 
 export interface ApplierDeps {
   tree: ConfigTree;
+  certs: CertStore;
   nginx: Nginx;
   tests: TestConfigs;
   renderStream: StreamRenderer;
@@ -60,7 +68,7 @@ export interface ApplierDeps {
 }
 
 export class Applier {
-  private queue: Pending[] = [];
+  private queue: Array<Pending<Change | CertificateChange>> = [];
   private draining = false;
   /** The last batch that changed something or was rejected, for /v1/status. */
   lastBatch: BatchReport | undefined;
@@ -71,12 +79,17 @@ export class Applier {
 
   /** Queues a change; settles when its batch is committed, or with the reason it was rejected. */
   submit(change: Change): Promise<ChangeResult> {
-    return this.enqueue(change, false) as Promise<ChangeResult>;
+    return this.enqueue<ChangeResult>(change, false);
   }
 
   /** Runs every step up to the swap and answers the rendered files and nginx's verdict. */
   dryRun(change: Change): Promise<DryRunResult> {
-    return this.enqueue(change, true) as Promise<DryRunResult>;
+    return this.enqueue<DryRunResult>(change, true);
+  }
+
+  /** Queues a change of the certificates; it is applied alone, in its turn among the others. */
+  submitCertificate(change: CertificateChange): Promise<CertificateResult> {
+    return this.enqueue<CertificateResult>(change, false);
   }
 
   /** Settles once every change queued so far has been applied or rejected. */
@@ -84,9 +97,9 @@ export class Applier {
     while (this.draining) await new Promise((resolve) => setTimeout(resolve, 5));
   }
 
-  private enqueue(change: Change, dryRun: boolean): Promise<ChangeResult | DryRunResult> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ change, dryRun, resolve, reject });
+  private enqueue<R>(change: Change | CertificateChange, dryRun: boolean): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.queue.push({ change, dryRun, resolve: resolve as (result: unknown) => void, reject });
       if (this.draining) return;
       this.draining = true;
       // Let the requests that arrive in the same turn of the event loop join this batch.
@@ -97,7 +110,19 @@ export class Applier {
   private async drain(): Promise<void> {
     try {
       while (this.queue.length > 0) {
-        const batch = this.queue.splice(0);
+        const first = this.queue[0] as Pending<Change | CertificateChange>;
+        if (isCertificateChange(first)) {
+          this.queue.shift();
+          await applyCertificateChange(this.deps, first.change).then(
+            (result) => first.resolve(result),
+            (error: unknown) => first.reject(asPorticoError(error, describeCertificateChange(first.change))),
+          );
+          continue;
+        }
+        // A batch of stream changes runs up to the next change of the certificates, which may be
+        // one they name.
+        const end = this.queue.findIndex(isCertificateChange);
+        const batch = this.queue.splice(0, end < 0 ? this.queue.length : end) as Pending[];
         const real = onePerPort(batch.filter((item) => !item.dryRun));
         const now = new Set(real);
         // Later changes to a port already in this batch go first into the next one.
@@ -123,7 +148,7 @@ export class Applier {
     const { tree: store, range, isBound, renderStream } = this.deps;
     const tree = await store.read();
     timer.mark('read');
-    const state = planState(tree);
+    const state = planState(tree, await this.deps.certs.index());
     const work: Work[] = [];
     const unchanged: Work[] = [];
     for (const item of items) {
@@ -188,8 +213,8 @@ export class Applier {
       await this.deps.tree.swap(staged);
       timer.mark('swap');
       await this.deps.nginx.reload({
-        opened: work.filter((w) => w.planned.outcome === 'created').map((w) => ({ host: '127.0.0.1', port: w.planned.port })),
-        closed: work.filter((w) => w.planned.outcome === 'deleted').map((w) => ({ host: '127.0.0.1', port: w.planned.port })),
+        opened: work.flatMap((w) => (w.planned.outcome === 'created' ? listenersOf(w.planned.stream) : [])),
+        closed: work.flatMap((w) => (w.planned.outcome === 'deleted' ? listenersOf(w.planned.previous) : [])),
         drainOld: work.some((w) => w.planned.outcome !== 'created'),
       });
       timer.mark('reload');
@@ -287,6 +312,19 @@ function onePerPort(items: Pending[]): Pending[] {
 
 function result(planned: PlannedChange): ChangeResult {
   return { outcome: planned.outcome, port: planned.port, ...(planned.stream && { stream: planned.stream }) };
+}
+
+/** Where a stream's listeners can be reached from this host: the wildcard through loopback. */
+function listenersOf(stream: Stream | undefined): Listener[] {
+  if (stream === undefined) return [];
+  const address = stream.listenAddress?.replace(/^\[(.*)\]$/, '$1');
+  const host = address === undefined || address === '0.0.0.0' ? '127.0.0.1' : address === '::' ? '::1' : address;
+  const { port } = stream;
+  return [...(listensTcp(stream) ? [{ host, port }] : []), ...(listensUdp(stream) ? [{ host, port, udp: true }] : [])];
+}
+
+function describeCertificateChange(change: CertificateChange): string {
+  return change.kind === 'certificate-delete' ? `deleting certificate "${change.id}"` : `storing certificate "${change.id}"`;
 }
 
 function describe(change: Change): string {

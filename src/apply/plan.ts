@@ -3,11 +3,12 @@
  * before it leave it — ports allocated, conflicts found — into the files to write or remove.
  * Allocation happens here, inside the single writer, which is what makes it race-free.
  */
-import { PorticoError, conflict, notFound } from '../errors.js';
 import { isDeepStrictEqual } from 'node:util';
-import type { Stream, StreamSpec } from '../model/stream.js';
+import { PorticoError, conflict, invalidInput, notFound } from '../errors.js';
+import { certificateRefs, listensUdp, streamSchema, type Stream, type StreamSpec } from '../model/stream.js';
 import { allocatePort, inRange, type BoundProbe } from '../ports/allocate.js';
 import type { PortRange } from '../settings.js';
+import type { CertificateIndex } from '../store/certs.js';
 import { claimedPorts, type StreamTree } from '../store/tree.js';
 
 /** A mutation a caller asked for. */
@@ -40,11 +41,25 @@ export interface PlanState {
   otherClaims: Set<number>;
   /** Files named as Portico's but not readable as a stream, by port: deletable, not replaceable. */
   unreadable: Set<number>;
+  /** The certificates a stream may name. */
+  certificates: CertificateIndex;
 }
 
-export function planState(tree: StreamTree): PlanState {
+export function planState(tree: StreamTree, certificates: CertificateIndex): PlanState {
   const otherClaims = claimedPorts({ ...tree, streams: new Map() });
-  return { streams: new Map(tree.streams), otherClaims, unreadable: new Set(tree.unreadable.map((f) => f.port)) };
+  return { streams: new Map(tree.streams), otherClaims, unreadable: new Set(tree.unreadable.map((f) => f.port)), certificates };
+}
+
+/** Why a stream cannot name the certificates it names, or undefined when it can. */
+function certificateError(spec: StreamSpec, certificates: CertificateIndex): PorticoError | undefined {
+  for (const ref of certificateRefs(spec)) {
+    const stored = certificates.get(ref.id);
+    if (stored === undefined) return invalidInput(ref.field, `names certificate "${ref.id}", which does not exist (upload it to /v1/certificates)`);
+    if (ref.needsKey && !stored.hasKey) {
+      return invalidInput(ref.field, `names certificate "${ref.id}", which has no key: it can serve only as a trusted CA`);
+    }
+  }
+  return undefined;
 }
 
 function claimed(state: PlanState): Set<number> {
@@ -72,9 +87,12 @@ export async function planChange(
     return { ok: { change, port: change.port, outcome: 'deleted', ...(previous && { previous }) } };
   }
 
+  const refused = certificateError(change.spec, state.certificates);
+  if (refused !== undefined) return { error: refused };
+  const udp = listensUdp(change.spec);
   let port = change.port;
   if (port === undefined) {
-    port = await allocatePort(range, claimed(state), isBound);
+    port = await allocatePort(range, claimed(state), (p) => isBound(p, udp));
     if (port === undefined) return { error: conflict(`no free port in ${range.from}-${range.to}`, 'port') };
   } else {
     if (!inRange(range, port)) {
@@ -91,12 +109,13 @@ export async function planChange(
     if (state.otherClaims.has(port)) {
       return { error: conflict(`port ${port} is claimed by a file Portico cannot read (see /v1/status)`, 'port') };
     }
-    if (existing === undefined && (await isBound(port))) {
+    if (existing === undefined && (await isBound(port, udp))) {
       return { error: conflict(`port ${port} is in use by another process`, 'port') };
     }
   }
 
-  const stream: Stream = { port, ...change.spec };
+  // Parsed again only to put the fields in the schema's order, as a read of the file will answer them.
+  const stream: Stream = streamSchema.parse({ port, ...change.spec });
   const previous = state.streams.get(port);
   state.streams.set(port, stream);
   if (previous === undefined) return { ok: { change, port, outcome: 'created', stream } };

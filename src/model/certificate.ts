@@ -160,6 +160,30 @@ const oneLine = (name: string): string => name.split('\n').filter(Boolean).join(
 const splitSans = (text: string | undefined): string[] =>
   (text ?? '').match(/(?:[^,"]|"(?:[^"\\]|\\.)*")+/g)?.map((s) => s.trim()).filter(Boolean) ?? [];
 
+function factsOf(chain: X509Certificate[], hasKey: boolean): CertificateFacts {
+  const leaf = chain[0] as X509Certificate;
+  return {
+    subject: oneLine(leaf.subject),
+    issuer: oneLine(leaf.issuer),
+    sans: splitSans(leaf.subjectAltName),
+    notBefore: new Date(leaf.validFrom).toISOString(),
+    notAfter: new Date(leaf.validTo).toISOString(),
+    fingerprint: leaf.fingerprint256,
+    isCA: leaf.ca,
+    chainLength: chain.length,
+    hasKey,
+  };
+}
+
+/**
+ * The facts of a certificate Portico stored earlier (checked when it was written). Unlike
+ * `inspectCertificate` it does not judge the dates: a stored certificate that has since expired is
+ * still listed, with its `notAfter`, so that it can be replaced.
+ */
+export function describeCertificate(pem: string, hasKey: boolean): CertificateFacts {
+  return factsOf(parseCertificates(pem).map((block) => block.cert), hasKey);
+}
+
 /**
  * Checks a certificate chain (leaf first) and optional key, and answers the normalised PEM and facts.
  * Throws `InvalidInput` on field `certificate` or `key` naming the first rule broken. Only the leaf's
@@ -183,17 +207,7 @@ export function inspectCertificate(input: { certificate: string; key?: string },
   if (notBefore > now) throw invalidInput('certificate', `not valid before ${notBefore.toISOString()}`);
   const key = input.key === undefined ? undefined : parseKey(input.key);
   if (key !== undefined && !leaf.checkPrivateKey(key.key)) throw invalidInput('key', 'does not match the certificate');
-  const facts: CertificateFacts = {
-    subject: oneLine(leaf.subject),
-    issuer: oneLine(leaf.issuer),
-    sans: splitSans(leaf.subjectAltName),
-    notBefore: notBefore.toISOString(),
-    notAfter: notAfter.toISOString(),
-    fingerprint: leaf.fingerprint256,
-    isCA: leaf.ca,
-    chainLength: chain.length,
-    hasKey: key !== undefined,
-  };
+  const facts = factsOf(chain, key !== undefined);
   const certificatePem = blocks.map((block) => block.pem).join('');
   return key === undefined ? { certificatePem, facts } : { certificatePem, keyPem: key.pem, facts };
 }

@@ -88,10 +88,11 @@ export const labelsSchema = z
   )
   .refine((labels) => Object.keys(labels).length <= MAX_LABELS, `must hold at most ${MAX_LABELS} labels`);
 
-/** Every field of a stream but its port and where its traffic goes. */
+/** Every field of a stream but its port, in the order the API answers them. */
 const settingsShape = {
   protocol: enumOf(PROTOCOLS).optional(),
   listenAddress: listenHostSchema.optional(),
+  upstreams: upstreamsSchema.optional(),
   balance: enumOf(BALANCES).optional(),
   connectTimeout: durationSchema.optional(),
   idleTimeout: durationSchema.optional(),
@@ -107,13 +108,14 @@ const settingsShape = {
     })
     .strict()
     .optional(),
+  sni: sniSchema.optional(),
   labels: labelsSchema.optional(),
 };
 
 type Issue = { path: (string | number)[]; message: string };
 
 /** The rules that span fields; the same for input and for a stream read back from its file. */
-export function streamIssues(stream: z.infer<z.ZodObject<typeof settingsShape>> & { upstreams?: Upstream[]; sni?: Sni }): Issue[] {
+export function streamIssues(stream: z.infer<z.ZodObject<typeof settingsShape>>): Issue[] {
   const issues: Issue[] = [];
   const tcpOnly = stream.protocol === 'udp' || stream.protocol === 'tcp+udp';
   if (tcpOnly) {
@@ -182,7 +184,7 @@ function requireOneTarget(
 }
 
 export const streamSchema = z
-  .object({ port: portSchema, ...settingsShape, upstreams: upstreamsSchema.optional(), sni: sniSchema.optional() })
+  .object({ port: portSchema, ...settingsShape })
   .strict()
   .superRefine((stream, ctx) => {
     requireOneTarget(stream, ctx, false);
@@ -199,8 +201,6 @@ export const streamInputSchema = z
   .object({
     port: portSchema.optional(),
     ...settingsShape,
-    upstreams: upstreamsSchema.optional(),
-    sni: sniSchema.optional(),
     backend: addressSchema.optional(),
   })
   .strict()

@@ -6,12 +6,14 @@ import type { Logger } from 'pino';
 import { PorticoError } from '../errors.js';
 import { describeBuild, testConfig, type NginxBuild, type NginxCommand, type TestResult } from './exec.js';
 import type { NginxProcess } from './process.js';
-import { reloadMaster, waitForListener } from './verify.js';
+import { reloadMaster, waitForListener, waitForUdpListener } from './verify.js';
 
-/** A TCP listener to check after a reload: `host` is where to connect (127.0.0.1 for a wildcard). */
+/** A listener to check after a reload: `host` is where to connect (127.0.0.1 for a wildcard). */
 export interface Listener {
   host: string;
   port: number;
+  /** A UDP listener: checked by being bound, since nothing answers a datagram to say so. */
+  udp?: boolean;
 }
 
 /** How long a new listener may take to accept after nginx started its new workers. */
@@ -77,8 +79,13 @@ export class Nginx {
       logsNotices: this.process.mode === 'managed',
     });
     const [opened, closed] = await Promise.all([
-      Promise.all(plan.opened.map((l) => waitForListener(l.host, l.port, true, LISTENER_TIMEOUT_MS))),
-      Promise.all(plan.closed.map((l) => waitForListener(l.host, l.port, false, LISTENER_TIMEOUT_MS))),
+      Promise.all(
+        plan.opened.map((l) =>
+          l.udp === true ? waitForUdpListener(l.host, l.port, LISTENER_TIMEOUT_MS) : waitForListener(l.host, l.port, true, LISTENER_TIMEOUT_MS),
+        ),
+      ),
+      // A UDP socket cannot be seen closing from outside without racing nginx for the port.
+      Promise.all(plan.closed.map((l) => (l.udp === true ? true : waitForListener(l.host, l.port, false, LISTENER_TIMEOUT_MS)))),
     ]);
     const dead = plan.opened.filter((_, i) => !opened[i]).map((l) => l.port);
     if (dead.length > 0) {

@@ -11,6 +11,7 @@ import { childPids, commandLine } from '../proc.js';
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PorticoError } from '../errors.js';
+import { isUdpPortBound } from '../ports/probe.js';
 import { tidyLogLine } from './exec.js';
 
 /** Size of a file, 0 when it does not exist; where reading the error log after a reload starts. */
@@ -142,6 +143,19 @@ export async function waitForListener(host: string, port: number, want: boolean,
   const deadline = Date.now() + timeoutMs;
   for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
     if ((await acceptsConnection(host, port, Math.max(1, Math.min(500, deadline - Date.now())))) === want) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(delay);
+  }
+}
+
+/**
+ * Waits until UDP `port` is bound on `host` (nothing answers a datagram to say so, so the probe is
+ * a bind of our own that nginx's socket makes fail); answers false at the timeout.
+ */
+export async function waitForUdpListener(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+    if (await isUdpPortBound(port, host)) return true;
     if (Date.now() >= deadline) return false;
     await sleep(delay);
   }

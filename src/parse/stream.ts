@@ -141,18 +141,9 @@ export function readStream(text: string, options: StreamFileOptions): Stream {
   if (annotations.defaults.has('balance') && groups.length === 0) fail('"balance=round_robin" is recorded but there is no upstream block');
   applyDefaults(stream, annotations.defaults);
   if (server.protocol === undefined && annotations.defaults.has('protocol')) stream.protocol = 'tcp';
-  const parsed = streamSchema.safeParse(orderFields(stream));
+  const parsed = streamSchema.safeParse(stream);
   if (!parsed.success) fail(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
   return parsed.data;
-}
-
-const FIELD_ORDER = ['port', 'protocol', 'listenAddress', 'upstreams', 'balance', 'connectTimeout', 'idleTimeout', 'allow', 'deny', 'proxyProtocol', 'tls', 'upstreamTls', 'sni', 'labels'];
-
-/** The fields in the order of the schema, so that `GET` answers them as a caller writes them. */
-function orderFields(stream: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const key of FIELD_ORDER) if (stream[key] !== undefined) out[key] = stream[key];
-  return out;
 }
 
 /** The ports a config file listens on, whatever wrote it; for port allocation around foreign files. */

@@ -4,8 +4,8 @@
  */
 import type { PortRange } from '../settings.js';
 
-/** Answers whether a port is already bound by some process on this host. */
-export type BoundProbe = (port: number) => Promise<boolean>;
+/** Answers whether a port is already bound by some process on this host (on TCP, and on UDP if asked). */
+export type BoundProbe = (port: number, udp?: boolean) => Promise<boolean>;
 
 /** True when `port` lies in `range` (both ends inclusive). */
 export function inRange(range: PortRange, port: number): boolean {

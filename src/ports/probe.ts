@@ -3,6 +3,7 @@
  * fails while any process listens on the port at any address, which is exactly what would make
  * nginx's own bind fail after a reload.
  */
+import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
 
 /** True when some process listens on TCP `port`. */
@@ -12,4 +13,22 @@ export function isTcpPortBound(port: number): Promise<boolean> {
     server.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'EADDRINUSE' || error.code === 'EACCES'));
     server.listen({ port, host: '0.0.0.0', exclusive: true }, () => server.close(() => resolve(false)));
   });
+}
+
+/** True when some process has bound UDP `port` on `host` (or on an address that covers it). */
+export function isUdpPortBound(port: number, host = '0.0.0.0'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', reuseAddr: false });
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      socket.close();
+      resolve(error.code === 'EADDRINUSE' || error.code === 'EACCES');
+    });
+    socket.bind({ port, address: host, exclusive: true }, () => socket.close(() => resolve(false)));
+  });
+}
+
+/** The host probe Portico runs with: TCP always, UDP too for a stream that listens on it. */
+export async function isPortBound(port: number, udp = false): Promise<boolean> {
+  if (await isTcpPortBound(port)) return true;
+  return udp && isUdpPortBound(port);
 }

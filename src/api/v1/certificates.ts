@@ -1,0 +1,77 @@
+/**
+ * /v1/certificates: upload, list, replace and delete the certificates streams (and apps) name by id.
+ * Bodies are parsed by `certificateInputSchema`, then checked by `inspectCertificate`; keys are
+ * stored but never answered.
+ */
+import { Router } from 'express';
+import { certificateUsers } from '../../apply/certificates.js';
+import { invalidInput, notFound } from '../../errors.js';
+import { certificateIdSchema, certificateInputSchema, inspectCertificate, type CertificateInput } from '../../model/certificate.js';
+import type { StoredCertificate } from '../../store/certs.js';
+import type { StreamTree } from '../../store/tree.js';
+import type { Portico } from '../context.js';
+import { parseWith } from '../params.js';
+
+/** What the API shows of a certificate: its facts and who uses it, never its key. */
+function view(certificate: StoredCertificate, tree: StreamTree, withPem: boolean) {
+  const { streams, apps } = certificateUsers(certificate.id, tree);
+  return {
+    id: certificate.id,
+    ...certificate.facts,
+    usedBy: { streams, apps },
+    ...(withPem && { certificate: certificate.certificatePem }),
+  };
+}
+
+/** An id for an upload that names none: stable for the same certificate. */
+function idFor(fingerprint: string): string {
+  return `cert-${fingerprint.replace(/:/g, '').slice(0, 16).toLowerCase()}`;
+}
+
+function inspect(input: CertificateInput) {
+  return inspectCertificate({ certificate: input.certificate, ...(input.key !== undefined && { key: input.key }) }, new Date());
+}
+
+export function certificatesRouter(portico: Portico): Router {
+  const router = Router();
+  const { tree, certs, applier } = portico;
+
+  const answer = async (id: string, withPem = false) => {
+    const stored = await certs.get(id);
+    if (stored === undefined) throw notFound(`no certificate "${id}"`);
+    return view(stored, await tree.read(), withPem);
+  };
+
+  router.get('/', async (_req, res) => {
+    const current = await tree.read();
+    res.json((await certs.list()).map((c) => view(c, current, false)));
+  });
+
+  router.get('/:id', async (req, res) => {
+    res.json(await answer(parseWith(certificateIdSchema, req.params.id, 'id'), true));
+  });
+
+  router.post('/', async (req, res) => {
+    const input = parseWith(certificateInputSchema, req.body ?? {});
+    const certificate = inspect(input);
+    const id = input.id ?? idFor(certificate.facts.fingerprint);
+    await applier.submitCertificate({ kind: 'certificate-put', id, certificate, create: true });
+    res.status(201).location(`/v1/certificates/${id}`).json(await answer(id));
+  });
+
+  router.put('/:id', async (req, res) => {
+    const id = parseWith(certificateIdSchema, req.params.id, 'id');
+    const input = parseWith(certificateInputSchema, req.body ?? {});
+    if (input.id !== undefined && input.id !== id) throw invalidInput('id', `is "${input.id}" in the body but "${id}" in the path`);
+    const result = await applier.submitCertificate({ kind: 'certificate-put', id, certificate: inspect(input), create: false });
+    res.set('Portico-Outcome', result.outcome).status(result.outcome === 'created' ? 201 : 200).json(await answer(id));
+  });
+
+  router.delete('/:id', async (req, res) => {
+    const id = parseWith(certificateIdSchema, req.params.id, 'id');
+    await applier.submitCertificate({ kind: 'certificate-delete', id });
+    res.status(204).end();
+  });
+
+  return router;
+}
