@@ -31,7 +31,8 @@ export class TestConfigs {
       streamIncludes,
       httpInclude: `${s.httpDir}/*.conf`,
       workerShutdownTimeout: s.workerShutdownTimeout,
-      ...sizeWorkers(rangeSize(s.portRange)),
+      // A tcp+udp stream opens two listening sockets on its port.
+      ...sizeWorkers(2 * rangeSize(s.portRange)),
     };
   }
 

@@ -4,7 +4,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { isAddress, isPortText, parseAddress } from '../../src/model/net.js';
+import {
+  cidrError,
+  durationMs,
+  isAddress,
+  isCidr,
+  isDuration,
+  isListenHost,
+  isPortText,
+  isServerName,
+  parseAddress,
+} from '../../src/model/net.js';
+import { cidrArbitrary, durationArbitrary } from '../helpers/arbitraries.js';
 
 describe('addresses', () => {
   it('accepts DNS names, IPv4 and bracketed IPv6 with a port', () => {
@@ -44,5 +55,55 @@ describe('ports in text', () => {
   it('are decimal 1-65535 without sign, space or leading zero', () => {
     for (const ok of ['1', '80', '65535']) assert.ok(isPortText(ok), ok);
     for (const bad of ['0', '65536', '-1', '+1', '01', ' 1', '1 ', '1e3', '1.0', '', 'abc', '0x10']) assert.ok(!isPortText(bad), bad);
+  });
+});
+
+describe('durations', () => {
+  it('are one number and one unit, 1ms to 24h, no unit meaning seconds', () => {
+    assert.equal(durationMs('500ms'), 500);
+    assert.equal(durationMs('10'), 10_000);
+    assert.equal(durationMs('5m'), 300_000);
+    for (const ok of ['1ms', '24h', '1d', '86400', '86400000ms', '1440m']) assert.ok(isDuration(ok), ok);
+    for (const bad of ['0', '0s', '25h', '2d', '86401s', '1h30m', '10 s', ' 10s', '10s;', '1y', '-1s', '1.5s', '010s', '', 's']) {
+      assert.ok(!isDuration(bad), bad);
+    }
+  });
+
+  it('every generated duration is valid and within 1ms..24h', () => {
+    fc.assert(fc.property(durationArbitrary, (d) => isDuration(d) && (durationMs(d) as number) <= 86_400_000));
+  });
+});
+
+describe('access rule subjects', () => {
+  it('are "all", an address, or a network without host bits', () => {
+    for (const ok of ['all', '10.0.0.0/8', '192.168.1.7', '0.0.0.0/0', '2001:db8::/32', '::/0', '::1', '::ffff:10.0.0.0/104']) {
+      assert.ok(isCidr(ok), ok);
+    }
+    assert.match(cidrError('10.0.0.1/8') ?? '', /bits set beyond its \/8 prefix/);
+    assert.match(cidrError('2001:db8::1/32') ?? '', /bits set beyond its \/32 prefix/);
+    assert.match(cidrError('10.0.0.0/33') ?? '', /prefix length must be 0-32/);
+    for (const bad of ['ALL', 'all;', '10.0.0.0/8 ', '300.1.1.1', '10.0.0.0/08', 'unix:', 'fe80::1%eth0', '[::1]', '10.0.0.0/8/8', '']) {
+      assert.ok(!isCidr(bad), bad);
+    }
+  });
+
+  it('every generated rule is valid, and none holds a character that could end a directive', () => {
+    fc.assert(fc.property(cidrArbitrary, (c) => isCidr(c) && !/[\s;{}#"'$]/.test(c)));
+    const hostile = fc.string({ minLength: 1, maxLength: 30 }).filter((s) => /[^0-9A-Fa-f:./al]/.test(s));
+    fc.assert(fc.property(hostile, (text) => !isCidr(text)));
+  });
+});
+
+describe('TLS server names and listen addresses', () => {
+  it('server names are lower-case DNS names, with "*." only as the first label', () => {
+    for (const ok of ['a.example.com', '*.b.example.com', 'localhost', 'x-1.y']) assert.ok(isServerName(ok), ok);
+    for (const bad of ['A.example.com', 'a.*.example.com', '*example.com', 'example.*', '**.a', '*', '.a.com', 'a.com.', 'a b', '1.2.3.4', '~^a$', '$host']) {
+      assert.ok(!isServerName(bad), bad);
+    }
+  });
+
+  it('listen addresses are IPv4 or bracketed IPv6, without a port', () => {
+    for (const ok of ['127.0.0.1', '0.0.0.0', '[::1]', '[::]', '[2001:db8::1]']) assert.ok(isListenHost(ok), ok);
+    for (const bad of ['::1', '[::1]:80', '127.0.0.1:80', 'localhost', '[zz::1]', '']) assert.ok(!isListenHost(bad), bad);
   });
 });
