@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { PorticoError } from '../errors.js';
 import { requireToken } from './auth.js';
 import type { Portico } from './context.js';
-import { errorHandler, sendError } from './errors.js';
+import { BODY_LIMIT_KB, errorHandler, sendError } from './errors.js';
 import { legacyRouter } from './legacy.js';
 import { probesRouter, statusRouter } from './v1/status.js';
 import { certificatesRouter } from './v1/certificates.js';
@@ -28,8 +28,7 @@ export function createApp(portico: Portico, log: Logger): express.Express {
     res.json({ status: 'ok' });
   });
   if (portico.settings.apiToken !== undefined) app.use(requireToken(portico.settings.apiToken));
-  // A certificate chain may be 64 KiB and its key 16 KiB, as JSON strings.
-  app.use(express.json({ limit: '160kb', strict: true, type: () => true }));
+  app.use(express.json({ limit: `${BODY_LIMIT_KB}kb`, strict: true, type: () => true }));
   app.use(probesRouter(portico));
   app.use(legacyRouter(portico));
   app.use('/v1/streams', streamsRouter(portico));

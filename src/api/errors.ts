@@ -38,6 +38,9 @@ export function errorBody(error: PorticoError): { error: Record<string, unknown>
   };
 }
 
+/** The largest JSON body accepted: a certificate chain may be 64 KiB and its key 16 KiB, as JSON strings. */
+export const BODY_LIMIT_KB = 160;
+
 /** Express errors that carry a 4xx status (malformed JSON, a bad percent-encoding) are the caller's. */
 export function toPorticoError(error: unknown): PorticoError {
   if (error instanceof PorticoError) return error;
@@ -48,7 +51,7 @@ export function toPorticoError(error: unknown): PorticoError {
       type === 'entity.parse.failed'
         ? 'body: is not valid JSON'
         : type === 'entity.too.large'
-          ? 'body: is larger than the 64 kB limit'
+          ? `body: is larger than the ${BODY_LIMIT_KB} kB limit`
           : `request: ${(error as Error).message}`;
     return new PorticoError('InvalidInput', message, { field: type?.startsWith('entity') ? 'body' : 'request' });
   }

@@ -195,15 +195,18 @@ export const cidrSchema = z.string({ invalid_type_error: 'must be a string' }).s
 const LOWER_LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
 export const SERVER_NAME_PATTERN = new RegExp(`^(?:\\*\\.)?${LOWER_LABEL}(?:\\.${LOWER_LABEL})*$`);
 
+/** Words a `map` reads as its own parameters, not as keys, when they stand first on a line. */
+const MAP_KEYWORDS = new Set(['default', 'hostnames', 'include', 'volatile']);
+
 export function isServerName(text: string): boolean {
-  return text.length <= 253 && SERVER_NAME_PATTERN.test(text) && !/^(?:\*\.)?[\d.]+$/.test(text);
+  return text.length <= 253 && SERVER_NAME_PATTERN.test(text) && !/^(?:\*\.)?[\d.]+$/.test(text) && !MAP_KEYWORDS.has(text);
 }
 
 export const serverNameSchema = z
   .string({ invalid_type_error: 'must be a string' })
   .refine(
     isServerName,
-    'must be a lower-case DNS name (RFC 1123 labels), optionally starting with "*." to match every name under it, such as "*.example.com"',
+    'must be a lower-case DNS name (RFC 1123 labels), optionally starting with "*." to match every name under it, such as "*.example.com", and not one of the map keywords "default", "hostnames", "include" and "volatile"',
   );
 
 /** A DNS name to send as SNI and verify an upstream's certificate against. */

@@ -97,7 +97,7 @@ describe('access rule subjects', () => {
 describe('TLS server names and listen addresses', () => {
   it('server names are lower-case DNS names, with "*." only as the first label', () => {
     for (const ok of ['a.example.com', '*.b.example.com', 'localhost', 'x-1.y']) assert.ok(isServerName(ok), ok);
-    for (const bad of ['A.example.com', 'a.*.example.com', '*example.com', 'example.*', '**.a', '*', '.a.com', 'a.com.', 'a b', '1.2.3.4', '~^a$', '$host']) {
+    for (const bad of ['A.example.com', 'a.*.example.com', '*example.com', 'example.*', '**.a', '*', '.a.com', 'a.com.', 'a b', '1.2.3.4', '~^a$', '$host', 'default', 'include', 'hostnames', 'volatile']) {
       assert.ok(!isServerName(bad), bad);
     }
   });
