@@ -54,10 +54,19 @@ function readServer(directive: Directive): Upstream {
 export function readGroup(directive: Directive): GroupRead {
   const name = single({ ...directive, block: undefined });
   let balance: Balance | undefined;
+  let zoned = false;
   const upstreams: Upstream[] = [];
   for (const inner of directive.block ?? []) {
     const method = METHODS[inner.name];
-    if (method !== undefined) {
+    if (inner.name === 'zone') {
+      // Run-time state only: files written before zones were rendered have none.
+      const [zoneName, size = ''] = inner.args;
+      const first = !zoned && balance === undefined && upstreams.length === 0;
+      if (!first || inner.block !== undefined || inner.args.length !== 2 || zoneName !== name || !/^[1-9]\d{0,5}k$/.test(size)) {
+        fail(`"zone" must come first and read "zone ${name} <size>k"`, inner);
+      }
+      zoned = true;
+    } else if (method !== undefined) {
       if (balance !== undefined || upstreams.length > 0) fail(`"${inner.name}" must come once, before the servers`, inner);
       if (inner.block !== undefined || inner.args.join(' ') !== method.args.join(' ')) {
         fail(`"${inner.name}" must read "${[inner.name, ...method.args].join(' ')}"`, inner);

@@ -30,8 +30,16 @@ export interface ServerView {
   backup: boolean;
 }
 
+/**
+ * Shared memory for each upstream group's run-time state. Without a zone every worker process counts
+ * connections and failures on its own, so least_conn, max_fails and backup would see one worker's
+ * share of the traffic. 64 KiB holds the 64 servers a group may have; nginx's minimum is 8 pages.
+ */
+export const ZONE_KB = 64;
+
 export interface GroupView {
   name: string;
+  zoneKb: number;
   leastConn: boolean;
   hash: boolean;
   random: boolean;
@@ -73,6 +81,7 @@ export function needsGroup(stream: Pick<Stream, 'balance'>, upstreams: Upstream[
 function groupView(name: string, balance: Balance | undefined, upstreams: Upstream[]): GroupView {
   return {
     name,
+    zoneKb: ZONE_KB,
     leastConn: balance === 'least_conn',
     hash: balance === 'hash_remote_addr',
     random: balance === 'random',

@@ -13,10 +13,11 @@ import * as tls from 'node:tls';
 const LOOPBACK = '127.0.0.1';
 const CERTS = new URL('../fixtures/certs/', import.meta.url);
 
-/** A TCP (or TLS) backend that names itself with a tag line on every connection. accepted() counts TCP connections; close() destroys them and resolves once closed. */
+/** A TCP (or TLS) backend that names itself with a tag line on every connection. accepted() counts TCP connections, active() those still open; close() destroys them and resolves once closed. */
 export interface TaggedServer {
   port: number;
   accepted(): number;
+  active(): number;
   close(): Promise<void>;
 }
 
@@ -59,6 +60,7 @@ async function serve(server: Server): Promise<TaggedServer> {
   return {
     port: (server.address() as AddressInfo).port,
     accepted: () => accepted,
+    active: () => sockets.size,
     close: () =>
       new Promise<void>((resolve) => {
         for (const socket of sockets) socket.destroy();

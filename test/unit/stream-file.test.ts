@@ -49,6 +49,11 @@ describe('stream files', () => {
     });
   });
 
+  it('reads an upstream group written before groups had a zone (Portico 0.1)', () => {
+    const text = 'upstream portico_stream_9000 {\n    server a:1;\n    server b:1;\n}\nserver {\n    listen 9000;\n    proxy_pass portico_stream_9000;\n}\n';
+    assert.deepEqual(read(text), { port: 9000, upstreams: [{ address: 'a:1' }, { address: 'b:1' }] });
+  });
+
   it('refuses a hand edit it cannot represent, saying where', () => {
     const cases: Array<[string, RegExp]> = [
       ['server { listen 9000; proxy_pass a:1; proxy_buffer_size 4k; }', /line 1: unexpected "proxy_buffer_size"/],
@@ -64,6 +69,7 @@ describe('stream files', () => {
       ['server { listen 9000; proxy_ssl_verify on; proxy_pass a:1; }', /need "proxy_ssl on"/],
       ['upstream portico_stream_9000 { server a:1 backup; }\nserver { listen 9000; proxy_pass portico_stream_9000; }', /at least one upstream that is not a backup/],
       ['upstream portico_stream_9000 { hash $remote_addr; server a:1; }\nserver { listen 9000; proxy_pass portico_stream_9000; }', /must read "hash \$remote_addr consistent"/],
+      ['upstream portico_stream_9000 { zone other 64k; server a:1; server b:1; }\nserver { listen 9000; proxy_pass portico_stream_9000; }', /"zone" must come first and read "zone portico_stream_9000 <size>k"/],
       ['upstream portico_stream_9000 { server a:1 down; }\nserver { listen 9000; proxy_pass portico_stream_9000; }', /unexpected server parameter "down"/],
       ['# portico-defaults: protocol=udp\nserver { listen 9000; proxy_pass a:1; }', /"protocol=udp" is not a default Portico records/],
       ['# portico-defaults: protocol=tcp\nserver { listen 9000 udp; proxy_pass a:1; }', /the directives say otherwise/],
