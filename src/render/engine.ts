@@ -18,6 +18,7 @@ import {
   isPortText,
   isServerName,
 } from '../model/net.js';
+import { APP_NAME_PATTERN, isHeaderName, isHeaderValue, isSize, isUrlPath } from '../model/app.js';
 
 export class RenderError extends Error {
   constructor(message: string) {
@@ -61,6 +62,17 @@ export const helpers = {
     const [key = '', ...value] = v.split('=');
     return LABEL_KEY_PATTERN.test(key) && value.length === 1 && LABEL_VALUE_PATTERN.test(value[0] as string);
   }),
+  appname: guard('appname', (v) => APP_NAME_PATTERN.test(v)),
+  /** A location's path prefix. */
+  urlpath: guard('urlpath', isUrlPath),
+  /** A `rewrite` regex built from a path prefix: `^`, the path with "." escaped, then `$`, `(.*)$` or `(/.*)$`. */
+  rewriteregex: guard('rewriteregex', (v) => /^\^\/(?:[A-Za-z0-9_~\/-]|\\\.)*(?:\(\.\*\)|\(\/\.\*\))?\$$/.test(v)),
+  /** A `rewrite` replacement: a path, optionally followed by the capture `$1`, or `$1` (which starts with "/"). */
+  rewritetarget: guard('rewritetarget', (v) => /^(?:\/[A-Za-z0-9._~\/-]*(?:\$1)?|\$1)$/.test(v)),
+  size: guard('size', isSize),
+  headername: guard('headername', isHeaderName),
+  /** A header value, printed inside double quotes. */
+  headervalue: guard('headervalue', isHeaderValue),
   /** `field.path=value` of a field given with its default value, in a comment. */
   annotation: guard('annotation', (v) => /^[a-z][A-Za-z0-9_.]{0,200}=[a-z_]{1,20}$/.test(v)),
 };

@@ -1,0 +1,212 @@
+/**
+ * Renders an HTTP app into the text of its file (`http` context). Pure: every decision is made here
+ * in a flat view; `templates/app.conf.hbs` only prints it.
+ *
+ * What spans apps (the catch-all server, `reuseport` on the QUIC listener, the maps and the cache
+ * every app uses) is in the shared file (`render/http-shared.ts`), rendered from the set of apps.
+ */
+import { certificatePath, keyPath, type StreamFileOptions } from '../model/stream.js';
+import type { App, AppUpstream, Route } from '../model/app.js';
+import { compileTemplate, type Template } from './engine.js';
+import { ZONE_KB } from './stream.js';
+
+/** The listeners every app shares, and where the certificates are. */
+export interface AppFileOptions extends StreamFileOptions {
+  httpPort: number;
+  httpsPort: number;
+}
+
+/** Idle keep-alive connections each worker keeps to an app's upstream group. */
+export const UPSTREAM_KEEPALIVE = 16;
+
+export interface AppGroupView {
+  name: string;
+  zoneKb: number;
+  leastConn: boolean;
+  random: boolean;
+  ipHash: boolean;
+  /** The variable a sticky group hashes on, or null. */
+  stickyKey: string | null;
+  servers: Array<{ address: string; weight: number | null }>;
+  keepalive: number;
+}
+
+export interface StickyView {
+  cookie: string;
+  key: string;
+  setCookie: string;
+}
+
+export interface LocationView {
+  /** `location = PATH` or `location PATH`. */
+  exact: boolean;
+  path: string;
+  /** `rewrite REGEX REPLACEMENT break;` lines, for `replacePath`. */
+  rewrites: Array<{ regex: string; replacement: string }>;
+  /** null: `return 404` (no route). */
+  proxy: {
+    /** TLS to the upstream. */
+    https: boolean;
+    group: string;
+    websocket: boolean;
+    cache: { ttl: string } | null;
+    maxBodySize: string | null;
+    headers: Array<{ name: string; value: string }>;
+    sticky: StickyView | null;
+  } | null;
+  /** Alt-Svc advertising HTTP/3; `maxAge` null leaves `ma` out (clients then assume 24 hours). */
+  altSvc: { port: number; maxAge: number | null } | null;
+}
+
+export interface ServerView {
+  tls: boolean;
+  listens: Array<{ port: number; ssl: boolean; quic: boolean; defaultServer: boolean }>;
+  serverNames: string[];
+  http2: boolean;
+  certificate: { certificate: string; key: string } | null;
+  clientCa: string | null;
+  /** Refuse a request whose Host is not the TLS server name (421, as rpxy). */
+  checkSni: boolean;
+  /** Plain HTTP redirected to HTTPS: the port to put in the Location, or null for 443. */
+  redirect: { port: number | null } | null;
+  locations: LocationView[];
+}
+
+export interface AppView {
+  name: string;
+  defaults: string[];
+  groups: AppGroupView[];
+  stickies: StickyView[];
+  servers: ServerView[];
+}
+
+export function appGroupName(app: string, route: number): string {
+  return `portico_app_${app.replace(/-/g, '_')}_r${route}`;
+}
+
+/** The cookie of a sticky route, and the variables that read and set it. */
+export function stickyView(app: string, route: number): StickyView {
+  const base = appGroupName(app, route);
+  return { cookie: base, key: `${base}_key`, setCookie: `${base}_set` };
+}
+
+function groupView(app: App, route: Route, index: number): AppGroupView {
+  const balance = route.balance;
+  return {
+    name: appGroupName(app.name, index),
+    zoneKb: ZONE_KB,
+    leastConn: balance === 'least_conn',
+    random: balance === 'random',
+    ipHash: balance === 'ip_hash',
+    stickyKey: balance === 'sticky' ? stickyView(app.name, index).key : null,
+    servers: route.upstreams.map((u: AppUpstream) => ({ address: u.address, weight: u.weight ?? null })),
+    keepalive: UPSTREAM_KEEPALIVE,
+  };
+}
+
+/** A `rewrite` regex for a path prefix: only "." of the path alphabet is special in a regex. */
+function prefixRegex(path: string): string {
+  return `^${path.replace(/\./g, '\\.')}`;
+}
+
+/**
+ * The locations of one route. A path `/api` matches `/api` and `/api/...`, not `/apix`: an exact
+ * location and a prefix location ending in "/". `replacePath` swaps the prefix, keeping the rest and
+ * the query (`/api/x?q=1` → `/x?q=1` with replacePath "/").
+ */
+function routeLocations(app: App, route: Route, index: number, altSvc: LocationView['altSvc']): LocationView[] {
+  const proxy: LocationView['proxy'] = {
+    https: route.upstreamTls === true,
+    group: appGroupName(app.name, index),
+    websocket: route.websocket === true,
+    cache: route.cache === undefined ? null : { ttl: route.cache.ttl },
+    maxBodySize: route.maxBodySize ?? null,
+    headers: Object.entries(route.headers ?? {}).map(([name, value]) => ({ name, value })),
+    sticky: route.balance === 'sticky' ? stickyView(app.name, index) : null,
+  };
+  const path = route.path ?? '/';
+  if (path.endsWith('/')) {
+    const rewrites =
+      route.replacePath === undefined ? [] : [{ regex: `${prefixRegex(path)}(.*)$`, replacement: `${route.replacePath.replace(/\/?$/, '/')}$1` }];
+    return [{ exact: false, path, rewrites, proxy, altSvc }];
+  }
+  const base = route.replacePath?.replace(/\/$/, '');
+  const exactRewrite = route.replacePath === undefined ? [] : [{ regex: `${prefixRegex(path)}$`, replacement: route.replacePath }];
+  const restRewrite = base === undefined ? [] : [{ regex: `${prefixRegex(path)}(/.*)$`, replacement: `${base}$1` }];
+  return [
+    { exact: true, path, rewrites: exactRewrite, proxy, altSvc },
+    { exact: false, path: `${path}/`, rewrites: restRewrite, proxy, altSvc },
+  ];
+}
+
+function locations(app: App, altSvc: LocationView['altSvc']): LocationView[] {
+  const out = app.routes.flatMap((route, i) => routeLocations(app, route, i, altSvc));
+  // Without a route for "/", nginx would serve files from its html directory: answer 404 instead.
+  if (!out.some((l) => !l.exact && l.path === '/')) out.push({ exact: false, path: '/', rewrites: [], proxy: null, altSvc });
+  return out.sort((a, b) => (a.path === b.path ? Number(b.exact) - Number(a.exact) : a.path < b.path ? -1 : 1));
+}
+
+/** The fields given with a default value nginx cannot show, as `path=value`. */
+export function appDefaultAnnotations(app: App): string[] {
+  const out: string[] = [];
+  if (app.default === false) out.push('default=false');
+  app.routes.forEach((route, i) => {
+    if (route.balance === 'round_robin') out.push(`routes.${i}.balance=round_robin`);
+    if (route.upstreamTls === false) out.push(`routes.${i}.upstreamTls=false`);
+    if (route.websocket === false) out.push(`routes.${i}.websocket=false`);
+  });
+  const tls = app.tls;
+  if (tls?.httpsRedirect === false) out.push('tls.httpsRedirect=false');
+  if (tls?.http2 === false) out.push('tls.http2=false');
+  if (tls?.http3 === false) out.push('tls.http3=false');
+  return out;
+}
+
+export function appView(app: App, options: AppFileOptions): AppView {
+  const tls = app.tls;
+  const servers: ServerView[] = [];
+  const redirect = tls?.httpsRedirect === true;
+  servers.push({
+    tls: false,
+    listens: [{ port: options.httpPort, ssl: false, quic: false, defaultServer: app.default === true }],
+    serverNames: app.serverNames,
+    http2: false,
+    certificate: null,
+    clientCa: null,
+    checkSni: false,
+    redirect: redirect ? { port: options.httpsPort === 443 ? null : options.httpsPort } : null,
+    locations: redirect ? [] : locations(app, null),
+  });
+  if (tls !== undefined) {
+    const altSvc = tls.http3 === true ? { port: options.httpsPort, maxAge: tls.altSvcMaxAge ?? null } : null;
+    servers.push({
+      tls: true,
+      listens: [
+        { port: options.httpsPort, ssl: true, quic: false, defaultServer: false },
+        ...(tls.http3 === true ? [{ port: options.httpsPort, ssl: false, quic: true, defaultServer: false }] : []),
+      ],
+      serverNames: app.serverNames,
+      http2: tls.http2 === true,
+      certificate: { certificate: certificatePath(options, tls.certificate), key: keyPath(options, tls.certificate) },
+      clientCa: tls.clientCa === undefined ? null : certificatePath(options, tls.clientCa),
+      checkSni: true,
+      redirect: null,
+      locations: locations(app, altSvc),
+    });
+  }
+  return {
+    name: app.name,
+    defaults: appDefaultAnnotations(app),
+    groups: app.routes.map((route, i) => groupView(app, route, i)),
+    stickies: app.routes.flatMap((route, i) => (route.balance === 'sticky' ? [stickyView(app.name, i)] : [])),
+    servers,
+  };
+}
+
+export type AppRenderer = (app: App) => string;
+
+/** Compiles the app template once; the returned function renders one app per call. */
+export function createAppRenderer(source: string, options: AppFileOptions): AppRenderer {
+  const template: Template<AppView> = compileTemplate(source);
+  return (app) => template(appView(app, options));
+}
