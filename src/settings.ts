@@ -48,6 +48,8 @@ const envSchema = z.object({
     .refine((v) => v === 'localhost' || isIPv4(v) || isBracketableIPv6(v), 'must be an IPv4 or IPv6 address')
     .default('127.0.0.1'),
   BIND_PORT: portSettingSchema.default('5000'),
+  HTTP_PORT: portSettingSchema.default('8080'),
+  HTTPS_PORT: portSettingSchema.default('8443'),
   NGINX_MODE: z.enum(['managed', 'external']).default('managed'),
   NGINX_BIN: z.string().min(1).default('/usr/sbin/nginx'),
   STATE_DIR: dirSchema.default('./var'),
@@ -71,12 +73,24 @@ const envSchema = z.object({
     .optional()
     .or(z.literal('').transform(() => undefined)),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+}).superRefine((e, ctx) => {
+  // The apps' listeners are shared by every app; a stream allocated on one of them would fail to bind.
+  for (const name of ['HTTP_PORT', 'HTTPS_PORT'] as const) {
+    if (e[name] >= e.PORT_RANGE.from && e[name] <= e.PORT_RANGE.to) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: [name], message: `must lie outside PORT_RANGE ${e.PORT_RANGE.from}-${e.PORT_RANGE.to}` });
+    }
+  }
+  if (e.HTTP_PORT === e.HTTPS_PORT) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['HTTPS_PORT'], message: 'must differ from HTTP_PORT' });
 });
 
 export interface Settings {
   portRange: PortRange;
   bindAddress: string;
   bindPort: number;
+  /** The plain HTTP listener every app shares. */
+  httpPort: number;
+  /** The HTTPS listener (TCP) and HTTP/3 listener (UDP) every app shares. */
+  httpsPort: number;
   mode: 'managed' | 'external';
   nginxBin: string;
   stateDir: string;
@@ -130,6 +144,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     portRange: e.PORT_RANGE,
     bindAddress: e.BIND_ADDRESS,
     bindPort: e.BIND_PORT,
+    httpPort: e.HTTP_PORT,
+    httpsPort: e.HTTPS_PORT,
     mode: e.NGINX_MODE,
     nginxBin: e.NGINX_BIN,
     stateDir: state,

@@ -6,12 +6,14 @@
  * Files named `<STREAM_PREFIX><port>.conf` are Portico's. Any other `*.conf` file is foreign: it is
  * reported, its listen ports are treated as taken, and it is never overwritten or deleted.
  */
-import { link, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Stream, StreamFileOptions } from '../model/stream.js';
 import { listenPorts, readStream } from '../parse/stream.js';
-import { replaceAtomically, writeDurably, writeScratch } from './fsync.js';
-import { Journal, clearWorkDir, workDir } from './journal.js';
+import { ConfigDir, type FileChange, type StagedTree } from './config-dir.js';
+import { replaceAtomically, writeScratch } from './fsync.js';
+
+export type { FileChange, StagedTree };
 
 export interface UnreadableStreamFile {
   name: string;
@@ -37,37 +39,11 @@ export interface StreamTree {
 
 type Parsed = { kind: 'stream'; stream: Stream } | { kind: 'unreadable'; reason: string } | { kind: 'foreign'; ports: number[] };
 
-interface CacheEntry {
-  key: string;
-  parsed: Parsed;
-}
-
-/** A file to write (`text`) or remove (`text: null`) in the stream directory. */
-export interface FileChange {
-  name: string;
-  text: string | null;
-}
-
-/** New files written beside the live tree, waiting for `nginx -t` and the swap. */
-export interface StagedTree {
-  /** Every file the staged tree holds, live ones that stay and staged new ones, in include order. */
-  includes: string[];
-  /** The staged path of each new file, by name. */
-  staged: Map<string, string>;
-  /** Links to live files whose names cannot be written into an include (see `stage`). */
-  aliases: string[];
-  changes: FileChange[];
-}
-
-/** A file name that may appear in an `include` as it is; others are included through a link. */
-const INCLUDABLE_NAME = /^[A-Za-z0-9_.+@=,-]{1,255}$/;
-
 export class ConfigTree {
   readonly streamDir: string;
   private readonly prefix: string;
   private readonly namePattern: RegExp;
-  private readonly cache = new Map<string, CacheEntry>();
-  private readonly journal: Journal;
+  private readonly dir: ConfigDir<Parsed>;
   private readonly scratchDir: string;
 
   /** Where its files find certificates; what they are rendered and read back with. */
@@ -79,7 +55,7 @@ export class ConfigTree {
     this.prefix = options.streamPrefix;
     const escaped = this.prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     this.namePattern = new RegExp(`^${escaped}([1-9]\\d{0,4})\\.conf$`);
-    this.journal = new Journal(this.streamDir, path.join(workDir(this.streamDir), 'stage'));
+    this.dir = new ConfigDir(this.streamDir, (name, text) => this.parse(name, text));
     this.scratchDir = path.join(options.stateDir, 'scratch');
   }
 
@@ -94,40 +70,20 @@ export class ConfigTree {
    * files restored, or undefined when there was nothing to recover.
    */
   async open(): Promise<number | undefined> {
-    await mkdir(this.streamDir, { recursive: true });
     await mkdir(this.scratchDir, { recursive: true });
-    await mkdir(workDir(this.streamDir), { recursive: true });
-    const restored = await this.journal.rollBack();
-    await clearWorkDir(this.streamDir);
-    return restored;
+    return this.dir.open();
   }
 
   /** Reads the live directory; unchanged files come from the cache. */
   async read(): Promise<StreamTree> {
-    const entries = await readdir(this.streamDir, { withFileTypes: true });
     const tree: StreamTree = { streams: new Map(), unreadable: [], foreign: [], files: [] };
-    const seen = new Set<string>();
-    for (const entry of entries) {
-      if (!entry.name.endsWith('.conf') || entry.name.startsWith('.')) continue;
-      const file = path.join(this.streamDir, entry.name);
-      const info = await stat(file).catch(() => undefined);
-      if (info === undefined || !info.isFile()) continue;
-      seen.add(entry.name);
-      tree.files.push(entry.name);
-      const key = `${info.ino}:${info.size}:${info.mtimeMs}`;
-      let cached = this.cache.get(entry.name);
-      if (cached === undefined || cached.key !== key) {
-        cached = { key, parsed: this.parse(entry.name, await readFile(file, 'utf8')) };
-        this.cache.set(entry.name, cached);
-      }
-      const { parsed } = cached;
-      const port = Number(this.namePattern.exec(entry.name)?.[1]);
+    for (const { name, parsed } of await this.dir.read()) {
+      tree.files.push(name);
+      const port = Number(this.namePattern.exec(name)?.[1]);
       if (parsed.kind === 'stream') tree.streams.set(parsed.stream.port, parsed.stream);
-      else if (parsed.kind === 'unreadable') tree.unreadable.push({ name: entry.name, port, reason: parsed.reason });
-      else tree.foreign.push({ name: entry.name, ports: parsed.ports });
+      else if (parsed.kind === 'unreadable') tree.unreadable.push({ name, port, reason: parsed.reason });
+      else tree.foreign.push({ name, ports: parsed.ports });
     }
-    for (const name of this.cache.keys()) if (!seen.has(name)) this.cache.delete(name);
-    tree.files.sort();
     return tree;
   }
 
@@ -145,67 +101,25 @@ export class ConfigTree {
     }
   }
 
-  /**
-   * Writes the new files of a batch into the staging folder and lists the tree nginx would read
-   * after the swap. Nothing live changes.
-   */
-  async stage(changes: FileChange[], current: StreamTree): Promise<StagedTree> {
-    const stageDir = path.join(workDir(this.streamDir), 'stage');
-    await mkdir(stageDir, { recursive: true });
-    const staged = new Map<string, string>();
-    const touched = new Set(changes.map((c) => c.name));
-    // Written side by side: one batch's flushes overlap instead of queueing one after another.
-    await Promise.all(
-      changes.map(async (change) => {
-        if (change.text === null) return;
-        const file = path.join(stageDir, change.name);
-        await writeDurably(file, change.text);
-        staged.set(change.name, file);
-      }),
-    );
-    const names = new Set(current.files.filter((name) => !touched.has(name)));
-    for (const name of staged.keys()) names.add(name);
-    const includes: string[] = [];
-    const aliases: string[] = [];
-    for (const name of [...names].sort()) {
-      const live = path.join(this.streamDir, name);
-      if (staged.has(name)) includes.push(staged.get(name) as string);
-      else if (INCLUDABLE_NAME.test(name)) includes.push(live);
-      else {
-        // A foreign file named with spaces or other characters no include may carry unchecked:
-        // nginx's glob reads it, so the test must too, through a link of a plain name.
-        const alias = path.join(stageDir, `alias-${aliases.length}.conf`);
-        await rm(alias, { force: true });
-        await link(live, alias);
-        aliases.push(alias);
-        includes.push(alias);
-      }
-    }
-    return { includes, staged, aliases, changes };
+  /** See `ConfigDir.stage`. */
+  stage(changes: FileChange[], current: StreamTree): Promise<StagedTree> {
+    return this.dir.stage(changes, current);
   }
 
-  /** Discards a staged tree that will not be swapped in (or the links left by one that was). */
-  async unstage(staged: StagedTree): Promise<void> {
-    await Promise.all([...staged.staged.values(), ...staged.aliases].map((file) => rm(file, { force: true })));
+  unstage(staged: StagedTree): Promise<void> {
+    return this.dir.unstage(staged);
   }
 
-  /** Swaps a staged tree in (see `Journal.swap`); the change is not permanent until `commit`. */
-  async swap(staged: StagedTree): Promise<void> {
-    await this.journal.swap(
-      staged.changes.map((c) => ({ dir: this.streamDir, name: c.name, staged: staged.staged.get(c.name) ?? null })),
-    );
+  swap(staged: StagedTree): Promise<void> {
+    return this.dir.swap(staged);
   }
 
-  /** Makes a swapped tree permanent. */
-  async commit(staged: StagedTree): Promise<void> {
-    await this.journal.commit();
-    await this.unstage(staged);
+  commit(staged: StagedTree): Promise<void> {
+    return this.dir.commit(staged);
   }
 
-  /** Restores the tree as it was before the last swap. */
-  async rollBack(staged: StagedTree): Promise<void> {
-    await this.journal.rollBack();
-    await this.unstage(staged);
+  rollBack(staged: StagedTree): Promise<void> {
+    return this.dir.rollBack(staged);
   }
 
   /** Writes a main config nginx runs (managed mode), atomically. */

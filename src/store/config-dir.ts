@@ -1,0 +1,146 @@
+/**
+ * ConfigDir: one directory of config files that nginx includes with a `*.conf` glob, as Portico
+ * reads and changes it. Reads are cached by inode, size and mtime, so a query parses only the files
+ * that changed; changes are staged beside the live files, swapped in under an undo journal, and
+ * committed or rolled back. What the files mean is the caller's: it hands in the parser.
+ */
+import { link, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { writeDurably } from './fsync.js';
+import { Journal, clearWorkDir, workDir } from './journal.js';
+
+/** A file to write (`text`) or remove (`text: null`) in the directory. */
+export interface FileChange {
+  name: string;
+  text: string | null;
+}
+
+/** New files written beside the live tree, waiting for `nginx -t` and the swap. */
+export interface StagedTree {
+  /** Every file the staged tree holds, live ones that stay and staged new ones, in include order. */
+  includes: string[];
+  /** The staged path of each new file, by name. */
+  staged: Map<string, string>;
+  /** Links to live files whose names cannot be written into an include (see `stage`). */
+  aliases: string[];
+  changes: FileChange[];
+}
+
+/** A file name that may appear in an `include` as it is; others are included through a link. */
+const INCLUDABLE_NAME = /^[A-Za-z0-9_.+@=,-]{1,255}$/;
+
+interface CacheEntry<P> {
+  key: string;
+  parsed: P;
+}
+
+export class ConfigDir<P> {
+  private readonly cache = new Map<string, CacheEntry<P>>();
+  private readonly journal: Journal;
+
+  constructor(
+    readonly dir: string,
+    private readonly parseFile: (name: string, text: string) => P,
+  ) {
+    this.journal = new Journal(dir, path.join(workDir(dir), 'stage'));
+  }
+
+  /**
+   * Makes the directory, and finishes what a crash interrupted: a pending journal is rolled back
+   * (the batch was never acknowledged) and half-staged files are removed. Answers the number of
+   * files restored, or undefined when there was nothing to recover.
+   */
+  async open(): Promise<number | undefined> {
+    await mkdir(this.dir, { recursive: true });
+    await mkdir(workDir(this.dir), { recursive: true });
+    const restored = await this.journal.rollBack();
+    await clearWorkDir(this.dir);
+    return restored;
+  }
+
+  /** Every `*.conf` file of the directory, sorted as nginx's glob reads them, each parsed (from the cache when unchanged). */
+  async read(): Promise<Array<{ name: string; parsed: P }>> {
+    const entries = await readdir(this.dir, { withFileTypes: true });
+    const out: Array<{ name: string; parsed: P }> = [];
+    const seen = new Set<string>();
+    for (const entry of entries) {
+      if (!entry.name.endsWith('.conf') || entry.name.startsWith('.')) continue;
+      const file = path.join(this.dir, entry.name);
+      const info = await stat(file).catch(() => undefined);
+      if (info === undefined || !info.isFile()) continue;
+      seen.add(entry.name);
+      const key = `${info.ino}:${info.size}:${info.mtimeMs}`;
+      let cached = this.cache.get(entry.name);
+      if (cached === undefined || cached.key !== key) {
+        cached = { key, parsed: this.parseFile(entry.name, await readFile(file, 'utf8')) };
+        this.cache.set(entry.name, cached);
+      }
+      out.push({ name: entry.name, parsed: cached.parsed });
+    }
+    for (const name of this.cache.keys()) if (!seen.has(name)) this.cache.delete(name);
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /**
+   * Writes the new files of a batch into the staging folder and lists the tree nginx would read
+   * after the swap. Nothing live changes.
+   */
+  async stage(changes: FileChange[], current: { files: string[] }): Promise<StagedTree> {
+    const stageDir = path.join(workDir(this.dir), 'stage');
+    await mkdir(stageDir, { recursive: true });
+    const staged = new Map<string, string>();
+    const touched = new Set(changes.map((c) => c.name));
+    // Written side by side: one batch's flushes overlap instead of queueing one after another.
+    await Promise.all(
+      changes.map(async (change) => {
+        if (change.text === null) return;
+        const file = path.join(stageDir, change.name);
+        await writeDurably(file, change.text);
+        staged.set(change.name, file);
+      }),
+    );
+    const names = new Set(current.files.filter((name) => !touched.has(name)));
+    for (const name of staged.keys()) names.add(name);
+    const includes: string[] = [];
+    const aliases: string[] = [];
+    for (const name of [...names].sort()) {
+      const live = path.join(this.dir, name);
+      if (staged.has(name)) includes.push(staged.get(name) as string);
+      else if (INCLUDABLE_NAME.test(name)) includes.push(live);
+      else {
+        // A foreign file named with spaces or other characters no include may carry unchecked:
+        // nginx's glob reads it, so the test must too, through a link of a plain name.
+        const alias = path.join(stageDir, `alias-${aliases.length}.conf`);
+        await rm(alias, { force: true });
+        await link(live, alias);
+        aliases.push(alias);
+        includes.push(alias);
+      }
+    }
+    return { includes, staged, aliases, changes };
+  }
+
+  /** Discards a staged tree that will not be swapped in (or the links left by one that was). */
+  async unstage(staged: StagedTree): Promise<void> {
+    await Promise.all([...staged.staged.values(), ...staged.aliases].map((file) => rm(file, { force: true })));
+  }
+
+  /** Swaps a staged tree in (see `Journal.swap`); the change is not permanent until `commit`. */
+  async swap(staged: StagedTree): Promise<void> {
+    await this.journal.swap(
+      staged.changes.map((c) => ({ dir: this.dir, name: c.name, staged: staged.staged.get(c.name) ?? null })),
+    );
+  }
+
+  /** Makes a swapped tree permanent. */
+  async commit(staged: StagedTree): Promise<void> {
+    await this.journal.commit();
+    await this.unstage(staged);
+  }
+
+  /** Restores the tree as it was before the last swap. */
+  async rollBack(staged: StagedTree): Promise<void> {
+    await this.journal.rollBack();
+    await this.unstage(staged);
+  }
+}
