@@ -114,7 +114,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
     }
     // Fails early, naming the file, when the live tree does not pass nginx -t (say, a hand edit).
     const live = await tree.stage([], await tree.read());
-    const verdict = await nginx.test(await tests.forTree(live.includes)).finally(() => tree.unstage(live));
+    const verdict = await nginx.test(await tests.forTree({ streams: live.includes })).finally(() => tree.unstage(live));
     if (!verdict.ok) {
       throw new PorticoError('NginxRejected', `the config tree does not pass nginx -t: ${verdict.lines.join('; ')}`, {
         nginx: verdict.lines,

@@ -183,7 +183,7 @@ export class Applier {
 
     let staged = await this.deps.tree.stage(work.map((w) => w.file), tree);
     timer.mark('stage');
-    let verdict = await this.deps.nginx.test(await this.deps.tests.forTree(staged.includes));
+    let verdict = await this.deps.nginx.test(await this.deps.tests.forTree({ streams: staged.includes }));
     timer.mark('test');
     if (!verdict.ok) {
       // Name the culprits: each new file alone; drop those that fail, test the rest once more.
@@ -193,7 +193,7 @@ export class Applier {
       if (culprits.size > 0 && work.length > 0) {
         await this.deps.tree.unstage(staged);
         staged = await this.deps.tree.stage(work.map((w) => w.file), tree);
-        verdict = await this.deps.nginx.test(await this.deps.tests.forTree(staged.includes));
+        verdict = await this.deps.nginx.test(await this.deps.tests.forTree({ streams: staged.includes }));
         timer.mark('retest');
       }
       if (!verdict.ok) {
@@ -279,7 +279,7 @@ export class Applier {
     if (w === undefined) return; // rejected while planning
     const staged = await this.deps.tree.stage(work.map((x) => x.file), tree);
     try {
-      const verdict = await this.deps.nginx.test(await this.deps.tests.forTree(staged.includes));
+      const verdict = await this.deps.nginx.test(await this.deps.tests.forTree({ streams: staged.includes }));
       const lines = this.unstagePaths(verdict.lines, staged);
       item.resolve({ outcome: w.planned.outcome, port: w.planned.port, files: [w.file], nginx: { ok: verdict.ok, lines } });
     } finally {

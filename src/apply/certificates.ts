@@ -55,7 +55,7 @@ export interface CertificateDeps {
 async function testLive(deps: CertificateDeps, tree: StreamTree): Promise<void> {
   const live = await deps.tree.stage([], tree);
   try {
-    const verdict = await deps.nginx.test(await deps.tests.forTree(live.includes));
+    const verdict = await deps.nginx.test(await deps.tests.forTree({ streams: live.includes }));
     if (!verdict.ok) {
       const message = verdict.lines.length > 0 ? verdict.lines.join('; ') : 'nginx -t failed without a message';
       throw new PorticoError('NginxRejected', `testing config: ${message}`, { nginx: verdict.lines });

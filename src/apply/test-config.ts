@@ -6,11 +6,17 @@
  */
 import path from 'node:path';
 import { PorticoError } from '../errors.js';
-import { retargetStreamInclude } from '../render/external.js';
+import { retargetInclude } from '../render/external.js';
 import { isolatedStreamMain, sizeWorkers, type MainRenderer, type MainView } from '../render/main.js';
 import type { Settings } from '../settings.js';
 import type { ConfigTree } from '../store/tree.js';
 import { rangeSize } from '../ports/allocate.js';
+
+/** The files a test config includes in place of a live directory; a directory left out is read live. */
+export interface TreeIncludes {
+  streams?: string[];
+  http?: string[];
+}
 
 export class TestConfigs {
   constructor(
@@ -19,8 +25,8 @@ export class TestConfigs {
     private readonly renderMain: MainRenderer,
   ) {}
 
-  /** The view of managed mode's main config, including `streamIncludes`. */
-  mainView(streamIncludes: string[]): MainView {
+  /** The view of managed mode's main config. */
+  mainView(includes: TreeIncludes = {}): MainView {
     const s = this.settings;
     return {
       pidFile: s.pidFile,
@@ -28,8 +34,8 @@ export class TestConfigs {
       accessLog: `${s.stateDir}/logs/access.log`,
       tempDir: `${s.stateDir}/temp`,
       mimeTypes: `${s.stateDir}/mime.types`,
-      streamIncludes,
-      httpInclude: `${s.httpDir}/*.conf`,
+      streamIncludes: includes.streams ?? [`${s.streamDir}/*.conf`],
+      httpIncludes: includes.http ?? [`${s.httpDir}/*.conf`],
       workerShutdownTimeout: s.workerShutdownTimeout,
       // A tcp+udp stream opens two listening sockets on its port.
       ...sizeWorkers(2 * rangeSize(s.portRange)),
@@ -38,27 +44,31 @@ export class TestConfigs {
 
   /** The live main config of managed mode. */
   liveMain(): string {
-    return this.renderMain(this.mainView([`${this.settings.streamDir}/*.conf`]));
+    return this.renderMain(this.mainView());
   }
 
-  /** Writes a main config that reads `includes` instead of the live stream directory; answers its path. */
-  async forTree(includes: string[]): Promise<string> {
+  /** Writes a main config that reads `includes` instead of the live directories; answers its path. */
+  async forTree(includes: TreeIncludes): Promise<string> {
     if (this.settings.mode === 'managed') {
       const view = this.mainView(includes);
       view.errorLog = `${this.settings.stateDir}/logs/test-error.log`;
       return this.tree.writeScratch('test-tree.conf', this.renderMain(view));
     }
     const conf = this.settings.nginxConf;
-    const text = await this.tree.readOther(conf);
-    const retargeted = retargetStreamInclude(text, path.dirname(conf), this.settings.streamDir, includes);
-    if (retargeted.replaced === 0) {
-      throw new PorticoError(
-        'NginxUnavailable',
-        `${conf} has no "include ${this.settings.streamDir}/*.conf;": nginx would not read Portico's streams`,
-      );
+    let text = await this.tree.readOther(conf);
+    for (const [dir, files] of [
+      [this.settings.streamDir, includes.streams],
+      [this.settings.httpDir, includes.http],
+    ] as const) {
+      if (files === undefined) continue;
+      const retargeted = retargetInclude(text, path.dirname(conf), dir, files);
+      if (retargeted.replaced === 0) {
+        throw new PorticoError('NginxUnavailable', `${conf} has no "include ${dir}/*.conf;": nginx would not read Portico's files there`);
+      }
+      text = retargeted.text;
     }
     // Beside the operator's config, so that its relative includes resolve as they do for nginx.
-    return this.tree.writeBeside(conf, '.portico-test.conf', retargeted.text);
+    return this.tree.writeBeside(conf, '.portico-test.conf', text);
   }
 
   /** Writes a main config holding only the stream file `file`; answers its path. */

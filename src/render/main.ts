@@ -13,7 +13,8 @@ export interface MainView {
   mimeTypes: string;
   /** Stream files to include: the live `DIR/*.conf` glob, or every file of a staged tree. */
   streamIncludes: string[];
-  httpInclude: string;
+  /** App files to include: the live `DIR/*.conf` glob, or every file of a staged tree. */
+  httpIncludes: string[];
   workerConnections: number;
   workerRlimitNofile: number;
   workerShutdownTimeout: string;

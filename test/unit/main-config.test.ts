@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { TEMPLATES_DIR } from '../../src/portico.js';
-import { retargetStreamInclude } from '../../src/render/external.js';
+import { retargetInclude } from '../../src/render/external.js';
 import { createMainRenderer, sizeWorkers } from '../../src/render/main.js';
 
 const GOLDEN = new URL('../golden/', import.meta.url).pathname;
@@ -17,7 +17,7 @@ const view = {
   tempDir: '/var/lib/portico/temp',
   mimeTypes: '/var/lib/portico/mime.types',
   streamIncludes: ['/var/lib/portico/stream.d/*.conf'],
-  httpInclude: '/var/lib/portico/http.d/*.conf',
+  httpIncludes: ['/var/lib/portico/http.d/*.conf'],
   workerShutdownTimeout: '30s',
   ...sizeWorkers(10),
 };
@@ -54,7 +54,7 @@ describe('external test config', () => {
   ].join('\n');
 
   it('retargets the stream directory\'s include, resolving relative paths as nginx does', () => {
-    const { text, replaced } = retargetStreamInclude(operator, '/etc/nginx', '/etc/nginx/stream.d', [
+    const { text, replaced } = retargetInclude(operator, '/etc/nginx', '/etc/nginx/stream.d', [
       '/etc/nginx/stream.d/a.conf',
       '/etc/nginx/stream.d/.portico/stage/b.conf',
     ]);
@@ -65,6 +65,6 @@ describe('external test config', () => {
   });
 
   it('reports a config that never includes the stream directory', () => {
-    assert.equal(retargetStreamInclude('stream { include x/*.conf; }', '/etc/nginx', '/srv/streams', []).replaced, 0);
+    assert.equal(retargetInclude('stream { include x/*.conf; }', '/etc/nginx', '/srv/streams', []).replaced, 0);
   });
 });
