@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { createApp } from './api/app.js';
 import type { Portico } from './api/context.js';
 import { Applier } from './apply/applier.js';
+import { StreamKind } from './apply/stream-kind.js';
 import { TestConfigs } from './apply/test-config.js';
 import { PorticoError } from './errors.js';
 import { REQUIRED_MODULES, type NginxCommand } from './nginx/exec.js';
@@ -129,16 +130,15 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       log.warn({ pidFile: settings.pidFile }, 'no nginx master is running yet; changes will answer 503 until one is');
     }
 
-    const applier = new Applier({
+    const streams = new StreamKind({
       tree,
       certs,
-      nginx,
       tests,
       renderStream: createStreamRenderer(streamTemplate, { certDir: settings.certDir }),
       range: settings.portRange,
       isBound: options.isBound ?? isPortBound,
-      log: log.child({ module: 'apply' }),
     });
+    const applier = new Applier({ tree, certs, nginx, tests, kinds: { stream: streams }, log: log.child({ module: 'apply' }) });
     const portico: Portico = {
       settings,
       tree,

@@ -43,7 +43,7 @@ export class ConfigTree {
   readonly streamDir: string;
   private readonly prefix: string;
   private readonly namePattern: RegExp;
-  private readonly dir: ConfigDir<Parsed>;
+  private readonly files: ConfigDir<Parsed>;
   private readonly scratchDir: string;
 
   /** Where its files find certificates; what they are rendered and read back with. */
@@ -55,8 +55,13 @@ export class ConfigTree {
     this.prefix = options.streamPrefix;
     const escaped = this.prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     this.namePattern = new RegExp(`^${escaped}([1-9]\\d{0,4})\\.conf$`);
-    this.dir = new ConfigDir(this.streamDir, (name, text) => this.parse(name, text));
+    this.files = new ConfigDir(this.streamDir, (name, text) => this.parse(name, text));
     this.scratchDir = path.join(options.stateDir, 'scratch');
+  }
+
+  /** The directory (`Staging`). */
+  get dir(): string {
+    return this.streamDir;
   }
 
   /** The file name of the stream on `port`. */
@@ -71,13 +76,13 @@ export class ConfigTree {
    */
   async open(): Promise<number | undefined> {
     await mkdir(this.scratchDir, { recursive: true });
-    return this.dir.open();
+    return this.files.open();
   }
 
   /** Reads the live directory; unchanged files come from the cache. */
   async read(): Promise<StreamTree> {
     const tree: StreamTree = { streams: new Map(), unreadable: [], foreign: [], files: [] };
-    for (const { name, parsed } of await this.dir.read()) {
+    for (const { name, parsed } of await this.files.read()) {
       tree.files.push(name);
       const port = Number(this.namePattern.exec(name)?.[1]);
       if (parsed.kind === 'stream') tree.streams.set(parsed.stream.port, parsed.stream);
@@ -102,24 +107,24 @@ export class ConfigTree {
   }
 
   /** See `ConfigDir.stage`. */
-  stage(changes: FileChange[], current: StreamTree): Promise<StagedTree> {
-    return this.dir.stage(changes, current);
+  stage(changes: FileChange[], current: { files: string[] }): Promise<StagedTree> {
+    return this.files.stage(changes, current);
   }
 
   unstage(staged: StagedTree): Promise<void> {
-    return this.dir.unstage(staged);
+    return this.files.unstage(staged);
   }
 
   swap(staged: StagedTree): Promise<void> {
-    return this.dir.swap(staged);
+    return this.files.swap(staged);
   }
 
   commit(staged: StagedTree): Promise<void> {
-    return this.dir.commit(staged);
+    return this.files.commit(staged);
   }
 
   rollBack(staged: StagedTree): Promise<void> {
-    return this.dir.rollBack(staged);
+    return this.files.rollBack(staged);
   }
 
   /** Writes a main config nginx runs (managed mode), atomically. */

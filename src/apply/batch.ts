@@ -1,0 +1,70 @@
+/**
+ * What the applier's pipeline needs to know of a kind of resource (streams, apps) to apply a batch of
+ * its changes: how to plan them into files, which directory to stage them in, how to test a staged
+ * tree or one file alone, and what to verify after the reload. The pipeline itself is the same for
+ * every kind (`applier.ts`).
+ */
+import { PorticoError } from '../errors.js';
+import type { ReloadPlan } from '../nginx/nginx.js';
+import type { FileChange, StagedTree } from '../store/config-dir.js';
+import type { PhaseTimer } from './report.js';
+
+/** A change waiting in the queue with its caller. */
+export interface Pending<C> {
+  change: C;
+  dryRun: boolean;
+  /** Settles the caller's promise, typed by the method that queued the change. */
+  resolve: (result: unknown) => void;
+  reject: (error: PorticoError) => void;
+}
+
+/** A planned change with its caller and the file it writes or removes. */
+export interface Work<C, P> {
+  item: Pending<C>;
+  planned: P;
+  file: FileChange;
+  /** The outcome when nothing changes: answered without a reload. */
+  unchanged: boolean;
+}
+
+/** A directory whose files can be staged, swapped in, committed or rolled back. */
+export interface Staging {
+  readonly dir: string;
+  stage(changes: FileChange[], current: { files: string[] }): Promise<StagedTree>;
+  unstage(staged: StagedTree): Promise<void>;
+  swap(staged: StagedTree): Promise<void>;
+  commit(staged: StagedTree): Promise<void>;
+  rollBack(staged: StagedTree): Promise<void>;
+}
+
+export interface BatchKind<C, P> {
+  staging: Staging;
+  /**
+   * Reads the live tree and plans `items` in order; a change that cannot be planned is rejected
+   * through its `item.reject` and left out. Answers the live files and the planned work.
+   */
+  plan(items: Array<Pending<C>>, timer: PhaseTimer): Promise<{ files: string[]; work: Array<Work<C, P>> }>;
+  /** Files every change of the batch shares (the apps' common file), from the changes that remain. */
+  shared(work: Array<Work<C, P>>): Promise<FileChange[]>;
+  /** A main config reading the staged tree `includes` in place of the live directory. */
+  testTree(includes: string[]): Promise<string>;
+  /** A main config reading one staged file alone (with the shared files), to name a culprit. */
+  testFile(file: string, shared: string[]): Promise<string>;
+  /** What to check after the reload of `work`. */
+  reloadPlan(work: Array<Work<C, P>>): ReloadPlan;
+  /** What the caller of a committed change gets. */
+  result(work: Work<C, P>): unknown;
+  /**
+   * The file a change touches, known before planning (a port, an app's name), or undefined (a port
+   * to allocate). A batch holds one change per key, so changes to one file apply in order.
+   */
+  key(change: C): string | undefined;
+  /** "applying stream 9000": the context of a change's errors. */
+  describe(change: C): string;
+}
+
+/** nginx's verdict as an error: its own lines, joined, are the message. */
+export function rejected(context: string, lines: string[]): PorticoError {
+  const message = lines.length > 0 ? lines.join('; ') : 'nginx -t failed without a message';
+  return new PorticoError('NginxRejected', `${context}: ${message}`, { nginx: lines });
+}
