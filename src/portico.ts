@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { createApp } from './api/app.js';
 import type { Portico } from './api/context.js';
 import { Applier } from './apply/applier.js';
+import { AppKind } from './apply/app-kind.js';
 import { StreamKind } from './apply/stream-kind.js';
 import { TestConfigs } from './apply/test-config.js';
 import { PorticoError } from './errors.js';
@@ -20,9 +21,12 @@ import type { NginxProcess } from './nginx/process.js';
 import type { BoundProbe } from './ports/allocate.js';
 import { isPortBound } from './ports/probe.js';
 import { createMainRenderer } from './render/main.js';
+import { createAppRenderer } from './render/app.js';
+import { createSharedHttpRenderer } from './render/http-shared.js';
 import { createStreamRenderer } from './render/stream.js';
 import type { Settings } from './settings.js';
 import { acquireLock } from './store/lock.js';
+import { AppStore } from './store/apps.js';
 import { CertStore } from './store/certs.js';
 import { ConfigTree } from './store/tree.js';
 
@@ -75,15 +79,21 @@ export async function startPortico(settings: Settings, options: StartOptions): P
   const lock = await acquireLock(`${settings.stateDir}/portico.lock`);
   let started: NginxProcess | undefined;
   try {
-    const [streamTemplate, mainTemplate, version] = await Promise.all([
+    const [streamTemplate, mainTemplate, appTemplate, sharedTemplate, version] = await Promise.all([
       readFile(`${TEMPLATES_DIR}/stream.conf.hbs`, 'utf8'),
       readFile(`${TEMPLATES_DIR}/main.conf.hbs`, 'utf8'),
+      readFile(`${TEMPLATES_DIR}/app.conf.hbs`, 'utf8'),
+      readFile(`${TEMPLATES_DIR}/http-shared.conf.hbs`, 'utf8'),
       readVersion(),
     ]);
     const tree = new ConfigTree(settings);
     const restored = await tree.open();
     const certs = new CertStore(settings.certDir);
     await certs.open();
+    const appFiles = { certDir: settings.certDir, httpPort: settings.httpPort, httpsPort: settings.httpsPort };
+    const apps = new AppStore(settings.httpDir, appFiles);
+    const restoredApps = await apps.open();
+    if (restoredApps !== undefined) log.warn({ files: restoredApps }, 'rolled back an apps batch a crash interrupted');
     if (restored !== undefined) log.warn({ files: restored }, 'rolled back a batch a crash interrupted');
 
     const cmd: NginxCommand = {
@@ -138,10 +148,19 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       range: settings.portRange,
       isBound: options.isBound ?? isPortBound,
     });
-    const applier = new Applier({ tree, certs, nginx, tests, kinds: { stream: streams }, log: log.child({ module: 'apply' }) });
+    const appKind = new AppKind({
+      store: apps,
+      certs,
+      tests,
+      renderApp: createAppRenderer(appTemplate, appFiles),
+      renderShared: createSharedHttpRenderer(sharedTemplate),
+      settings,
+    });
+    const applier = new Applier({ tree, apps, certs, nginx, tests, kinds: { stream: streams, app: appKind }, log: log.child({ module: 'apply' }) });
     const portico: Portico = {
       settings,
       tree,
+      apps,
       certs,
       applier,
       nginx,

@@ -10,6 +10,7 @@ import type { Portico } from './context.js';
 import { BODY_LIMIT_KB, errorHandler, sendError } from './errors.js';
 import { legacyRouter } from './legacy.js';
 import { probesRouter, statusRouter } from './v1/status.js';
+import { appsRouter } from './v1/apps.js';
 import { certificatesRouter } from './v1/certificates.js';
 import { streamsRouter } from './v1/streams.js';
 
@@ -33,6 +34,7 @@ export function createApp(portico: Portico, log: Logger): express.Express {
   app.use(legacyRouter(portico));
   app.use('/v1/streams', streamsRouter(portico));
   app.use('/v1/certificates', certificatesRouter(portico));
+  app.use('/v1/apps', appsRouter(portico));
   app.use('/v1', statusRouter(portico));
   app.use((req, res) => {
     sendError(res, new PorticoError('NotFound', `no route ${req.method} ${req.path}`));

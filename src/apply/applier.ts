@@ -16,6 +16,7 @@ import type { Nginx } from '../nginx/nginx.js';
 import type { FileChange, StagedTree } from '../store/config-dir.js';
 import { rejected, type BatchKind, type Pending, type Work } from './batch.js';
 import { applyCertificateChange, type CertificateChange, type CertificateDeps, type CertificateResult } from './certificates.js';
+import type { AppChange, AppResult, PlannedApp } from './app-kind.js';
 import type { Change, Outcome, PlannedChange } from './plan.js';
 import { PhaseTimer, type BatchReport } from './report.js';
 import type { ChangeResult } from './stream-kind.js';
@@ -32,6 +33,7 @@ export interface DryRunResult {
 /** Every kind of change the queue holds, by the batch kind that applies it. */
 export interface Kinds {
   stream: BatchKind<Change, PlannedChange>;
+  app: BatchKind<AppChange, PlannedApp>;
 }
 
 type KindName = keyof Kinds;
@@ -61,6 +63,16 @@ export class Applier {
   /** Runs every step up to the swap and answers the rendered files and nginx's verdict. */
   dryRun(change: Change): Promise<DryRunResult> {
     return this.enqueue<DryRunResult>('stream', change, true);
+  }
+
+  /** Queues a change of an HTTP app; settles when its batch is committed, or with the reason it was rejected. */
+  submitApp(change: AppChange): Promise<AppResult> {
+    return this.enqueue<AppResult>('app', change, false);
+  }
+
+  /** An app change's dry run: every step up to the swap, answering the rendered files and nginx's verdict. */
+  dryRunApp(change: AppChange): Promise<AppResult & { files: FileChange[]; nginx: { ok: boolean; lines: string[] } }> {
+    return this.enqueue('app', change, true);
   }
 
   /** Queues a change of the certificates; it is applied alone, in its turn among the others. */

@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { PorticoError } from '../errors.js';
 import { retargetInclude } from '../render/external.js';
-import { isolatedStreamMain, sizeWorkers, type MainRenderer, type MainView } from '../render/main.js';
+import { isolatedMain, sizeWorkers, type MainRenderer, type MainView } from '../render/main.js';
 import type { Settings } from '../settings.js';
 import type { ConfigTree } from '../store/tree.js';
 import { rangeSize } from '../ports/allocate.js';
@@ -71,10 +71,13 @@ export class TestConfigs {
     return this.tree.writeBeside(conf, '.portico-test.conf', text);
   }
 
-  /** Writes a main config holding only the stream file `file`; answers its path. */
-  async forFile(file: string): Promise<string> {
+  /** Writes a main config holding only the stream file `file`, or the app file `file` with `shared`; answers its path. */
+  async forFile(file: string, context: 'stream' | 'http' = 'stream', shared: string[] = []): Promise<string> {
     const s = this.settings;
-    const text = isolatedStreamMain(file, `${s.stateDir}/logs/test-error.log`, `${s.stateDir}/scratch/isolated.pid`);
+    const text = isolatedMain(context, [...shared, file], {
+      errorLog: `${s.stateDir}/logs/test-error.log`,
+      pidFile: `${s.stateDir}/scratch/isolated.pid`,
+    });
     return this.tree.writeScratch('test-file.conf', text);
   }
 }

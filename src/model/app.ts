@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { certificateIdSchema } from './certificate.js';
-import { addressSchema, durationSchema, serverNameSchema } from './net.js';
+import { addressSchema, isDuration, serverNameSchema } from './net.js';
 
 export const MAX_SERVER_NAMES = 64;
 export const MAX_ROUTES = 64;
@@ -49,11 +49,17 @@ const HEADER_NAME = /^[A-Za-z0-9!%&*+.^_`|~-]{1,64}$/;
 /** A header value nginx prints as it is: visible ASCII and spaces, without quotes, `$`, `\`, `{` or `}`. */
 const HEADER_VALUE = /^[A-Za-z0-9 !#%&'()*+,./:;<=>?@[\]^_`|~-]{0,512}$/;
 export function isHeaderName(text: string): boolean {
-  return HEADER_NAME.test(text);
+  // zod drops a record key "__proto__" without an issue: refuse it here rather than lose it silently.
+  return HEADER_NAME.test(text) && text !== '__proto__';
 }
 export function isHeaderValue(text: string): boolean {
   return HEADER_VALUE.test(text) && !/^\s|\s$/.test(text);
 }
+
+/** How long a cached response is fresh: `proxy_cache_valid` reads whole seconds and refuses "ms". */
+const cacheTtlSchema = z
+  .string({ invalid_type_error: 'must be a string such as "30s" or "5m"' })
+  .refine((text) => isDuration(text) && !text.endsWith('ms'), 'must be a duration from 1s to 24h: a number and a unit of s, m, h or d, such as "30s" or "5m" (nginx caches by the second)');
 
 const int = (min: number, max: number) => {
   const rule = `must be an integer from ${min} to ${max}`;
@@ -80,7 +86,7 @@ export const routeSchema = z
       .optional(),
     upstreamTls: bool().optional(),
     websocket: bool().optional(),
-    cache: z.object({ ttl: durationSchema }).strict().optional(),
+    cache: z.object({ ttl: cacheTtlSchema }).strict().optional(),
     maxBodySize: sizeSchema.optional(),
     headers: z
       .record(

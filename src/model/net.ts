@@ -21,8 +21,11 @@ export const ADDRESS_PATTERN_V6 = /^\[([0-9A-Fa-f:.]{2,45})\]:(\d{1,5})$/;
 /** A host name or IPv4 address followed by a port: `db.internal:5432`. */
 export const ADDRESS_PATTERN_NAME = /^([A-Za-z0-9.-]{1,253}):(\d{1,5})$/;
 
-/** An upstream group name or other nginx identifier Portico generates. */
-export const NAME_PATTERN = /^[A-Za-z0-9_]{1,64}$/;
+/**
+ * An upstream group name or other nginx identifier Portico generates. The longest is an app's sticky
+ * variable: "portico_app_", a 63-character app name, "_r63" and "_key", 83 characters.
+ */
+export const NAME_PATTERN = /^[A-Za-z0-9_]{1,96}$/;
 /** An absolute path of the state or config directories; settings refuse any other. */
 export const PATH_PATTERN = /^\/[A-Za-z0-9_.\/+@=,-]{0,4095}$/;
 /** nginx's time syntax: a number with an optional unit, e.g. `30s`, `500ms`. */

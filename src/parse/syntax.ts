@@ -3,7 +3,7 @@
  *
  * It follows nginx's own tokenizer (ngx_conf_file.c): words are separated by white space, `;` ends a
  * simple directive, `{ ... }` holds a block, `#` at the start of a word runs to the end of the line,
- * and single or double quotes group a word in which a backslash escapes the next character.
+ * and single or double quotes group a word; a backslash escapes the next character (see `unescape`).
  */
 
 export interface Directive {
@@ -37,6 +37,19 @@ type Token =
   | { type: 'comment'; value: string; line: number }
   | { type: ';' | '{' | '}'; line: number };
 
+/**
+ * The text of a backslash and the character after it: nginx (ngx_conf_read_token) drops the
+ * backslash before a quote or a backslash, turns `\t`, `\r` and `\n` into their control characters,
+ * and keeps it before anything else (`\.` in a regex stays `\.`).
+ */
+function unescape(next: string): string {
+  if (next === '"' || next === "'" || next === '\\') return next;
+  if (next === 't') return '\t';
+  if (next === 'r') return '\r';
+  if (next === 'n') return '\n';
+  return `\\${next}`;
+}
+
 function* tokenize(text: string): Generator<Token> {
   let i = 0;
   let line = 1;
@@ -60,9 +73,13 @@ function* tokenize(text: string): Generator<Token> {
       let value = '';
       i += 1;
       while (i < n && text[i] !== c) {
-        if (text[i] === '\\' && i + 1 < n) i += 1;
+        if (text[i] === '\\' && i + 1 < n) {
+          value += unescape(text[i + 1] as string);
+          i += 1;
+        } else {
+          value += text[i];
+        }
         if (text[i] === '\n') line += 1;
-        value += text[i];
         i += 1;
       }
       if (i >= n) throw new SyntaxError('unterminated quoted string', start);
@@ -75,8 +92,11 @@ function* tokenize(text: string): Generator<Token> {
         if (d === ' ' || d === '\t' || d === '\r' || d === '\n' || d === ';' || d === '{' || d === '}') break;
         if (d === '\\' && i + 1 < n) {
           i += 1;
+          if (text[i] === '\n') line += 1;
+          value += unescape(text[i] as string);
+        } else {
+          value += d;
         }
-        value += text[i];
         i += 1;
       }
       yield { type: 'word', value, line, quoted: false };

@@ -19,6 +19,14 @@ export interface AppFileOptions extends StreamFileOptions {
 /** Idle keep-alive connections each worker keeps to an app's upstream group. */
 export const UPSTREAM_KEEPALIVE = 16;
 
+/**
+ * The `variables_hash_bucket_size` the http context needs for the variables of sticky routes, which
+ * the shared HTTP file must set: nginx's default (64 on x86-64) holds names of at most 46 characters
+ * and refuses the config otherwise ("could not build variables_hash"), while "portico_app_", a
+ * 63-character app name and "_r63_key" make 83.
+ */
+export const VARIABLES_HASH_BUCKET_SIZE = 128;
+
 export interface AppGroupView {
   name: string;
   zoneKb: number;
@@ -126,8 +134,15 @@ function routeLocations(app: App, route: Route, index: number, altSvc: LocationV
   };
   const path = route.path ?? '/';
   if (path.endsWith('/')) {
+    // Both spellings swap "/static/x" for "/v1/x"; each replacePath has its own, so the file reads back
+    // as the replacePath it was written from ("/v1" or "/v1/").
+    const replacePath = route.replacePath;
     const rewrites =
-      route.replacePath === undefined ? [] : [{ regex: `${prefixRegex(path)}(.*)$`, replacement: `${route.replacePath.replace(/\/?$/, '/')}$1` }];
+      replacePath === undefined
+        ? []
+        : replacePath.endsWith('/')
+          ? [{ regex: `${prefixRegex(path)}(.*)$`, replacement: `${replacePath}$1` }]
+          : [{ regex: `${prefixRegex(path.slice(0, -1))}(/.*)$`, replacement: `${replacePath}$1` }];
     return [{ exact: false, path, rewrites, proxy, altSvc }];
   }
   const base = route.replacePath?.replace(/\/$/, '');
@@ -146,14 +161,19 @@ function locations(app: App, altSvc: LocationView['altSvc']): LocationView[] {
   return out.sort((a, b) => (a.path === b.path ? Number(b.exact) - Number(a.exact) : a.path < b.path ? -1 : 1));
 }
 
-/** The fields given with a default value nginx cannot show, as `path=value`. */
+/**
+ * The fields given with a default value nginx cannot show, as `path=value`: `path=root` is a path "/"
+ * without replacePath (a route without path has the same `location /`), `headers=empty` is `{}`.
+ */
 export function appDefaultAnnotations(app: App): string[] {
   const out: string[] = [];
   if (app.default === false) out.push('default=false');
   app.routes.forEach((route, i) => {
+    if (route.path === '/' && route.replacePath === undefined) out.push(`routes.${i}.path=root`);
     if (route.balance === 'round_robin') out.push(`routes.${i}.balance=round_robin`);
     if (route.upstreamTls === false) out.push(`routes.${i}.upstreamTls=false`);
     if (route.websocket === false) out.push(`routes.${i}.websocket=false`);
+    if (route.headers !== undefined && Object.keys(route.headers).length === 0) out.push(`routes.${i}.headers=empty`);
   });
   const tls = app.tls;
   if (tls?.httpsRedirect === false) out.push('tls.httpsRedirect=false');

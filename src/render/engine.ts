@@ -65,8 +65,11 @@ export const helpers = {
   appname: guard('appname', (v) => APP_NAME_PATTERN.test(v)),
   /** A location's path prefix. */
   urlpath: guard('urlpath', isUrlPath),
-  /** A `rewrite` regex built from a path prefix: `^`, the path with "." escaped, then `$`, `(.*)$` or `(/.*)$`. */
-  rewriteregex: guard('rewriteregex', (v) => /^\^\/(?:[A-Za-z0-9_~\/-]|\\\.)*(?:\(\.\*\)|\(\/\.\*\))?\$$/.test(v)),
+  /**
+   * A `rewrite` regex built from a path prefix: `^`, the path with "." escaped, then `$`, `(.*)$` or
+   * `(/.*)$`; or `^(/.*)$`, the root prefix without its "/".
+   */
+  rewriteregex: guard('rewriteregex', (v) => /^\^(?:\/(?:[A-Za-z0-9_~\/-]|\\\.)*(?:\(\.\*\)|\(\/\.\*\))?|\(\/\.\*\))\$$/.test(v)),
   /** A `rewrite` replacement: a path, optionally followed by the capture `$1`, or `$1` (which starts with "/"). */
   rewritetarget: guard('rewritetarget', (v) => /^(?:\/[A-Za-z0-9._~\/-]*(?:\$1)?|\$1)$/.test(v)),
   size: guard('size', isSize),

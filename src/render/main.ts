@@ -40,13 +40,17 @@ export function createMainRenderer(source: string): MainRenderer {
   return (view) => template(view);
 }
 
-/** A main config for testing one stream file alone, so that a failure names its culprit. */
-export function isolatedStreamMain(file: string, errorLog: string, pidFile: string): string {
+/**
+ * A main config for testing one file alone, so that a failure names its culprit: a stream file, or
+ * an app file after the files the apps share.
+ */
+export function isolatedMain(context: 'stream' | 'http', files: string[], paths: { errorLog: string; pidFile: string }): string {
+  const includes = files.map((file) => `include ${helpers.path(file)};`).join(' ');
   return [
-    `pid ${helpers.path(pidFile)};`,
-    `error_log ${helpers.path(errorLog)} notice;`,
+    `pid ${helpers.path(paths.pidFile)};`,
+    `error_log ${helpers.path(paths.errorLog)} notice;`,
     'events { worker_connections 64; }',
-    `stream { include ${helpers.path(file)}; }`,
+    `${context} { ${includes} }`,
     '',
   ].join('\n');
 }

@@ -1,8 +1,10 @@
 /**
- * fast-check generators of valid model values, covering the whole schema: every field, every
- * protocol and balancing method, SNI routes, TLS both ways, access rules, labels.
+ * fast-check generators of valid model values, covering the whole schema: for streams every field,
+ * every protocol and balancing method, SNI routes, TLS both ways, access rules, labels; for apps
+ * every field of routes and TLS.
  */
 import fc from 'fast-check';
+import { APP_BALANCES, appSchema, type App } from '../../src/model/app.js';
 import { BALANCES, MAX_UPSTREAMS, streamSchema, type Stream, type Upstream } from '../../src/model/stream.js';
 
 const plain = { noNullPrototype: true } as const;
@@ -122,5 +124,94 @@ export const streamArbitrary: fc.Arbitrary<Stream> = fc
   .map((stream) => {
     const parsed = streamSchema.safeParse(stream);
     if (!parsed.success) throw new Error(`the arbitrary made an invalid stream: ${parsed.error.message}\n${JSON.stringify(stream)}`);
+    return parsed.data;
+  });
+
+/** A URL path prefix: "/" or segments, with or without a trailing "/". */
+const urlPath = fc.oneof(
+  { arbitrary: fc.constant('/'), weight: 1 },
+  {
+    arbitrary: fc
+      .tuple(fc.array(fc.stringMatching(/^[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,6}$/), { minLength: 1, maxLength: 3 }), fc.boolean())
+      .map(([segments, slash]) => `/${segments.join('/')}${slash ? '/' : ''}`),
+    weight: 4,
+  },
+);
+
+/** nginx's size syntax, at most 10g. */
+const size = fc.oneof(
+  fc.constant('0'),
+  fc.integer({ min: 1, max: 9_999_999_999 }).map(String),
+  fc.integer({ min: 1, max: 10 * 1024 ** 2 }).map((n) => `${n}k`),
+  fc.integer({ min: 1, max: 10 * 1024 }).map((n) => `${n}m`),
+  fc.integer({ min: 1, max: 10 }).map((n) => `${n}g`),
+);
+
+const headerName = fc.stringMatching(/^[A-Za-z0-9!%&*+.^_`|~-]{1,12}$/).filter((name) => name !== '__proto__');
+const headerValue = fc.stringMatching(/^[A-Za-z0-9 !#%&'()*+,./:;<=>?@[\]^_`|~-]{0,24}$/).filter((v) => !/^\s|\s$/.test(v));
+
+const route = fc.record(
+  {
+    path: urlPath,
+    replacePath: urlPath,
+    upstreams: fc.array(
+      fc.record({ address: addressArbitrary, weight: fc.integer({ min: 1, max: 1000 }) }, { ...plain, requiredKeys: ['address'] }),
+      { minLength: 1, maxLength: 4 },
+    ),
+    balance: fc.constantFrom(...APP_BALANCES),
+    upstreamTls: fc.boolean(),
+    websocket: fc.boolean(),
+    cache: fc.record({ ttl: durationArbitrary.filter((ttl) => !ttl.endsWith('ms')) }, plain),
+    maxBodySize: size,
+    headers: fc.dictionary(headerName, headerValue, { ...plain, maxKeys: 4 }),
+  },
+  { ...plain, requiredKeys: ['upstreams'] },
+);
+
+/** The prefix a route serves, as the schema compares them: a route without path serves "/". */
+const routeKey = (r: { path?: string }): string => (r.path ?? '/').replace(/(.)\/$/, '$1');
+
+const appTls = fc
+  .record(
+    {
+      certificate: certificateId,
+      httpsRedirect: fc.boolean(),
+      http2: fc.boolean(),
+      http3: fc.boolean(),
+      altSvcMaxAge: fc.integer({ min: 0, max: 31_536_000 }),
+      clientCa: certificateId,
+    },
+    { ...plain, requiredKeys: ['certificate'] },
+  )
+  // The Alt-Svc max age is only for HTTP/3.
+  .map(({ altSvcMaxAge, ...tls }) => (tls.http3 === true && altSvcMaxAge !== undefined ? { ...tls, altSvcMaxAge } : tls));
+
+/** App names, long ones (up to the 63 characters of the schema) as often as short ones. */
+const appNameChar = fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789-');
+const appNameEnd = fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789');
+const appName = fc.oneof(
+  fc.stringMatching(/^[a-z0-9](?:[a-z0-9-]{0,10}[a-z0-9])?$/),
+  fc
+    .tuple(appNameEnd, fc.array(appNameChar, { minLength: 40, maxLength: 61 }), appNameEnd)
+    .map(([first, middle, last]) => `${first}${middle.join('')}${last}`),
+);
+
+export const appArbitrary: fc.Arbitrary<App> = fc
+  .record(
+    {
+      name: appName,
+      serverNames: fc.uniqueArray(serverName, { minLength: 1, maxLength: 4 }),
+      default: fc.boolean(),
+      routes: fc
+        .uniqueArray(route, { minLength: 1, maxLength: 6, selector: routeKey })
+        // replacePath needs a path.
+        .map((routes) => routes.map(({ replacePath, ...r }) => (r.path !== undefined && replacePath !== undefined ? { ...r, replacePath } : r))),
+      tls: appTls,
+    },
+    { ...plain, requiredKeys: ['name', 'serverNames', 'routes'] },
+  )
+  .map((app) => {
+    const parsed = appSchema.safeParse(app);
+    if (!parsed.success) throw new Error(`the arbitrary made an invalid app: ${parsed.error.message}\n${JSON.stringify(app)}`);
     return parsed.data;
   });

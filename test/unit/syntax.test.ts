@@ -30,6 +30,11 @@ stream {
     assert.deepEqual(stream[1]?.args, ['x', "a b'c"]);
   });
 
+  it('keeps a backslash as nginx does: dropped before a quote or a backslash, kept before anything else', () => {
+    const [rewrite] = parseConfig(String.raw`rewrite ^/a\.b(/.*)$ "x\"y" 'a\\b' c\;d e\tf;`);
+    assert.deepEqual(rewrite?.args, ['^/a\\.b(/.*)$', 'x"y', 'a\\b', 'c\\;d', 'e\tf']);
+  });
+
   it('refuses what nginx would refuse, naming the line', () => {
     assert.throws(() => parseConfig('server {\n listen 9000;\n'), /expecting "}"/);
     assert.throws(() => parseConfig('listen 9000'), /line 1: unexpected end of file/);

@@ -8,13 +8,14 @@ import { certificateUsers } from '../../apply/certificates.js';
 import { invalidInput, notFound } from '../../errors.js';
 import { certificateIdSchema, certificateInputSchema, inspectCertificate, type CertificateInput } from '../../model/certificate.js';
 import type { StoredCertificate } from '../../store/certs.js';
+import type { AppTree } from '../../store/apps.js';
 import type { StreamTree } from '../../store/tree.js';
 import type { Portico } from '../context.js';
 import { parseWith } from '../params.js';
 
 /** What the API shows of a certificate: its facts and who uses it, never its key. */
-function view(certificate: StoredCertificate, tree: StreamTree, withPem: boolean) {
-  const { streams, apps } = certificateUsers(certificate.id, tree);
+function view(certificate: StoredCertificate, trees: { streams: StreamTree; apps: AppTree }, withPem: boolean) {
+  const { streams, apps } = certificateUsers(certificate.id, trees.streams, trees.apps);
   return {
     id: certificate.id,
     ...certificate.facts,
@@ -34,16 +35,17 @@ function inspect(input: CertificateInput) {
 
 export function certificatesRouter(portico: Portico): Router {
   const router = Router();
-  const { tree, certs, applier } = portico;
+  const { tree, apps, certs, applier } = portico;
+  const trees = async () => ({ streams: await tree.read(), apps: await apps.read() });
 
   const answer = async (id: string, withPem = false) => {
     const stored = await certs.get(id);
     if (stored === undefined) throw notFound(`no certificate "${id}"`);
-    return view(stored, await tree.read(), withPem);
+    return view(stored, await trees(), withPem);
   };
 
   router.get('/', async (_req, res) => {
-    const current = await tree.read();
+    const current = await trees();
     res.json((await certs.list()).map((c) => view(c, current, false)));
   });
 

@@ -11,7 +11,8 @@ import { invalidInput } from '../../errors.js';
 import type { Portico } from '../context.js';
 import { parseWith, portParam } from '../params.js';
 
-function isDryRun(req: Request): boolean {
+/** `?dryRun=true` (or a bare `?dryRun`): run every step up to the swap. */
+export function isDryRun(req: Request): boolean {
   const value = req.query.dryRun;
   if (value === undefined || value === 'false') return false;
   if (value === 'true' || value === '') return true;

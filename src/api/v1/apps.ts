@@ -1,0 +1,68 @@
+/**
+ * /v1/apps: the JSON API of HTTP apps. Bodies are parsed by `appSchema` (strict: an unknown field is
+ * an error); answers are always the stored form. `?dryRun=true` on a mutation runs every step up to
+ * the swap and answers the rendered files with nginx's verdict.
+ */
+import { Router, type Request } from 'express';
+import type { AppChange } from '../../apply/app-kind.js';
+import { invalidInput, notFound } from '../../errors.js';
+import { appNameSchema, appSchema } from '../../model/app.js';
+import type { Portico } from '../context.js';
+import { parseWith } from '../params.js';
+import { isDryRun } from './streams.js';
+
+export function appsRouter(portico: Portico): Router {
+  const router = Router();
+  const { apps, applier } = portico;
+
+  const run = async (req: Request, change: AppChange) =>
+    isDryRun(req) ? { dryRun: true as const, ...(await applier.dryRunApp(change)) } : applier.submitApp(change);
+
+  router.get('/', async (_req, res) => {
+    const current = await apps.read();
+    res.json([...current.apps.values()].sort((a, b) => (a.name < b.name ? -1 : 1)));
+  });
+
+  router.get('/:name', async (req, res) => {
+    const name = parseWith(appNameSchema, req.params.name, 'name');
+    const app = (await apps.read()).apps.get(name);
+    if (app === undefined) throw notFound(`no app "${name}"`);
+    res.json(app);
+  });
+
+  router.post('/', async (req, res) => {
+    const app = parseWith(appSchema, req.body ?? {});
+    const result = await run(req, { kind: 'app-put', app, create: true });
+    if ('dryRun' in result) {
+      res.json(result);
+      return;
+    }
+    res.status(201).location(`/v1/apps/${app.name}`).json(result.app);
+  });
+
+  router.put('/:name', async (req, res) => {
+    const name = parseWith(appNameSchema, req.params.name, 'name');
+    const body: unknown = req.body ?? {};
+    const named = typeof body === 'object' && body !== null && !Array.isArray(body) && !('name' in body) ? { name, ...body } : body;
+    const app = parseWith(appSchema, named);
+    if (app.name !== name) throw invalidInput('name', `is "${app.name}" in the body but "${name}" in the path`);
+    const result = await run(req, { kind: 'app-put', app, create: false });
+    if ('dryRun' in result) {
+      res.json(result);
+      return;
+    }
+    res.set('Portico-Outcome', result.outcome).status(result.outcome === 'created' ? 201 : 200).json(result.app);
+  });
+
+  router.delete('/:name', async (req, res) => {
+    const name = parseWith(appNameSchema, req.params.name, 'name');
+    const result = await run(req, { kind: 'app-delete', name });
+    if ('dryRun' in result) {
+      res.json(result);
+      return;
+    }
+    res.status(204).end();
+  });
+
+  return router;
+}

@@ -1,0 +1,102 @@
+/**
+ * Reads the blocks an app file holds beside its servers: one `upstream` per route and, for a sticky
+ * route, the two `map`s of its cookie. Pure. Values are checked later, by the app schema; here the
+ * shape and every name.
+ */
+import type { AppBalance, AppUpstream } from '../model/app.js';
+import { UPSTREAM_KEEPALIVE, type StickyView } from '../render/app.js';
+import { ZONE_KB } from '../render/stream.js';
+import { fail, single, type Directive } from './directive.js';
+
+export interface AppGroupRead {
+  /** The method's directive; undefined for round robin, which has none. */
+  balance: Exclude<AppBalance, 'round_robin'> | undefined;
+  upstreams: AppUpstream[];
+}
+
+const METHODS: Record<string, Exclude<AppBalance, 'round_robin' | 'sticky'>> = {
+  least_conn: 'least_conn',
+  random: 'random',
+  ip_hash: 'ip_hash',
+};
+
+/** One `server ADDRESS [weight=N];`. */
+function readServer(directive: Directive): AppUpstream {
+  if (directive.block !== undefined || directive.args.length === 0 || directive.args.length > 2) {
+    fail('"server" must read "server host:port [weight=N]"', directive);
+  }
+  const [address, param] = directive.args as [string, string | undefined];
+  if (param === undefined) return { address };
+  const weight = /^weight=(0|[1-9]\d{0,8})$/.exec(param);
+  if (weight === null) fail(`unexpected server parameter "${param}"`, directive);
+  return { address, weight: Number(weight[1]) };
+}
+
+/**
+ * Reads `upstream NAME { zone NAME 64k; [method;] server ...; keepalive 16; }`, the group of one
+ * route: `name` is the name it must have, `sticky` the cookie and variables of that route.
+ */
+export function readAppGroup(directive: Directive, name: string, sticky: StickyView): AppGroupRead {
+  if (directive.args.length !== 1 || directive.args[0] !== name) {
+    fail(`upstream block must be named ${name} (upstream blocks are numbered by route, from r0)`, directive);
+  }
+  const [zone, ...rest] = directive.block ?? [];
+  if (zone?.name !== 'zone' || zone.block !== undefined || zone.args.join(' ') !== `${name} ${ZONE_KB}k`) {
+    fail(`upstream ${name} must start with "zone ${name} ${ZONE_KB}k;"`, zone ?? directive);
+  }
+  const keepalive = rest.pop();
+  if (keepalive?.name !== 'keepalive' || single(keepalive) !== String(UPSTREAM_KEEPALIVE)) {
+    fail(`upstream ${name} must end with "keepalive ${UPSTREAM_KEEPALIVE};"`, keepalive ?? directive);
+  }
+  let balance: AppGroupRead['balance'];
+  const upstreams: AppUpstream[] = [];
+  for (const inner of rest) {
+    const method = METHODS[inner.name];
+    if (method !== undefined || inner.name === 'hash') {
+      if (balance !== undefined || upstreams.length > 0) fail(`"${inner.name}" must come once, after the zone and before the servers`, inner);
+      if (method !== undefined) {
+        if (inner.block !== undefined || inner.args.length > 0) fail(`"${inner.name}" takes no arguments`, inner);
+        balance = method;
+      } else {
+        if (inner.block !== undefined || inner.args.join(' ') !== `$${sticky.key} consistent`) {
+          fail(`"hash" must read "hash $${sticky.key} consistent" (the sticky cookie of this route)`, inner);
+        }
+        balance = 'sticky';
+      }
+    } else if (inner.name === 'server') {
+      upstreams.push(readServer(inner));
+    } else {
+      fail(`unexpected "${inner.name}" in upstream ${name}`, inner);
+    }
+  }
+  if (upstreams.length === 0) fail(`upstream ${name} has no server`, directive);
+  return { balance, upstreams };
+}
+
+/** The two maps of a sticky route's cookie, as the renderer writes them: [variable, [key, value] entries]. */
+function stickyMaps(sticky: StickyView): Array<{ variable: string; entries: Array<[string, string]> }> {
+  return [
+    { variable: sticky.key, entries: [['', '$request_id'], ['default', `$cookie_${sticky.cookie}`]] },
+    { variable: sticky.setCookie, entries: [['', `${sticky.cookie}=$request_id; Path=/; HttpOnly; SameSite=Lax`], ['default', '']] },
+  ];
+}
+
+/** Checks that `maps` are exactly the cookie maps of the sticky routes, in route order. */
+export function checkStickyMaps(maps: Directive[], stickies: StickyView[]): void {
+  const expected = stickies.flatMap((sticky) => stickyMaps(sticky).map((map) => ({ ...map, sticky })));
+  maps.forEach((map, i) => {
+    const want = expected[i];
+    if (want === undefined) fail(`unexpected map: only a sticky route has maps, two each`, map);
+    const source = `$cookie_${want.sticky.cookie}`;
+    if (map.args.length !== 2 || map.args[0] !== source || map.args[1] !== `$${want.variable}`) {
+      fail(`map must read "map ${source} $${want.variable}"`, map);
+    }
+    const entries = map.block ?? [];
+    const same =
+      entries.length === want.entries.length &&
+      entries.every((entry, j) => entry.block === undefined && entry.args.length === 1 && entry.name === want.entries[j]?.[0] && entry.args[0] === want.entries[j]?.[1]);
+    if (!same) fail(`map $${want.variable} must hold ${want.entries.map(([k, v]) => `${JSON.stringify(k)} ${JSON.stringify(v)};`).join(' ')}`, map);
+  });
+  const missing = expected[maps.length];
+  if (missing !== undefined) fail(`the map $${missing.variable} of the sticky cookie ${missing.sticky.cookie} is missing`);
+}

@@ -1,0 +1,141 @@
+/**
+ * Reads a `server` block of an app file: the plain HTTP server (listen, names, an HTTPS redirect or
+ * the locations) or the TLS server (listeners for TLS and QUIC, HTTP/2, certificate, client CA, the
+ * 421 for a Host that is not the TLS server name, the locations). Pure.
+ */
+import { CERT_ID_PATTERN } from '../model/certificate.js';
+import type { AppFileOptions } from '../render/app.js';
+import { readLocation, type LocationRead } from './app-location.js';
+import { fail, flag, single, type Directive } from './directive.js';
+
+export interface AppServerRead {
+  line: number;
+  tls: boolean;
+  defaultServer: boolean;
+  quic: boolean;
+  serverNames: string[];
+  http2: boolean;
+  certificate?: string;
+  clientCa?: string;
+  redirect: boolean;
+  locations: LocationRead[];
+}
+
+interface Listen {
+  port: number;
+  flags: string[];
+  directive: Directive;
+}
+
+function readListen(directive: Directive): Listen {
+  const [port = '', ...flags] = directive.args;
+  if (directive.block !== undefined || !/^[1-9]\d{0,4}$/.test(port)) fail('"listen" must read "listen PORT [flags]"', directive);
+  return { port: Number(port), flags, directive };
+}
+
+/** The certificate id of a path under the certificate directory (`<dir>/<id><suffix>`). */
+function certificateId(directive: Directive, options: AppFileOptions, suffix: '.crt' | '.key'): string {
+  const file = single(directive);
+  const prefix = `${options.certDir}/`;
+  const id = file.startsWith(prefix) && file.endsWith(suffix) ? file.slice(prefix.length, -suffix.length) : '';
+  if (!CERT_ID_PATTERN.test(id)) fail(`"${file}" is not a certificate of ${options.certDir}`, directive);
+  return id;
+}
+
+/** `listen PORT [default_server];` for plain HTTP; `listen PORT ssl;` and maybe `listen PORT quic;` for TLS. */
+function readListens(listens: Listen[], block: Directive, options: AppFileOptions): Pick<AppServerRead, 'tls' | 'defaultServer' | 'quic'> {
+  const [first, second, ...more] = listens;
+  if (first === undefined) fail('the server block has no listen', block);
+  const tls = first.flags.includes('ssl');
+  const want = tls ? options.httpsPort : options.httpPort;
+  for (const listen of listens) {
+    if (listen.port !== want) fail(`listen ${listen.port} is not the ${tls ? 'HTTPS' : 'HTTP'} port ${want} every app shares`, listen.directive);
+  }
+  if (!tls) {
+    if (second !== undefined) fail('the HTTP server listens once', second.directive);
+    const flags = first.flags.join(' ');
+    if (flags !== '' && flags !== 'default_server') fail(`unexpected listen parameters "${flags}" (only default_server)`, first.directive);
+    return { tls, defaultServer: flags === 'default_server', quic: false };
+  }
+  if (first.flags.join(' ') !== 'ssl') fail(`the TLS server's first listen must read "listen ${want} ssl"`, first.directive);
+  if (second !== undefined && second.flags.join(' ') !== 'quic') fail(`the TLS server's second listen must read "listen ${want} quic"`, second.directive);
+  if (more[0] !== undefined) fail('the TLS server listens at most twice (TLS, then QUIC)', more[0].directive);
+  return { tls, defaultServer: false, quic: second !== undefined };
+}
+
+const ONCE = new Set(['server_name', 'http2', 'ssl_certificate', 'ssl_certificate_key', 'ssl_client_certificate', 'ssl_verify_client', 'if', 'return']);
+
+/** Reads one server block; its locations are read but not yet matched to routes. */
+export function readAppServer(block: Directive, options: AppFileOptions): AppServerRead {
+  const listens: Listen[] = [];
+  const locations: LocationRead[] = [];
+  const once = new Map<string, Directive>();
+  for (const inner of block.block ?? []) {
+    if (inner.name === 'listen') listens.push(readListen(inner));
+    else if (inner.name === 'location') locations.push(readLocation(inner));
+    else if (ONCE.has(inner.name)) {
+      if (once.has(inner.name)) fail(`"${inner.name}" is given twice in the server block`, inner);
+      once.set(inner.name, inner);
+    } else fail(`unexpected "${inner.name}" in the server block`, inner);
+  }
+  const { tls, defaultServer, quic } = readListens(listens, block, options);
+  const names = once.get('server_name');
+  if (names === undefined || names.block !== undefined || names.args.length === 0) fail('the server block needs "server_name NAME ..."', names ?? block);
+  const only = (list: string[], why: string): void => {
+    const stray = list.find((name) => once.has(name));
+    if (stray !== undefined) fail(`"${stray}" ${why}`, once.get(stray));
+  };
+
+  const http2 = once.get('http2');
+  if (http2 !== undefined && !flag(http2)) fail('"http2" must be on when given', http2);
+  let certificate: string | undefined;
+  let clientCa: string | undefined;
+  if (tls) {
+    only(['return'], 'in the TLS server: a redirect belongs to the HTTP server');
+    const cert = once.get('ssl_certificate');
+    const key = once.get('ssl_certificate_key');
+    if (cert === undefined || key === undefined) fail('the TLS server needs ssl_certificate and ssl_certificate_key', block);
+    certificate = certificateId(cert, options, '.crt');
+    if (certificateId(key, options, '.key') !== certificate) fail('ssl_certificate_key is not the key of ssl_certificate', key);
+    const ca = once.get('ssl_client_certificate');
+    const verify = once.get('ssl_verify_client');
+    if ((ca === undefined) !== (verify === undefined) || (verify !== undefined && !flag(verify))) {
+      fail('"ssl_client_certificate" goes with "ssl_verify_client on", and only then', ca ?? verify);
+    }
+    if (ca !== undefined) clientCa = certificateId(ca, options, '.crt');
+    checkSniGuard(once.get('if'), block);
+  } else {
+    only(['http2', 'ssl_certificate', 'ssl_certificate_key', 'ssl_client_certificate', 'ssl_verify_client', 'if'], 'belongs to the TLS server, not to the HTTP one');
+  }
+  const redirect = once.get('return');
+  if (redirect !== undefined) {
+    const target = `https://$host${options.httpsPort === 443 ? '' : `:${options.httpsPort}`}$request_uri`;
+    if (redirect.block !== undefined || redirect.args.join(' ') !== `301 ${target}`) fail(`"return" must read "return 301 ${target}"`, redirect);
+    if (locations[0] !== undefined) fail('the HTTP server redirects to HTTPS: it has no locations', locations[0]);
+  }
+  return {
+    line: block.line,
+    tls,
+    defaultServer,
+    quic,
+    serverNames: names.args,
+    http2: http2 !== undefined,
+    ...(certificate !== undefined && { certificate }),
+    ...(clientCa !== undefined && { clientCa }),
+    redirect: redirect !== undefined,
+    locations,
+  };
+}
+
+/** `if ($host != $ssl_server_name) { return 421; }`: a request for another app on this connection. */
+function checkSniGuard(guard: Directive | undefined, block: Directive): void {
+  const inner = guard?.block;
+  const ok =
+    guard !== undefined &&
+    guard.args.join(' ') === '($host != $ssl_server_name)' &&
+    inner?.length === 1 &&
+    inner[0]?.name === 'return' &&
+    inner[0].block === undefined &&
+    inner[0].args.join(' ') === '421';
+  if (!ok) fail('the TLS server must hold "if ($host != $ssl_server_name) { return 421; }"', guard ?? block);
+}

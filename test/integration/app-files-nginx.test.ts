@@ -1,0 +1,125 @@
+/**
+ * Every golden app file is a config nginx accepts: each is rendered again with the certificates in a
+ * temporary directory, included in a main config that holds what the shared HTTP file provides (the
+ * WebSocket Connection map, the cache zone), and checked with `nginx -t`.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import fc from 'fast-check';
+import { appCertificateRefs, appSchema, type App } from '../../src/model/app.js';
+import { parseAddress } from '../../src/model/net.js';
+import { VARIABLES_HASH_BUCKET_SIZE, createAppRenderer } from '../../src/render/app.js';
+import { TEMPLATES_DIR } from '../../src/portico.js';
+import { appArbitrary } from '../helpers/arbitraries.js';
+import { REPO, nginxBin, tempDir } from '../helpers/portico.js';
+
+const run = promisify(execFile);
+const GOLDEN = new URL('../golden/', import.meta.url).pathname;
+const GOLDEN_CERT_DIR = '/var/lib/portico/certs';
+const FIXTURES = `${REPO}test/fixtures/certs`;
+
+const cases = await Promise.all(
+  (await readdir(GOLDEN))
+    .filter((f) => f.startsWith('app-') && f.endsWith('.json'))
+    .map(async (file) => ({
+      file,
+      app: appSchema.parse(JSON.parse(await readFile(`${GOLDEN}${file}`, 'utf8'))),
+      golden: await readFile(`${GOLDEN}${file.replace(/\.json$/, '.conf')}`, 'utf8'),
+    })),
+);
+
+/** A main config holding one app file and what the shared HTTP file gives every app (see below). */
+function mainConfig(dir: string, appFile: string): string {
+  return [
+    `pid ${dir}/nginx.pid;`,
+    `error_log ${dir}/logs/error.log notice;`,
+    'events { worker_connections 64; }',
+    'http {',
+    `    access_log ${dir}/logs/access.log;`,
+    // What the shared HTTP file gives every app: room for long variable names, the Connection
+    // header of WebSocket routes, and the cache.
+    `    variables_hash_bucket_size ${VARIABLES_HASH_BUCKET_SIZE};`,
+    '    map $http_upgrade $portico_connection_upgrade { default upgrade; "" ""; }',
+    `    proxy_cache_path ${dir}/cache keys_zone=portico_cache:1m;`,
+    `    include ${appFile};`,
+    '}',
+    '',
+  ].join('\n');
+}
+
+describe('golden app files', () => {
+  let dir = '';
+  let render: (app: App) => string;
+
+  before(async () => {
+    dir = await tempDir('app-files');
+    await mkdir(`${dir}/certs`);
+    await mkdir(`${dir}/logs`);
+    const ids = new Set(cases.flatMap(({ app }) => appCertificateRefs(app).map((ref) => ref.id)));
+    for (const id of ids) {
+      await copyFile(`${FIXTURES}/portico.crt`, `${dir}/certs/${id}.crt`);
+      await copyFile(`${FIXTURES}/portico.key`, `${dir}/certs/${id}.key`);
+    }
+    render = createAppRenderer(await readFile(`${TEMPLATES_DIR}/app.conf.hbs`, 'utf8'), {
+      certDir: `${dir}/certs`,
+      httpPort: 8080,
+      httpsPort: 8443,
+    });
+  });
+
+  after(async () => {
+    if (dir !== '') await rm(dir, { recursive: true, force: true });
+  });
+
+  it('are there to check', () => {
+    assert.ok(cases.length >= 20, 'golden cases are missing');
+  });
+
+  /** Runs nginx -t on a main config holding `text` as the app file `name`; answers nginx's stderr. */
+  async function nginxTest(name: string, text: string): Promise<string> {
+    await writeFile(`${dir}/${name}.conf`, text);
+    await writeFile(`${dir}/${name}.main.conf`, mainConfig(dir, `${dir}/${name}.conf`));
+    const result = await run(nginxBin(), ['-t', '-q', '-c', `${dir}/${name}.main.conf`, '-p', `${dir}/`], { timeout: 10_000 }).catch(
+      (error: { stderr?: string; message: string }) => assert.fail(`nginx -t refuses ${name}: ${error.stderr ?? error.message}`),
+    );
+    return result.stderr;
+  }
+
+  for (const { file, app, golden } of cases) {
+    it(`${file.replace(/\.json$/, '.conf')} passes nginx -t`, async () => {
+      // nginx -t resolves upstream host names: the goldens name IP addresses only, so no DNS is needed.
+      for (const upstream of app.routes.flatMap((r) => r.upstreams)) {
+        const parsed = parseAddress(upstream.address);
+        assert.ok(!('error' in parsed) && parsed.family !== 'name', `${file}: ${upstream.address} is not an IP address`);
+      }
+      const text = render(app);
+      assert.equal(text, golden.replaceAll(GOLDEN_CERT_DIR, `${dir}/certs`), `${file} renders differently from its golden file`);
+      assert.equal(await nginxTest(file.replace(/\.json$/, ''), text), '', `nginx -t warns about ${file}`);
+    });
+  }
+
+  it('nginx -t accepts any app the schema admits (upstreams moved to 127.0.0.1: no DNS)', async () => {
+    const onLoopback = appArbitrary.map((app) => ({
+      ...app,
+      routes: app.routes.map((route) => ({
+        ...route,
+        upstreams: route.upstreams.map((u) => ({ ...u, address: `127.0.0.1:${u.address.slice(u.address.lastIndexOf(':') + 1)}` })),
+      })),
+    }));
+    let n = 0;
+    await fc.assert(
+      fc.asyncProperty(onLoopback, async (app) => {
+        for (const { id } of appCertificateRefs(app)) {
+          await copyFile(`${FIXTURES}/portico.crt`, `${dir}/certs/${id}.crt`);
+          await copyFile(`${FIXTURES}/portico.key`, `${dir}/certs/${id}.key`);
+        }
+        n += 1;
+        assert.equal(await nginxTest(`arbitrary-${n}`, render(app)), '', `nginx -t warns about ${JSON.stringify(app)}`);
+      }),
+      { numRuns: 40 },
+    );
+  });
+});
