@@ -57,11 +57,13 @@ ENV NODE_ENV=production \
     STATE_DIR=/var/lib/portico \
     BIND_ADDRESS=0.0.0.0 \
     BIND_PORT=5000 \
-    PORT_RANGE=9000-9009
+    PORT_RANGE=9000-9009 \
+    HTTP_PORT=80 \
+    HTTPS_PORT=443
 
-# The API, then the stream ports: TCP today, UDP for QUIC listeners. A different PORT_RANGE needs
+# The API, the stream ports (TCP and UDP), and the HTTP apps' listeners (UDP 443 for HTTP/3). A different PORT_RANGE needs
 # its own -p flags at `docker run`; EXPOSE only documents.
-EXPOSE 5000/tcp 9000-9009/tcp 9000-9009/udp
+EXPOSE 5000/tcp 9000-9009/tcp 9000-9009/udp 80/tcp 443/tcp 443/udp
 
 # /healthz answers while the process is up (it is the one route API_TOKEN leaves open). Node rather
 # than the image's curl: the check needs no shell to follow BIND_ADDRESS and BIND_PORT.
