@@ -10,16 +10,20 @@ import type { Portico } from '../context.js';
 
 export function statusRouter(portico: Portico): Router {
   const router = Router();
-  const { settings, tree, applier, nginx, isBound } = portico;
+  const { settings, tree, apps, certs, applier, nginx, isBound } = portico;
 
   router.get('/status', async (_req, res) => {
     const current = await tree.read();
+    const currentApps = await apps.read();
     const [build, pid] = await Promise.all([nginx.describe(), nginx.process.masterPid()]);
     res.json({
       version: portico.version,
       mode: settings.mode,
       range: { from: settings.portRange.from, to: settings.portRange.to },
       streams: current.streams.size,
+      apps: currentApps.apps.size,
+      certificates: (await certs.index()).size,
+      http: { port: settings.httpPort, httpsPort: settings.httpsPort },
       freePorts: unclaimedCount(settings.portRange, claimedPorts(current)),
       nginx: {
         version: build.version,
@@ -36,6 +40,9 @@ export function statusRouter(portico: Portico): Router {
         streamDir: settings.streamDir,
         unreadable: current.unreadable,
         foreign: current.foreign,
+        httpDir: settings.httpDir,
+        unreadableApps: currentApps.unreadable,
+        foreignHttp: currentApps.foreign,
       },
       startedAt: portico.startedAt.toISOString(),
     });
