@@ -1,5 +1,6 @@
 # Portico. `make start` and `make test` install whatever is missing (node modules, an nginx with
-# HTTP/3 and the stream modules), so both work on a fresh Debian 12 machine.
+# HTTP/3 and the stream modules; for the tests also Debian's chromium, the real HTTP/3 client), so
+# both work on a fresh Debian 12 machine.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -11,7 +12,7 @@ NGINX_STAMP := .nginx-bin
 UNIT_TESTS := $(wildcard test/unit/*.test.ts)
 INTEGRATION_TESTS := $(wildcard test/integration/*.test.ts)
 
-.PHONY: help nginx deps build start test test-unit test-integration typecheck bench clean
+.PHONY: help nginx chromium deps build start test test-unit test-integration typecheck bench clean
 
 help:
 	@echo "make start   install what is missing, build, run Portico in managed mode"
@@ -25,6 +26,11 @@ $(NODE_MODULES): package.json package-lock.json
 # Always asked: it answers in well under a second when a good nginx is there, and notices one gone.
 nginx:
 	@scripts/install-nginx.sh
+
+# The HTTP/3 test's browser, driven by playwright-core (a node module, hence after them). Always asked,
+# like nginx: it answers at once when /usr/lib/chromium/chromium is there.
+chromium: $(NODE_MODULES)
+	@scripts/install-chromium.sh
 
 deps: $(NODE_MODULES) nginx
 
@@ -41,10 +47,10 @@ typecheck: deps
 test-unit: deps
 	@node --import tsx --test --test-reporter=spec $(UNIT_TESTS)
 
-test-integration: deps
+test-integration: deps chromium
 	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx --test --test-reporter=spec --test-concurrency=2 $(INTEGRATION_TESTS)
 
-test: typecheck
+test: chromium typecheck
 	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx --test --test-reporter=spec --test-concurrency=2 \
 		$(UNIT_TESTS) $(INTEGRATION_TESTS)
 

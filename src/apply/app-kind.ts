@@ -187,7 +187,9 @@ export class AppKind implements BatchKind<AppChange, PlannedApp> {
     return {
       opened: !before && after ? listeners : [],
       closed: before && !after ? listeners : [],
-      drainOld: work.some((w) => w.planned.outcome !== 'created'),
+      // Apps share their listeners: until the old workers stop accepting, a connection may still
+      // reach the old config, where a new app's name falls to the catch-all server.
+      drainOld: before,
     };
   }
 
