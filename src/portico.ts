@@ -25,6 +25,7 @@ import { createAppRenderer } from './render/app.js';
 import { createSharedHttpRenderer } from './render/http-shared.js';
 import { createStreamRenderer } from './render/stream.js';
 import type { Settings } from './settings.js';
+import { closedAncestor, makeTraversable } from './store/fsync.js';
 import { acquireLock } from './store/lock.js';
 import { AppStore } from './store/apps.js';
 import { CertStore } from './store/certs.js';
@@ -75,7 +76,18 @@ export async function startPortico(settings: Settings, options: StartOptions): P
   const log = options.log;
   await mkdir(`${settings.stateDir}/logs`, { recursive: true });
   await mkdir(`${settings.stateDir}/temp`, { recursive: true });
-  if (settings.mode === 'managed') await mkdir(settings.httpDir, { recursive: true });
+  if (settings.mode === 'managed') {
+    await mkdir(settings.httpDir, { recursive: true });
+    // Run by root, nginx's workers run as nobody, and write the apps' cache and request bodies under
+    // STATE_DIR/cache and STATE_DIR/temp: they must be able to pass through STATE_DIR.
+    if (process.getuid?.() === 0) {
+      if (await makeTraversable(settings.stateDir)) log.info({ stateDir: settings.stateDir }, 'made STATE_DIR traversable (o+x) for nginx\'s workers');
+      const closed = await closedAncestor(settings.stateDir);
+      if (closed !== undefined) {
+        log.warn({ folder: closed }, `nginx's workers (user nobody) cannot pass through ${closed}: apps with a cache or large request bodies will answer 500; choose a STATE_DIR outside it`);
+      }
+    }
+  }
   const lock = await acquireLock(`${settings.stateDir}/portico.lock`);
   let started: NginxProcess | undefined;
   try {

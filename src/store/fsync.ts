@@ -2,7 +2,7 @@
  * Durable file operations: a write is complete only when its data and its directory entry are on
  * disk, so that a crash (of Portico or of the machine) leaves either the old or the new file.
  */
-import { open, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, open, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 /** Flushes a directory's entries (creations, renames, removals) to disk. */
@@ -37,6 +37,29 @@ export async function replaceAtomically(file: string, text: string, mode = 0o644
     throw error;
   }
   await syncDir(path.dirname(file));
+}
+
+/**
+ * Lets every user pass through `dir` (search permission, not listing), and answers whether it had
+ * to. Files below keep their own modes: the certificates' directory stays 0700.
+ */
+export async function makeTraversable(dir: string): Promise<boolean> {
+  const { mode } = await stat(dir);
+  if ((mode & 0o111) === 0o111) return false;
+  await chmod(dir, (mode & 0o7777) | 0o111);
+  return true;
+}
+
+/** The first folder above `dir` that other users cannot pass through, if any. */
+export async function closedAncestor(dir: string): Promise<string | undefined> {
+  let current = path.dirname(path.resolve(dir));
+  for (;;) {
+    const { mode } = await stat(current);
+    if ((mode & 0o001) === 0) return current;
+    const parent = path.dirname(current);
+    if (parent === current) return undefined;
+    current = parent;
+  }
 }
 
 /** Writes a scratch file nobody relies on surviving a crash (throwaway test configs). */
