@@ -17,6 +17,8 @@ describe('settings', () => {
     assert.equal(s.streamDir, `${process.cwd()}/var/stream.d`);
     assert.equal(s.nginxConf, `${process.cwd()}/var/nginx.conf`);
     assert.equal(s.apiToken, undefined);
+    assert.equal(s.httpPort, 8080);
+    assert.equal(s.httpsPort, 8443);
   });
 
   it('external mode defaults to a stock nginx\'s paths', () => {
@@ -61,6 +63,11 @@ describe('settings', () => {
     [{ API_TOKEN: 'short' }, /API_TOKEN: must be at least 16 characters/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
     [{ WORKER_SHUTDOWN_TIMEOUT: '30 s' }, /WORKER_SHUTDOWN_TIMEOUT/],
+    [{ HTTP_PORT: '9005' }, /HTTP_PORT: must lie outside PORT_RANGE 9000-9009/],
+    [{ PORT_RANGE: '8000-8999' }, /HTTP_PORT: must lie outside PORT_RANGE 8000-8999/],
+    [{ HTTPS_PORT: '9000' }, /HTTPS_PORT: must lie outside PORT_RANGE/],
+    [{ HTTP_PORT: '443', HTTPS_PORT: '443' }, /HTTPS_PORT: must differ from HTTP_PORT/],
+    [{ HTTP_PORT: '0' }, /HTTP_PORT: must be a port/],
   ];
   for (const [env, message] of refused) {
     it(`refuses ${JSON.stringify(env)} naming the variable`, () => {

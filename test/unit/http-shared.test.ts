@@ -1,0 +1,73 @@
+/**
+ * The decisions that span apps, made over the whole set: across the shared file and every app file,
+ * `reuseport` appears once per address:port, `quic` listeners are plain in app files, and each port
+ * has exactly one `default_server`.
+ */
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import type { App } from '../../src/model/app.js';
+import { parseConfig, type Directive } from '../../src/parse/syntax.js';
+import { TEMPLATES_DIR } from '../../src/portico.js';
+import { createAppRenderer } from '../../src/render/app.js';
+import { createSharedHttpRenderer } from '../../src/render/http-shared.js';
+import { appArbitrary } from '../helpers/arbitraries.js';
+
+const options = { certDir: '/var/lib/portico/certs', httpPort: 8080, httpsPort: 8443 };
+const renderApp = createAppRenderer(await readFile(`${TEMPLATES_DIR}/app.conf.hbs`, 'utf8'), options);
+const renderShared = createSharedHttpRenderer(await readFile(`${TEMPLATES_DIR}/http-shared.conf.hbs`, 'utf8'));
+
+/** Every `listen` of every server block in `texts`, as [port and kind, its flags]. */
+function listens(texts: string[]): Array<{ where: string; flags: string[] }> {
+  const out: Array<{ where: string; flags: string[] }> = [];
+  for (const text of texts) {
+    for (const server of parseConfig(text).filter((d: Directive) => d.name === 'server')) {
+      for (const listen of (server.block ?? []).filter((d) => d.name === 'listen')) {
+        const [port = '', ...flags] = listen.args;
+        out.push({ where: `${port}${flags.includes('quic') ? '/udp' : '/tcp'}`, flags });
+      }
+    }
+  }
+  return out;
+}
+
+/** Apps as a batch leaves them: distinct names, one default at most. */
+const appSets = fc
+  .uniqueArray(appArbitrary, { minLength: 1, maxLength: 6, selector: (app) => app.name })
+  .map((apps) => {
+    let seenDefault = false;
+    return apps.map((app): App => {
+      if (app.default !== true) return app;
+      if (seenDefault) return { ...app, default: false };
+      seenDefault = true;
+      return app;
+    });
+  });
+
+describe('decisions that span apps', () => {
+  it('reuseport once per address:port, one default_server per port, over any set of apps', () => {
+    fc.assert(
+      fc.property(appSets, (apps) => {
+        const shared = renderShared({
+          httpPort: 8080,
+          httpsPort: 8443,
+          httpDefault: !apps.some((app) => app.default === true),
+          cacheDir: '/var/lib/portico/cache',
+          cacheKeysMb: 10,
+          cacheMaxMb: 1024,
+          variablesHashBucketSize: 128,
+        });
+        const all = listens([shared, ...apps.map(renderApp)]);
+        for (const where of ['8080/tcp', '8443/tcp', '8443/udp']) {
+          const here = all.filter((l) => l.where === where);
+          assert.ok(here.length >= 1, `nothing listens on ${where}`);
+          assert.equal(here.filter((l) => l.flags.includes('default_server')).length, 1, `default_server on ${where}`);
+          assert.ok(here.filter((l) => l.flags.includes('reuseport')).length <= 1, `reuseport on ${where}`);
+        }
+        assert.equal(all.filter((l) => l.flags.includes('reuseport')).length, 1, 'the QUIC listener carries reuseport once');
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
