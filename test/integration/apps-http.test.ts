@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import type { App } from '../../src/model/app.js';
 import { CookieJar, openWebSocket, send, sendToBackend, startBackend, type Backend, type SendOptions } from '../helpers/http.js';
-import { eventually } from '../helpers/net.js';
+import { eventually, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
 import { startInProcess, type InProcess } from '../helpers/portico.js';
 
 const HTTP = 27410;
@@ -333,11 +333,20 @@ describe('HTTP apps through a managed nginx', () => {
     ];
     let target: Backend;
     let targetApp: App;
+    let echo: EchoServer;
+    /** A stream beside the apps: the barrage must not disturb it either. */
+    const STREAM_PORT = 27409;
 
     before(async () => {
       target = await backend('target');
       targetApp = simple('target', [{ path: '/t', upstreams: up(target) }]);
       await create(targetApp);
+      echo = await startEcho('stream:');
+      await request(portico.app).post('/v1/streams').send({ port: STREAM_PORT, backend: `127.0.0.1:${echo.port}` }).expect(201);
+    });
+    after(async () => {
+      await request(portico.app).delete(`/v1/streams/${STREAM_PORT}`);
+      await echo?.close();
     });
 
     /** The body of a case for PUT /v1/apps/target: the name "hostile" becomes "target". */
@@ -364,9 +373,10 @@ describe('HTTP apps through a managed nginx', () => {
     const stillServes = async (): Promise<void> => {
       assert.deepEqual((await request(portico.app).get('/v1/apps/target').expect(200)).body, targetApp);
       assert.equal((await to('target.test', { path: '/t/x' })).backend, 'target');
+      assert.equal(await roundTrip(STREAM_PORT, 'still here', { expectBytes: 'stream:still here'.length }), 'stream:still here');
     };
 
-    it(`${CASES.length} hostile bodies on POST /v1/apps each answer 400 naming the field, write nothing, and the existing app still serves`, async () => {
+    it(`${CASES.length} hostile bodies on POST /v1/apps each answer 400 naming the field, write nothing, and the existing app and stream still serve`, async () => {
       assert.deepEqual(await barrage(false), []);
       await stillServes();
     });
