@@ -8,6 +8,8 @@ export type ErrorKind =
   | 'Unauthorized'
   | 'NotFound'
   | 'Conflict'
+  /** An `If-Match` that no longer names the resource as it is. */
+  | 'PreconditionFailed'
   | 'NginxRejected'
   | 'NginxUnavailable'
   | 'Internal';

@@ -11,6 +11,7 @@ export const STATUS: Record<ErrorKind, number> = {
   Unauthorized: 401,
   NotFound: 404,
   Conflict: 409,
+  PreconditionFailed: 412,
   NginxRejected: 422,
   NginxUnavailable: 503,
   Internal: 500,

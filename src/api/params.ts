@@ -2,7 +2,9 @@
  * Parsing of route parameters and bodies with the model's schemas: the only way outside input
  * enters Portico. A failure is an InvalidInput naming the field and the rule.
  */
+import type { Request } from 'express';
 import type { ZodTypeAny, z } from 'zod';
+import { invalidInput } from '../errors.js';
 import { portTextSchema } from '../model/net.js';
 import { fromZod } from './errors.js';
 
@@ -15,4 +17,18 @@ export function parseWith<S extends ZodTypeAny>(schema: S, value: unknown, field
 /** A port from a URL path segment. */
 export function portParam(value: unknown, field = 'port'): number {
   return parseWith(portTextSchema, value, field);
+}
+
+/** The request's If-Match header, for a change that must find the resource as the caller last saw it. */
+export function ifMatch(req: Request): { ifMatch?: string } {
+  const value = req.get('if-match');
+  return value === undefined ? {} : { ifMatch: value };
+}
+
+/** `?dryRun=true` (or a bare `?dryRun`): run every step up to the swap. */
+export function isDryRun(req: Request): boolean {
+  const value = req.query.dryRun;
+  if (value === undefined || value === 'false') return false;
+  if (value === 'true' || value === '') return true;
+  throw invalidInput('dryRun', 'must be true or false');
 }

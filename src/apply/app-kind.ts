@@ -6,6 +6,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { PorticoError, asPorticoError, conflict, invalidInput, notFound } from '../errors.js';
 import { appCertificateRefs, appSchema, type App } from '../model/app.js';
+import { checkIfMatch } from '../model/etag.js';
 import type { ReloadPlan } from '../nginx/nginx.js';
 import { readApp } from '../parse/app.js';
 import { VARIABLES_HASH_BUCKET_SIZE, type AppRenderer } from '../render/app.js';
@@ -20,8 +21,8 @@ import type { TestConfigs } from './test-config.js';
 
 export type AppChange =
   /** `create` fails if the app exists; otherwise the app is created or replaced. */
-  | { kind: 'app-put'; app: App; create: boolean }
-  | { kind: 'app-delete'; name: string };
+  | { kind: 'app-put'; app: App; create: boolean; ifMatch?: string }
+  | { kind: 'app-delete'; name: string; ifMatch?: string };
 
 export type AppOutcome = 'created' | 'replaced' | 'unchanged' | 'deleted';
 
@@ -92,6 +93,12 @@ export class AppKind implements BatchKind<AppChange, PlannedApp> {
       const { change } = item;
       const name = nameOf(change);
       const previous = apps.get(name);
+      try {
+        checkIfMatch(change.ifMatch, previous, `app "${name}"`);
+      } catch (error) {
+        item.reject((error as PorticoError).within(describeAppChange(change)));
+        continue;
+      }
       let planned: PlannedApp;
       if (change.kind === 'app-delete') {
         if (previous === undefined && !unreadable.has(name)) {

@@ -8,8 +8,8 @@ import type { AppChange } from '../../apply/app-kind.js';
 import { invalidInput, notFound } from '../../errors.js';
 import { appNameSchema, appSchema } from '../../model/app.js';
 import type { Portico } from '../context.js';
-import { parseWith } from '../params.js';
-import { isDryRun } from './streams.js';
+import { ifMatch, isDryRun, parseWith } from '../params.js';
+import { etagOf } from '../../model/etag.js';
 
 export function appsRouter(portico: Portico): Router {
   const router = Router();
@@ -27,7 +27,7 @@ export function appsRouter(portico: Portico): Router {
     const name = parseWith(appNameSchema, req.params.name, 'name');
     const app = (await apps.read()).apps.get(name);
     if (app === undefined) throw notFound(`no app "${name}"`);
-    res.json(app);
+    res.set('ETag', etagOf(app)).json(app);
   });
 
   router.post('/', async (req, res) => {
@@ -37,7 +37,7 @@ export function appsRouter(portico: Portico): Router {
       res.json(result);
       return;
     }
-    res.status(201).location(`/v1/apps/${app.name}`).json(result.app);
+    res.status(201).location(`/v1/apps/${app.name}`).set('ETag', etagOf(result.app)).json(result.app);
   });
 
   router.put('/:name', async (req, res) => {
@@ -46,17 +46,20 @@ export function appsRouter(portico: Portico): Router {
     const named = typeof body === 'object' && body !== null && !Array.isArray(body) && !('name' in body) ? { name, ...body } : body;
     const app = parseWith(appSchema, named);
     if (app.name !== name) throw invalidInput('name', `is "${app.name}" in the body but "${name}" in the path`);
-    const result = await run(req, { kind: 'app-put', app, create: false });
+    const result = await run(req, { kind: 'app-put', app, create: false, ...ifMatch(req) });
     if ('dryRun' in result) {
       res.json(result);
       return;
     }
-    res.set('Portico-Outcome', result.outcome).status(result.outcome === 'created' ? 201 : 200).json(result.app);
+    res
+      .set({ 'Portico-Outcome': result.outcome, ETag: etagOf(result.app) })
+      .status(result.outcome === 'created' ? 201 : 200)
+      .json(result.app);
   });
 
   router.delete('/:name', async (req, res) => {
     const name = parseWith(appNameSchema, req.params.name, 'name');
-    const result = await run(req, { kind: 'app-delete', name });
+    const result = await run(req, { kind: 'app-delete', name, ...ifMatch(req) });
     if ('dryRun' in result) {
       res.json(result);
       return;

@@ -6,12 +6,13 @@
 import { Router } from 'express';
 import { certificateUsers } from '../../apply/certificates.js';
 import { invalidInput, notFound } from '../../errors.js';
+import { etagOf } from '../../model/etag.js';
 import { certificateIdSchema, certificateInputSchema, inspectCertificate, type CertificateInput } from '../../model/certificate.js';
 import type { StoredCertificate } from '../../store/certs.js';
 import type { AppTree } from '../../store/apps.js';
 import type { StreamTree } from '../../store/tree.js';
 import type { Portico } from '../context.js';
-import { parseWith } from '../params.js';
+import { ifMatch, parseWith } from '../params.js';
 
 /** What the API shows of a certificate: its facts and who uses it, never its key. */
 function view(certificate: StoredCertificate, trees: { streams: StreamTree; apps: AppTree }, withPem: boolean) {
@@ -38,10 +39,11 @@ export function certificatesRouter(portico: Portico): Router {
   const { tree, apps, certs, applier } = portico;
   const trees = async () => ({ streams: await tree.read(), apps: await apps.read() });
 
+  /** The certificate's view and its ETag (a hash of the stored certificate, not of its users). */
   const answer = async (id: string, withPem = false) => {
     const stored = await certs.get(id);
     if (stored === undefined) throw notFound(`no certificate "${id}"`);
-    return view(stored, await trees(), withPem);
+    return { body: view(stored, await trees(), withPem), etag: etagOf(stored) };
   };
 
   router.get('/', async (_req, res) => {
@@ -50,7 +52,8 @@ export function certificatesRouter(portico: Portico): Router {
   });
 
   router.get('/:id', async (req, res) => {
-    res.json(await answer(parseWith(certificateIdSchema, req.params.id, 'id'), true));
+    const { body, etag } = await answer(parseWith(certificateIdSchema, req.params.id, 'id'), true);
+    res.set('ETag', etag).json(body);
   });
 
   router.post('/', async (req, res) => {
@@ -58,20 +61,25 @@ export function certificatesRouter(portico: Portico): Router {
     const certificate = inspect(input);
     const id = input.id ?? idFor(certificate.facts.fingerprint);
     await applier.submitCertificate({ kind: 'certificate-put', id, certificate, create: true });
-    res.status(201).location(`/v1/certificates/${id}`).json(await answer(id));
+    const { body, etag } = await answer(id);
+    res.status(201).location(`/v1/certificates/${id}`).set('ETag', etag).json(body);
   });
 
   router.put('/:id', async (req, res) => {
     const id = parseWith(certificateIdSchema, req.params.id, 'id');
     const input = parseWith(certificateInputSchema, req.body ?? {});
     if (input.id !== undefined && input.id !== id) throw invalidInput('id', `is "${input.id}" in the body but "${id}" in the path`);
-    const result = await applier.submitCertificate({ kind: 'certificate-put', id, certificate: inspect(input), create: false });
-    res.set('Portico-Outcome', result.outcome).status(result.outcome === 'created' ? 201 : 200).json(await answer(id));
+    const result = await applier.submitCertificate({ kind: 'certificate-put', id, certificate: inspect(input), create: false, ...ifMatch(req) });
+    const { body, etag } = await answer(id);
+    res
+      .set({ 'Portico-Outcome': result.outcome, ETag: etag })
+      .status(result.outcome === 'created' ? 201 : 200)
+      .json(body);
   });
 
   router.delete('/:id', async (req, res) => {
     const id = parseWith(certificateIdSchema, req.params.id, 'id');
-    await applier.submitCertificate({ kind: 'certificate-delete', id });
+    await applier.submitCertificate({ kind: 'certificate-delete', id, ...ifMatch(req) });
     res.status(204).end();
   });
 

@@ -5,19 +5,12 @@
  */
 import { Router, type Request } from 'express';
 import { notFound } from '../../errors.js';
+import { etagOf } from '../../model/etag.js';
 import { specFromInput, streamInputSchema } from '../../model/stream.js';
 import type { Change } from '../../apply/plan.js';
 import { invalidInput } from '../../errors.js';
 import type { Portico } from '../context.js';
-import { parseWith, portParam } from '../params.js';
-
-/** `?dryRun=true` (or a bare `?dryRun`): run every step up to the swap. */
-export function isDryRun(req: Request): boolean {
-  const value = req.query.dryRun;
-  if (value === undefined || value === 'false') return false;
-  if (value === 'true' || value === '') return true;
-  throw invalidInput('dryRun', 'must be true or false');
-}
+import { ifMatch, isDryRun, parseWith, portParam } from '../params.js';
 
 export function streamsRouter(portico: Portico): Router {
   const router = Router();
@@ -35,7 +28,7 @@ export function streamsRouter(portico: Portico): Router {
     const port = portParam(req.params.port);
     const stream = (await tree.read()).streams.get(port);
     if (stream === undefined) throw notFound(`no stream on port ${port}`);
-    res.json(stream);
+    res.set('ETag', etagOf(stream)).json(stream);
   });
 
   router.post('/', async (req, res) => {
@@ -45,7 +38,7 @@ export function streamsRouter(portico: Portico): Router {
       res.json(result);
       return;
     }
-    res.status(201).location(`/v1/streams/${result.port}`).json(result.stream);
+    res.status(201).location(`/v1/streams/${result.port}`).set('ETag', etagOf(result.stream)).json(result.stream);
   });
 
   router.put('/:port', async (req, res) => {
@@ -54,16 +47,19 @@ export function streamsRouter(portico: Portico): Router {
     if (input.port !== undefined && input.port !== port) {
       throw invalidInput('port', `is ${input.port} in the body but ${port} in the path`);
     }
-    const result = await run(req, { kind: 'put', port, spec: specFromInput(input) });
+    const result = await run(req, { kind: 'put', port, spec: specFromInput(input), ...ifMatch(req) });
     if ('dryRun' in result) {
       res.json(result);
       return;
     }
-    res.set('Portico-Outcome', result.outcome).status(result.outcome === 'created' ? 201 : 200).json(result.stream);
+    res
+      .set({ 'Portico-Outcome': result.outcome, ETag: etagOf(result.stream) })
+      .status(result.outcome === 'created' ? 201 : 200)
+      .json(result.stream);
   });
 
   router.delete('/:port', async (req, res) => {
-    const result = await run(req, { kind: 'delete', port: portParam(req.params.port) });
+    const result = await run(req, { kind: 'delete', port: portParam(req.params.port), ...ifMatch(req) });
     if ('dryRun' in result) {
       res.json(result);
       return;
