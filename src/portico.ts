@@ -14,11 +14,12 @@ import { StreamKind } from './apply/stream-kind.js';
 import { TestConfigs } from './apply/test-config.js';
 import { PorticoError } from './errors.js';
 import { REQUIRED_MODULES, type NginxCommand } from './nginx/exec.js';
+import { descriptorShortfall, hardOpenFilesLimit } from './nginx/limits.js';
 import { ExternalNginx } from './nginx/external.js';
 import { ManagedNginx } from './nginx/managed.js';
 import { Nginx } from './nginx/nginx.js';
 import type { NginxProcess } from './nginx/process.js';
-import type { BoundProbe } from './ports/allocate.js';
+import { rangeSize, type BoundProbe } from './ports/allocate.js';
 import { isPortBound } from './ports/probe.js';
 import { createMainRenderer } from './render/main.js';
 import { createAppRenderer } from './render/app.js';
@@ -131,6 +132,11 @@ export async function startPortico(settings: Settings, options: StartOptions): P
     if (missing.length > 0) log.warn({ missing }, `nginx ${build.version} lacks modules some features need`);
 
     await warnOnEphemeralOverlap(settings, log);
+    if (settings.mode === 'managed') {
+      const hard = await hardOpenFilesLimit();
+      const shortfall = hard === undefined ? undefined : descriptorShortfall(rangeSize(settings.portRange), hard, globalThis.process.getuid?.() === 0);
+      if (shortfall !== undefined) throw new PorticoError('InvalidInput', shortfall, { field: 'PORT_RANGE' });
+    }
     if (settings.mode === 'managed') {
       await tree.writeMain(`${settings.stateDir}/mime.types`, await readFile(`${NGINX_ASSETS_DIR}/mime.types`, 'utf8'));
       await tree.writeMain(settings.nginxConf, tests.liveMain());

@@ -10,6 +10,7 @@ import { retargetInclude } from '../render/external.js';
 import { isolatedMain, sizeWorkers, type MainRenderer, type MainView } from '../render/main.js';
 import type { Settings } from '../settings.js';
 import type { ConfigTree } from '../store/tree.js';
+import { listenersFor } from '../nginx/limits.js';
 import { rangeSize } from '../ports/allocate.js';
 
 /** The files a test config includes in place of a live directory; a directory left out is read live. */
@@ -37,8 +38,8 @@ export class TestConfigs {
       streamIncludes: includes.streams ?? [`${s.streamDir}/*.conf`],
       httpIncludes: includes.http ?? [`${s.httpDir}/*.conf`],
       workerShutdownTimeout: s.workerShutdownTimeout,
-      // A tcp+udp stream opens two listening sockets on its port.
-      ...sizeWorkers(2 * rangeSize(s.portRange)),
+      // A tcp+udp stream opens two listening sockets on its port, and the apps share three more.
+      ...sizeWorkers(listenersFor(rangeSize(s.portRange))),
     };
   }
 

@@ -3,12 +3,13 @@
  * Portico adopts the running nginx, a killed nginx comes back, SIGTERM stops both.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { accepts, eventually, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
-import { exited, nginxMasters, processRuns, spawnPortico, stopNginxUnder, tempDir, type ChildPortico } from '../helpers/portico.js';
+import { REPO, exited, nginxBin, nginxMasters, processRuns, spawnPortico, stopNginxUnder, tempDir, type ChildPortico } from '../helpers/portico.js';
 
 const FROM = 24000;
 const TO = 24009;
@@ -136,5 +137,31 @@ describe('managed nginx lifecycle', () => {
   it('a bad setting stops start-up with a message naming the variable', async () => {
     await assert.rejects(spawnPortico({ ...env, PORT_RANGE: '9010-9000' }), /PORT_RANGE: 9010 is above 9000/);
     await assert.rejects(spawnPortico({ ...env, NGINX_MODE: 'sidecar' }), /NGINX_MODE/);
+  });
+
+  it('a PORT_RANGE the open-files limit cannot carry stops start-up naming the limit, before any nginx starts', async () => {
+    const dir = await tempDir('limits');
+    try {
+      // 1,000 ports are 2,003 listening sockets: more than a hard limit of 512 lets the master open.
+      const child = spawn('/bin/sh', ['-c', 'ulimit -Sn 512 && ulimit -Hn 512 && exec "$0" --import tsx src/main.ts', process.execPath], {
+        cwd: REPO,
+        env: { PATH: process.env.PATH, NGINX_BIN: nginxBin(), STATE_DIR: dir, PORT_RANGE: '28000-28999', BIND_PORT: String(API_PORT) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      const code = await Promise.race([
+        new Promise<number | null>((resolve) => child.once('exit', resolve)),
+        sleep(20_000).then(() => 'timeout' as const),
+      ]);
+      if (code === 'timeout') child.kill('SIGKILL');
+      assert.equal(code, 1, output);
+      assert.match(output, /PORT_RANGE of 1000 ports needs 2067 open files in nginx's master \(2003 listening sockets\), but the hard limit is 512/);
+      assert.deepEqual(await nginxMasters(dir), []);
+    } finally {
+      await stopNginxUnder(dir);
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
