@@ -174,7 +174,16 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       renderShared: createSharedHttpRenderer(sharedTemplate),
       settings,
     });
-    const applier = new Applier({ tree, apps, certs, nginx, tests, kinds: { stream: streams, app: appKind }, log: log.child({ module: 'apply' }) });
+    const applier = new Applier({
+      tree,
+      apps,
+      certs,
+      nginx,
+      tests,
+      kinds: { stream: streams, app: appKind },
+      reloadMinIntervalMs: settings.reloadMinIntervalMs,
+      log: log.child({ module: 'apply' }),
+    });
     const portico: Portico = {
       settings,
       tree,

@@ -63,6 +63,7 @@ const envSchema = z.object({
   NGINX_PID_FILE: dirSchema.optional(),
   NGINX_ERROR_LOG: dirSchema.optional(),
   NGINX_TIMEOUT_MS: z.string().regex(/^\d{1,6}$/, 'must be milliseconds').default('10000').transform(Number),
+  RELOAD_MIN_INTERVAL: z.string().regex(TIME_PATTERN, 'must be an nginx time such as 0, 500ms or 5s').default('0'),
   WORKER_SHUTDOWN_TIMEOUT: z
     .string()
     .regex(TIME_PATTERN, 'must be an nginx time such as 30s or 5m')
@@ -106,6 +107,8 @@ export interface Settings {
   errorLog: string | undefined;
   nginxTimeoutMs: number;
   workerShutdownTimeout: string;
+  /** At most one reload per this many milliseconds (0: no bound); changes meanwhile join the next batch. */
+  reloadMinIntervalMs: number;
   /** How long a graceful stop of managed nginx may take: the shutdown timeout and 5 s more. */
   stopTimeoutMs: number;
   apiToken: string | undefined;
@@ -158,6 +161,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     errorLog: e.NGINX_ERROR_LOG ?? (managed ? `${state}/logs/error.log` : undefined),
     nginxTimeoutMs: e.NGINX_TIMEOUT_MS,
     workerShutdownTimeout: e.WORKER_SHUTDOWN_TIMEOUT,
+    reloadMinIntervalMs: nginxTimeMs(e.RELOAD_MIN_INTERVAL),
     stopTimeoutMs: nginxTimeMs(e.WORKER_SHUTDOWN_TIMEOUT) + 5000,
     apiToken: e.API_TOKEN,
     logLevel: e.LOG_LEVEL,

@@ -10,6 +10,7 @@
  * settles only when its batch is committed or it is rejected, so an acknowledged change is on disk
  * and served.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { PorticoError, asPorticoError } from '../errors.js';
 import type { Nginx } from '../nginx/nginx.js';
@@ -42,6 +43,8 @@ type Queued = { kind: KindName | 'certificate'; pending: Pending<unknown> };
 export interface ApplierDeps extends CertificateDeps {
   nginx: Nginx;
   kinds: Kinds;
+  /** RELOAD_MIN_INTERVAL: a batch waits until this long after the last reload (0: it never waits). */
+  reloadMinIntervalMs: number;
   log: Logger;
 }
 
@@ -98,6 +101,9 @@ export class Applier {
   private async drain(): Promise<void> {
     try {
       while (this.queue.length > 0) {
+        // Bounding the reload rate: the changes that arrive while the batch waits join it.
+        const wait = this.deps.nginx.lastReloadAt + this.deps.reloadMinIntervalMs - Date.now();
+        if (wait > 0) await sleep(wait);
         const first = this.queue[0] as Queued;
         if (first.kind === 'certificate') {
           this.queue.shift();

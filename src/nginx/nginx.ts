@@ -30,6 +30,8 @@ export interface ReloadPlan {
 
 export class Nginx {
   private build: NginxBuild | undefined;
+  /** When the last reload was signalled (ms since the epoch; 0: never by this process). */
+  lastReloadAt = 0;
 
   constructor(
     readonly cmd: NginxCommand,
@@ -74,6 +76,7 @@ export class Nginx {
    */
   async reload(plan: ReloadPlan): Promise<void> {
     const pid = await this.requireMaster();
+    this.lastReloadAt = Date.now();
     await reloadMaster(pid, this.errorLog, this.cmd.timeoutMs, {
       drainOld: plan.drainOld ?? plan.closed.length > 0,
       logsNotices: this.process.mode === 'managed',
