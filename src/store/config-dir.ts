@@ -3,6 +3,11 @@
  * reads and changes it. Reads are cached by inode, size and mtime, so a query parses only the files
  * that changed; changes are staged beside the live files, swapped in under an undo journal, and
  * committed or rolled back. What the files mean is the caller's: it hands in the parser.
+ *
+ * At thousands of files even looking at each one costs more than a query may: while the directory
+ * itself is unchanged (every write Portico makes is a rename, which changes it), a read answers the
+ * last scan, and scans again at most `RESCAN_MS` later, which is when a file edited in place by
+ * hand is seen.
  */
 import { link, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -29,6 +34,9 @@ export interface StagedTree {
 /** A file name that may appear in an `include` as it is; others are included through a link. */
 const INCLUDABLE_NAME = /^[A-Za-z0-9_.+@=,-]{1,255}$/;
 
+/** How stale a read may be for a file edited in place (Portico's own changes are seen at once). */
+export const RESCAN_MS = 1000;
+
 interface CacheEntry<P> {
   key: string;
   parsed: P;
@@ -37,10 +45,12 @@ interface CacheEntry<P> {
 export class ConfigDir<P> {
   private readonly cache = new Map<string, CacheEntry<P>>();
   private readonly journal: Journal;
+  private snapshot: { dirKey: string; at: number; entries: Array<{ name: string; parsed: P }> } | undefined;
 
   constructor(
     readonly dir: string,
     private readonly parseFile: (name: string, text: string) => P,
+    private readonly rescanMs = RESCAN_MS,
   ) {
     this.journal = new Journal(dir, path.join(workDir(dir), 'stage'));
   }
@@ -60,25 +70,36 @@ export class ConfigDir<P> {
 
   /** Every `*.conf` file of the directory, sorted as nginx's glob reads them, each parsed (from the cache when unchanged). */
   async read(): Promise<Array<{ name: string; parsed: P }>> {
-    const entries = await readdir(this.dir, { withFileTypes: true });
-    const out: Array<{ name: string; parsed: P }> = [];
-    const seen = new Set<string>();
-    for (const entry of entries) {
-      if (!entry.name.endsWith('.conf') || entry.name.startsWith('.')) continue;
-      const file = path.join(this.dir, entry.name);
-      const info = await stat(file).catch(() => undefined);
-      if (info === undefined || !info.isFile()) continue;
-      seen.add(entry.name);
-      const key = `${info.ino}:${info.size}:${info.mtimeMs}`;
-      let cached = this.cache.get(entry.name);
-      if (cached === undefined || cached.key !== key) {
-        cached = { key, parsed: this.parseFile(entry.name, await readFile(file, 'utf8')) };
-        this.cache.set(entry.name, cached);
-      }
-      out.push({ name: entry.name, parsed: cached.parsed });
+    const dirInfo = await stat(this.dir);
+    const dirKey = `${dirInfo.ino}:${dirInfo.mtimeMs}`;
+    const now = Date.now();
+    if (this.snapshot !== undefined && this.snapshot.dirKey === dirKey && now - this.snapshot.at < this.rescanMs) {
+      return this.snapshot.entries;
     }
+    const names = (await readdir(this.dir)).filter((name) => name.endsWith('.conf') && !name.startsWith('.'));
+    // Looked at side by side: the stats and reads overlap in libuv's thread pool.
+    const found = await Promise.all(
+      names.map(async (name) => {
+        const file = path.join(this.dir, name);
+        const info = await stat(file).catch(() => undefined);
+        if (info === undefined || !info.isFile()) return undefined;
+        const key = `${info.ino}:${info.size}:${info.mtimeMs}`;
+        let cached = this.cache.get(name);
+        if (cached === undefined || cached.key !== key) {
+          const text = await readFile(file, 'utf8').catch(() => undefined);
+          if (text === undefined) return undefined;
+          cached = { key, parsed: this.parseFile(name, text) };
+          this.cache.set(name, cached);
+        }
+        return { name, parsed: cached.parsed };
+      }),
+    );
+    const out = found.filter((entry): entry is { name: string; parsed: P } => entry !== undefined);
+    const seen = new Set(out.map((entry) => entry.name));
     for (const name of this.cache.keys()) if (!seen.has(name)) this.cache.delete(name);
-    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const entries = out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    this.snapshot = { dirKey, at: now, entries };
+    return entries;
   }
 
   /**

@@ -49,13 +49,13 @@ export class ConfigTree {
   /** Where its files find certificates; what they are rendered and read back with. */
   readonly fileOptions: StreamFileOptions;
 
-  constructor(options: { streamDir: string; streamPrefix: string; stateDir: string; certDir: string }) {
+  constructor(options: { streamDir: string; streamPrefix: string; stateDir: string; certDir: string; rescanMs?: number }) {
     this.streamDir = options.streamDir;
     this.fileOptions = { certDir: options.certDir };
     this.prefix = options.streamPrefix;
     const escaped = this.prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     this.namePattern = new RegExp(`^${escaped}([1-9]\\d{0,4})\\.conf$`);
-    this.files = new ConfigDir(this.streamDir, (name, text) => this.parse(name, text));
+    this.files = new ConfigDir(this.streamDir, (name, text) => this.parse(name, text), options.rescanMs);
     this.scratchDir = path.join(options.stateDir, 'scratch');
   }
 

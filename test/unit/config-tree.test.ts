@@ -3,7 +3,8 @@
  * journal — after a failure at any point of a swap the tree is the old one or the new one.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, beforeEach, describe, it } from 'node:test';
@@ -51,10 +52,19 @@ describe('ConfigTree', () => {
     assert.match(read.unreadable.find((u) => u.port === 9003)?.reason ?? '', /listens on 9004/);
   });
 
-  it('sees a file edited in place (the cache keys on inode, size and mtime)', async () => {
-    assert.equal((await tree.read()).streams.get(9000)?.upstreams?.[0]?.address, 'a:1');
+  it('sees a file edited in place once the rescan interval has passed (the cache keys on inode, size and mtime)', async () => {
+    const quick = new ConfigTree({ streamDir: `${root}/stream.d`, streamPrefix: '_conductor_', stateDir: root, certDir: `${root}/certs`, rescanMs: 30 });
+    assert.equal((await quick.read()).streams.get(9000)?.upstreams?.[0]?.address, 'a:1');
     await writeFile(`${root}/stream.d/_conductor_9000.conf`, conf(9000, 'changed:2'));
-    assert.equal((await tree.read()).streams.get(9000)?.upstreams?.[0]?.address, 'changed:2');
+    await sleep(40);
+    assert.equal((await quick.read()).streams.get(9000)?.upstreams?.[0]?.address, 'changed:2');
+  });
+
+  it('sees a file added or renamed into the directory at once, without waiting for a rescan', async () => {
+    assert.equal((await tree.read()).streams.has(9007), false);
+    await writeFile(`${root}/stream.d/.tmp-9007`, conf(9007, 'new:1'));
+    await rename(`${root}/stream.d/.tmp-9007`, `${root}/stream.d/_conductor_9007.conf`);
+    assert.equal((await tree.read()).streams.get(9007)?.upstreams?.[0]?.address, 'new:1');
   });
 
   it('stages without touching the live tree, and lists what nginx would read', async () => {
