@@ -12,12 +12,13 @@ NGINX_STAMP := .nginx-bin
 UNIT_TESTS := $(wildcard test/unit/*.test.ts)
 INTEGRATION_TESTS := $(wildcard test/integration/*.test.ts)
 
-.PHONY: help nginx chromium deps build start test test-unit test-integration typecheck bench clean
+.PHONY: help nginx chromium deps build start test test-soak test-unit test-integration typecheck bench clean
 
 help:
 	@echo "make start   install what is missing, build, run Portico in managed mode"
 	@echo "make test    install what is missing, type-check, run every test against a real nginx"
 	@echo "make bench   run the benchmarks and rewrite bench/RESULTS.md"
+	@echo "make test-soak  the heavy fault tests: 350 kill -9s of Portico in the middle of applies (about 9 minutes)"
 
 $(NODE_MODULES): package.json package-lock.json
 	@scripts/install-node-deps.sh
@@ -53,6 +54,11 @@ test-integration: deps chromium
 test: chromium typecheck
 	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx --test --test-reporter=spec --test-concurrency=2 \
 		$(UNIT_TESTS) $(INTEGRATION_TESTS)
+
+# The heavy variant of the crash test: `make test` runs 105 kills of Portico (15 per phase), this 350.
+test-soak: deps
+	@CRASH_KILLS=350 NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx --test --test-reporter=spec \
+		test/integration/crash-safety.test.ts
 
 bench: deps
 	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx bench/run.ts

@@ -99,6 +99,9 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       readFile(`${TEMPLATES_DIR}/http-shared.conf.hbs`, 'utf8'),
       readVersion(),
     ]);
+    if (settings.testDelay !== undefined) {
+      log.warn({ testDelay: settings.testDelay }, 'PORTICO_TEST_DELAY is set: every batch pauses after one phase (for crash tests only)');
+    }
     const tree = new ConfigTree(settings);
     const restored = await tree.open();
     const certs = new CertStore(settings.certDir);
@@ -152,8 +155,10 @@ export async function startPortico(settings: Settings, options: StartOptions): P
     started = process;
     await process.start();
     if (process.adopted && (await nginx.running())) {
-      // The files may have changed while no Portico watched (a rolled-back batch, a hand edit).
-      await nginx.reload({ opened: [], closed: [] });
+      // The files may have changed while no Portico watched (a rolled-back batch, a hand edit). Until
+      // the old workers stop accepting, a stream of the rolled-back batch still takes connections:
+      // wait for them, so that once the API answers, nginx serves exactly the files.
+      await nginx.reload({ opened: [], closed: [], drainOld: true });
     } else if (settings.mode === 'external') {
       log.warn({ pidFile: settings.pidFile }, 'no nginx master is running yet; changes will answer 503 until one is');
     }
@@ -182,6 +187,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       tests,
       kinds: { stream: streams, app: appKind },
       reloadMinIntervalMs: settings.reloadMinIntervalMs,
+      testDelay: settings.testDelay,
       log: log.child({ module: 'apply' }),
     });
     const portico: Portico = {

@@ -7,6 +7,15 @@ import path from 'node:path';
 import { z } from 'zod';
 import { PATH_PATTERN, TIME_PATTERN, isBracketableIPv6, isIPv4, isPortText } from './model/net.js';
 
+/** The phases of a batch a test may pause after (PORTICO_TEST_DELAY). */
+export const TEST_DELAY_PHASES = ['read', 'plan', 'stage', 'test', 'swap', 'reload', 'commit'] as const;
+
+/** For tests only: a pause of `ms` right after `phase` of every batch, so a test can kill Portico inside it. */
+export interface TestDelay {
+  phase: (typeof TEST_DELAY_PHASES)[number];
+  ms: number;
+}
+
 export interface PortRange {
   /** First port, inclusive. */
   from: number;
@@ -29,6 +38,15 @@ const portRangeSchema = z
     }
     return { from: Number(from), to: Number(to) };
   });
+
+const testDelaySchema = z
+  .string()
+  .regex(new RegExp(`^(${TEST_DELAY_PHASES.join('|')}):(\\d{1,4})$`), `for tests only: PHASE:MS, PHASE one of ${TEST_DELAY_PHASES.join(', ')}`)
+  .transform((text): TestDelay => {
+    const [phase, ms] = text.split(':');
+    return { phase: phase as TestDelay['phase'], ms: Number(ms) };
+  })
+  .refine((delay) => delay.ms <= 5000, 'for tests only: MS must be from 0 to 5000');
 
 const portSettingSchema = z.string().refine(isPortText, 'must be a port from 1 to 65535').transform(Number);
 
@@ -74,6 +92,7 @@ const envSchema = z.object({
     .optional()
     .or(z.literal('').transform(() => undefined)),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  PORTICO_TEST_DELAY: testDelaySchema.optional(),
 }).superRefine((e, ctx) => {
   // The apps' listeners are shared by every app; a stream allocated on one of them would fail to bind.
   for (const name of ['HTTP_PORT', 'HTTPS_PORT'] as const) {
@@ -113,6 +132,8 @@ export interface Settings {
   stopTimeoutMs: number;
   apiToken: string | undefined;
   logLevel: string;
+  /** PORTICO_TEST_DELAY, for tests only (crash tests kill Portico inside a phase); undefined otherwise. */
+  testDelay: TestDelay | undefined;
 }
 
 const TIME_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -165,5 +186,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     stopTimeoutMs: nginxTimeMs(e.WORKER_SHUTDOWN_TIMEOUT) + 5000,
     apiToken: e.API_TOKEN,
     logLevel: e.LOG_LEVEL,
+    testDelay: e.PORTICO_TEST_DELAY,
   };
 }

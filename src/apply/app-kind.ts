@@ -82,7 +82,7 @@ export class AppKind implements BatchKind<AppChange, PlannedApp> {
 
   async plan(items: Array<Pending<AppChange>>, timer: PhaseTimer): Promise<{ files: string[]; work: Array<Work<AppChange, PlannedApp>> }> {
     const tree = await this.deps.store.read();
-    timer.mark('read');
+    await timer.mark('read');
     this.base = new Map(tree.apps);
     this.baseFiles = tree.files;
     const apps = new Map(tree.apps);
@@ -130,7 +130,7 @@ export class AppKind implements BatchKind<AppChange, PlannedApp> {
         item.reject(asPorticoError(error, describeAppChange(change)));
       }
     }
-    timer.mark('plan');
+    await timer.mark('plan');
     return { files: tree.files, work };
   }
 

@@ -19,7 +19,8 @@ import { rejected, type BatchKind, type Pending, type Work } from './batch.js';
 import { applyCertificateChange, type CertificateChange, type CertificateDeps, type CertificateResult } from './certificates.js';
 import type { AppChange, AppResult, PlannedApp } from './app-kind.js';
 import type { Change, Outcome, PlannedChange } from './plan.js';
-import { PhaseTimer, type BatchReport } from './report.js';
+import type { TestDelay } from '../settings.js';
+import { PhaseTimer, type AfterPhase, type BatchReport } from './report.js';
 import type { ChangeResult } from './stream-kind.js';
 
 export type { ChangeResult };
@@ -45,6 +46,8 @@ export interface ApplierDeps extends CertificateDeps {
   kinds: Kinds;
   /** RELOAD_MIN_INTERVAL: a batch waits until this long after the last reload (0: it never waits). */
   reloadMinIntervalMs: number;
+  /** PORTICO_TEST_DELAY, for tests only: a pause right after one phase of every batch. */
+  testDelay?: TestDelay | undefined;
   log: Logger;
 }
 
@@ -56,7 +59,21 @@ export class Applier {
   /** False when a roll-back failed: the files and the running nginx may disagree. */
   consistent = true;
 
-  constructor(private readonly deps: ApplierDeps) {}
+  /** Undefined unless PORTICO_TEST_DELAY is set: then every batch's timer pauses after the phase it names. */
+  private readonly afterPhase: AfterPhase | undefined;
+
+  constructor(private readonly deps: ApplierDeps) {
+    const delay = deps.testDelay;
+    // A crash test kills Portico while it sleeps here; the log line tells it when the pause began.
+    this.afterPhase =
+      delay === undefined
+        ? undefined
+        : async (phase) => {
+            if (phase !== delay.phase) return;
+            deps.log.warn({ event: 'test-delay', phase, ms: delay.ms }, `PORTICO_TEST_DELAY: pausing ${delay.ms} ms after ${phase}`);
+            await sleep(delay.ms);
+          };
+  }
 
   /** Queues a stream change; settles when its batch is committed, or with the reason it was rejected. */
   submit(change: Change): Promise<ChangeResult> {
@@ -142,14 +159,14 @@ export class Applier {
   private async stageAndTest<C, P>(kind: BatchKind<C, P>, work: Array<Work<C, P>>, files: string[], timer: PhaseTimer) {
     const shared = await kind.shared(work);
     const staged = await kind.staging.stage([...work.map((w) => w.file), ...shared], { files });
-    timer.mark('stage');
+    await timer.mark('stage');
     const verdict = await this.deps.nginx.test(await kind.testTree(staged.includes));
     return { staged, shared, verdict };
   }
 
   /** Applies one batch of changes: the story told at the top of this file. */
   private async applyBatch<C, P>(kind: BatchKind<C, P>, items: Array<Pending<C>>): Promise<void> {
-    const timer = new PhaseTimer();
+    const timer = new PhaseTimer(this.afterPhase);
     const { files, work: planned } = await kind.plan(items, timer);
     for (const w of planned.filter((p) => p.unchanged)) w.item.resolve(kind.result(w));
     let work = planned.filter((w) => !w.unchanged);
@@ -159,16 +176,16 @@ export class Applier {
     }
 
     let { staged, verdict } = await this.stageAndTest(kind, work, files, timer);
-    timer.mark('test');
+    await timer.mark('test');
     if (!verdict.ok) {
       // Name the culprits: each new file alone; drop those that fail, test the rest once more.
       const culprits = await this.isolate(kind, work, staged);
-      timer.mark('isolate');
+      await timer.mark('isolate');
       work = work.filter((w) => !culprits.has(w));
       if (culprits.size > 0 && work.length > 0) {
         await kind.staging.unstage(staged);
         ({ staged, verdict } = await this.stageAndTest(kind, work, files, timer));
-        timer.mark('retest');
+        await timer.mark('retest');
       }
       if (!verdict.ok) {
         await kind.staging.unstage(staged);
@@ -185,15 +202,15 @@ export class Applier {
     });
     try {
       await kind.staging.swap(staged);
-      timer.mark('swap');
+      await timer.mark('swap');
       await this.deps.nginx.reload(kind.reloadPlan(work));
-      timer.mark('reload');
+      await timer.mark('reload');
       this.consistent = true;
       await kind.staging.commit(staged);
-      timer.mark('commit');
+      await timer.mark('commit');
     } catch (error) {
       const failure = await this.rollBack(kind, asPorticoError(error, 'swapping and reloading'), staged);
-      timer.mark('rollback');
+      await timer.mark('rollback');
       for (const w of work) w.item.reject(failure.within(kind.describe(w.item.change)));
       this.report(timer, 'rolled-back', items.length, 0);
       return;
@@ -236,7 +253,7 @@ export class Applier {
   }
 
   private async applyDryRun<C, P>(kind: BatchKind<C, P>, item: Pending<C>): Promise<void> {
-    const timer = new PhaseTimer();
+    const timer = new PhaseTimer(this.afterPhase);
     const { files, work } = await kind.plan([item], timer);
     const w = work[0];
     if (w === undefined) return; // rejected while planning

@@ -13,16 +13,26 @@ export interface BatchReport {
   totalMs: number;
 }
 
+/** Runs right after a phase ends; only PORTICO_TEST_DELAY installs one (see `Applier`). */
+export type AfterPhase = (name: string) => Promise<void>;
+
 export class PhaseTimer {
   private readonly started = performance.now();
   private last = this.started;
   private readonly phases: Record<string, number> = {};
 
-  /** Ends the phase called `name` (the time since the previous mark). */
-  mark(name: string): void {
+  /** `afterPhase` is for tests only; without it (always, outside tests) `mark` settles at once. */
+  constructor(private readonly afterPhase?: AfterPhase) {}
+
+  /** Ends the phase called `name` (the time since the previous mark), then runs the test hook, if any. */
+  async mark(name: string): Promise<void> {
     const now = performance.now();
     this.phases[name] = Math.round((now - this.last) * 100) / 100;
     this.last = now;
+    if (this.afterPhase === undefined) return;
+    await this.afterPhase(name);
+    // The pause belongs to no phase: the timings stay those of the work.
+    this.last = performance.now();
   }
 
   report(outcome: BatchReport['outcome'], changes: number, applied: number): BatchReport {

@@ -56,7 +56,7 @@ export class StreamKind implements BatchKind<Change, PlannedChange> {
   async plan(items: Array<Pending<Change>>, timer: PhaseTimer): Promise<{ files: string[]; work: Array<Work<Change, PlannedChange>> }> {
     const { tree: store, range, isBound, renderStream } = this.deps;
     const tree = await store.read();
-    timer.mark('read');
+    await timer.mark('read');
     const state = planState(tree, await this.deps.certs.index());
     const work: Array<Work<Change, PlannedChange>> = [];
     for (const item of items) {
@@ -73,7 +73,7 @@ export class StreamKind implements BatchKind<Change, PlannedChange> {
         item.reject(asPorticoError(error, describeStreamChange(item.change)));
       }
     }
-    timer.mark('plan');
+    await timer.mark('plan');
     return { files: tree.files, work };
   }
 

@@ -48,6 +48,12 @@ describe('settings', () => {
     assert.equal(s.pidFile, '/srv/state/nginx.pid');
   });
 
+  it('PORTICO_TEST_DELAY (for tests only) is absent by default and reads PHASE:MS', () => {
+    assert.equal(loadSettings({}).testDelay, undefined);
+    assert.deepEqual(loadSettings({ PORTICO_TEST_DELAY: 'swap:150' }).testDelay, { phase: 'swap', ms: 150 });
+    assert.deepEqual(loadSettings({ PORTICO_TEST_DELAY: 'commit:5000' }).testDelay, { phase: 'commit', ms: 5000 });
+  });
+
   const refused: Array<[Record<string, string>, RegExp]> = [
     [{ PORT_RANGE: '9009-9000' }, /PORT_RANGE: 9009 is above 9000/],
     [{ PORT_RANGE: '9000' }, /PORT_RANGE: must be FROM-TO/],
@@ -58,6 +64,9 @@ describe('settings', () => {
     [{ NGINX_MODE: 'docker' }, /NGINX_MODE/],
     [{ STREAM_PREFIX: 'a b' }, /STREAM_PREFIX: must be/],
     [{ STREAM_PREFIX: '../x' }, /STREAM_PREFIX: must be/],
+    [{ PORTICO_TEST_DELAY: 'render:100' }, /PORTICO_TEST_DELAY: for tests only: PHASE:MS/],
+    [{ PORTICO_TEST_DELAY: 'swap:5001' }, /PORTICO_TEST_DELAY: for tests only: MS must be from 0 to 5000/],
+    [{ PORTICO_TEST_DELAY: 'swap' }, /PORTICO_TEST_DELAY/],
     [{ STATE_DIR: '/tmp/with space' }, /STATE_DIR: must be a path/],
     [{ STREAM_CONFIG_PATH: '/etc/nginx/stream;d' }, /STREAM_CONFIG_PATH: must be a path/],
     [{ API_TOKEN: 'short' }, /API_TOKEN: must be at least 16 characters/],
