@@ -60,7 +60,8 @@ test-soak: deps
 	@CRASH_KILLS=350 NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx --test --test-reporter=spec \
 		test/integration/crash-safety.test.ts
 
-bench: deps
+# Portico runs built (node dist/main.js), as `make start` runs it; the benchmark itself through tsx.
+bench: build
 	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx bench/run.ts
 
 clean:

@@ -1,18 +1,15 @@
 /**
  * The floor: what one change costs with nothing but nginx. A separate nginx, started here with its
- * own prefix, runs a hand-written config shaped like Portico's managed main config (same event and
- * worker sizing, one stream file included from a directory). One change is: write the stream file
- * with a new listen port, `nginx -t`, SIGHUP to the master, wait until the port serves. Whatever
- * Portico spends beyond this is its own overhead.
+ * own directory and ports, runs a copy of the main config Portico wrote (same sizing, same http
+ * block) over a tree that mirrors Portico's: as many stream files, each the text Portico generates
+ * (taken from a dry run), on ports of its own. One change is: write one stream file with a new
+ * listen port, bare `nginx -t`, SIGHUP to the master, until the port echoes a byte. Whatever
+ * Portico spends beyond this, on a tree of the same size, is its own overhead.
  */
-import { execFile, spawn } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { promisify } from 'node:util';
-import { LOOPBACK, waitUntilServing } from './net.js';
-import { isAlive, stopPid } from './processes.js';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { waitUntilServing } from './net.js';
+import { startOwnNginx, type OwnNginx } from './own-nginx.js';
 import { since } from './stats.js';
-
-const run = promisify(execFile);
 
 export interface FloorSample {
   /** Writing the stream file and `nginx -t -q`. */
@@ -22,92 +19,88 @@ export interface FloorSample {
   totalMs: number;
 }
 
+export interface FloorGrowth {
+  files: number;
+  /** Writing the files, one `nginx -t`, one SIGHUP, until the last new port echoes. */
+  ms: number;
+}
+
 export interface FloorNginx {
   pid: number;
-  /** One change: the stream now listens on `port` (which must be free). */
+  /** Stream files in the mirror (the change file not counted). */
+  readonly size: number;
+  /** Adds mirror files on `ports` with one test and one reload. */
+  grow(ports: number[]): Promise<FloorGrowth>;
+  /** One change: the change file now listens on `port` (which must be free). */
   change(port: number): Promise<FloorSample>;
-  /** The end of its error log, to explain a failed run. */
   logTail(): Promise<string>;
   stop(): Promise<void>;
 }
 
-const SERVE_TIMEOUT_MS = 5000;
+/** A reload of a 5,000-listener nginx on a busy machine can take seconds. */
+const SERVE_TIMEOUT_MS = 15_000;
+const WRITE_SLICE = 200;
 
-/** Portico's main template with its sizing for a 200-port range (see render/main.ts `sizeWorkers`). */
-function mainConfig(dir: string, listeners: number): string {
-  const workerConnections = listeners + 4096;
-  return `daemon off;
-master_process on;
-worker_processes auto;
-pid ${dir}/nginx.pid;
-error_log ${dir}/logs/error.log notice;
-worker_rlimit_nofile ${workerConnections * 2 + 64};
-worker_shutdown_timeout 30s;
-events { worker_connections ${workerConnections}; }
-stream { include ${dir}/stream.d/*.conf; }
-http {
-    access_log ${dir}/logs/access.log;
-    client_body_temp_path ${dir}/temp/client_body;
-    proxy_temp_path ${dir}/temp/proxy;
-    fastcgi_temp_path ${dir}/temp/fastcgi;
-    uwsgi_temp_path ${dir}/temp/uwsgi;
-    scgi_temp_path ${dir}/temp/scgi;
-}
-`;
-}
-
-function streamConfig(port: number, backend: number): string {
-  return `server {\n    listen ${port};\n    proxy_pass ${LOOPBACK}:${backend};\n}\n`;
-}
-
-/**
- * Starts the floor nginx in `dir` serving `firstPort`; resolves once that port echoes. `onSpawn`
- * receives the way to stop it as soon as it runs, so an interrupted start-up leaves nothing behind.
- */
-export async function startFloor(options: {
+export interface FloorOptions {
   nginxBin: string;
   dir: string;
-  echoPort: number;
+  /** Portico's STATE_DIR and its main config's text: every path in it is moved to `dir`. */
+  porticoStateDir: string;
+  porticoMainConfig: string;
+  /** The stream file Portico generates for `port` (same upstream as Portico's streams). */
+  streamText: (port: number) => string;
   firstPort: number;
-  listeners: number;
   onSpawn: (stop: () => Promise<void>) => void;
-}): Promise<FloorNginx> {
-  const { nginxBin, dir, echoPort } = options;
-  for (const sub of ['logs', 'temp', 'stream.d']) await mkdir(`${dir}/${sub}`, { recursive: true });
-  const conf = `${dir}/nginx.conf`;
-  const streamFile = `${dir}/stream.d/floor.conf`;
-  await writeFile(conf, mainConfig(dir, options.listeners));
-  await writeFile(streamFile, streamConfig(options.firstPort, echoPort));
-  const prefix = ['-p', `${dir}/`, '-c', conf];
-  // `daemon off` keeps the master our direct child, so its pid is the one we signal and stop.
-  const child = spawn(nginxBin, [...prefix, '-e', `${dir}/logs/error.log`], { stdio: 'ignore' });
-  const pid = child.pid;
-  if (pid === undefined) throw new Error(`could not start ${nginxBin}`);
-  const stop = (): Promise<void> => stopPid(pid, 'SIGQUIT', 10_000);
-  options.onSpawn(stop);
-  try {
-    await waitUntilServing(options.firstPort, SERVE_TIMEOUT_MS);
-  } catch (error) {
-    await stop();
-    throw new Error(`floor nginx did not serve: ${(error as Error).message}`);
-  }
+}
+
+/** Starts the floor nginx serving `firstPort` from its change file; resolves once that port echoes. */
+export async function startFloor(options: FloorOptions): Promise<FloorNginx> {
+  const { dir, streamText } = options;
+  for (const sub of ['stream.d', 'http.d']) await mkdir(`${dir}/${sub}`, { recursive: true });
+  await copyFile(`${options.porticoStateDir}/mime.types`, `${dir}/mime.types`);
+  const changeFile = `${dir}/stream.d/_conductor_change.conf`;
+  await writeFile(changeFile, streamText(options.firstPort));
+  const nginx: OwnNginx = await startOwnNginx({
+    nginxBin: options.nginxBin,
+    dir,
+    mainConfig: options.porticoMainConfig.split(options.porticoStateDir).join(dir),
+    servingPort: options.firstPort,
+    onSpawn: options.onSpawn,
+  });
+  let size = 0;
 
   return {
-    pid,
-    async change(port) {
-      if (!(await isAlive(pid))) throw new Error(`floor nginx (pid ${pid}) is gone`);
+    pid: nginx.pid,
+    get size() {
+      return size;
+    },
+    async grow(ports) {
       const start = performance.now();
-      await writeFile(streamFile, streamConfig(port, echoPort));
-      await run(nginxBin, [...prefix, '-t', '-q'], { timeout: 10_000 });
+      // In slices: thousands of writes at once would hold thousands of descriptors.
+      for (let i = 0; i < ports.length; i += WRITE_SLICE) {
+        const slice = ports.slice(i, i + WRITE_SLICE);
+        await Promise.all(slice.map((port) => writeFile(`${dir}/stream.d/_conductor_${port}.conf`, streamText(port))));
+      }
+      await nginx.test();
+      await nginx.reload();
+      const last = ports.at(-1);
+      if (last !== undefined) await waitUntilServing(last, SERVE_TIMEOUT_MS);
+      size += ports.length;
+      return { files: ports.length, ms: since(start) };
+    },
+    async change(port) {
+      const start = performance.now();
+      // Polled from the start, as a Portico create is: the probes cost both sides alike.
+      const serving = waitUntilServing(port, SERVE_TIMEOUT_MS);
+      serving.catch(() => undefined); // awaited below; a failed test must not leave it unhandled
+      await writeFile(changeFile, streamText(port));
+      await nginx.test();
       const tested = performance.now();
-      process.kill(pid, 'SIGHUP');
-      const served = await waitUntilServing(port, SERVE_TIMEOUT_MS);
+      await nginx.reload();
+      const served = await serving;
       return { testMs: tested - start, reloadMs: served - tested, totalMs: since(start) };
     },
-    async logTail() {
-      const text = await readFile(`${dir}/logs/error.log`, 'utf8').catch(() => '');
-      return text.split('\n').slice(-40).join('\n');
-    },
-    stop,
+    logTail: () => nginx.logTail(),
+    stop: () => nginx.stop(),
   };
 }

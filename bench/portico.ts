@@ -1,6 +1,8 @@
 /**
- * A real Portico, started the way an operator would (`node --import tsx src/main.ts`) in managed
- * mode, talked to only through its HTTP API: the benchmark measures the service, not its modules.
+ * A real Portico, started the way an operator would (`make start` and the container run
+ * `node dist/main.js`; `make bench` builds it first) in managed mode, talked to only through its
+ * HTTP API: the benchmark measures the service, not its modules. Not through tsx: its loader alone
+ * adds some 35 MB to the resident memory that the benchmark reports.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
@@ -14,15 +16,25 @@ export interface PorticoOptions {
   stateDir: string;
   portRange: { from: number; to: number };
   bindPort: number;
+  /** The apps' shared listeners (HTTP_PORT, HTTPS_PORT): kept away from the defaults others use. */
+  httpPort: number;
+  httpsPort: number;
+  /** Options for node itself, before the script (none: as `make start` runs it). */
+  nodeArgs?: string[];
 }
 
 export interface RunningPortico {
   pid: number;
   apiPort: number;
+  /** HTTP_PORT: where its apps are served. */
+  httpPort: number;
+  stateDir: string;
   /** The managed nginx's error log, where reloads are counted. */
   errorLog: string;
   /** Resolves once GET /healthz answers; rejects (quoting Portico's output) if it exits or times out. */
   ready(): Promise<void>;
+  /** The managed nginx master's pid (known once `ready()` resolved). */
+  nginxPid(): number;
   /** The last lines Portico wrote (warnings and errors), for diagnosing a failed run. */
   output(): string;
   /** Stops Portico (SIGTERM: it quits its nginx) and, should it fail to, that nginx too. */
@@ -38,7 +50,7 @@ const OUTPUT_KEEP_CHARS = 20_000;
  */
 export function spawnPortico(options: PorticoOptions): RunningPortico {
   const { repoDir, nginxBin, stateDir, portRange, bindPort } = options;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), 'dist/main.js'], {
     cwd: repoDir,
     env: {
       ...process.env,
@@ -48,6 +60,8 @@ export function spawnPortico(options: PorticoOptions): RunningPortico {
       PORT_RANGE: `${portRange.from}-${portRange.to}`,
       BIND_ADDRESS: '127.0.0.1',
       BIND_PORT: String(bindPort),
+      HTTP_PORT: String(options.httpPort),
+      HTTPS_PORT: String(options.httpsPort),
       // Info level logs every request; that cost is not what this benchmark is about.
       LOG_LEVEL: 'warn',
     },
@@ -67,8 +81,14 @@ export function spawnPortico(options: PorticoOptions): RunningPortico {
   return {
     pid,
     apiPort: bindPort,
+    httpPort: options.httpPort,
+    stateDir,
     errorLog: `${stateDir}/logs/error.log`,
     output: () => output,
+    nginxPid() {
+      if (nginxPid === undefined) throw new Error('portico is not ready: its nginx pid is unknown');
+      return nginxPid;
+    },
     async ready() {
       await waitForHealth(child, bindPort).catch((error: unknown) => {
         throw new Error(`${(error as Error).message}\n--- portico output ---\n${output}`);

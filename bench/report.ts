@@ -1,61 +1,54 @@
 /**
- * Turns the samples into the table printed to stdout and the RESULTS.md beside this file. Pure:
- * everything it shows is in `Results`.
+ * The tables of bench/RESULTS.md (also printed to stdout). Pure: everything shown is in `Results`.
  */
-import type { FloorSample } from './floor.js';
-import type { Machine } from './machine.js';
-import type { CreateSample, ParallelSample } from './scenarios.js';
-import { percentile, summarize } from './stats.js';
+import type { DataPlane } from './dataplane.js';
+import { TARGETS, count, cpuPerUnit, efficiency, mb, med, ms, p90, phaseMedian, times, verdict, type Results } from './figures.js';
+import { renderDocument } from './report-doc.js';
+import { explainMisses } from './report-text.js';
+import { summarize } from './stats.js';
 
-export interface Results {
-  machine: Machine;
-  date: string;
-  command: string;
-  durationS: number;
-  parallelCount: number;
-  single: CreateSample[];
-  floor: FloorSample[];
-  parallel: ParallelSample[];
+export type { Restart, Results } from './figures.js';
+
+function targetTable(r: Results): string[] {
+  const rows: string[] = [];
+  for (const l of r.levels) {
+    const ratio = med(l.single.map((s) => s.servingMs)) / med(l.floor.map((s) => s.totalMs));
+    rows.push(`| (1) create at ${count(l.plan.level)} streams: median request → port echoes, over the floor's median | ${times(ratio)} | ≤ ${TARGETS.createVsFloor}× | ${verdict(ratio, TARGETS.createVsFloor)} |`);
+  }
+  for (const l of r.levels) {
+    const ratio = med(l.parallel.map((p) => p.wallMs)) / med(l.single.map((s) => s.totalMs));
+    rows.push(`| (2) 200 parallel creates at ${count(l.plan.level)}: median wall over one create's median | ${times(ratio)} | ≤ ${TARGETS.parallelVsSingle}× | ${verdict(ratio, TARGETS.parallelVsSingle)} |`);
+  }
+  const top = r.levels.at(-1);
+  if (top !== undefined) {
+    for (const [name, values] of [['GET /getstreams', top.queries.getstreams], ['GET /v1/streams', top.queries.v1streams]] as const) {
+      rows.push(`| (3) \`${name}\` at ${count(top.plan.level)} streams, median | ${ms(med(values))} ms | ≤ ${TARGETS.queryMs} ms | ${verdict(med(values), TARGETS.queryMs)} |`);
+    }
+    rows.push(`| (4) Portico's RSS at ${count(top.plan.level)} streams, filled through the API | ${mb(top.memory.rssMb)} MB | ≤ ${TARGETS.rssMb} MB | ${verdict(top.memory.rssMb, TARGETS.rssMb)} |`);
+    for (const restart of r.restarts) {
+      const how = restart.nodeArgs.length === 0 ? '' : ` with \`node ${restart.nodeArgs.join(' ')}\``;
+      rows.push(`| (4) … restarted on the same tree${how}, after list queries and 200 parallel creates | ${mb(restart.memory.rssMb)} MB | ≤ ${TARGETS.rssMb} MB | ${verdict(restart.memory.rssMb, TARGETS.rssMb)} |`);
+    }
+  }
+  for (const w of r.dataPlane.workloads) {
+    const e = efficiency(w);
+    rows.push(`| (5) data plane, ${w.name.split(':')[0]}: generated efficiency over the reference's | ${times(e, 3)} | ≥ ${TARGETS.efficiency}× | ${verdict(e, TARGETS.efficiency, true)} |`);
+  }
+  return ['| target | measured | target | verdict |', '|---|---:|---:|---|', ...rows];
 }
 
-const ms = (value: number): string => (Number.isFinite(value) ? value.toFixed(1) : '–');
-const times = (value: number): string => (Number.isFinite(value) ? `${value.toFixed(2)}×` : '–');
+const cell = (values: number[]): string => `${ms(med(values))} / ${ms(p90(values))}`;
 
-function row(name: string, values: number[]): string {
-  const s = summarize(values);
-  return `| ${name} | ${s.n} | ${ms(s.median)} | ${ms(s.p90)} | ${ms(s.min)} | ${ms(s.max)} |`;
-}
-
-function timingTable(r: Results): string[] {
-  const n = r.parallelCount;
+function createTable(r: Results): string[] {
   return [
-    '| measurement | n | median ms | p90 ms | min ms | max ms |',
-    '|---|---:|---:|---:|---:|---:|',
-    row('Portico: one `GET /createstream` → answered and port echoes (create latency)', r.single.map((s) => s.totalMs)),
-    row('↳ … → answered', r.single.map((s) => s.answeredMs)),
-    row('↳ … → port echoes a byte', r.single.map((s) => s.servingMs)),
-    row('Floor: write file + `nginx -t` + HUP → port echoes', r.floor.map((s) => s.totalMs)),
-    row('↳ write file + `nginx -t -q`', r.floor.map((s) => s.testMs)),
-    row('↳ HUP → port echoes a byte', r.floor.map((s) => s.reloadMs)),
-    row(`Portico: ${n} parallel \`POST /v1/streams\` → all answered and all ports echo (wall)`, r.parallel.map((s) => s.wallMs)),
-    row(`↳ … → all ${n} answered`, r.parallel.map((s) => s.answeredMs)),
-  ];
-}
-
-function ratioTable(r: Results): string[] {
-  const create = percentile(r.single.map((s) => s.totalMs), 50);
-  const floor = percentile(r.floor.map((s) => s.totalMs), 50);
-  const wall = percentile(r.parallel.map((s) => s.wallMs), 50);
-  const reloads = summarize(r.parallel.map((s) => s.reloads));
-  const singleReloads = r.single.map((s) => s.reloads);
-  return [
-    '| ratio or count | value |',
-    '|---|---:|',
-    `| Portico create median / floor median | ${times(create / floor)} |`,
-    `| ${r.parallelCount}-parallel wall median / single create median | ${times(wall / create)} |`,
-    `| ${r.parallelCount}-parallel wall median / (${r.parallelCount} × single create median) | ${times(wall / (r.parallelCount * create))} |`,
-    `| reloads per single create (median) | ${percentile(singleReloads, 50)} |`,
-    `| reloads per ${r.parallelCount}-create round (median; min–max) | ${reloads.median} (${reloads.min}–${reloads.max}) |`,
+    '| streams | n | Portico: request → port echoes | Portico: request → answered | floor: file + `nginx -t` + HUP → echoes | floor `nginx -t` | floor HUP → echoes | ratio of medians (echoes) | ratio of p90s (echoes) | ratio of medians (answered) |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...r.levels.map((l) => {
+      const serving = l.single.map((s) => s.servingMs);
+      const answered = l.single.map((s) => s.answeredMs);
+      const floor = l.floor.map((s) => s.totalMs);
+      return `| ${count(l.plan.level)} | ${l.single.length} | ${cell(serving)} | ${cell(answered)} | ${cell(floor)} | ${cell(l.floor.map((s) => s.testMs))} | ${cell(l.floor.map((s) => s.reloadMs))} | ${times(med(serving) / med(floor))} | ${times(p90(serving) / p90(floor))} | ${times(med(answered) / med(floor))} |`;
+    }),
   ];
 }
 
@@ -67,77 +60,130 @@ function phaseNames(samples: Array<Record<string, number>>): string[] {
 }
 
 function phaseTable(r: Results): string[] {
-  const single = r.single.map((s) => s.phasesMs);
-  const last = r.parallel.map((s) => s.lastBatch.phasesMs);
-  const column = (samples: Array<Record<string, number>>, name: string): string =>
-    ms(percentile(samples.flatMap((p) => (p[name] === undefined ? [] : [p[name]])), 50));
-  const changes = percentile(r.parallel.map((s) => s.lastBatch.changes), 50);
+  const single = r.levels.map((l) => l.single.map((s) => s.phasesMs));
+  const last = r.levels.map((l) => l.parallel.map((p) => p.lastBatch.phasesMs));
+  const names = phaseNames([...single.flat(), ...last.flat()]);
+  const head = r.levels.map((l) => `one create at ${count(l.plan.level)}`);
+  const headLast = r.levels.map((l) => `last batch of a parallel round at ${count(l.plan.level)} (median ${med(l.parallel.map((p) => p.lastBatch.changes))} changes)`);
   return [
-    `| apply phase (Portico's \`lastApply.phasesMs\`) | single create, median ms | last batch of a ${r.parallelCount}-parallel round (median ${changes} changes), median ms |`,
-    '|---|---:|---:|',
-    ...phaseNames([...single, ...last]).map((name) => `| ${name} | ${column(single, name)} | ${column(last, name)} |`),
+    `| phase (Portico's \`lastApply.phasesMs\`, median ms) | ${[...head, ...headLast].join(' | ')} |`,
+    `|---|${[...head, ...headLast].map(() => '---:').join('|')}|`,
+    ...names.map((n) => `| ${n} | ${[...single, ...last].map((s) => ms(phaseMedian(s, n))).join(' | ')} |`),
+    `| **floor: \`nginx -t\` / HUP → echoes** | ${r.levels.map((l) => `${ms(med(l.floor.map((s) => s.testMs)))} / ${ms(med(l.floor.map((s) => s.reloadMs)))}`).join(' | ')} | ${r.levels.map(() => '').join(' | ')} |`,
   ];
 }
 
-/** The phase with the largest median in single creates, for a one-line verdict. */
-function dominantPhase(r: Results): string {
-  const samples = r.single.map((s) => s.phasesMs);
-  const medians = phaseNames(samples).map((name) => ({
-    name,
-    median: percentile(samples.flatMap((p) => (p[name] === undefined ? [] : [p[name]])), 50),
-  }));
-  const top = medians.sort((a, b) => b.median - a.median)[0];
-  const total = medians.reduce((sum, m) => sum + m.median, 0);
-  return top === undefined ? 'no phase timings were reported' : `\`${top.name}\` (median ${ms(top.median)} ms of ${ms(total)} ms summed phase medians)`;
+function parallelTable(r: Results): string[] {
+  return [
+    '| streams | rounds | wall: all answered and echoing, median / p90 ms | all answered, median ms | one create (answered and echoing), median ms | wall / one create | reloads per round, median (min–max) | distinct ports / echoing at the end (worst round) |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...r.levels.map((l) => {
+      const wall = l.parallel.map((p) => p.wallMs);
+      const one = med(l.single.map((s) => s.totalMs));
+      const reloads = summarize(l.parallel.map((p) => p.reloads));
+      const worst = `${Math.min(...l.parallel.map((p) => p.distinct ?? Number.NaN))} / ${Math.min(...l.parallel.map((p) => p.serving ?? Number.NaN))}`;
+      return `| ${count(l.plan.level)} | ${l.parallel.length} | ${cell(wall)} | ${ms(med(l.parallel.map((p) => p.answeredMs)))} | ${ms(one)} | ${times(med(wall) / one)} | ${reloads.median} (${reloads.min}–${reloads.max}) | ${worst} of 200 |`;
+    }),
+  ];
 }
 
-/** The tables alone, as printed to stdout. */
+function fillTable(r: Results): string[] {
+  const fills = r.levels.flatMap((l) => (l.fill === undefined ? [] : [{ fill: l.fill, growth: l.floorGrowth }]));
+  const total = { streams: 0, ms: 0, reloads: 0, floorMs: 0 };
+  const rows = fills.map(({ fill, growth }) => {
+    total.streams += fill.to - fill.from;
+    total.ms += fill.ms;
+    total.reloads += fill.reloads;
+    total.floorMs += growth?.ms ?? 0;
+    const rate = ((fill.to - fill.from) / fill.ms) * 1000;
+    return `| ${count(fill.from)} → ${count(fill.to)} | ${fill.concurrency} | ${(fill.ms / 1000).toFixed(1)} | ${fill.reloads} | ${rate.toFixed(0)} | ${growth === undefined ? '–' : (growth.ms / 1000).toFixed(2)} |`;
+  });
+  const rate = (total.streams / total.ms) * 1000;
+  return [
+    '| fill | requests in flight | seconds | reloads | streams/s | floor: write as many files + one `nginx -t` + one HUP, seconds |',
+    '|---|---:|---:|---:|---:|---:|',
+    ...rows,
+    `| **0 → ${count(total.streams)}** | | **${(total.ms / 1000).toFixed(1)}** | **${total.reloads}** | ${rate.toFixed(0)} | ${(total.floorMs / 1000).toFixed(2)} |`,
+  ];
+}
+
+function queryTable(r: Results): string[] {
+  const rows = r.levels.map((l) => `| ${count(l.plan.level)} | ${l.queries.getstreams.length} | ${cell(l.queries.getstreams)} | ${cell(l.queries.v1streams)} |`);
+  const top = r.levels.at(-1)?.plan.level ?? 0;
+  for (const restart of r.restarts) {
+    const how = restart.nodeArgs.length === 0 ? '' : ` (\`node ${restart.nodeArgs.join(' ')}\`)`;
+    rows.push(`| ${count(top)}, after a restart${how} | ${restart.queries.getstreams.length} | ${cell(restart.queries.getstreams)} | ${cell(restart.queries.v1streams)} |`);
+  }
+  return ['| streams | n | `GET /getstreams` median / p90 ms | `GET /v1/streams` median / p90 ms |', '|---:|---:|---:|---:|', ...rows];
+}
+
+function memoryTable(r: Results): string[] {
+  const top = r.levels.at(-1)?.plan.level ?? 0;
+  return [
+    '| Portico (`node dist/main.js`), VmRSS of its process | RSS MB | peak (VmHWM) MB |',
+    '|---|---:|---:|',
+    `| just started, no stream | ${mb(r.idle.rssMb)} | ${mb(r.idle.peakMb)} |`,
+    ...r.levels.map((l) => `| after the measurements at ${count(l.plan.level)} streams | ${mb(l.memory.rssMb)} | ${mb(l.memory.peakMb)} |`),
+    ...r.restarts.map((restart) => {
+      const how = restart.nodeArgs.length === 0 ? 'as `make start` runs it' : `with \`node ${restart.nodeArgs.join(' ')}\``;
+      const queries = restart.queries.v1streams.length * 2 + 2;
+      return `| restarted on the ${count(top)}-stream tree ${how} (ready in ${(restart.readyMs / 1000).toFixed(1)} s), after ${queries} list queries and one round of 200 parallel creates (${ms(restart.parallel.wallMs)} ms wall) | ${mb(restart.memory.rssMb)} | ${mb(restart.memory.peakMb)} |`;
+    }),
+  ];
+}
+
+function dataPlaneTable(d: DataPlane): string[] {
+  const rows: string[] = [];
+  for (const w of d.workloads) {
+    const sides = [...new Set(w.rounds.map((x) => x.side))];
+    for (const side of sides) {
+      const rounds = w.rounds.filter((x) => x.side === side);
+      const rate = med(rounds.map((x) => (x.work / x.ms) * 1000));
+      const per = cpuPerUnit(w, side);
+      const perText = w.unit === 'MB' ? `${per.toFixed(2)} ms/MB` : `${(per * 1000).toFixed(1)} µs/${w.unit}`;
+      const errors = rounds.reduce((sum, x) => sum + x.errors, 0);
+      const vsReference = side === 'reference' ? '' : ` (${times(cpuPerUnit(w, 'reference') / per)} the reference's efficiency)`;
+      rows.push(`| ${w.name} | ${side} | ${rounds.length} | ${rate.toFixed(w.unit === 'MB' ? 1 : 0)} ${w.unit}/s | ${perText}${vsReference} | ${errors} |`);
+    }
+    const ratios = w.rounds.flatMap((g, i) => {
+      const ref = w.rounds[i + 1];
+      return g.side === 'generated' && ref?.side === 'reference' ? [ref.cpuMs / ref.work / (g.cpuMs / g.work)] : [];
+    });
+    const s = summarize(ratios);
+    rows.push(`| ↳ generated efficiency / reference's | | | | **${times(efficiency(w), 3)}** (per pair of rounds: median ${times(s.median)}, ${times(s.min)}–${times(s.max)}) | |`);
+  }
+  return ['| workload | config | rounds | throughput, median | nginx workers\' CPU per unit (all rounds) | errors |', '|---|---|---:|---:|---:|---:|', ...rows];
+}
+
+/** Every table, as printed to stdout. */
 export function renderTables(r: Results): string {
-  return [...timingTable(r), '', ...ratioTable(r), '', ...phaseTable(r), '', `Dominant phase of a single create: ${dominantPhase(r)}.`].join('\n');
+  return [
+    '### Targets',
+    ...targetTable(r),
+    '',
+    '### (1) Create latency beside the floor, by size of the tree (median / p90 ms)',
+    ...createTable(r),
+    '',
+    ...phaseTable(r),
+    '',
+    '### (2) 200 parallel `POST /v1/streams`',
+    ...parallelTable(r),
+    '',
+    '### Filling the tree through the API',
+    ...fillTable(r),
+    '',
+    '### (3) List queries',
+    ...queryTable(r),
+    '',
+    '### (4) Memory',
+    ...memoryTable(r),
+    '',
+    '### (5) Data plane: generated config vs hand-written reference, same nginx build, alternating',
+    ...dataPlaneTable(r.dataPlane),
+    ...r.dataPlane.skipped.map((s) => `\nSkipped: ${s}.`),
+  ].join('\n');
 }
 
 export function renderResults(r: Results): string {
-  const m = r.machine;
-  return `# Benchmark results
-
-Written by \`bench/run.ts\`; every run rewrites this file.
-
-- Command: \`${r.command}\` (took ${r.durationS.toFixed(0)} s)
-- Date: ${r.date}
-- Machine: ${m.cpus} CPUs (\`nproc\`), ${m.model}, ${m.memory} memory, ${m.kernel}
-- nginx: ${m.nginx}; Node ${m.node}
-
-${renderTables(r)}
-
-## What is measured
-
-- **Create latency**: from sending \`GET /createstream/<port>/127.0.0.1:<echo>\` until Portico has
-  answered *and* a TCP connection to the port carried a byte to the echo backend and back. A bare TCP
-  connect is not enough: nginx's master listens on the new port before any new worker exists, so the
-  kernel completes handshakes early. Each create is followed by a \`removestream\` (not timed).
-- **Floor**: a separate nginx started by the benchmark (own prefix and ports, a main config shaped
-  like Portico's): rewrite its one stream file with a new listen port, \`nginx -t -q\`, \`kill -HUP\`
-  to the master, until the new port echoes a byte. This is the least any change can cost; Portico's
-  create latency over it is Portico's own overhead.
-- **${r.parallelCount} parallel creates**: ${r.parallelCount} concurrent \`POST /v1/streams\` without a port, one connection
-  each; wall time until every request answered and every allocated port echoes. Ports are checked to
-  be distinct and all still serving at the end, then deleted before the next round. Reloads are counted
-  as \`signal 1 (SIGHUP)\` lines in Portico's nginx error log.
-- Ports: Portico's \`PORT_RANGE\` is 29000-29199 and the floor uses 29300-29399, on purpose below
-  Linux's ephemeral range (32768-60999): outgoing connections, nginx's own to the backend included,
-  take local ports from that range, and a port one of them left in TIME_WAIT cannot be bound for about
-  a minute (Portico then answers 409 "in use by another process"). The benchmark refuses to run with
-  ranges that overlap it.
-- Portico ran with \`LOG_LEVEL=warn\`; its phase timings come from \`GET /v1/status\` → \`lastApply\`,
-  read after each create (for a parallel round: its last batch only).
-- The three measurements are interleaved (single create, floor change, and every few iterations a
-  parallel round) so that noise on the machine affects all of them alike. p90 is nearest-rank: with
-  few samples (the parallel rounds) it is close to the maximum.
-
-## Caveat
-
-This machine is shared and noisy (other jobs run beside the benchmark): compare ratios taken in one
-run rather than absolute milliseconds across runs, and re-run before trusting a difference under
-~20%.
-`;
+  return renderDocument(r, renderTables(r), explainMisses(r));
 }

@@ -1,140 +1,197 @@
 /**
- * The first benchmark (`make bench`): how long Portico takes to create a stream, alone and 50 at a
- * time, beside the floor that nginx itself sets (one `nginx -t` plus one reload). Writes
+ * `make bench`: how Portico holds up as its tree grows, each figure beside the floor nginx itself
+ * sets on a tree of the same size, measured in the same run. A ladder of 0, 1,000 and 5,000
+ * streams (filled through the API); at each rung single creates, floor changes, rounds of 200
+ * parallel creates, the list queries and Portico's memory; then the data plane (generated vs
+ * hand-written config) and Portico's memory after a restart on the full tree. Writes
  * bench/RESULTS.md and prints the same tables.
  *
  * Everything runs on 127.0.0.1; every process started here is stopped by its pid and every
  * temporary directory removed, also on failure or Ctrl-C. Loops are bounded in count and time.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { startFloor, type FloorNginx, type FloorSample } from './floor.js';
+import { Cleanup } from './cleanup.js';
+import { runDataPlane, type DataPlane } from './dataplane.js';
+import { startFloor } from './floor.js';
+import { expectOk } from './http.js';
+import { PARALLEL_COUNT, runLevel, type Level, type LevelPlan, type Rig } from './ladder.js';
 import { describeMachine } from './machine.js';
-import { assertOutsideEphemeral, ephemeralPort, freePortsIn, startEchoServer } from './net.js';
-import { spawnPortico, type RunningPortico } from './portico.js';
-import { renderResults, renderTables, type Results } from './report.js';
-import { timeParallelCreates, timeSingleCreate, type CreateSample, type ParallelSample } from './scenarios.js';
+import { assertOutsideEphemeral, ephemeralPort, freePortsIn, LOOPBACK, startEchoServer } from './net.js';
+import { spawnPortico, type PorticoOptions, type RunningPortico } from './portico.js';
+import { memoryOf } from './proc-stats.js';
+import { renderResults, renderTables, type Restart, type Results } from './report.js';
+import { timeQueries } from './scale.js';
+import { timeParallelCreates } from './scenarios.js';
 
 const REPO_DIR = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS_FILE = `${REPO_DIR}bench/RESULTS.md`;
 
 /**
- * Portico's PORT_RANGE: parallel creates are allocated from its bottom, single creates use its top.
- * High, but below Linux's ephemeral range (32768-60999 by default; see `assertOutsideEphemeral`).
+ * Ports, all below Linux's ephemeral range (32768-60999; see `assertOutsideEphemeral`) and outside
+ * the ranges the tests use (21000-28999). Fills and parallel rounds allocate from the bottom of
+ * PORT_RANGE (10000 up); single creates use its top.
  */
-const PORTICO_RANGE = { from: 29000, to: 29199 };
-const SINGLE_PORTS = { from: 29150, to: 29199 };
-/** The floor nginx's ports: outside Portico's range, so the two never compete for one. */
-const FLOOR_PORTS = { from: 29300, to: 29399 };
+export const RANGES = {
+  portico: { from: 10000, to: 15999 },
+  single: { from: 15800, to: 15999 },
+  mirror: { from: 16000, to: 20999 },
+  floorChange: { from: 29000, to: 29399 },
+  dataPlane: { from: 29400, to: 29499 },
+  porticoHttp: { from: 29980, to: 29999 },
+};
 
-const SINGLE_RUNS = 30;
-const PARALLEL_COUNT = 50;
-const PARALLEL_ROUNDS = 5;
-/** Measurement stops early (with fewer samples) past this, so a slow machine still finishes. */
-const BUDGET_MS = 120_000;
-
-/**
- * Things to undo, run last-in first-out, once. A second `run()` (a signal arriving while a failure
- * is being cleaned up, or the reverse) waits for the first, so nobody exits halfway through.
- */
-class Cleanup {
-  private readonly steps: Array<{ name: string; run: () => Promise<unknown> }> = [];
-  private running: Promise<void> | undefined;
-
-  push(name: string, run: () => Promise<unknown>): void {
-    this.steps.push({ name, run });
-  }
-
-  run(): Promise<void> {
-    this.running ??= this.runSteps();
-    return this.running;
-  }
-
-  private async runSteps(): Promise<void> {
-    for (const step of [...this.steps].reverse()) {
-      await step.run().catch((error: unknown) => process.stderr.write(`bench: cleanup "${step.name}" failed: ${String(error)}\n`));
-    }
-  }
-}
+/** BENCH_QUICK=1: a small ladder and one data-plane round, to check the benchmark itself works. */
+const QUICK = process.env.BENCH_QUICK === '1';
+const LEVELS: LevelPlan[] = QUICK
+  ? [0, 200, 500].map((level) => ({ level, singles: 4, parallelRounds: 1, queries: 4, budgetMs: 60_000 }))
+  : [
+      { level: 0, singles: 30, parallelRounds: 5, queries: 30, budgetMs: 90_000 },
+      { level: 1000, singles: 30, parallelRounds: 3, queries: 30, budgetMs: 150_000 },
+      { level: 5000, singles: 30, parallelRounds: 3, queries: 30, budgetMs: 300_000 },
+    ];
+const DATA_PLANE_ROUNDS = QUICK ? 1 : 6;
+const RESTART_QUERIES = 20;
 
 function progress(message: string): void {
-  process.stderr.write(`bench: ${message}\n`);
+  process.stderr.write(`bench: ${new Date().toISOString().slice(11, 19)} ${message}\n`);
 }
 
-interface Rig {
-  portico: RunningPortico;
-  floor: FloorNginx;
-  echoPort: number;
-  singlePorts: number[];
-  floorPorts: number[];
-}
+const loadAverage = async (): Promise<string> => (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
 
-async function setUp(nginxBin: string, cleanup: Cleanup): Promise<Rig> {
-  assertOutsideEphemeral('PORT_RANGE', PORTICO_RANGE.from, PORTICO_RANGE.to);
-  assertOutsideEphemeral('the floor ports', FLOOR_PORTS.from, FLOOR_PORTS.to);
+async function setUp(nginxBin: string, cleanup: Cleanup): Promise<{ rig: Rig; options: PorticoOptions; idle: Results['idle'] }> {
+  for (const [name, r] of Object.entries(RANGES)) assertOutsideEphemeral(name, r.from, r.to);
   const echo = await startEchoServer();
   cleanup.push('echo server', () => echo.close());
   // Something else on this shared host may listen in our ranges: use only ports free right now.
-  const singlePorts = await freePortsIn(SINGLE_PORTS.from, SINGLE_PORTS.to, SINGLE_RUNS + 1);
-  const floorPorts = await freePortsIn(FLOOR_PORTS.from, FLOOR_PORTS.to, SINGLE_RUNS + 2);
+  const top = LEVELS.at(-1)?.level ?? 0;
+  const singlePorts = await freePortsIn(RANGES.single.from, RANGES.single.to, LEVELS.reduce((n, l) => n + l.singles + 1, 0));
+  const floorPorts = await freePortsIn(RANGES.floorChange.from, RANGES.floorChange.to, LEVELS.reduce((n, l) => n + l.singles + 1, 0) + 1);
+  const mirrorPorts = await freePortsIn(RANGES.mirror.from, RANGES.mirror.to, top);
+  const [httpPort, httpsPort] = await freePortsIn(RANGES.porticoHttp.from, RANGES.porticoHttp.to, 2);
 
   const stateDir = await mkdtemp('/tmp/portico-bench-state-');
   cleanup.push('portico state dir', () => rm(stateDir, { recursive: true, force: true }));
   const floorDir = await mkdtemp('/tmp/portico-bench-floor-');
   cleanup.push('floor dir', () => rm(floorDir, { recursive: true, force: true }));
 
-  progress('starting portico');
-  const portico = spawnPortico({ repoDir: REPO_DIR, nginxBin, stateDir, portRange: PORTICO_RANGE, bindPort: await ephemeralPort() });
-  cleanup.push('portico', () => portico.stop());
-  await portico.ready();
+  progress(`starting portico (PORT_RANGE ${RANGES.portico.from}-${RANGES.portico.to})`);
+  const options: PorticoOptions = {
+    repoDir: REPO_DIR,
+    nginxBin,
+    stateDir,
+    portRange: RANGES.portico,
+    bindPort: await ephemeralPort(),
+    httpPort: httpPort as number,
+    httpsPort: httpsPort as number,
+  };
+  const portico = await startPortico(options, cleanup);
+  const idle = await memoryOf(portico.pid);
+
+  // The text Portico generates for a stream to the echo backend, from a dry run (nothing written).
+  const dry = JSON.parse((await expectOk(portico.apiPort, 'POST', '/v1/streams?dryRun=true', { upstreams: [{ address: `${LOOPBACK}:${echo.port}` }] })).body) as {
+    port: number;
+    files: Array<{ text: string }>;
+  };
+  const generated = dry.files[0]?.text ?? '';
+  const portPattern = new RegExp(`\\b${dry.port}\\b`, 'g');
   progress('starting the floor nginx');
   const floor = await startFloor({
     nginxBin,
     dir: floorDir,
-    echoPort: echo.port,
+    porticoStateDir: stateDir,
+    porticoMainConfig: await readFile(`${stateDir}/nginx.conf`, 'utf8'),
+    streamText: (port) => generated.replace(portPattern, String(port)),
     firstPort: floorPorts.shift() as number,
-    listeners: PORTICO_RANGE.to - PORTICO_RANGE.from + 1,
     onSpawn: (stop) => cleanup.push('floor nginx', stop),
   });
-  return { portico, floor, echoPort: echo.port, singlePorts, floorPorts };
+  return { rig: { portico, floor, echoPort: echo.port, singlePorts, floorPorts, mirrorPorts }, options, idle };
 }
 
-interface Samples {
-  single: CreateSample[];
-  floor: FloorSample[];
-  parallel: ParallelSample[];
+async function startPortico(options: PorticoOptions, cleanup: Cleanup): Promise<RunningPortico> {
+  const portico = spawnPortico(options);
+  cleanup.push('portico', () => portico.stop());
+  await portico.ready();
+  return portico;
 }
 
 /**
- * Interleaves the three measurements so that a noisy neighbour hurts all of them alike: every
- * iteration is one single create and one floor change; every few iterations add a parallel round.
+ * node's own heap limits, for the second restart: a young generation of 1 MB semi-spaces (V8 grows
+ * them to 16 MB under a high allocation rate) and an old generation collected before 64 MB.
  */
-async function measure(rig: Rig): Promise<Samples> {
-  const { portico, floor, echoPort } = rig;
-  // Warm-up, not recorded: the first requests compile code paths (tsx, V8) in Portico and here.
-  await timeSingleCreate(portico, rig.singlePorts.shift() as number, echoPort);
-  await floor.change(rig.floorPorts.shift() as number);
+export const HEAP_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=64'];
 
-  const samples: Samples = { single: [], floor: [], parallel: [] };
-  const parallelEvery = Math.floor(SINGLE_RUNS / PARALLEL_ROUNDS);
-  const deadline = performance.now() + BUDGET_MS;
-  for (let i = 0; i < SINGLE_RUNS && performance.now() < deadline; i += 1) {
-    samples.single.push(await timeSingleCreate(portico, rig.singlePorts[i] as number, echoPort));
-    samples.floor.push(await floor.change(rig.floorPorts[i] as number));
-    if (i % parallelEvery === parallelEvery - 1 && samples.parallel.length < PARALLEL_ROUNDS) {
-      samples.parallel.push(await timeParallelCreates(portico, PARALLEL_COUNT, echoPort));
-      progress(`${i + 1}/${SINGLE_RUNS} single creates, ${samples.parallel.length}/${PARALLEL_ROUNDS} parallel rounds`);
-    }
+/**
+ * Portico's memory with the same tree but none of the fill's history: stops it (it quits its nginx)
+ * and starts it again on the same STATE_DIR with `nodeArgs`, then lists the streams a few times
+ * and runs one round of parallel creates.
+ */
+async function restart(rig: Rig, options: PorticoOptions, cleanup: Cleanup, streams: number, nodeArgs: string[]): Promise<Restart> {
+  await rig.portico.stop();
+  const start = performance.now();
+  rig.portico = await startPortico({ ...options, nodeArgs }, cleanup);
+  const readyMs = performance.now() - start;
+  const queries = await timeQueries(rig.portico, RESTART_QUERIES, streams);
+  const parallel = await timeParallelCreates(rig.portico, PARALLEL_COUNT, rig.echoPort);
+  return { nodeArgs, readyMs, memory: await memoryOf(rig.portico.pid), queries, parallel };
+}
+
+/** Removes what the data plane added (its stream and app), so the restart sees the ladder's tree. */
+async function removeDataPlane(portico: RunningPortico, plane: DataPlane): Promise<void> {
+  await expectOk(portico.apiPort, 'DELETE', `/v1/streams/${plane.ports.generatedStream}`);
+  await expectOk(portico.apiPort, 'DELETE', '/v1/apps/bench');
+}
+
+async function measure(nginxBin: string, cleanup: Cleanup, rigOut: { rig?: Rig }): Promise<Omit<Results, 'machine' | 'date' | 'command' | 'durationS' | 'load'>> {
+  const { rig, options, idle } = await setUp(nginxBin, cleanup);
+  rigOut.rig = rig;
+  const levels: Level[] = [];
+  for (const plan of LEVELS) {
+    progress(`level ${plan.level}`);
+    levels.push(await runLevel(rig, plan, progress));
   }
-  if (samples.single.length < SINGLE_RUNS) progress(`time budget reached after ${samples.single.length} iterations`);
-  return samples;
+  const dataDir = await mkdtemp('/tmp/portico-bench-data-');
+  cleanup.push('data plane dir', () => rm(dataDir, { recursive: true, force: true }));
+  const dataPorts = await freePortsIn(RANGES.dataPlane.from, RANGES.dataPlane.to, 4);
+  const dataPlane = await runDataPlane({
+    portico: rig.portico,
+    nginxBin,
+    referenceDir: `${dataDir}/reference`,
+    backendDir: `${dataDir}/backend`,
+    ports: dataPorts as [number, number, number, number],
+    rounds: DATA_PLANE_ROUNDS,
+    onCleanup: (name, run) => cleanup.push(name, run),
+    progress,
+  });
+  await removeDataPlane(rig.portico, dataPlane);
+  const restarts: Restart[] = [];
+  for (const nodeArgs of [[], HEAP_FLAGS]) {
+    progress(`restarting portico on the full tree${nodeArgs.length > 0 ? ` with node ${nodeArgs.join(' ')}` : ''}`);
+    restarts.push(await restart(rig, options, cleanup, levels.at(-1)?.plan.level ?? 0, nodeArgs));
+  }
+  return { range: RANGES.portico, idle, levels, dataPlane, restarts };
+}
+
+/**
+ * BENCH_RAW=<file> also writes the raw samples there as JSON; BENCH_RENDER=<file> measures nothing
+ * and rewrites RESULTS.md from such a file (to change the report without a 10-minute run).
+ */
+async function writeReport(results: Results, file: string): Promise<void> {
+  await writeFile(file, renderResults(results));
+  if (process.env.BENCH_RAW !== undefined) await writeFile(process.env.BENCH_RAW, JSON.stringify(results));
+  process.stdout.write(`${renderTables(results)}\n\nwritten to ${file}\n`);
 }
 
 async function main(): Promise<void> {
+  if (process.env.BENCH_RENDER !== undefined) {
+    return writeReport(JSON.parse(await readFile(process.env.BENCH_RENDER, 'utf8')) as Results, RESULTS_FILE);
+  }
   const nginxBin = process.env.NGINX_BIN;
   if (nginxBin === undefined || nginxBin === '') throw new Error('NGINX_BIN is not set (run through `make bench`)');
   const started = performance.now();
+  const loadBefore = await loadAverage();
+  progress(`load average before: ${loadBefore}`);
   const cleanup = new Cleanup();
   let stoppedBy: NodeJS.Signals | undefined;
   const interrupted = (signal: NodeJS.Signals): void => {
@@ -145,17 +202,16 @@ async function main(): Promise<void> {
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
 
-  let samples: Samples;
-  let rig: Rig | undefined;
+  const rigOut: { rig?: Rig } = {};
+  let measured;
   try {
-    rig = await setUp(nginxBin, cleanup);
-    samples = await measure(rig);
+    measured = await measure(nginxBin, cleanup, rigOut);
   } catch (error) {
     // Interrupted: the failure is only the signal handler stopping things under us; it exits.
     if (stoppedBy !== undefined) return cleanup.run();
-    if (rig !== undefined) {
-      process.stderr.write(`--- portico output ---\n${rig.portico.output()}\n`);
-      process.stderr.write(`--- floor nginx error log ---\n${await rig.floor.logTail()}\n`);
+    if (rigOut.rig !== undefined) {
+      process.stderr.write(`--- portico output ---\n${rigOut.rig.portico.output()}\n`);
+      process.stderr.write(`--- floor nginx error log ---\n${await rigOut.rig.floor.logTail()}\n`);
     }
     await cleanup.run();
     throw error;
@@ -167,11 +223,11 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     command: 'make bench',
     durationS: (performance.now() - started) / 1000,
-    parallelCount: PARALLEL_COUNT,
-    ...samples,
+    load: { before: loadBefore, after: await loadAverage() },
+    ...measured,
   };
-  await writeFile(RESULTS_FILE, renderResults(results));
-  process.stdout.write(`${renderTables(results)}\n\nwritten to ${RESULTS_FILE}\n`);
+  // A quick run checks the benchmark; it does not replace the results of a real one.
+  await writeReport(results, QUICK ? '/tmp/portico-bench-quick-RESULTS.md' : RESULTS_FILE);
 }
 
 main().catch((error: unknown) => {

@@ -31,6 +31,9 @@ export interface ParallelSample {
   reloads: number;
   /** The last batch of the round, as /v1/status reports it. */
   lastBatch: { changes: number; phasesMs: Record<string, number> };
+  /** Distinct ports allocated, and ports still echoing once all had answered (the round fails unless both are `count`). */
+  distinct: number;
+  serving: number;
 }
 
 interface LastApply {
@@ -89,13 +92,16 @@ export async function timeParallelCreates(portico: RunningPortico, count: number
   const last = await lastApply(portico);
 
   const ports = created.map((c) => c.port);
+  const distinct = new Set(ports).size;
+  let serving = 0;
   try {
-    if (new Set(ports).size !== count) throw new Error(`${count} parallel creates got ${new Set(ports).size} distinct ports: ${ports.join(',')}`);
-    const serving = await Promise.all(ports.map((port) => roundTrip(port, 2000)));
-    const dead = ports.filter((_, i) => !serving[i]);
+    if (distinct !== count) throw new Error(`${count} parallel creates got ${distinct} distinct ports: ${ports.join(',')}`);
+    const echoed = await Promise.all(ports.map((port) => roundTrip(port, 2000)));
+    serving = echoed.filter(Boolean).length;
+    const dead = ports.filter((_, i) => !echoed[i]);
     if (dead.length > 0) throw new Error(`after all ${count} creates, port(s) ${dead.join(', ')} no longer serve`);
   } finally {
     await Promise.all([...new Set(ports)].map((port) => expectOk(portico.apiPort, 'DELETE', `/v1/streams/${port}`)));
   }
-  return { wallMs, answeredMs, reloads, lastBatch: { changes: last.changes, phasesMs: last.phasesMs } };
+  return { wallMs, answeredMs, reloads, lastBatch: { changes: last.changes, phasesMs: last.phasesMs }, distinct, serving };
 }

@@ -1,0 +1,96 @@
+/**
+ * The hand-written nginx configs of the data plane benchmark: the reference (what a person tuning
+ * nginx by hand would write for the same stream and the same app) and the HTTP backend both proxy
+ * to. Pure.
+ */
+
+/** The app's server name: wrk sends it as Host to both sides. */
+export const APP_HOST = 'bench.test';
+
+function tempPaths(dir: string): string {
+  return ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((name) => `    ${name}_temp_path ${dir}/temp/${name};`).join('\n');
+}
+
+/** Idle upstream connections each worker of the reference keeps (Portico's apps keep 16). */
+export const REFERENCE_KEEPALIVE = 32;
+
+function httpServer(port: number, upstream: string): string {
+  return `    server {
+        listen ${port};
+        server_name ${APP_HOST};
+        location / {
+            proxy_pass http://${upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Real-IP $remote_addr;
+        }
+    }`;
+}
+
+/**
+ * The reference. Same job as Portico's generated stream and app (same upstream, same request
+ * headers, every request logged), tuned by hand: the access log buffered (Portico writes one line
+ * per request as it happens), more idle upstream connections kept (32 where Portico keeps 16). A
+ * second HTTP server differs from the first only in keeping 16, to tell the two apart.
+ */
+export function referenceConfig(
+  dir: string,
+  p: { streamPort: number; httpPort: number; httpPortKeepalive16: number; echoPort: number; backendPort: number },
+): string {
+  return `daemon off;
+master_process on;
+worker_processes auto;
+pid ${dir}/nginx.pid;
+error_log ${dir}/logs/error.log notice;
+events { worker_connections 4096; }
+
+stream {
+    server {
+        listen ${p.streamPort};
+        proxy_pass 127.0.0.1:${p.echoPort};
+    }
+}
+
+http {
+    access_log ${dir}/logs/access.log combined buffer=64k flush=1s;
+${tempPaths(dir)}
+    upstream backend {
+        server 127.0.0.1:${p.backendPort};
+        keepalive ${REFERENCE_KEEPALIVE};
+    }
+    upstream backend16 {
+        server 127.0.0.1:${p.backendPort};
+        keepalive 16;
+    }
+${httpServer(p.httpPort, 'backend')}
+${httpServer(p.httpPortKeepalive16, 'backend16')}
+}
+`;
+}
+
+/** The backend both apps proxy to: one worker answering 200 from memory, nothing logged. */
+export function backendConfig(dir: string, port: number): string {
+  return `daemon off;
+master_process on;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/logs/error.log;
+events { worker_connections 4096; }
+
+http {
+    access_log off;
+${tempPaths(dir)}
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:${port};
+        location / {
+            default_type text/plain;
+            return 200 "ok\\n";
+        }
+    }
+}
+`;
+}

@@ -1,0 +1,160 @@
+/**
+ * The prose of bench/RESULTS.md: where a target is missed, by how much and why (from the phase
+ * timings measured in the same run), and what each figure measures. Pure.
+ */
+import type { Level } from './ladder.js';
+import { KEEPALIVE_16, type Workload } from './dataplane.js';
+import { TARGETS, count, cpuPerUnit, efficiency, med, ms, mb, phaseMedian, times, verdict, type Results } from './figures.js';
+
+const OWN_PHASES = ['read', 'plan', 'stage', 'swap', 'commit'];
+
+function createMiss(l: Level): string | undefined {
+  const serving = med(l.single.map((s) => s.servingMs));
+  const floor = med(l.floor.map((s) => s.totalMs));
+  if (serving / floor <= TARGETS.createVsFloor) return undefined;
+  const phases = l.single.map((s) => s.phasesMs);
+  const own = OWN_PHASES.reduce((sum, n) => sum + (phaseMedian(phases, n) || 0), 0);
+  const ownDetail = OWN_PHASES.map((n) => `${n} ${ms(phaseMedian(phases, n))}`).join(', ');
+  return (
+    `- **(1) create at ${count(l.plan.level)} streams: ${times(serving / floor)} the floor** (target ${TARGETS.createVsFloor}×, missed by ` +
+    `${((serving / floor / TARGETS.createVsFloor - 1) * 100).toFixed(0)}%): ${ms(serving)} ms to the first echoed byte against the ` +
+    `floor's ${ms(floor)} ms, ${ms(serving - floor)} ms more. Phase medians: Portico's \`test\` ${ms(phaseMedian(phases, 'test'))} ms ` +
+    `against the floor's bare \`nginx -t\` ${ms(med(l.floor.map((s) => s.testMs)))} ms; \`reload\` (HUP, new workers seen in the log, ` +
+    `every new port accepting) ${ms(phaseMedian(phases, 'reload'))} ms against the floor's HUP → echo ` +
+    `${ms(med(l.floor.map((s) => s.reloadMs)))} ms; Portico's own steps ${ms(own)} ms (${ownDetail}). The request itself ` +
+    `(HTTP, queueing, answering) is the rest.` +
+    (phaseMedian(phases, 'read') > own / 2 ? ` ${READ_WHY}` : ` ${FIXED_WHY}`)
+  );
+}
+
+const READ_WHY =
+  'Most of it is `read`: every batch changes the stream directory, so the next batch finds the directory snapshot stale ' +
+  '(`src/store/config-dir.ts` `read`, keyed on the directory\'s mtime) and stats every file of the tree again, although ' +
+  'Portico made the one change itself and knows which file it was (see "Scale findings").';
+const FIXED_WHY =
+  'With a small tree the floor is short and Portico\'s fixed costs weigh: `swap` (the undo journal and directory fsyncs), ' +
+  '`stage` and `commit` (fsync of each file), and the HTTP round trip.'
+
+function parallelMiss(l: Level): string | undefined {
+  const wall = med(l.parallel.map((p) => p.wallMs));
+  const one = med(l.single.map((s) => s.totalMs));
+  if (wall / one <= TARGETS.parallelVsSingle) return undefined;
+  const phases = l.parallel.map((p) => p.lastBatch.phasesMs);
+  const detail = Object.keys(phases[0] ?? {}).map((n) => `${n} ${ms(phaseMedian(phases, n))}`).join(', ');
+  const changes = med(l.parallel.map((p) => p.lastBatch.changes));
+  const perBatch = phaseMedian(phases, 'test') + phaseMedian(phases, 'reload');
+  const perChange = ['plan', 'stage', 'swap', 'commit'].reduce((sum, n) => sum + (phaseMedian(phases, n) || 0), 0);
+  const larger =
+    perChange > perBatch
+      ? 'at this size the work that grows with the number of changes outweighs what a batch pays once'
+      : 'at this size what a batch pays once outweighs the work that grows with the number of changes';
+  return (
+    `- **(2) 200 parallel creates at ${count(l.plan.level)} streams: ${times(wall / one)} one create** (target ` +
+    `${TARGETS.parallelVsSingle}×): ${ms(wall)} ms against ${ms(one)} ms, in a median of ${med(l.parallel.map((p) => p.reloads))} ` +
+    `reloads: the first requests find the queue idle and form a batch of their own, the rest arrive meanwhile and form the ` +
+    `next. The last batch of a round (median ${changes} changes) spent, in ms: ${detail}. Paid once per batch (twice per ` +
+    `round): \`test\` and \`reload\`, ${ms(perBatch)} ms (the reload also connects to each new port). Growing with the changes: ` +
+    `\`plan\`, \`stage\`, \`swap\`, \`commit\`, ${ms(perChange)} ms, ${(perChange / changes).toFixed(2)} ms per change (\`stage\` writes and ` +
+    `fsyncs each file on its own, \`plan\` probes the host for each port it allocates and copies the set of claimed ports for ` +
+    `each); ${larger}. The 200 requests' HTTP parsing and answering come on top.`
+  );
+}
+
+function memoryMiss(r: Results): string | undefined {
+  const top = r.levels.at(-1);
+  if (top === undefined || top.memory.rssMb <= TARGETS.rssMb) return undefined;
+  const [plain, bounded] = r.restarts;
+  const restarted = plain === undefined ? '' : `; ${mb(plain.memory.rssMb)} MB restarted on the same tree after the same kind of traffic`;
+  const flags =
+    bounded === undefined
+      ? ''
+      : ` With node's heap bounded (\`node ${bounded.nodeArgs.join(' ')} dist/main.js\`, nothing else changed) the same restart ` +
+        `and traffic leave ${mb(bounded.memory.rssMb)} MB (${verdict(bounded.memory.rssMb, TARGETS.rssMb).replaceAll('*', '')}): what fills ` +
+        `the memory is V8's heap policy, not the streams.`;
+  return (
+    `- **(4) RSS at ${count(top.plan.level)} streams: ${mb(top.memory.rssMb)} MB** (target ${TARGETS.rssMb} MB, missed by ` +
+    `${((top.memory.rssMb / TARGETS.rssMb - 1) * 100).toFixed(0)}%${restarted}). Idle, with no stream, Portico holds ` +
+    `${mb(r.idle.rssMb)} MB; after the few hundred requests of the 0-stream rung, ${mb(r.levels[0]?.memory.rssMb ?? Number.NaN)} MB ` +
+    `with no stream at all.${flags} See "Memory" below.`
+  );
+}
+
+function dataPlaneMisses(r: Results): string[] {
+  return r.dataPlane.workloads.flatMap((w) => {
+    const e = efficiency(w);
+    if (e >= TARGETS.efficiency) return [];
+    const g = cpuPerUnit(w, 'generated');
+    const ref = cpuPerUnit(w, 'reference');
+    const unit = w.unit === 'MB' ? 'ms per MB' : `µs per ${w.unit}`;
+    const scale = w.unit === 'MB' ? 1 : 1000;
+    return [
+      `- **(5) ${w.name.split(':')[0]}: ${times(e, 3)} the reference's efficiency** (target ${TARGETS.efficiency}×): nginx's workers ` +
+        `spent ${(g * scale).toFixed(2)} ${unit} on Portico's config against ${(ref * scale).toFixed(2)} on the hand-written one. ` +
+        (w.unit === 'request'
+          ? httpWhy(w, g, ref)
+          : streamWhy(w)),
+    ];
+  });
+}
+
+/** Per pair of rounds (generated, then reference): the reference's CPU per unit over the generated's. */
+function pairRatios(w: Workload): number[] {
+  return w.rounds.flatMap((g, i) => {
+    const r = w.rounds[i + 1];
+    return g.side === 'generated' && r?.side === 'reference' ? [r.cpuMs / r.work / (g.cpuMs / g.work)] : [];
+  });
+}
+
+function streamWhy(w: Workload): string {
+  const pairs = pairRatios(w);
+  const range = `${times(Math.min(...pairs))}–${times(Math.max(...pairs))}`;
+  const straddles = Math.max(...pairs) >= 1;
+  return (
+    `Per pair of rounds the ratio ranged ${range}${straddles ? ', on both sides of 1: this run cannot tell the two apart' : ''}. ` +
+    "The stream blocks are the same text (a `listen` and a `proxy_pass`); what differs is the main config (Portico's sizes " +
+    '`worker_connections` and `worker_rlimit_nofile` for its whole range) and that Portico\'s nginx holds thousands of other ' +
+    'listeners and the apps\' shared server.'
+  );
+}
+
+/**
+ * The HTTP gap, split by the third config measured beside the two: the reference with one change,
+ * Portico's 16 idle upstream connections per worker instead of 32.
+ */
+function httpWhy(w: Workload, generated: number, reference: number): string {
+  const ka16 = cpuPerUnit(w, KEEPALIVE_16);
+  if (!Number.isFinite(ka16)) return '';
+  const gap = generated - reference;
+  const share = ((ka16 - reference) / gap) * 100;
+  const pairs = pairRatios(w);
+  return (
+    `With only its keep-alive pool cut to Portico's 16 idle upstream connections per worker, the reference spends ` +
+    `${(ka16 * 1000).toFixed(1)} µs per request: that one setting accounts for ${share.toFixed(0)}% of the gap. ${WRK_CONNECTIONS_NOTE} ` +
+    `The rest, ${((generated - ka16) * 1000).toFixed(1)} µs per request, lies in the other differences and in the noise (per pair ` +
+    `of rounds the ratio ranged ${times(Math.min(...pairs))}–${times(Math.max(...pairs))}): Portico's main config writes each ` +
+    `access-log line as it happens (\`access_log ... portico;\`) where the reference buffers 64 KiB, which cost about 1 µs per ` +
+    `request when measured alone by hand; Portico's nginx also carries the whole tree (thousands of stream listeners, ` +
+    `the apps' shared TLS and QUIC server, a cache zone).`
+  );
+}
+
+const WRK_CONNECTIONS_NOTE =
+  'wrk holds 32 connections spread unevenly over 2 workers, so a worker often has more than 16 requests in flight ' +
+  'to the backend; nginx closes every upstream connection beyond its pool of 16 after one request, and opens a new one for the next.';
+
+/** One line per missed target, with the measured reason; empty when every target is met. */
+export function explainMisses(r: Results): string[] {
+  return [
+    ...r.levels.flatMap((l) => createMiss(l) ?? []),
+    ...r.levels.flatMap((l) => parallelMiss(l) ?? []),
+    ...(r.levels.at(-1) === undefined
+      ? []
+      : (['getstreams', 'v1streams'] as const).flatMap((k) => {
+          const top = r.levels.at(-1) as Level;
+          const m = med(top.queries[k]);
+          return m <= TARGETS.queryMs ? [] : [`- **(3) \`${k}\` at ${count(top.plan.level)} streams: ${ms(m)} ms** (target ${TARGETS.queryMs} ms).`];
+        })),
+    ...[memoryMiss(r)].flatMap((line) => line ?? []),
+    ...dataPlaneMisses(r),
+  ];
+}
