@@ -23,7 +23,7 @@ export function rangeSize(range: PortRange): number {
  */
 export async function allocatePort(
   range: PortRange,
-  claimed: ReadonlySet<number>,
+  claimed: { has(port: number): boolean },
   isBound: BoundProbe,
 ): Promise<number | undefined> {
   for (let port = range.from; port <= range.to; port += 1) {

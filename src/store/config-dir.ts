@@ -157,11 +157,40 @@ export class ConfigDir<P> {
   async commit(staged: StagedTree): Promise<void> {
     await this.journal.commit();
     await this.unstage(staged);
+    await this.refresh(staged.changes.map((c) => c.name));
   }
 
   /** Restores the tree as it was before the last swap. */
   async rollBack(staged: StagedTree): Promise<void> {
     await this.journal.rollBack();
     await this.unstage(staged);
+    await this.refresh(staged.changes.map((c) => c.name));
+  }
+
+  /**
+   * Brings the last scan up to date with files Portico itself just changed, so that the next read
+   * need not look at every file again because the directory changed. The scan's time is kept: a
+   * file edited in place by hand is still seen within `rescanMs` of the last full scan.
+   */
+  private async refresh(names: string[]): Promise<void> {
+    const snapshot = this.snapshot;
+    if (snapshot === undefined) return;
+    const entries = new Map(snapshot.entries.map((entry) => [entry.name, entry]));
+    for (const name of names) {
+      const file = path.join(this.dir, name);
+      const info = await stat(file).catch(() => undefined);
+      const text = info?.isFile() === true ? await readFile(file, 'utf8').catch(() => undefined) : undefined;
+      if (info === undefined || text === undefined) {
+        entries.delete(name);
+        this.cache.delete(name);
+        continue;
+      }
+      const parsed = this.parseFile(name, text);
+      this.cache.set(name, { key: `${info.ino}:${info.size}:${info.mtimeMs}`, parsed });
+      entries.set(name, { name, parsed });
+    }
+    const dirInfo = await stat(this.dir);
+    const sorted = [...entries.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    this.snapshot = { dirKey: `${dirInfo.ino}:${dirInfo.mtimeMs}`, at: snapshot.at, entries: sorted };
   }
 }

@@ -122,7 +122,7 @@ describe('app files', () => {
       [edit('    listen 8443 quic;\n', ''), /Alt-Svc advertises HTTP\/3, but the server does not listen on QUIC/],
       [edit('        proxy_set_header Connection "";\n', '        proxy_set_header Connection "";\n        add_header Alt-Svc \'h3=":8443"\' always;\n'), /Alt-Svc belongs to the TLS server, not to the HTTP one/],
       [edit('    zone portico_app_shop_r1 64k;', '    zone portico_app_shop_r1 1m;'), /must start with "zone portico_app_shop_r1 64k;"/],
-      [edit('    keepalive 16;\n}\n\nupstream portico_app_shop_r1', '    keepalive 32;\n}\n\nupstream portico_app_shop_r1'), /must end with "keepalive 16;"/],
+      [edit('    keepalive 32;\n}\n\nupstream portico_app_shop_r1', '    keepalive 8;\n}\n\nupstream portico_app_shop_r1'), /must end with "keepalive 32;"/],
       [edit('server 10.0.0.2:80;', 'server 10.0.0.2:80 down;'), /unexpected server parameter "down"/],
       [everywhere('server 10.0.0.2:80;', 'server 10.0.0.2:80 weight=0;'), /routes\.0\.upstreams\.1\.weight: must be an integer from 1 to 1000/],
       [edit('server 10.0.0.2:80;', 'server evil.example;'), /routes\.0\.upstreams\.1\.address: must be host:port/],
