@@ -12,6 +12,8 @@ export type ErrorKind =
   | 'PreconditionFailed'
   | 'NginxRejected'
   | 'NginxUnavailable'
+  /** A file could not be written: the disk is full, read-only, or refuses Portico. */
+  | 'StorageUnavailable'
   | 'Internal';
 
 export interface ErrorDetails {

@@ -14,6 +14,7 @@ export const STATUS: Record<ErrorKind, number> = {
   PreconditionFailed: 412,
   NginxRejected: 422,
   NginxUnavailable: 503,
+  StorageUnavailable: 503,
   Internal: 500,
 };
 

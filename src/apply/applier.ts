@@ -141,7 +141,7 @@ export class Applier {
         // Later changes to a file already in this batch go first into the next one.
         const later = batch.filter((item) => !item.dryRun && !now.has(item));
         this.queue.unshift(...later.map((pending) => ({ kind: first.kind, pending })));
-        if (real.length > 0) await this.applyBatch(kind, real).catch((error) => this.failAll(real, error));
+        if (real.length > 0) await this.applyBatch(kind, real).catch((error) => this.failAll(kind, real, error));
         for (const item of batch.filter((i) => i.dryRun)) await this.applyDryRun(kind, item).catch((e) => item.reject(asPorticoError(e)));
       }
     } finally {
@@ -149,10 +149,12 @@ export class Applier {
     }
   }
 
-  private failAll(items: Array<Pending<unknown>>, error: unknown): void {
+  /** A batch that threw (a disk that refuses a write, a bug): every change of it fails with the reason. */
+  private failAll(kind: BatchKind<unknown, unknown>, items: Array<Pending<unknown>>, error: unknown): void {
     const wrapped = asPorticoError(error);
-    this.deps.log.error({ err: error }, 'batch failed unexpectedly');
-    for (const item of items) item.reject(wrapped);
+    if (wrapped.kind === 'StorageUnavailable') this.deps.log.error({ err: error }, 'batch failed: a file could not be written');
+    else this.deps.log.error({ err: error }, 'batch failed unexpectedly');
+    for (const item of items) item.reject(wrapped.within(kind.describe(item.change)));
   }
 
   /** Stages `work` and the files it shares, and tests the staged tree. */

@@ -112,7 +112,7 @@ export class ConfigDir<P> {
     const staged = new Map<string, string>();
     const touched = new Set(changes.map((c) => c.name));
     // Written side by side: one batch's flushes overlap instead of queueing one after another.
-    await Promise.all(
+    const written = await Promise.allSettled(
       changes.map(async (change) => {
         if (change.text === null) return;
         const file = path.join(stageDir, change.name);
@@ -120,6 +120,12 @@ export class ConfigDir<P> {
         staged.set(change.name, file);
       }),
     );
+    const failed = written.find((w): w is PromiseRejectedResult => w.status === 'rejected');
+    if (failed !== undefined) {
+      // A full or read-only disk: leave nothing half-staged behind.
+      await Promise.all(changes.map((change) => rm(path.join(stageDir, change.name), { force: true })));
+      throw failed.reason;
+    }
     const names = new Set(current.files.filter((name) => !touched.has(name)));
     for (const name of staged.keys()) names.add(name);
     const includes: string[] = [];

@@ -4,26 +4,56 @@
  */
 import { chmod, open, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { PorticoError } from '../errors.js';
+
+const REASONS: Record<string, string> = {
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'the disk quota is exceeded',
+  EROFS: 'the file system is read-only',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+};
+
+/** A failed write as StorageUnavailable, naming the path and why; other errors pass unchanged. */
+export function storageError(action: string, file: string, error: unknown): unknown {
+  const code = (error as NodeJS.ErrnoException).code;
+  const reason = code === undefined ? undefined : REASONS[code];
+  if (reason === undefined) return error;
+  return new PorticoError('StorageUnavailable', `${action} ${file}: ${reason} (${code})`, { cause: error });
+}
+
+/** Runs `work`, turning a storage failure into one that names `file`. */
+async function naming<T>(action: string, file: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    throw storageError(action, file, error);
+  }
+}
 
 /** Flushes a directory's entries (creations, renames, removals) to disk. */
 export async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  await naming('flushing', dir, async () => {
+    const handle = await open(dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  });
 }
 
 /** Writes `text` to `file` and flushes it before returning. */
 export async function writeDurably(file: string, text: string, mode = 0o644): Promise<void> {
-  const handle = await open(file, 'w', mode);
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  await naming('writing', file, async () => {
+    const handle = await open(file, 'w', mode);
+    try {
+      await handle.writeFile(text);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  });
 }
 
 /** Replaces `file` atomically: readers see the old text or the new, never a part. */
@@ -31,7 +61,7 @@ export async function replaceAtomically(file: string, text: string, mode = 0o644
   const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
   try {
     await writeDurably(temp, text, mode);
-    await rename(temp, file);
+    await naming('renaming into', file, () => rename(temp, file));
   } catch (error) {
     await rm(temp, { force: true });
     throw error;

@@ -10,7 +10,7 @@
 import { link, mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { replaceAtomically, syncDir } from './fsync.js';
+import { replaceAtomically, storageError, syncDir } from './fsync.js';
 
 export interface JournalEntry {
   /** The live directory. */
@@ -85,19 +85,29 @@ export class Journal {
           () => true,
           (error: NodeJS.ErrnoException) => {
             if (error.code === 'ENOENT') return false;
-            throw error;
+            throw storageError('backing up', live, error);
           },
         );
         return { ...change, backedUp };
       }),
     );
-    for (const dir of new Set(entries.map((e) => e.dir))) await syncDir(path.join(workDir(dir), 'backup'));
-    await replaceAtomically(this.file, JSON.stringify({ entries }, null, 1));
+    try {
+      for (const dir of new Set(entries.map((e) => e.dir))) await syncDir(path.join(workDir(dir), 'backup'));
+      await replaceAtomically(this.file, JSON.stringify({ entries }, null, 1));
+    } catch (error) {
+      // No journal, so nothing live was touched (a full or read-only disk): drop the backups made for it.
+      await Promise.all(entries.map((entry) => rm(backupPath(entry), { force: true })));
+      throw error;
+    }
     // Every rename settles before a failure is thrown, so a roll-back never races a late rename.
     const renamed = await Promise.allSettled(
-      entries.map((entry) => {
+      entries.map(async (entry) => {
         const live = path.join(entry.dir, entry.name);
-        return entry.staged !== null ? rename(entry.staged, live) : rm(live, { force: true });
+        try {
+          await (entry.staged !== null ? rename(entry.staged, live) : rm(live, { force: true }));
+        } catch (error) {
+          throw storageError(entry.staged !== null ? 'renaming into' : 'removing', live, error);
+        }
       }),
     );
     const failed = renamed.find((r): r is PromiseRejectedResult => r.status === 'rejected');
