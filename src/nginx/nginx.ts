@@ -2,6 +2,7 @@
  * Nginx: what the apply pipeline asks of nginx — test a config, reload, verify — whichever process
  * (managed or external) runs it.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { PorticoError } from '../errors.js';
 import { describeBuild, testConfig, type NginxBuild, type NginxCommand, type TestResult } from './exec.js';
@@ -15,6 +16,9 @@ export interface Listener {
   /** A UDP listener: checked by being bound, since nothing answers a datagram to say so. */
   udp?: boolean;
 }
+
+/** How often a change waiting for a restarting master looks for it. */
+const RESTART_POLL_MS = 25;
 
 /** How long a new listener may take to accept after nginx started its new workers. */
 const LISTENER_TIMEOUT_MS = 2000;
@@ -56,9 +60,18 @@ export class Nginx {
     return (await this.process.masterPid()) !== undefined;
   }
 
-  /** The running master's pid; NginxUnavailable when there is none. */
+  /**
+   * The running master's pid; NginxUnavailable when there is none. A managed master that died is
+   * being restarted (with backoff): a change waits for it, up to NGINX_TIMEOUT_MS, rather than fail.
+   * An external master is someone else's to restart: no wait.
+   */
   async requireMaster(): Promise<number> {
-    const pid = await this.process.masterPid();
+    let pid = await this.process.masterPid();
+    const deadline = Date.now() + this.cmd.timeoutMs;
+    while (pid === undefined && this.process.mode === 'managed' && Date.now() < deadline) {
+      await sleep(RESTART_POLL_MS);
+      pid = await this.process.masterPid();
+    }
     if (pid === undefined) {
       throw new PorticoError(
         'NginxUnavailable',

@@ -15,8 +15,11 @@ const FROM = 24000;
 const TO = 24009;
 const API_PORT = 26001;
 
-async function api(url: string, path: string): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${url}${path}`);
+async function api(url: string, path: string, options: { method?: string; body?: unknown } = {}): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${url}${path}`, {
+    method: options.method ?? 'GET',
+    ...(options.body !== undefined && { headers: { 'content-type': 'application/json' }, body: JSON.stringify(options.body) }),
+  });
   return { status: res.status, body: await res.json() };
 }
 
@@ -120,6 +123,33 @@ describe('managed nginx lifecycle', () => {
     assert.ok(back, `no new master serving ${Date.now() - killedAt} ms after the kill:\n${portico.output()}`);
     assert.ok(await eventually(async () => (await api(portico!.url, '/readyz')).status === 200, 2000));
     assert.equal((await api(portico.url, '/v1/status')).body.nginx.restarts, 1);
+  });
+
+  it('while a killed master is being restarted, /readyz answers 503 and a change waits for it, then applies', async () => {
+    assert.ok(portico !== undefined);
+    // Each master that dies young doubles the restart's backoff: one more kill makes it 400 ms, a gap
+    // wide enough to look into on a loaded machine.
+    const [first] = await nginxMasters(stateDir);
+    assert.ok(first !== undefined);
+    process.kill(first, 'SIGKILL');
+    const replaced = await eventually(async () => {
+      const masters = await nginxMasters(stateDir);
+      return masters.length === 1 && masters[0] !== first;
+    }, 3000);
+    assert.ok(replaced, 'the first killed master was not replaced within 3 s');
+    const [master] = await nginxMasters(stateDir);
+    assert.ok(master !== undefined);
+    process.kill(master, 'SIGKILL');
+    let sawNotReady = false;
+    const until = Date.now() + 2000;
+    while (!sawNotReady && Date.now() < until) sawNotReady = (await api(portico.url, '/readyz')).status === 503;
+    assert.ok(sawNotReady, '/readyz never answered 503 while nginx was down');
+    const created = await api(portico.url, '/v1/streams', { method: 'POST', body: { port: FROM + 5, backend: `127.0.0.1:${echo.port}` } });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.equal(await roundTrip(FROM + 5, 'queued'), 'queued');
+    const [restarted] = await nginxMasters(stateDir);
+    assert.ok(restarted !== undefined && restarted !== master);
+    assert.equal((await api(portico.url, '/readyz')).status, 200);
   });
 
   it('SIGTERM stops nginx gracefully, releases the lock and exits 0', async () => {
