@@ -9,7 +9,7 @@ import { appCertificateRefs, appSchema, type App } from '../model/app.js';
 import { checkIfMatch } from '../model/etag.js';
 import type { ReloadPlan } from '../nginx/nginx.js';
 import { readApp } from '../parse/app.js';
-import { VARIABLES_HASH_BUCKET_SIZE, type AppRenderer } from '../render/app.js';
+import { STICKY, type AppRenderer } from '../render/app.js';
 import { SHARED_HTTP_FILE, type SharedHttpRenderer } from '../render/http-shared.js';
 import type { Settings } from '../settings.js';
 import type { AppStore } from '../store/apps.js';
@@ -169,7 +169,7 @@ export class AppKind implements BatchKind<AppChange, PlannedApp> {
       cacheDir: `${stateDir}/cache`,
       cacheKeysMb: 10,
       cacheMaxMb: 1024,
-      variablesHashBucketSize: VARIABLES_HASH_BUCKET_SIZE,
+      sticky: STICKY,
     });
     return [{ name: SHARED_HTTP_FILE, text }];
   }

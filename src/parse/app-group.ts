@@ -1,7 +1,7 @@
 /**
- * Reads the blocks an app file holds beside its servers: one `upstream` per route and, for a sticky
- * route, the two `map`s of its cookie. Pure. Values are checked later, by the app schema; here the
- * shape and every name.
+ * Reads the `upstream` block of each route of an app file (a sticky route hashes the shared sticky
+ * cookie's variable). Pure. Values are checked later, by the app schema; here the shape and every
+ * name.
  */
 import type { AppBalance, AppUpstream } from '../model/app.js';
 import { UPSTREAM_KEEPALIVE, type StickyView } from '../render/app.js';
@@ -71,32 +71,4 @@ export function readAppGroup(directive: Directive, name: string, sticky: StickyV
   }
   if (upstreams.length === 0) fail(`upstream ${name} has no server`, directive);
   return { balance, upstreams };
-}
-
-/** The two maps of a sticky route's cookie, as the renderer writes them: [variable, [key, value] entries]. */
-function stickyMaps(sticky: StickyView): Array<{ variable: string; entries: Array<[string, string]> }> {
-  return [
-    { variable: sticky.key, entries: [['', '$request_id'], ['default', `$cookie_${sticky.cookie}`]] },
-    { variable: sticky.setCookie, entries: [['', `${sticky.cookie}=$request_id; Path=/; HttpOnly; SameSite=Lax`], ['default', '']] },
-  ];
-}
-
-/** Checks that `maps` are exactly the cookie maps of the sticky routes, in route order. */
-export function checkStickyMaps(maps: Directive[], stickies: StickyView[]): void {
-  const expected = stickies.flatMap((sticky) => stickyMaps(sticky).map((map) => ({ ...map, sticky })));
-  maps.forEach((map, i) => {
-    const want = expected[i];
-    if (want === undefined) fail(`unexpected map: only a sticky route has maps, two each`, map);
-    const source = `$cookie_${want.sticky.cookie}`;
-    if (map.args.length !== 2 || map.args[0] !== source || map.args[1] !== `$${want.variable}`) {
-      fail(`map must read "map ${source} $${want.variable}"`, map);
-    }
-    const entries = map.block ?? [];
-    const same =
-      entries.length === want.entries.length &&
-      entries.every((entry, j) => entry.block === undefined && entry.args.length === 1 && entry.name === want.entries[j]?.[0] && entry.args[0] === want.entries[j]?.[1]);
-    if (!same) fail(`map $${want.variable} must hold ${want.entries.map(([k, v]) => `${JSON.stringify(k)} ${JSON.stringify(v)};`).join(' ')}`, map);
-  });
-  const missing = expected[maps.length];
-  if (missing !== undefined) fail(`the map $${missing.variable} of the sticky cookie ${missing.sticky.cookie} is missing`);
 }

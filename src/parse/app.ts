@@ -7,8 +7,8 @@
  * identifier must be the one of the app named by the file, and what is read passes the app schema.
  */
 import { APP_NAME_PATTERN, appSchema, type App } from '../model/app.js';
-import { appGroupName, stickyView, type AppFileOptions } from '../render/app.js';
-import { checkStickyMaps, readAppGroup } from './app-group.js';
+import { STICKY, appGroupName, type AppFileOptions } from '../render/app.js';
+import { readAppGroup } from './app-group.js';
 import type { LocationRead } from './app-location.js';
 import { locationKey, readRoutes, type RouteGroup } from './app-routes.js';
 import { readAppServer, type AppServerRead } from './app-server.js';
@@ -97,11 +97,12 @@ export function readApp(text: string, options: AppFileOptions, name: string): Ap
     list.push(directive);
   }
   const groups: RouteGroup[] = upstreams.map((directive, i) => {
-    const [groupName, sticky] = [appGroupName(name, i), stickyView(name, i)];
-    return { name: groupName, sticky, group: readAppGroup(directive, groupName, sticky) };
+    const groupName = appGroupName(name, i);
+    return { name: groupName, sticky: STICKY, group: readAppGroup(directive, groupName, STICKY) };
   });
   if (groups.length === 0) fail('no upstream block: an app has at least one route');
-  checkStickyMaps(maps, groups.filter((g) => g.group.balance === 'sticky').map((g) => g.sticky));
+  // The sticky cookie's maps are in the shared file: an app file holds none.
+  if (maps[0] !== undefined) fail('unexpected map: an app file holds no map', maps[0]);
 
   const [httpBlock, tlsBlock, extra] = servers;
   if (httpBlock === undefined) fail('no server block');

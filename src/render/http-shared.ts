@@ -6,6 +6,7 @@
  * listener (allowed once per address:port), and `default_server` on the plain HTTP port unless an app
  * is the default.
  */
+import type { StickyView } from './app.js';
 import { compileTemplate, type Template } from './engine.js';
 
 export const SHARED_HTTP_FILE = 'portico_http.conf';
@@ -18,7 +19,8 @@ export interface SharedHttpView {
   cacheDir: string;
   cacheKeysMb: number;
   cacheMaxMb: number;
-  variablesHashBucketSize: number;
+  /** The sticky cookie and its variables (`STICKY`). */
+  sticky: StickyView;
 }
 
 export type SharedHttpRenderer = (view: SharedHttpView) => string;

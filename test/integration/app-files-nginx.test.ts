@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import fc from 'fast-check';
 import { appCertificateRefs, appSchema, type App } from '../../src/model/app.js';
 import { parseAddress } from '../../src/model/net.js';
-import { VARIABLES_HASH_BUCKET_SIZE, createAppRenderer } from '../../src/render/app.js';
+import { STICKY, createAppRenderer } from '../../src/render/app.js';
 import { TEMPLATES_DIR } from '../../src/portico.js';
 import { appArbitrary } from '../helpers/arbitraries.js';
 import { REPO, nginxBin, tempDir } from '../helpers/portico.js';
@@ -39,9 +39,10 @@ function mainConfig(dir: string, appFile: string): string {
     'events { worker_connections 64; }',
     'http {',
     `    access_log ${dir}/logs/access.log;`,
-    // What the shared HTTP file gives every app: room for long variable names, the Connection
-    // header of WebSocket routes, and the cache.
-    `    variables_hash_bucket_size ${VARIABLES_HASH_BUCKET_SIZE};`,
+    // What the shared HTTP file gives every app: the sticky cookie's maps, the Connection header of
+    // WebSocket routes, and the cache.
+    `    map $cookie_${STICKY.cookie} $${STICKY.key} { "" $request_id; default $cookie_${STICKY.cookie}; }`,
+    `    map $cookie_${STICKY.cookie} $${STICKY.setCookie} { "" "${STICKY.cookie}=$request_id; Path=/"; default ""; }`,
     '    map $http_upgrade $portico_connection_upgrade { default upgrade; "" ""; }',
     `    proxy_cache_path ${dir}/cache keys_zone=portico_cache:1m;`,
     `    include ${appFile};`,

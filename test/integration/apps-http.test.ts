@@ -193,7 +193,7 @@ describe('HTTP apps through a managed nginx', () => {
     await create(simple('sticky', [{ upstreams: up(...backends), balance: 'sticky' }]));
     const jar = new CookieJar();
     const first = await to('sticky.test', { jar });
-    assert.match(String(first.answer.headers['set-cookie']), /^portico_app_sticky_r0=[0-9a-f]{32}; Path=\/; HttpOnly; SameSite=Lax$/);
+    assert.match(String(first.answer.headers['set-cookie']), /^portico_sticky=[0-9a-f]{32}; Path=\/; HttpOnly; SameSite=Lax$/);
     const later = await Promise.all(Array.from({ length: 50 }, () => to('sticky.test', { jar })));
     assert.deepEqual(tally(later.map((a) => a.backend)), { [first.backend]: 50 });
     assert.ok(later.every((a) => a.answer.headers['set-cookie'] === undefined), 'a client that sends its cookie gets no new one');

@@ -82,7 +82,8 @@ describe('app files', () => {
     }));
     const app = appSchema.parse({ name, serverNames: ['a.example'], routes });
     const text = render(app);
-    assert.match(text, new RegExp(`\\$portico_app_${'x'.repeat(31)}_${'y'.repeat(31)}_r63_set;`));
+    assert.match(text, new RegExp(`upstream portico_app_${'x'.repeat(31)}_${'y'.repeat(31)}_r63 \\{`));
+    assert.match(text, /hash \$portico_sticky_key consistent;/);
     assert.deepEqual(read(text, name), app);
   });
 
@@ -126,10 +127,9 @@ describe('app files', () => {
       [edit('server 10.0.0.2:80;', 'server 10.0.0.2:80 down;'), /unexpected server parameter "down"/],
       [everywhere('server 10.0.0.2:80;', 'server 10.0.0.2:80 weight=0;'), /routes\.0\.upstreams\.1\.weight: must be an integer from 1 to 1000/],
       [edit('server 10.0.0.2:80;', 'server evil.example;'), /routes\.0\.upstreams\.1\.address: must be host:port/],
-      [edit('hash $portico_app_shop_r0_key consistent;', 'hash $remote_addr consistent;'), /"hash" must read "hash \$portico_app_shop_r0_key consistent"/],
-      [edit('    default $cookie_portico_app_shop_r0;', '    default $cookie_other;'), /map \$portico_app_shop_r0_key must hold/],
-      [edit(/\nmap \$cookie_portico_app_shop_r0 \$portico_app_shop_r0_set \{[^}]*\}\n/, ''), /the map \$portico_app_shop_r0_set of the sticky cookie portico_app_shop_r0 is missing/],
-      [everywhere('        add_header Set-Cookie $portico_app_shop_r0_set;\n', ''), /"add_header Set-Cookie \$portico_app_shop_r0_set" goes with the sticky balancing of portico_app_shop_r0/],
+      [edit('hash $portico_sticky_key consistent;', 'hash $remote_addr consistent;'), /"hash" must read "hash \$portico_sticky_key consistent"/],
+      [edit('\nserver {', '\nmap $cookie_x $portico_sticky_key { default $cookie_x; }\n\nserver {'), /unexpected map: an app file holds no map/],
+      [everywhere('        add_header Set-Cookie $portico_sticky_set;\n', ''), /"add_header Set-Cookie \$portico_sticky_set" goes with the sticky balancing of portico_app_shop_r0/],
       [plainText.replace('    location / {\n', '    location /other/ {\n        return 404;\n    }\n\n    location / {\n'), /"location \/other\/" answers 404: only "location \/" does/],
       [everywhere('location = /api {', 'location = /apx {'), /route 1 \(proxy_pass to portico_app_shop_r1\) must have "location PATH\/", or "location = PATH" and "location PATH\/"/],
       [`# portico-defaults: default=false\n# portico-defaults: tls.http2=false\n${shopText}`, /"portico-defaults:" is given twice/],

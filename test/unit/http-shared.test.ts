@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import type { App } from '../../src/model/app.js';
 import { parseConfig, type Directive } from '../../src/parse/syntax.js';
 import { TEMPLATES_DIR } from '../../src/portico.js';
-import { createAppRenderer } from '../../src/render/app.js';
+import { STICKY, createAppRenderer } from '../../src/render/app.js';
 import { createSharedHttpRenderer } from '../../src/render/http-shared.js';
 import { appArbitrary } from '../helpers/arbitraries.js';
 
@@ -56,7 +56,7 @@ describe('decisions that span apps', () => {
           cacheDir: '/var/lib/portico/cache',
           cacheKeysMb: 10,
           cacheMaxMb: 1024,
-          variablesHashBucketSize: 128,
+          sticky: STICKY,
         });
         const all = listens([shared, ...apps.map(renderApp)]);
         for (const where of ['8080/tcp', '8443/tcp', '8443/udp']) {
