@@ -13,8 +13,7 @@ import type { LocationRead } from './app-location.js';
 import { locationKey, readRoutes, type RouteGroup } from './app-routes.js';
 import { readAppServer, type AppServerRead } from './app-server.js';
 import { readAnnotations, type Annotations } from './annotations.js';
-import { UnreadableFile, fail, type Directive } from './directive.js';
-import { parseConfig, type Comment } from './syntax.js';
+import { UnreadableFile, fail, parseFile, type Directive } from './directive.js';
 
 export { UnreadableFile };
 export type { AppFileOptions };
@@ -77,13 +76,7 @@ function readAltSvc(server: AppServerRead, options: AppFileOptions): number | un
  */
 export function readApp(text: string, options: AppFileOptions, name: string): App {
   if (!APP_NAME_PATTERN.test(name)) fail(`"${name}" is not an app name`);
-  let directives: Directive[];
-  const comments: Comment[] = [];
-  try {
-    directives = parseConfig(text, comments);
-  } catch (error) {
-    fail((error as Error).message);
-  }
+  const { directives, comments } = parseFile(text);
   const annotations = readAnnotations(comments);
   if (annotations.labels !== undefined) fail('an app has no labels ("portico-labels:")');
 

@@ -2,7 +2,7 @@
  * Small readers shared by the file readers of `parse/`: the error they throw, and the common shapes
  * of a directive. Pure.
  */
-import type { Directive } from './syntax.js';
+import { parseConfig, type Comment, type Directive } from './syntax.js';
 
 export type { Directive };
 
@@ -16,6 +16,16 @@ export class UnreadableFile extends Error {
 
 export function fail(message: string, directive?: { line: number }): never {
   throw new UnreadableFile(directive === undefined ? message : `line ${directive.line}: ${message}`);
+}
+
+/** A file's directives and comments; a text nginx would refuse as malformed is an UnreadableFile. */
+export function parseFile(text: string): { directives: Directive[]; comments: Comment[] } {
+  const comments: Comment[] = [];
+  try {
+    return { directives: parseConfig(text, comments), comments };
+  } catch (error) {
+    fail((error as Error).message);
+  }
 }
 
 /** The one argument of a simple directive. */

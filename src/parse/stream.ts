@@ -19,8 +19,8 @@ import {
   type Upstream,
 } from '../model/stream.js';
 import { readAnnotations, type Annotations } from './annotations.js';
-import { UnreadableFile, fail, single, type Directive } from './directive.js';
-import { parseConfig, type Comment } from './syntax.js';
+import { UnreadableFile, fail, parseFile, single, type Directive } from './directive.js';
+import { parseConfig } from './syntax.js';
 import { readGroup, type GroupRead } from './upstream.js';
 import { readServerBlock, type ServerRead } from './stream-server.js';
 
@@ -107,13 +107,7 @@ function resolveGroups(port: number, groups: GroupRead[], server: ServerRead, ma
 
 /** Parses the text of a per-stream file; throws `UnreadableFile` (with the line) if it is not one. */
 export function readStream(text: string, options: StreamFileOptions): Stream {
-  let directives: Directive[];
-  const comments: Comment[] = [];
-  try {
-    directives = parseConfig(text, comments);
-  } catch (error) {
-    fail((error as Error).message);
-  }
+  const { directives, comments } = parseFile(text);
   const annotations = readAnnotations(comments);
   const groups: GroupRead[] = [];
   let map: ReturnType<typeof readSniMap> | undefined;
