@@ -14,22 +14,24 @@ export function scaleFindings(r: Results): string[] {
   const last = (name: string) => (l: Results['levels'][number]) => phaseMedian(l.parallel.map((p) => p.lastBatch.phasesMs), name);
   const changes = (l: Results['levels'][number]) => med(l.parallel.map((p) => p.lastBatch.changes));
   const top = r.levels.at(-1);
+  const first = r.levels[0] as Results['levels'][number];
   const lines = [
-    `1. **\`read\` rescans the whole tree for every batch** (phase \`read\`; \`src/store/config-dir.ts\` \`read\`). One create's ` +
-      `\`read\`: ${perLevel(r, single('read'))}, although a create touches one file. Reads are answered from a snapshot ` +
-      `while the directory's mtime is unchanged, but every batch changes the directory, so the next batch (and the next ` +
-      `query) stats all files again, ${count(top?.plan.level ?? 0)} of them at once through libuv's 4 threads: the largest part ` +
-      `of Portico's overhead over the floor at ${count(top?.plan.level ?? 0)} streams. Portico wrote the files itself and could update ` +
-      `the snapshot from the batch instead of rescanning.`,
-    `2. **\`plan\` costs O(changes × streams) for allocated ports** (phase \`plan\`; \`src/apply/plan.ts\` \`claimed()\` copies ` +
-      `every stream's port into a new Set for each port-less create, and \`src/ports/allocate.ts\` walks up from the bottom of ` +
-      `PORT_RANGE past every claimed port). The last batch of a 200-parallel round: ` +
-      `${r.levels.map((l) => `${ms(last('plan')(l))} ms for ${changes(l)} changes at ${count(l.plan.level)}`).join(', ')}; ` +
-      `the fill's batches of hundreds of changes over thousands of streams pay it in proportion.`,
-    `3. **Per-change durability in \`stage\`, \`swap\` and \`commit\`**: each staged file is written and fsync'd on its own, ` +
-      `and the journal fsyncs again at the swap; the last 200-parallel batch at ${count(r.levels[0]?.plan.level ?? 0)} streams spent ` +
-      `${ms(last('stage')(r.levels[0] as Results['levels'][number]))} ms in \`stage\` for ${changes(r.levels[0] as Results['levels'][number])} files. ` +
-      `This, not \`nginx -t\`, is why 200 parallel creates on a small tree take many times one create.`,
+    `1. **\`read\` stats the whole tree once a second** (phase \`read\`; \`src/store/config-dir.ts\` \`read\`). One create's ` +
+      `\`read\`: ${perLevel(r, single('read'))}; the last batch of a 200-parallel round: ${perLevel(r, last('read'))}. ` +
+      `Portico's own changes update its snapshot of the directory without a scan, but a batch or a query that comes more ` +
+      `than \`RESCAN_MS\` (1 s) after the last full scan stats every file again (synchronously, 256 files per turn of the ` +
+      `event loop), which is how a file edited in place by hand is seen. Single creates spaced by the benchmark's own ` +
+      `steps mostly find the snapshot stale.`,
+    `2. **\`plan\` probes the host for each allocated port** (phase \`plan\`; \`src/apply/plan.ts\`, \`src/ports/allocate.ts\`): ` +
+      `a create without a port binds and closes a socket on the candidate port (nginx would fail to bind a port another ` +
+      `process holds), and the search walks up from the bottom of PORT_RANGE past every claimed port. The last batch of a ` +
+      `200-parallel round: ${r.levels.map((l) => `${ms(last('plan')(l))} ms for ${changes(l)} changes at ${count(l.plan.level)}`).join(', ')}.`,
+    `3. **Per-change durability in \`stage\`**: each staged file is written and fsync'd on its own (side by side, four at a ` +
+      `time through libuv's thread pool) before the swap, so that an acknowledged change survives a power cut; the swap's ` +
+      `links and renames are synchronous metadata calls, and the journal and each directory are fsync'd once per batch. ` +
+      `The last 200-parallel batch: \`stage\` ${r.levels.map((l) => `${ms(last('stage')(l))} ms for ${changes(l)} files at ${count(l.plan.level)}`).join(', ')}; ` +
+      `\`swap\` ${perLevel(r, last('swap'))}; \`commit\` ${perLevel(r, last('commit'))}. At ${count(first.plan.level)} streams this, ` +
+      `not \`nginx -t\`, is why 200 parallel creates take many times one create.`,
     `4. **\`nginx -t\` itself grows faster than the tree** (nginx, not Portico): the floor's bare \`nginx -t\` took ` +
       `${perLevel(r, (l) => med(l.floor.map((f) => f.testMs)))}; Portico's \`test\` phase follows it ` +
       `(${perLevel(r, single('test'))}), as its \`reload\` follows the floor's HUP → echo.`,

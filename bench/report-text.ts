@@ -28,9 +28,9 @@ function createMiss(l: Level): string | undefined {
 }
 
 const READ_WHY =
-  'Most of it is `read`: every batch changes the stream directory, so the next batch finds the directory snapshot stale ' +
-  '(`src/store/config-dir.ts` `read`, keyed on the directory\'s mtime) and stats every file of the tree again, although ' +
-  'Portico made the one change itself and knows which file it was (see "Scale findings").';
+  'Most of it is `read`: a batch that comes more than `RESCAN_MS` (1 s) after the last full scan of the stream directory ' +
+  'stats every file of the tree again (`src/store/config-dir.ts` `read`), to see files edited in place by hand; ' +
+  'Portico\'s own changes update the snapshot without a scan (see "Scale findings").';
 const FIXED_WHY =
   'With a small tree the floor is short and Portico\'s fixed costs weigh: `swap` (the undo journal and directory fsyncs), ' +
   '`stage` and `commit` (fsync of each file), and the HTTP round trip.'
@@ -55,8 +55,7 @@ function parallelMiss(l: Level): string | undefined {
     `next. The last batch of a round (median ${changes} changes) spent, in ms: ${detail}. Paid once per batch (twice per ` +
     `round): \`test\` and \`reload\`, ${ms(perBatch)} ms (the reload also connects to each new port). Growing with the changes: ` +
     `\`plan\`, \`stage\`, \`swap\`, \`commit\`, ${ms(perChange)} ms, ${(perChange / changes).toFixed(2)} ms per change (\`stage\` writes and ` +
-    `fsyncs each file on its own, \`plan\` probes the host for each port it allocates and copies the set of claimed ports for ` +
-    `each); ${larger}. The 200 requests' HTTP parsing and answering come on top.`
+    `fsyncs each file on its own, \`plan\` probes the host with a bind for each port it allocates); ${larger}. The 200 requests' HTTP parsing and answering come on top.`
   );
 }
 

@@ -9,8 +9,10 @@
  * last scan, and scans again at most `RESCAN_MS` later, which is when a file edited in place by
  * hand is seen.
  */
-import { link, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { readFileSync, statSync } from 'node:fs';
+import { link, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { writeDurably } from './fsync.js';
 import { Journal, clearWorkDir, workDir } from './journal.js';
 
@@ -36,6 +38,9 @@ const INCLUDABLE_NAME = /^[A-Za-z0-9_.+@=,-]{1,255}$/;
 
 /** How stale a read may be for a file edited in place (Portico's own changes are seen at once). */
 export const RESCAN_MS = 1000;
+
+/** Files a scan looks at per turn of the event loop (see `look`). */
+const SCAN_CHUNK = 256;
 
 interface CacheEntry<P> {
   key: string;
@@ -76,30 +81,52 @@ export class ConfigDir<P> {
     if (this.snapshot !== undefined && this.snapshot.dirKey === dirKey && now - this.snapshot.at < this.rescanMs) {
       return this.snapshot.entries;
     }
-    const names = (await readdir(this.dir)).filter((name) => name.endsWith('.conf') && !name.startsWith('.'));
-    // Looked at side by side: the stats and reads overlap in libuv's thread pool.
-    const found = await Promise.all(
-      names.map(async (name) => {
-        const file = path.join(this.dir, name);
-        const info = await stat(file).catch(() => undefined);
-        if (info === undefined || !info.isFile()) return undefined;
-        const key = `${info.ino}:${info.size}:${info.mtimeMs}`;
-        let cached = this.cache.get(name);
-        if (cached === undefined || cached.key !== key) {
-          const text = await readFile(file, 'utf8').catch(() => undefined);
-          if (text === undefined) return undefined;
-          cached = { key, parsed: this.parseFile(name, text) };
-          this.cache.set(name, cached);
-        }
-        return { name, parsed: cached.parsed };
-      }),
-    );
-    const out = found.filter((entry): entry is { name: string; parsed: P } => entry !== undefined);
-    const seen = new Set(out.map((entry) => entry.name));
+    const names = (await readdir(this.dir)).filter((name) => name.endsWith('.conf') && !name.startsWith('.')).sort();
+    const entries: Array<{ name: string; parsed: P }> = [];
+    for (let i = 0; i < names.length; i += 1) {
+      if (i > 0 && i % SCAN_CHUNK === 0) await yieldToEventLoop();
+      const name = names[i] as string;
+      const parsed = this.look(name);
+      if (parsed !== undefined) entries.push({ name, parsed });
+    }
+    const seen = new Set(names);
     for (const name of this.cache.keys()) if (!seen.has(name)) this.cache.delete(name);
-    const entries = out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     this.snapshot = { dirKey, at: now, entries };
     return entries;
+  }
+
+  /**
+   * The parsed file `name`, from the cache while its inode, size and mtime are unchanged, or
+   * undefined when it is gone or not a file. `written` is the text Portico itself just put there,
+   * which spares reading it back when the size agrees.
+   *
+   * Synchronous on purpose: a stat through the thread pool costs several times a direct one (5,000
+   * files: 37-75 ms against 10-22 ms, measured here), and scans take `SCAN_CHUNK` files per turn of
+   * the event loop, so other requests wait a few ms at most.
+   */
+  private look(name: string, written?: string): P | undefined {
+    const file = path.join(this.dir, name);
+    const info = statSync(file, { throwIfNoEntry: false });
+    if (info === undefined || !info.isFile()) {
+      this.cache.delete(name);
+      return undefined;
+    }
+    const key = `${info.ino}:${info.size}:${info.mtimeMs}`;
+    const cached = this.cache.get(name);
+    if (cached !== undefined && cached.key === key) return cached.parsed;
+    let text = written !== undefined && Buffer.byteLength(written) === info.size ? written : undefined;
+    if (text === undefined) {
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch {
+        // Removed or made unreadable between the stat and the read: not part of the tree now.
+        this.cache.delete(name);
+        return undefined;
+      }
+    }
+    const parsed = this.parseFile(name, text);
+    this.cache.set(name, { key, parsed });
+    return parsed;
   }
 
   /**
@@ -162,15 +189,17 @@ export class ConfigDir<P> {
   /** Makes a swapped tree permanent. */
   async commit(staged: StagedTree): Promise<void> {
     await this.journal.commit();
-    await this.unstage(staged);
-    await this.refresh(staged.changes.map((c) => c.name));
+    // The staged files are live now (the swap renamed each one); only the links are left.
+    await Promise.all(staged.aliases.map((file) => rm(file, { force: true })));
+    await this.refresh(staged.changes);
   }
 
   /** Restores the tree as it was before the last swap. */
   async rollBack(staged: StagedTree): Promise<void> {
     await this.journal.rollBack();
     await this.unstage(staged);
-    await this.refresh(staged.changes.map((c) => c.name));
+    // The restored files are the old inodes, still in the cache: nothing is parsed again.
+    await this.refresh(staged.changes.map((c) => ({ name: c.name, text: null })));
   }
 
   /**
@@ -178,22 +207,14 @@ export class ConfigDir<P> {
    * need not look at every file again because the directory changed. The scan's time is kept: a
    * file edited in place by hand is still seen within `rescanMs` of the last full scan.
    */
-  private async refresh(names: string[]): Promise<void> {
+  private async refresh(changes: FileChange[]): Promise<void> {
     const snapshot = this.snapshot;
     if (snapshot === undefined) return;
     const entries = new Map(snapshot.entries.map((entry) => [entry.name, entry]));
-    for (const name of names) {
-      const file = path.join(this.dir, name);
-      const info = await stat(file).catch(() => undefined);
-      const text = info?.isFile() === true ? await readFile(file, 'utf8').catch(() => undefined) : undefined;
-      if (info === undefined || text === undefined) {
-        entries.delete(name);
-        this.cache.delete(name);
-        continue;
-      }
-      const parsed = this.parseFile(name, text);
-      this.cache.set(name, { key: `${info.ino}:${info.size}:${info.mtimeMs}`, parsed });
-      entries.set(name, { name, parsed });
+    for (const change of changes) {
+      const parsed = this.look(change.name, change.text ?? undefined);
+      if (parsed === undefined) entries.delete(change.name);
+      else entries.set(change.name, { name: change.name, parsed });
     }
     const dirInfo = await stat(this.dir);
     const sorted = [...entries.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

@@ -43,17 +43,11 @@ export async function syncDir(dir: string): Promise<void> {
   });
 }
 
-/** Writes `text` to `file` and flushes it before returning. */
+/** Writes `text` to `file` and flushes it (fsync) before returning. */
 export async function writeDurably(file: string, text: string, mode = 0o644): Promise<void> {
-  await naming('writing', file, async () => {
-    const handle = await open(file, 'w', mode);
-    try {
-      await handle.writeFile(text);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  });
+  // One call into the thread pool per step (open, write, fsync, close) without a FileHandle's
+  // extra round trips: a batch writes hundreds of these side by side.
+  await naming('writing', file, () => writeFile(file, text, { mode, flush: true }));
 }
 
 /** Replaces `file` atomically: readers see the old text or the new, never a part. */

@@ -7,7 +7,8 @@
  * found at start-up therefore means a batch that was never acknowledged: `rollBack` puts every
  * touched file back as it was, so after any crash the tree is the old one or the new one, never a mix.
  */
-import { link, mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { linkSync, renameSync, rmSync } from 'node:fs';
+import { mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { replaceAtomically, storageError, syncDir } from './fsync.js';
@@ -36,6 +37,25 @@ async function exists(file: string): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+/**
+ * Hard-links `live` to `backup` and answers true, or false when there is no live file (a creation).
+ * The backup folder is emptied after every batch, so a backup left in the way is a leftover of a
+ * crash: it is replaced.
+ */
+function backUp(live: string, backup: string): boolean {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      linkSync(live, backup);
+      return true;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return false;
+      if (code !== 'EEXIST' || attempt > 0) throw storageError('backing up', live, error);
+      rmSync(backup, { force: true });
+    }
+  }
 }
 
 /** A file name in a config directory: no separator, no NUL, not "." or "..". */
@@ -76,21 +96,13 @@ export class Journal {
     // A journal still pending belongs to a batch never acknowledged: undo it before it is overwritten.
     await this.rollBack();
     for (const dir of new Set(changes.map((c) => c.dir))) await mkdir(path.join(workDir(dir), 'backup'), { recursive: true });
-    const entries: JournalEntry[] = await Promise.all(
-      changes.map(async (change) => {
-        const live = path.join(change.dir, change.name);
-        const backup = backupPath(change);
-        await rm(backup, { force: true });
-        const backedUp = await link(live, backup).then(
-          () => true,
-          (error: NodeJS.ErrnoException) => {
-            if (error.code === 'ENOENT') return false;
-            throw storageError('backing up', live, error);
-          },
-        );
-        return { ...change, backedUp };
-      }),
-    );
+    // Links, renames and unlinks are made synchronously, one after another: each is a metadata call
+    // of microseconds, which a trip through the thread pool would make cost ten times that, and a
+    // batch may swap hundreds of files.
+    const entries: JournalEntry[] = changes.map((change) => ({
+      ...change,
+      backedUp: backUp(path.join(change.dir, change.name), backupPath(change)),
+    }));
     try {
       for (const dir of new Set(entries.map((e) => e.dir))) await syncDir(path.join(workDir(dir), 'backup'));
       await replaceAtomically(this.file, JSON.stringify({ entries }, null, 1));
@@ -99,19 +111,18 @@ export class Journal {
       await Promise.all(entries.map((entry) => rm(backupPath(entry), { force: true })));
       throw error;
     }
-    // Every rename settles before a failure is thrown, so a roll-back never races a late rename.
-    const renamed = await Promise.allSettled(
-      entries.map(async (entry) => {
-        const live = path.join(entry.dir, entry.name);
-        try {
-          await (entry.staged !== null ? rename(entry.staged, live) : rm(live, { force: true }));
-        } catch (error) {
-          throw storageError(entry.staged !== null ? 'renaming into' : 'removing', live, error);
-        }
-      }),
-    );
-    const failed = renamed.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed !== undefined) throw failed.reason;
+    // Every entry is tried before a failure is thrown, so the roll-back sees the whole of what happened.
+    let failure: unknown;
+    for (const entry of entries) {
+      const live = path.join(entry.dir, entry.name);
+      try {
+        if (entry.staged !== null) renameSync(entry.staged, live);
+        else rmSync(live, { force: true });
+      } catch (error) {
+        failure ??= storageError(entry.staged !== null ? 'renaming into' : 'removing', live, error);
+      }
+    }
+    if (failure !== undefined) throw failure;
     for (const dir of new Set(entries.map((e) => e.dir))) await syncDir(dir);
   }
 
@@ -120,7 +131,7 @@ export class Journal {
     const entries = await this.read();
     await rm(this.file, { force: true });
     await syncDir(path.dirname(this.file));
-    await Promise.all((entries ?? []).map((entry) => rm(backupPath(entry), { force: true })));
+    await Promise.all((entries ?? []).filter((e) => e.backedUp).map((entry) => rm(backupPath(entry), { force: true })));
   }
 
   /**
