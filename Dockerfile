@@ -76,7 +76,8 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
 # image's SIGQUIT.
 STOPSIGNAL SIGTERM
 
-# The same command `make start` runs after building. It replaces the nginx image's entrypoint
+# The same command `make start` runs after building, with the same node flags (the Makefile's
+# NODE_FLAGS; test/unit/packaging.test.ts keeps the two equal). It replaces the nginx image's entrypoint
 # (/docker-entrypoint.sh) and, with it, the image's `nginx -g 'daemon off;'` command.
-ENTRYPOINT ["node", "/opt/portico/dist/main.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=2", "--max-old-space-size=256", "/opt/portico/dist/main.js"]
 CMD []

@@ -9,6 +9,11 @@ NODE_MODULES := node_modules/.installed
 # as NGINX_BIN (an NGINX_BIN in the environment is the first candidate it considers).
 NGINX_STAMP := .nginx-bin
 
+# node's heap limits for Portico, as `make start`, the container (Dockerfile's ENTRYPOINT, kept equal
+# by test/unit/packaging.test.ts) and `make bench` run it. V8 otherwise grows its young generation
+# to 16 MB semi-spaces under Portico's bursts of parsing and keeps them: bench/RESULTS.md, "Memory".
+NODE_FLAGS := --max-semi-space-size=2 --max-old-space-size=256
+
 UNIT_TESTS := $(wildcard test/unit/*.test.ts)
 INTEGRATION_TESTS := $(wildcard test/integration/*.test.ts)
 
@@ -40,7 +45,7 @@ build: deps
 
 start: build
 	@echo "portico: starting in $${NGINX_MODE:-managed} mode; API on http://$${BIND_ADDRESS:-127.0.0.1}:$${BIND_PORT:-5000}" >&2
-	@NGINX_BIN="$$(cat $(NGINX_STAMP))" exec node dist/main.js
+	@NGINX_BIN="$$(cat $(NGINX_STAMP))" exec node $(NODE_FLAGS) dist/main.js
 
 typecheck: deps
 	@npx tsc -p tsconfig.json
@@ -62,7 +67,7 @@ test-soak: deps
 
 # Portico runs built (node dist/main.js), as `make start` runs it; the benchmark itself through tsx.
 bench: build
-	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx bench/run.ts
+	@NGINX_BIN="$$(cat $(NGINX_STAMP))" PORTICO_NODE_FLAGS="$(NODE_FLAGS)" node --import tsx bench/run.ts
 
 clean:
 	rm -rf dist var node_modules

@@ -11,7 +11,7 @@ import type { ParallelSample } from './scenarios.js';
 import { percentile } from './stats.js';
 
 export interface Restart {
-  /** node's options (none: as `make start` runs it). */
+  /** node's options: the shipped NODE_FLAGS, or none (node's defaults). */
   nodeArgs: string[];
   /** From spawning Portico on the full tree until /healthz answered and its nginx ran. */
   readyMs: number;
@@ -30,11 +30,13 @@ export interface Results {
   /** /proc/loadavg (1, 5, 15 minutes) before and after: other jobs share this machine. */
   load: { before: string; after: string };
   range: { from: number; to: number };
+  /** node's flags Portico ran with: the Makefile's NODE_FLAGS, as `make start` and the container run it. */
+  nodeArgs: string[];
   /** Portico's memory just after start, with no stream. */
   idle: Memory;
   levels: Level[];
   dataPlane: DataPlane;
-  /** Restarted on the full tree: as `make start` runs it, then with node's heap bounded. */
+  /** Restarted on the full tree: as `make start` runs it (`nodeArgs`), then with node's defaults. */
   restarts: Restart[];
 }
 
@@ -71,3 +73,10 @@ export function phaseMedian(samples: Array<Record<string, number>>, name: string
   return med(samples.flatMap((p) => (p[name] === undefined ? [] : [p[name]])));
 }
 
+
+/** How a report names the way Portico's node ran: `node <flags> dist/main.js`. */
+export const nodeCommand = (nodeArgs: string[]): string => ['node', ...nodeArgs, 'dist/main.js'].join(' ');
+
+/** "as `make start` runs it" for the shipped flags, "with node's defaults" for none. */
+export const howRun = (r: Pick<Results, 'nodeArgs'>, nodeArgs: string[]): string =>
+  nodeArgs.join(' ') === r.nodeArgs.join(' ') ? `as \`make start\` runs it (\`${nodeCommand(nodeArgs)}\`)` : `with node's defaults (\`${nodeCommand(nodeArgs)}\`)`;

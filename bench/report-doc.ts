@@ -2,7 +2,7 @@
  * bench/RESULTS.md as a whole: the run's context, the tables, the misses and findings, and what
  * each figure measures. Pure.
  */
-import { count, type Results } from './figures.js';
+import { count, nodeCommand, type Results } from './figures.js';
 import { memorySection, scaleFindings } from './report-findings.js';
 
 export function renderDocument(r: Results, tables: string, misses: string[]): string {
@@ -15,7 +15,7 @@ Written by \`bench/run.ts\`; every run rewrites this file.
 - Command: \`${r.command}\` (measuring took ${r.durationS.toFixed(0)} s, after building Portico)
 - Date: ${r.date}; load average (1/5/15 min) before ${r.load.before}, after ${r.load.after}
 - Machine: ${m.cpus} CPUs (\`nproc\`), ${m.model}, ${m.memory} memory, ${m.kernel}
-- nginx: ${m.nginx}; Node ${m.node}; Portico run as \`node dist/main.js\`, \`PORT_RANGE=${r.range.from}-${r.range.to}\`, \`LOG_LEVEL=warn\`
+- nginx: ${m.nginx}; Node ${m.node}; Portico run as \`${nodeCommand(r.nodeArgs)}\` (the Makefile's \`NODE_FLAGS\`), \`PORT_RANGE=${r.range.from}-${r.range.to}\`, \`LOG_LEVEL=warn\`
 
 ${tables}
 
@@ -52,8 +52,9 @@ ${memorySection(r)}
 - **(3) List queries**: one request at a time, from sending to the last byte, the answer checked to list every
   stream.
 - **(4) Memory**: VmRSS (and VmHWM) of Portico's process from \`/proc/<pid>/status\`. Portico runs as
-  \`node dist/main.js\`, as \`make start\` and the container run it (\`make bench\` builds it first): tsx's
-  loader would add some 35 MB.
+  \`${nodeCommand(r.nodeArgs)}\`, as \`make start\` and the container run it (\`make bench\` builds it first): tsx's
+  loader would add some 35 MB. After the data plane it is restarted on the full tree twice, as shipped and with
+  node's default heap sizing, each followed by the same list queries and one round of parallel creates.
 - **(5) Data plane**: a stream and an app created through Portico (served by its nginx on its generated
   config, with the ${count(top)} streams in place) against a reference nginx of the same binary with a
   hand-written config (\`bench/dataplane-configs.ts\`) for the same backends (a Node TCP echo server; a

@@ -2,7 +2,7 @@
  * "Scale findings" and "Memory" of bench/RESULTS.md: what the ladder shows about how Portico's own
  * costs grow with the tree, each phase named, each figure from this run. Pure.
  */
-import { count, med, mb, ms, p90, phaseMedian, type Results } from './figures.js';
+import { count, med, mb, ms, nodeCommand, p90, phaseMedian, type Results } from './figures.js';
 
 function perLevel(r: Results, value: (l: Results['levels'][number]) => number, unit = 'ms'): string {
   return `${r.levels.map((l) => `${ms(value(l))} ${unit}`).join(' / ')} at ${r.levels.map((l) => count(l.plan.level)).join(' / ')} streams`;
@@ -41,24 +41,26 @@ export function scaleFindings(r: Results): string[] {
 
 /** The memory section: this run's figures, and how they were explained. */
 export function memorySection(r: Results): string {
-  const [plain, bounded] = r.restarts;
+  const [shipped, defaults] = r.restarts;
   const top = r.levels.at(-1);
-  return `Portico's resident memory is mostly not the streams. In this run it held ${mb(r.idle.rssMb)} MB idle with no stream,
+  return `Portico runs as \`${nodeCommand(r.nodeArgs)}\` (\`make start\`, the container and this benchmark alike: the Makefile's
+\`NODE_FLAGS\`). In this run it held ${mb(r.idle.rssMb)} MB idle with no stream,
 ${mb(r.levels[0]?.memory.rssMb ?? Number.NaN)} MB after the few hundred requests of the 0-stream rung (still no stream), and
 ${mb(top?.memory.rssMb ?? Number.NaN)} MB (peak ${mb(top?.memory.peakMb ?? Number.NaN)} MB) at ${count(top?.plan.level ?? 0)} streams. Restarted on the same tree
-and given the same kind of traffic it held ${mb(plain?.memory.rssMb ?? Number.NaN)} MB as \`make start\` runs it, and
-${mb(bounded?.memory.rssMb ?? Number.NaN)} MB with node's heap bounded (\`node ${bounded?.nodeArgs.join(' ') ?? ''} dist/main.js\`). A smaller heap
-means more garbage collection, so watch latency: bounded, the 200-parallel round took ${ms(bounded?.parallel.wallMs ?? Number.NaN)} ms
-against ${ms(plain?.parallel.wallMs ?? Number.NaN)} ms unbounded, and \`GET /v1/streams\` had a p90 of ${ms(p90(bounded?.queries.v1streams ?? []))} ms
-against ${ms(p90(plain?.queries.v1streams ?? []))} ms (one round and 20 queries each: noisy).
+and given the same kind of traffic it held ${mb(shipped?.memory.rssMb ?? Number.NaN)} MB as shipped, and
+${mb(defaults?.memory.rssMb ?? Number.NaN)} MB with node's default heap sizing (\`${nodeCommand(defaults?.nodeArgs ?? [])}\`). A smaller heap
+means more garbage collection, so watch latency: as shipped, the 200-parallel round took ${ms(shipped?.parallel.wallMs ?? Number.NaN)} ms
+against ${ms(defaults?.parallel.wallMs ?? Number.NaN)} ms with the defaults, and \`GET /v1/streams\` had a p90 of ${ms(p90(shipped?.queries.v1streams ?? []))} ms
+against ${ms(p90(defaults?.queries.v1streams ?? []))} ms (one round and 20 queries each: noisy).
 
-Diagnosed once by hand (2026-11-22; not re-measured by \`make bench\`): Portico started in-process on a 5,000-stream
-tree under \`node --expose-gc\`, read with \`process.memoryUsage()\`, \`v8.getHeapSpaceStatistics()\` and
+Why the flags (diagnosed once by hand, 2026-11-22, not re-measured by \`make bench\`): Portico started in-process on a
+5,000-stream tree under \`node --expose-gc\`, read with \`process.memoryUsage()\`, \`v8.getHeapSpaceStatistics()\` and
 \`/proc/self/smaps\`. After a forced full GC the JavaScript heap in use was 17 MB with the 5,000 streams parsed and
-cached, against 12 MB with none: about 1 KB per stream. But parsing 5,000 files (at start, or after a batch) and
+cached, against 12 MB with none: about 1 KB per stream. But parsing 5,000 files (at start, or in a scan) and
 answering thousands of requests allocate fast, so V8 grows its young generation to the 16 MB semi-space maximum
 (33.6 MB committed, and kept) and lets garbage collect in the old generation until a major GC, which it has little
 reason to run on a machine with 23 GB; resident were ~46 MB of V8 heap pages, ~38 MB of the node binary's code and
-~20 MB of malloc heap. Bounding the heap with node's flags (as above, through \`NODE_OPTIONS\` in \`make start\` and
-the container) meets the target; so would allocating less per read (item 1 of "Scale findings").`;
+~20 MB of malloc heap. \`--max-semi-space-size=2\` caps the young generation; \`--max-old-space-size=256\` makes V8
+collect the old generation well before it would on its own, and leaves ten times the live heap as room. A tighter
+\`--max-old-space-size=64\` was tried by hand: 85 MB, but list queries at 5,000 streams went from 7-9 ms to 13-15 ms.`;
 }

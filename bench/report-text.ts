@@ -4,7 +4,7 @@
  */
 import type { Level } from './ladder.js';
 import { KEEPALIVE_16, type Workload } from './dataplane.js';
-import { TARGETS, count, cpuPerUnit, efficiency, med, ms, mb, phaseMedian, times, verdict, type Results } from './figures.js';
+import { TARGETS, count, cpuPerUnit, efficiency, med, ms, mb, nodeCommand, phaseMedian, times, verdict, type Results } from './figures.js';
 
 const OWN_PHASES = ['read', 'plan', 'stage', 'swap', 'commit'];
 
@@ -62,19 +62,16 @@ function parallelMiss(l: Level): string | undefined {
 function memoryMiss(r: Results): string | undefined {
   const top = r.levels.at(-1);
   if (top === undefined || top.memory.rssMb <= TARGETS.rssMb) return undefined;
-  const [plain, bounded] = r.restarts;
-  const restarted = plain === undefined ? '' : `; ${mb(plain.memory.rssMb)} MB restarted on the same tree after the same kind of traffic`;
-  const flags =
-    bounded === undefined
-      ? ''
-      : ` With node's heap bounded (\`node ${bounded.nodeArgs.join(' ')} dist/main.js\`, nothing else changed) the same restart ` +
-        `and traffic leave ${mb(bounded.memory.rssMb)} MB (${verdict(bounded.memory.rssMb, TARGETS.rssMb).replaceAll('*', '')}): what fills ` +
-        `the memory is V8's heap policy, not the streams.`;
+  const [shipped, defaults] = r.restarts;
+  const restarted =
+    shipped === undefined ? '' : `; ${mb(shipped.memory.rssMb)} MB restarted on the same tree after the same kind of traffic`;
+  const unbounded =
+    defaults === undefined ? '' : ` With node's default heap sizing the same restart and traffic leave ${mb(defaults.memory.rssMb)} MB.`;
   return (
     `- **(4) RSS at ${count(top.plan.level)} streams: ${mb(top.memory.rssMb)} MB** (target ${TARGETS.rssMb} MB, missed by ` +
-    `${((top.memory.rssMb / TARGETS.rssMb - 1) * 100).toFixed(0)}%${restarted}). Idle, with no stream, Portico holds ` +
-    `${mb(r.idle.rssMb)} MB; after the few hundred requests of the 0-stream rung, ${mb(r.levels[0]?.memory.rssMb ?? Number.NaN)} MB ` +
-    `with no stream at all.${flags} See "Memory" below.`
+    `${((top.memory.rssMb / TARGETS.rssMb - 1) * 100).toFixed(0)}%${restarted}), run as \`${nodeCommand(r.nodeArgs)}\`. Idle, with ` +
+    `no stream, Portico holds ${mb(r.idle.rssMb)} MB; after the few hundred requests of the 0-stream rung, ` +
+    `${mb(r.levels[0]?.memory.rssMb ?? Number.NaN)} MB with no stream at all.${unbounded} See "Memory" below.`
   );
 }
 

@@ -2,7 +2,7 @@
  * The tables of bench/RESULTS.md (also printed to stdout). Pure: everything shown is in `Results`.
  */
 import type { DataPlane } from './dataplane.js';
-import { TARGETS, count, cpuPerUnit, efficiency, mb, med, ms, p90, phaseMedian, times, verdict, type Results } from './figures.js';
+import { TARGETS, count, cpuPerUnit, efficiency, howRun, mb, med, ms, nodeCommand, p90, phaseMedian, times, verdict, type Results } from './figures.js';
 import { renderDocument } from './report-doc.js';
 import { explainMisses } from './report-text.js';
 import { summarize } from './stats.js';
@@ -26,8 +26,7 @@ function targetTable(r: Results): string[] {
     }
     rows.push(`| (4) Portico's RSS at ${count(top.plan.level)} streams, filled through the API | ${mb(top.memory.rssMb)} MB | ≤ ${TARGETS.rssMb} MB | ${verdict(top.memory.rssMb, TARGETS.rssMb)} |`);
     for (const restart of r.restarts) {
-      const how = restart.nodeArgs.length === 0 ? '' : ` with \`node ${restart.nodeArgs.join(' ')}\``;
-      rows.push(`| (4) … restarted on the same tree${how}, after list queries and 200 parallel creates | ${mb(restart.memory.rssMb)} MB | ≤ ${TARGETS.rssMb} MB | ${verdict(restart.memory.rssMb, TARGETS.rssMb)} |`);
+      rows.push(`| (4) … restarted on the same tree ${howRun(r, restart.nodeArgs)}, after list queries and 200 parallel creates | ${mb(restart.memory.rssMb)} MB | ≤ ${TARGETS.rssMb} MB | ${verdict(restart.memory.rssMb, TARGETS.rssMb)} |`);
     }
   }
   for (const w of r.dataPlane.workloads) {
@@ -111,8 +110,7 @@ function queryTable(r: Results): string[] {
   const rows = r.levels.map((l) => `| ${count(l.plan.level)} | ${l.queries.getstreams.length} | ${cell(l.queries.getstreams)} | ${cell(l.queries.v1streams)} |`);
   const top = r.levels.at(-1)?.plan.level ?? 0;
   for (const restart of r.restarts) {
-    const how = restart.nodeArgs.length === 0 ? '' : ` (\`node ${restart.nodeArgs.join(' ')}\`)`;
-    rows.push(`| ${count(top)}, after a restart${how} | ${restart.queries.getstreams.length} | ${cell(restart.queries.getstreams)} | ${cell(restart.queries.v1streams)} |`);
+    rows.push(`| ${count(top)}, after a restart ${howRun(r, restart.nodeArgs)} | ${restart.queries.getstreams.length} | ${cell(restart.queries.getstreams)} | ${cell(restart.queries.v1streams)} |`);
   }
   return ['| streams | n | `GET /getstreams` median / p90 ms | `GET /v1/streams` median / p90 ms |', '|---:|---:|---:|---:|', ...rows];
 }
@@ -120,12 +118,12 @@ function queryTable(r: Results): string[] {
 function memoryTable(r: Results): string[] {
   const top = r.levels.at(-1)?.plan.level ?? 0;
   return [
-    '| Portico (`node dist/main.js`), VmRSS of its process | RSS MB | peak (VmHWM) MB |',
+    `| Portico (\`${nodeCommand(r.nodeArgs)}\`), VmRSS of its process | RSS MB | peak (VmHWM) MB |`,
     '|---|---:|---:|',
     `| just started, no stream | ${mb(r.idle.rssMb)} | ${mb(r.idle.peakMb)} |`,
     ...r.levels.map((l) => `| after the measurements at ${count(l.plan.level)} streams | ${mb(l.memory.rssMb)} | ${mb(l.memory.peakMb)} |`),
     ...r.restarts.map((restart) => {
-      const how = restart.nodeArgs.length === 0 ? 'as `make start` runs it' : `with \`node ${restart.nodeArgs.join(' ')}\``;
+      const how = howRun(r, restart.nodeArgs);
       const queries = restart.queries.v1streams.length * 2 + 2;
       return `| restarted on the ${count(top)}-stream tree ${how} (ready in ${(restart.readyMs / 1000).toFixed(1)} s), after ${queries} list queries and one round of 200 parallel creates (${ms(restart.parallel.wallMs)} ms wall) | ${mb(restart.memory.rssMb)} | ${mb(restart.memory.peakMb)} |`;
     }),

@@ -85,6 +85,7 @@ async function setUp(nginxBin: string, cleanup: Cleanup): Promise<{ rig: Rig; op
     bindPort: await ephemeralPort(),
     httpPort: httpPort as number,
     httpsPort: httpsPort as number,
+    nodeArgs: SHIPPED_FLAGS,
   };
   const portico = await startPortico(options, cleanup);
   const idle = await memoryOf(portico.pid);
@@ -117,10 +118,11 @@ async function startPortico(options: PorticoOptions, cleanup: Cleanup): Promise<
 }
 
 /**
- * node's own heap limits, for the second restart: a young generation of 1 MB semi-spaces (V8 grows
- * them to 16 MB under a high allocation rate) and an old generation collected before 64 MB.
+ * node's flags as `make start` and the container run Portico (the Makefile's NODE_FLAGS, handed
+ * over as PORTICO_NODE_FLAGS): the ladder's Portico and the first restart run with them, the second
+ * restart with node's defaults, to show what they change.
  */
-export const HEAP_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=64'];
+export const SHIPPED_FLAGS = (process.env.PORTICO_NODE_FLAGS ?? '').split(/\s+/).filter((flag) => flag !== '');
 
 /**
  * Portico's memory with the same tree but none of the fill's history: stops it (it quits its nginx)
@@ -166,11 +168,11 @@ async function measure(nginxBin: string, cleanup: Cleanup, rigOut: { rig?: Rig }
   });
   await removeDataPlane(rig.portico, dataPlane);
   const restarts: Restart[] = [];
-  for (const nodeArgs of [[], HEAP_FLAGS]) {
-    progress(`restarting portico on the full tree${nodeArgs.length > 0 ? ` with node ${nodeArgs.join(' ')}` : ''}`);
+  for (const nodeArgs of [SHIPPED_FLAGS, []]) {
+    progress(`restarting portico on the full tree with node ${nodeArgs.length > 0 ? nodeArgs.join(' ') : "'s defaults"}`);
     restarts.push(await restart(rig, options, cleanup, levels.at(-1)?.plan.level ?? 0, nodeArgs));
   }
-  return { range: RANGES.portico, idle, levels, dataPlane, restarts };
+  return { range: RANGES.portico, nodeArgs: SHIPPED_FLAGS, idle, levels, dataPlane, restarts };
 }
 
 /**
@@ -189,6 +191,7 @@ async function main(): Promise<void> {
   }
   const nginxBin = process.env.NGINX_BIN;
   if (nginxBin === undefined || nginxBin === '') throw new Error('NGINX_BIN is not set (run through `make bench`)');
+  if (SHIPPED_FLAGS.length === 0) throw new Error('PORTICO_NODE_FLAGS is not set (run through `make bench`)');
   const started = performance.now();
   const loadBefore = await loadAverage();
   progress(`load average before: ${loadBefore}`);
