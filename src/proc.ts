@@ -13,6 +13,8 @@ export interface ProcessInfo {
   state: string;
   ppid: number;
   pgid: number;
+  /** When the process started, in clock ticks since boot: with the pid, it names one process for good. */
+  startTime: number;
 }
 
 /** Reads one process's stat line; undefined when it does not exist. */
@@ -25,7 +27,8 @@ function parseStat(pid: number, text: string): ProcessInfo | undefined {
   if (text === '') return undefined;
   // The command name may hold spaces and parentheses: the fields after the last ")" are fixed.
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { pid, state: fields[0] ?? '?', ppid: Number(fields[1]), pgid: Number(fields[2]) };
+  // proc(5) numbers the fields from 1: state is field 3, starttime field 22.
+  return { pid, state: fields[0] ?? '?', ppid: Number(fields[1]), pgid: Number(fields[2]), startTime: Number(fields[19]) };
 }
 
 /** True when `pid` runs (a zombie does not). */
