@@ -10,7 +10,7 @@ import { checkIfMatch } from '../model/etag.js';
 import type { ReloadPlan } from '../nginx/nginx.js';
 import { readApp } from '../parse/app.js';
 import { STICKY, type AppRenderer } from '../render/app.js';
-import { SHARED_HTTP_FILE, type SharedHttpRenderer } from '../render/http-shared.js';
+import { SHARED_HTTP_FILE, serverNamesHash, type SharedHttpRenderer } from '../render/http-shared.js';
 import type { Settings } from '../settings.js';
 import type { AppStore } from '../store/apps.js';
 import type { CertStore, CertificateIndex } from '../store/certs.js';
@@ -170,6 +170,7 @@ export class AppKind implements BatchKind<AppChange, PlannedApp> {
       cacheKeysMb: 10,
       cacheMaxMb: 1024,
       sticky: STICKY,
+      serverNamesHash: serverNamesHash([...apps.values()].flatMap((app) => app.serverNames)),
     });
     return [{ name: SHARED_HTTP_FILE, text }];
   }

@@ -12,6 +12,7 @@ import fc from 'fast-check';
 import { appCertificateRefs, appSchema, type App } from '../../src/model/app.js';
 import { parseAddress } from '../../src/model/net.js';
 import { STICKY, createAppRenderer } from '../../src/render/app.js';
+import { createSharedHttpRenderer, serverNamesHash } from '../../src/render/http-shared.js';
 import { TEMPLATES_DIR } from '../../src/portico.js';
 import { appArbitrary } from '../helpers/arbitraries.js';
 import { REPO, nginxBin, tempDir } from '../helpers/portico.js';
@@ -122,5 +123,61 @@ describe('golden app files', () => {
       }),
       { numRuns: 40 },
     );
+  });
+
+  /**
+   * nginx's defaults build no server name hash for a name over 46 characters (nginx -t fails) or for
+   * a few hundred names (a warning): the shared file sizes it from the apps. Checked with the real
+   * shared file and the apps' own files.
+   */
+  it('the shared file lets nginx build its server name hash for long names and for 1,500 apps', async () => {
+    const renderShared = createSharedHttpRenderer(await readFile(`${TEMPLATES_DIR}/http-shared.conf.hbs`, 'utf8'));
+    const label = (rng: () => number, length: number): string =>
+      Array.from({ length }, () => 'abcdefghijklmnopqrstuvwxyz0123456789'[Math.floor(rng() * 36)]).join('');
+    let seed = 7;
+    const rng = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    // 253 characters, the most a DNS name has: labels of 63, 63, 63 and 56, and "test".
+    const longest = `${[63, 63, 63, 56].map((n) => label(rng, n)).join('.')}.test`;
+    assert.equal(longest.length, 253);
+    const sets: Array<[string, string[][]]> = [
+      ['three apps with 253-character names', [0, 1, 2].map((i) => [`${i}${longest.slice(1)}`])],
+      [
+        '1,500 apps of one to three names of 11 to 125 characters',
+        Array.from({ length: 1500 }, (_, i) =>
+          Array.from({ length: 1 + (i % 3) }, (_, j) => `${j === 1 ? '*.' : ''}a${i}-${j}.${label(rng, 1 + Math.floor(rng() * 60))}.${label(rng, 1 + Math.floor(rng() * 50))}.test`),
+        ),
+      ],
+    ];
+    for (const [what, nameSets] of sets) {
+      const name = `hash-${nameSets.length}`;
+      await mkdir(`${dir}/${name}`, { recursive: true });
+      const apps: App[] = nameSets.map((serverNames, i) =>
+        appSchema.parse({ name: `app-${i}`, serverNames, routes: [{ upstreams: [{ address: '127.0.0.1:9' }] }] }),
+      );
+      const shared = renderShared({
+        httpPort: 8080,
+        httpsPort: 8443,
+        httpDefault: true,
+        cacheDir: `${dir}/${name}/cache`,
+        cacheKeysMb: 1,
+        cacheMaxMb: 16,
+        sticky: STICKY,
+        serverNamesHash: serverNamesHash(apps.flatMap((app) => app.serverNames)),
+      });
+      await writeFile(`${dir}/${name}/portico_http.conf`, shared);
+      await Promise.all(apps.map((app) => writeFile(`${dir}/${name}/app_${app.name}.conf`, render(app))));
+      const main = [
+        `pid ${dir}/nginx.pid;`,
+        `error_log ${dir}/logs/error.log notice;`,
+        'events { worker_connections 64; }',
+        `http { access_log ${dir}/logs/access.log; include ${dir}/${name}/*.conf; }`,
+        '',
+      ].join('\n');
+      await writeFile(`${dir}/${name}.main.conf`, main);
+      const result = await run(nginxBin(), ['-t', '-q', '-c', `${dir}/${name}.main.conf`, '-p', `${dir}/`], { timeout: 60_000 }).catch(
+        (error: { stderr?: string; message: string }) => assert.fail(`nginx -t refuses ${what}: ${error.stderr ?? error.message}`),
+      );
+      assert.equal(result.stderr, '', `nginx -t warns about ${what}`);
+    }
   });
 });

@@ -11,7 +11,7 @@ import type { App } from '../../src/model/app.js';
 import { parseConfig, type Directive } from '../../src/parse/syntax.js';
 import { TEMPLATES_DIR } from '../../src/portico.js';
 import { STICKY, createAppRenderer } from '../../src/render/app.js';
-import { createSharedHttpRenderer } from '../../src/render/http-shared.js';
+import { createSharedHttpRenderer, serverNamesHash } from '../../src/render/http-shared.js';
 import { appArbitrary } from '../helpers/arbitraries.js';
 
 const options = { certDir: '/var/lib/portico/certs', httpPort: 8080, httpsPort: 8443 };
@@ -57,6 +57,7 @@ describe('decisions that span apps', () => {
           cacheKeysMb: 10,
           cacheMaxMb: 1024,
           sticky: STICKY,
+          serverNamesHash: serverNamesHash(apps.flatMap((app) => app.serverNames)),
         });
         const all = listens([shared, ...apps.map(renderApp)]);
         for (const where of ['8080/tcp', '8443/tcp', '8443/udp']) {
@@ -68,6 +69,23 @@ describe('decisions that span apps', () => {
         assert.equal(all.filter((l) => l.flags.includes('reuseport')).length, 1, 'the QUIC listener carries reuseport once');
       }),
       { numRuns: 200 },
+    );
+  });
+
+  it("sizes nginx's server name hash from the longest name and the number of names", () => {
+    // A name of 46 characters fits nginx's default 64-byte bucket with its pointer and length; 47 do not.
+    assert.deepEqual(serverNamesHash(['a'.repeat(46)]), { names: 1, longest: 46, bucketSize: 256, maxSize: 512 });
+    assert.deepEqual(serverNamesHash([]), { names: 0, longest: 0, bucketSize: 128, maxSize: 512 });
+    assert.equal(serverNamesHash(['x'.repeat(253)]).bucketSize, 2048);
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 253 }), { minLength: 1, maxLength: 3000 }), (lengths) => {
+        const hash = serverNamesHash(lengths.map((n) => 'n'.repeat(n)));
+        const longest = Math.max(...lengths);
+        const element = 8 + Math.ceil((longest + 2) / 8) * 8;
+        assert.ok(hash.bucketSize >= 4 * element + 8, 'four of the longest name fit in a bucket');
+        assert.ok(hash.maxSize >= 2 * lengths.length && hash.maxSize >= 512);
+        for (const size of [hash.bucketSize, hash.maxSize]) assert.equal(size & (size - 1), 0, `${size} is a power of two`);
+      }),
     );
   });
 });
