@@ -254,6 +254,16 @@ describe('1,000 HTTP apps through the API and a managed nginx', () => {
     assert.deepEqual(listed.map((a) => a.name), [...stored.keys()].sort());
   });
 
+  // The same defaults refuse a long name outright: an entry of the hash (a pointer, the name and 2
+  // bytes, aligned to 8) and the bucket's end marker must fit in 64 bytes, so 46 characters pass and
+  // 47 make nginx -t fail with "could not build server_names_hash" (422), though 253 are valid.
+  it('an app with a valid 60-character server name is accepted beside the 1,000', { todo: 'server_names_hash_bucket_size 64 (the default) holds names of at most 46 characters' }, async () => {
+    const host = `${'x'.repeat(55)}.test`;
+    const answer = await api('POST', '/v1/apps', { name: 'long-name', serverNames: [host], routes: [{ upstreams: [{ address: `127.0.0.1:${backends[0]?.port}` }] }] });
+    assert.equal(answer.status, 201, JSON.stringify(answer.body).slice(0, 300));
+    assert.equal((await to(host, '/')).status, 200);
+  });
+
   const logLines = async (level: RegExp): Promise<string[]> =>
     (await readFile(`${portico.stateDir}/logs/error.log`, 'utf8')).split('\n').filter((line) => level.test(line));
 
