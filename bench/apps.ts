@@ -138,8 +138,9 @@ async function timeList(portico: RunningPortico, expected: number): Promise<numb
 export async function runAppsRung(options: AppsRungOptions): Promise<AppsRung> {
   const { plan, cleanup, progress } = options;
   const started = performance.now();
-  const [http, https, api, floorHttp, floorHttps, ...backendPorts] = await freePortsIn(options.range.from, options.range.to, 5 + BACKENDS + REPLACE_BACKENDS.length);
-  const portRange = await freePortsIn(options.range.to - 9, options.range.to, 10);
+  const [http, https, api, floorHttp, floorHttps, ...backendPorts] = await freePortsIn(options.range.from, options.range.to - 10, 5 + BACKENDS + REPLACE_BACKENDS.length);
+  // PORT_RANGE is required but unused (no stream is created): the top of the range, free or not.
+  const portRange = { from: options.range.to - 9, to: options.range.to };
   const backends = await Promise.all(backendPorts.map((port, k) => startNameBackend(k < BACKENDS ? `b${k}` : (REPLACE_BACKENDS[k - BACKENDS] as string), port)));
   for (const b of backends) cleanup.push(`apps backend ${b.name}`, () => b.close());
   const replacers = backends.slice(BACKENDS);
@@ -153,7 +154,7 @@ export async function runAppsRung(options: AppsRungOptions): Promise<AppsRung> {
     repoDir: options.repoDir,
     nginxBin: options.nginxBin,
     stateDir,
-    portRange: { from: portRange[0] as number, to: portRange.at(-1) as number },
+    portRange,
     bindPort: api as number,
     httpPort: http as number,
     httpsPort: https as number,
