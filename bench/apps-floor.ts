@@ -3,7 +3,7 @@
  * copy of the main config Portico wrote and of the very app files it wrote (every app file and the
  * shared `portico_http.conf`, with Portico's listen ports and directory moved to the floor's). One
  * change is: rewrite one app file with another upstream address, bare `nginx -t`, SIGHUP to the
- * master, until a request with that app's Host is answered by the new upstream. Whatever Portico
+ * master, until requests with that app's Host are answered only by the new upstream. Whatever Portico
  * spends beyond this, on the same files, is its own overhead.
  */
 import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
@@ -14,7 +14,7 @@ import { since } from './stats.js';
 export interface AppsFloorSample {
   /** Writing the app file and `nginx -t -q`. */
   testMs: number;
-  /** From SIGHUP until the new upstream answers. */
+  /** From SIGHUP until only the new upstream answers. */
   reloadMs: number;
   totalMs: number;
 }

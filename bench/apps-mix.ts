@@ -79,20 +79,36 @@ export function httpGet(port: number, host: string, path = '/', timeoutMs = 5000
 
 /** Pause between two probes: each is a whole proxied request, which costs nginx and the backend. */
 const PROBE_EVERY_MS = 2;
+/**
+ * Answers in a row from the new backend that make a change count as served. All apps share one
+ * listening socket, and after a reload old workers keep accepting from it beside the new ones until
+ * the master tells them to stop (100 ms later in nginx 1.26): a single new answer only shows that one
+ * new worker won one connection. With two old and two new workers accepting, 10 new answers in a row
+ * happen by chance about once in a thousand changes.
+ */
+export const SERVED_STREAK = 10;
 
 /**
- * Polls GET / with Host `host` until `backend` answers it (200 with its name); answers
- * `performance.now()` at that moment. Old workers keep answering with the old config for a while
- * after a reload, so earlier answers from another backend are expected. Throws after `timeoutMs`.
+ * Polls GET / with Host `host` until `backend` answered it (200 with its name) `SERVED_STREAK` times
+ * in a row; answers `performance.now()` when the first of those answers arrived. Answers from another
+ * backend before that are expected (the old config). Throws after `timeoutMs`.
  */
 export async function waitUntilAnswers(port: number, host: string, backend: string, timeoutMs: number): Promise<number> {
   const deadline = performance.now() + timeoutMs;
   let last = 'nothing';
+  let streak = 0;
+  let streakStart = 0;
   while (performance.now() < deadline) {
     const answer = await httpGet(port, host, '/', Math.max(1, Math.min(2000, deadline - performance.now()))).catch((error: Error) => ({ status: 0, body: error.message }));
-    if (answer.status === 200 && answer.body === backend) return performance.now();
-    last = `${answer.status} ${answer.body.slice(0, 100)}`;
+    if (answer.status === 200 && answer.body === backend) {
+      if (streak === 0) streakStart = performance.now();
+      streak += 1;
+      if (streak >= SERVED_STREAK) return streakStart;
+    } else {
+      streak = 0;
+      last = `${answer.status} ${answer.body.slice(0, 100)}`;
+    }
     await sleep(PROBE_EVERY_MS);
   }
-  throw new Error(`${host} via ${port} was not answered by ${backend} within ${timeoutMs} ms (last: ${last})`);
+  throw new Error(`${host} via ${port} was not answered by ${backend} ${SERVED_STREAK} times in a row within ${timeoutMs} ms (last other answer: ${last})`);
 }

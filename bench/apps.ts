@@ -2,13 +2,13 @@
  * The apps rung (issue 5: "1,000 apps work"): a Portico of its own, with no stream, filled with
  * 1,000 HTTP apps through `POST /v1/apps`; beside it a floor nginx on a copy of the files it wrote
  * (`apps-floor.ts`). Then, interleaved so that noise on the shared machine hurts both alike, one app
- * replaced through `PUT /v1/apps/:name` (request → the new upstream answers through nginx) and the
+ * replaced through `PUT /v1/apps/:name` (request → only the new upstream answers through nginx) and the
  * floor's change of the same file; then `GET /v1/apps` and Portico's memory. Runs after the stream
  * ladder, on ports 29500-29599, so it changes none of the stream figures.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { startAppsFloor, type AppsFloorGrowth, type AppsFloorSample } from './apps-floor.js';
-import { appHost, appName, benchApp, httpGet, startNameBackend, waitUntilAnswers, type BenchApp } from './apps-mix.js';
+import { SERVED_STREAK, appHost, appName, benchApp, httpGet, startNameBackend, waitUntilAnswers, type BenchApp } from './apps-mix.js';
 import type { Cleanup } from './cleanup.js';
 import { expectOk, request } from './http.js';
 import { freePortsIn } from './net.js';
@@ -39,7 +39,7 @@ export interface AppsFill {
 export interface ReplaceSample {
   /** From sending the PUT until Portico answered. */
   answeredMs: number;
-  /** From sending the PUT until the new upstream answered a request through nginx. */
+  /** From sending the PUT until only the new upstream answers through nginx (`waitUntilAnswers`). */
   servingMs: number;
   totalMs: number;
   reloads: number;
@@ -57,6 +57,8 @@ export interface AppsRung {
   queries: number[];
   /** Portico's memory after everything. */
   memory: Memory;
+  /** Answers in a row from the new upstream that count a change as served (`SERVED_STREAK`). */
+  servedStreak: number;
   seconds: number;
 }
 
@@ -67,6 +69,8 @@ export interface AppsRungOptions {
   /** Free ports are taken from here (inclusive). */
   range: { from: number; to: number };
   fillConcurrency: number;
+  /** node's flags for Portico (as shipped). */
+  nodeArgs: string[];
   cleanup: Cleanup;
   progress: (message: string) => void;
 }
@@ -113,7 +117,7 @@ async function fill(portico: RunningPortico, apps: BenchApp[], concurrency: numb
   };
 }
 
-/** Replaces app 0's upstream with `port` (backend `name`), timing the answer and the first answer of the new upstream through nginx. */
+/** Replaces app 0's upstream with `port` (backend `name`), timing Portico's answer and when only the new upstream answers through nginx. */
 async function timeReplace(portico: RunningPortico, app: BenchApp, port: number, name: string): Promise<ReplaceSample> {
   const before = await countReloads(portico.errorLog);
   const body = { ...app, routes: [{ upstreams: [{ address: `127.0.0.1:${port}` }] }] };
@@ -158,6 +162,7 @@ export async function runAppsRung(options: AppsRungOptions): Promise<AppsRung> {
     bindPort: api as number,
     httpPort: http as number,
     httpsPort: https as number,
+    nodeArgs: options.nodeArgs,
   });
   cleanup.push('apps portico', () => portico.stop());
   await portico.ready();
@@ -198,5 +203,5 @@ export async function runAppsRung(options: AppsRungOptions): Promise<AppsRung> {
   await timeList(portico, plan.apps);
   const queries: number[] = [];
   for (let i = 0; i < plan.queries; i += 1) queries.push(await timeList(portico, plan.apps));
-  return { plan, fill: filled, floorGrowth, replace, floor: floorSamples, queries, memory: await memoryOf(portico.pid), seconds: (performance.now() - started) / 1000 };
+  return { plan, fill: filled, floorGrowth, replace, floor: floorSamples, queries, memory: await memoryOf(portico.pid), servedStreak: SERVED_STREAK, seconds: (performance.now() - started) / 1000 };
 }

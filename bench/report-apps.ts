@@ -12,7 +12,7 @@ function replaceTable(a: AppsRung): string[] {
   const answered = a.replace.map((s) => s.answeredMs);
   const floor = a.floor.map((s) => s.totalMs);
   return [
-    '| apps | n | Portico: `PUT` → new upstream answers | Portico: `PUT` → answered | floor: app file + `nginx -t` + HUP → new upstream answers | floor `nginx -t` | floor HUP → new upstream answers | ratio of medians (answers) | ratio of p90s (answers) | ratio of medians (answered) | reloads per replace, median |',
+    '| apps | n | Portico: `PUT` → only the new upstream answers | Portico: `PUT` → answered | floor: app file + `nginx -t` + HUP → only the new upstream answers | floor `nginx -t` | floor HUP → only the new upstream answers | ratio of medians (new upstream) | ratio of p90s (new upstream) | ratio of medians (answered) | reloads per replace, median |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     `| ${count(a.plan.apps)} | ${a.replace.length} | ${cell(serving)} | ${cell(answered)} | ${cell(floor)} | ${cell(a.floor.map((s) => s.testMs))} | ${cell(a.floor.map((s) => s.reloadMs))} | ${times(med(serving) / med(floor))} | ${times(p90(serving) / p90(floor))} | ${times(med(answered) / med(floor))} | ${med(a.replace.map((s) => s.reloads))} |`,
   ];
@@ -26,7 +26,7 @@ function phaseTable(a: AppsRung): string[] {
     `| phase (Portico's \`lastApply.phasesMs\`, median ms) | one replace at ${count(a.plan.apps)} apps |`,
     '|---|---:|',
     ...names.map((n) => `| ${n} | ${ms(phaseMedian(phases, n))} |`),
-    `| **floor: \`nginx -t\` / HUP → new upstream answers** | ${ms(med(a.floor.map((s) => s.testMs)))} / ${ms(med(a.floor.map((s) => s.reloadMs)))} |`,
+    `| **floor: \`nginx -t\` / HUP → only the new upstream answers** | ${ms(med(a.floor.map((s) => s.testMs)))} / ${ms(med(a.floor.map((s) => s.reloadMs)))} |`,
   ];
 }
 

@@ -179,7 +179,7 @@ async function measure(nginxBin: string, cleanup: Cleanup, rigOut: { rig?: Rig }
     restarts.push(await restart(rig, options, cleanup, levels.at(-1)?.plan.level ?? 0, nodeArgs));
   }
   // Last, on a Portico of its own: nothing above is measured while its apps exist.
-  const apps = await runAppsRung({ repoDir: REPO_DIR, nginxBin, plan: APPS_PLAN, range: RANGES.apps, fillConcurrency: FILL_CONCURRENCY, cleanup, progress });
+  const apps = await runAppsRung({ repoDir: REPO_DIR, nginxBin, plan: APPS_PLAN, range: RANGES.apps, fillConcurrency: FILL_CONCURRENCY, nodeArgs: SHIPPED_FLAGS, cleanup, progress });
   return { range: RANGES.portico, nodeArgs: SHIPPED_FLAGS, idle, levels, dataPlane, restarts, apps };
 }
 
