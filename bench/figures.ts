@@ -2,6 +2,7 @@
  * What a benchmark run produced, and the small calculations every part of the report shares:
  * the targets of issue 5, formatting, medians, verdicts, data-plane efficiency. Pure.
  */
+import type { AppsRung } from './apps.js';
 import type { DataPlane, Side, Workload } from './dataplane.js';
 import type { Level } from './ladder.js';
 import type { Machine } from './machine.js';
@@ -38,6 +39,8 @@ export interface Results {
   dataPlane: DataPlane;
   /** Restarted on the full tree: as `make start` runs it (`nodeArgs`), then with node's defaults. */
   restarts: Restart[];
+  /** 1,000 HTTP apps on a second Portico (absent from runs before the rung existed). */
+  apps?: AppsRung;
 }
 
 export const TARGETS = { createVsFloor: 1.25, parallelVsSingle: 3, queryMs: 10, rssMb: 120, efficiency: 0.97 };

@@ -63,12 +63,32 @@ ${memorySection(r)}
   \`/proc/<pid>/stat\` over the round; efficiency is work per CPU second, and the ratio divides the generated
   config's by the reference's (≥ 1: Portico's config costs no more). The TCP blaster counts bytes echoed back
   (each crossed nginx twice); a round of short connections counts connections; wrk counts requests.
-- p90 is nearest-rank: with few samples (the parallel rounds) it is close to the maximum.
+${appsMeasured(r)}- p90 is nearest-rank: with few samples (the parallel rounds) it is close to the maximum.
 
 ## Caveat
 
 This machine is shared and noisy (other jobs run beside the benchmark; see the load average above): compare
 ratios taken in one run rather than absolute milliseconds across runs, and re-run before trusting a difference
 under ~20%.
+`;
+}
+
+/** What the apps rung measures; nothing for a run from before it existed. */
+function appsMeasured(r: Results): string {
+  if (r.apps === undefined) return '';
+  return `- **(6) HTTP apps**: last, on a second Portico of its own (no stream; ports 29500-29599; the same node flags), so none of the figures
+  above is taken while its apps exist. Filled through \`POST /v1/apps\` (${r.apps.fill.concurrency} requests in flight) with a mix:
+  every fifth app has a second server name, every third three routes (\`/api\` with its prefix replaced, \`/static\`,
+  the fallback), every second a sticky fallback over two backends, the middle one is the default; the backends
+  are Node HTTP servers answering their name. Beside it a **floor** nginx on a copy of the main config and of every
+  file Portico wrote in its apps' directory (listen ports and paths moved), loaded with one \`nginx -t\` and one
+  HUP. A **replace**: \`PUT /v1/apps/app-0000\` switching its one upstream between two backends no other app uses,
+  from sending until requests with its Host, polled every 2 ms, are answered only by the new backend through
+  nginx (the first of ${r.apps.servedStreak} answers in a row from it: every app shares one listening socket, and after a
+  reload old workers keep accepting beside the new ones until the master stops them, so one new answer proves
+  little), and until Portico answered. The floor's change: rewrite that app's file with the other address, bare
+  \`nginx -t -q\`, \`kill -HUP\`, polled the same way.
+  Replaces and floor changes alternate, after one unrecorded warm-up of each. \`GET /v1/apps\` is timed as the
+  stream lists are.
 `;
 }

@@ -3,6 +3,7 @@
  */
 import type { DataPlane } from './dataplane.js';
 import { TARGETS, count, cpuPerUnit, efficiency, howRun, mb, med, ms, nodeCommand, p90, phaseMedian, times, verdict, type Results } from './figures.js';
+import { appsTables } from './report-apps.js';
 import { renderDocument } from './report-doc.js';
 import { explainMisses } from './report-text.js';
 import { summarize } from './stats.js';
@@ -179,6 +180,7 @@ export function renderTables(r: Results): string {
     '### (5) Data plane: generated config vs hand-written reference, same nginx build, alternating',
     ...dataPlaneTable(r.dataPlane),
     ...r.dataPlane.skipped.map((s) => `\nSkipped: ${s}.`),
+    ...appsTables(r.apps),
   ].join('\n');
 }
 

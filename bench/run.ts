@@ -3,7 +3,8 @@
  * sets on a tree of the same size, measured in the same run. A ladder of 0, 1,000 and 5,000
  * streams (filled through the API); at each rung single creates, floor changes, rounds of 200
  * parallel creates, the list queries and Portico's memory; then the data plane (generated vs
- * hand-written config) and Portico's memory after a restart on the full tree. Writes
+ * hand-written config) and Portico's memory after a restart on the full tree; last, on a second
+ * Portico, 1,000 HTTP apps: the fill, one app replaced beside its floor, and the list. Writes
  * bench/RESULTS.md and prints the same tables.
  *
  * Everything runs on 127.0.0.1; every process started here is stopped by its pid and every
@@ -12,11 +13,12 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { runAppsRung, type AppsPlan } from './apps.js';
 import { Cleanup } from './cleanup.js';
 import { runDataPlane, type DataPlane } from './dataplane.js';
 import { startFloor } from './floor.js';
 import { expectOk } from './http.js';
-import { PARALLEL_COUNT, runLevel, type Level, type LevelPlan, type Rig } from './ladder.js';
+import { FILL_CONCURRENCY, PARALLEL_COUNT, runLevel, type Level, type LevelPlan, type Rig } from './ladder.js';
 import { describeMachine } from './machine.js';
 import { assertOutsideEphemeral, ephemeralPort, freePortsIn, LOOPBACK, startEchoServer } from './net.js';
 import { spawnPortico, type PorticoOptions, type RunningPortico } from './portico.js';
@@ -40,6 +42,7 @@ export const RANGES = {
   floorChange: { from: 29000, to: 29399 },
   dataPlane: { from: 29400, to: 29499 },
   porticoHttp: { from: 29980, to: 29999 },
+  apps: { from: 29500, to: 29599 },
 };
 
 /** BENCH_QUICK=1: a small ladder and one data-plane round, to check the benchmark itself works. */
@@ -52,6 +55,9 @@ const LEVELS: LevelPlan[] = QUICK
       { level: 5000, singles: 30, parallelRounds: 3, queries: 30, budgetMs: 300_000 },
     ];
 const DATA_PLANE_ROUNDS = QUICK ? 1 : 6;
+const APPS_PLAN: AppsPlan = QUICK
+  ? { apps: 100, replaces: 4, queries: 4, budgetMs: 60_000 }
+  : { apps: 1000, replaces: 30, queries: 30, budgetMs: 150_000 };
 const RESTART_QUERIES = 20;
 
 function progress(message: string): void {
@@ -172,7 +178,9 @@ async function measure(nginxBin: string, cleanup: Cleanup, rigOut: { rig?: Rig }
     progress(`restarting portico on the full tree with node ${nodeArgs.length > 0 ? nodeArgs.join(' ') : "'s defaults"}`);
     restarts.push(await restart(rig, options, cleanup, levels.at(-1)?.plan.level ?? 0, nodeArgs));
   }
-  return { range: RANGES.portico, nodeArgs: SHIPPED_FLAGS, idle, levels, dataPlane, restarts };
+  // Last, on a Portico of its own: nothing above is measured while its apps exist.
+  const apps = await runAppsRung({ repoDir: REPO_DIR, nginxBin, plan: APPS_PLAN, range: RANGES.apps, fillConcurrency: FILL_CONCURRENCY, nodeArgs: SHIPPED_FLAGS, cleanup, progress });
+  return { range: RANGES.portico, nodeArgs: SHIPPED_FLAGS, idle, levels, dataPlane, restarts, apps };
 }
 
 /**
