@@ -117,7 +117,6 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       prefix: settings.mode === 'managed' ? settings.stateDir : undefined,
       timeoutMs: settings.nginxTimeoutMs,
     };
-    const tests = new TestConfigs(settings, tree, createMainRenderer(mainTemplate));
     const process =
       settings.mode === 'managed'
         ? new ManagedNginx({
@@ -133,6 +132,8 @@ export async function startPortico(settings: Settings, options: StartOptions): P
     const build = await nginx.describe();
     const missing = REQUIRED_MODULES.filter((m) => !build.modules.includes(m));
     if (missing.length > 0) log.warn({ missing }, `nginx ${build.version} lacks modules some features need`);
+    // The main config uses what this nginx's version knows (keepalive_min_timeout from 1.27.4).
+    const tests = new TestConfigs(settings, tree, createMainRenderer(mainTemplate), build.version);
 
     await warnOnEphemeralOverlap(settings, log);
     if (settings.mode === 'managed') {

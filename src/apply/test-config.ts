@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { PorticoError } from '../errors.js';
 import { retargetInclude } from '../render/external.js';
-import { isolatedMain, sizeWorkers, type MainRenderer, type MainView } from '../render/main.js';
+import { isolatedMain, keepaliveMinTimeoutFor, sizeWorkers, type MainRenderer, type MainView } from '../render/main.js';
 import type { Settings } from '../settings.js';
 import type { ConfigTree } from '../store/tree.js';
 import { listenersFor } from '../nginx/limits.js';
@@ -24,6 +24,8 @@ export class TestConfigs {
     private readonly settings: Settings,
     private readonly tree: ConfigTree,
     private readonly renderMain: MainRenderer,
+    /** The version of the nginx binary (`nginx -V`): what the main config may use. */
+    private readonly nginxVersion: string,
   ) {}
 
   /** The view of managed mode's main config. */
@@ -38,6 +40,7 @@ export class TestConfigs {
       streamIncludes: includes.streams ?? [`${s.streamDir}/*.conf`],
       httpIncludes: includes.http ?? [`${s.httpDir}/*.conf`],
       workerShutdownTimeout: s.workerShutdownTimeout,
+      keepaliveMinTimeout: keepaliveMinTimeoutFor(this.nginxVersion),
       // A tcp+udp stream opens two listening sockets on its port, and the apps share three more.
       ...sizeWorkers(listenersFor(rangeSize(s.portRange))),
     };

@@ -50,8 +50,14 @@ export class ManagedNginx implements NginxProcess {
 
   constructor(private readonly options: ManagedOptions) {}
 
+  /**
+   * The master's pid once it has started its workers. A master being started is not yet one to
+   * signal: nginx sets its signal handlers only after reading its config, and a SIGHUP before that
+   * kills it (seen: a change waiting for a restarted master reloaded it within milliseconds of its
+   * spawn, and the loaded machine had not got that far).
+   */
   async masterPid(): Promise<number | undefined> {
-    if (this.pid === undefined) return undefined;
+    if (this.pid === undefined || this.spawning !== undefined) return undefined;
     return (await isAlive(this.pid)) ? this.pid : undefined;
   }
 

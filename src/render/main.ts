@@ -18,6 +18,39 @@ export interface MainView {
   workerConnections: number;
   workerRlimitNofile: number;
   workerShutdownTimeout: string;
+  /** `keepalive_min_timeout`, or undefined for an nginx too old to know it (see keepaliveMinTimeoutFor). */
+  keepaliveMinTimeout: string | undefined;
+}
+
+/**
+ * How long an idle keep-alive client connection stays open after a response before nginx may close
+ * it, even in an old worker told to quit by a reload. Without it an old worker closes its idle
+ * keep-alive connections at once, and a request a client sends at that instant gets a reset. It must
+ * cover a client's gap between an answer and its next request: microseconds for a program, a round
+ * trip plus some processing for a browser on a slow link (1 s is not rare on mobile networks), and a
+ * stall of a loaded client. Each old worker lives on by up to this much after a reload, so it stays
+ * short: well under worker_shutdown_timeout (30s by default, which cuts it anyway) and nginx's 75s
+ * keepalive_timeout (the longest an idle connection lives in any case).
+ */
+export const KEEPALIVE_MIN_TIMEOUT = '2s';
+
+/** keepalive_min_timeout appeared in nginx 1.27.4; an older nginx rejects the directive. */
+const KEEPALIVE_MIN_TIMEOUT_SINCE = [1, 27, 4];
+
+/** True when dotted version `version` (such as "1.30.6") is at least `min`, part by part. */
+export function versionAtLeast(version: string, min: number[]): boolean {
+  const parts = version.split('.').map((part) => Number.parseInt(part, 10));
+  for (let i = 0; i < min.length; i += 1) {
+    const have = Number.isNaN(parts[i] ?? Number.NaN) ? 0 : (parts[i] as number);
+    const want = min[i] as number;
+    if (have !== want) return have > want;
+  }
+  return true;
+}
+
+/** The keepalive_min_timeout to render for an nginx of `nginxVersion`: none before 1.27.4. */
+export function keepaliveMinTimeoutFor(nginxVersion: string): string | undefined {
+  return versionAtLeast(nginxVersion, KEEPALIVE_MIN_TIMEOUT_SINCE) ? KEEPALIVE_MIN_TIMEOUT : undefined;
 }
 
 /** Connections each worker keeps beyond its listening sockets, for the traffic itself. */

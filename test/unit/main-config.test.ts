@@ -6,7 +6,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { TEMPLATES_DIR } from '../../src/portico.js';
 import { retargetInclude } from '../../src/render/external.js';
-import { createMainRenderer, sizeWorkers } from '../../src/render/main.js';
+import { createMainRenderer, keepaliveMinTimeoutFor, sizeWorkers, versionAtLeast } from '../../src/render/main.js';
 
 const GOLDEN = new URL('../golden/', import.meta.url).pathname;
 const render = createMainRenderer(await readFile(`${TEMPLATES_DIR}/main.conf.hbs`, 'utf8'));
@@ -19,6 +19,7 @@ const view = {
   streamIncludes: ['/var/lib/portico/stream.d/*.conf'],
   httpIncludes: ['/var/lib/portico/http.d/*.conf'],
   workerShutdownTimeout: '30s',
+  keepaliveMinTimeout: keepaliveMinTimeoutFor('1.30.6'),
   ...sizeWorkers(10),
 };
 
@@ -35,6 +36,25 @@ describe('managed main config', () => {
       assert.ok(workerConnections > listeners);
       assert.ok(workerRlimitNofile >= 2 * workerConnections);
     }
+  });
+
+  it('renders keepalive_min_timeout only for an nginx that knows it (1.27.4 and later)', () => {
+    assert.equal(keepaliveMinTimeoutFor('1.26.3'), undefined);
+    assert.equal(keepaliveMinTimeoutFor('1.27.3'), undefined);
+    assert.equal(keepaliveMinTimeoutFor('1.27.4'), '2s');
+    assert.equal(keepaliveMinTimeoutFor('1.30.6'), '2s');
+    assert.equal(keepaliveMinTimeoutFor('2.0'), '2s');
+    assert.match(render(view), /^ {4}keepalive_min_timeout 2s;$/m);
+    const old = render({ ...view, keepaliveMinTimeout: keepaliveMinTimeoutFor('1.26.3') });
+    assert.doesNotMatch(old, /keepalive_min_timeout/);
+    assert.equal(old.split('\n').length, render(view).split('\n').length - 2, 'only the directive and its comment go');
+  });
+
+  it('compares nginx versions part by part', () => {
+    assert.ok(versionAtLeast('1.27.10', [1, 27, 4]));
+    assert.ok(!versionAtLeast('1.9.15', [1, 27, 4]));
+    assert.ok(versionAtLeast('1.28', [1, 27, 4]));
+    assert.ok(!versionAtLeast('1.27', [1, 27, 4]));
   });
 
   it('refuses a path that could break out of its directive', () => {
