@@ -295,4 +295,15 @@ describe('/v1/certificates and TLS streams (managed nginx, real handshakes)', ()
     assert.equal(tlsD.accepted() + tlsA.accepted() + tlsB.accepted(), reached);
     assert.equal((await tlsWhoAnswers(port, { ca: CA, servername: 'x.b.example.com', ...PATIENCE })).tag, 'B');
   });
+
+  it('an SNI stream routes 64 server names of 253 characters, the longest DNS allows (nginx\'s default map bucket holds 46)', async () => {
+    const port = FROM + 42;
+    const name = (i: number): string => `${String(i).padStart(2, '0')}${'a'.repeat(61)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(56)}.test`;
+    assert.equal(name(0).length, 253);
+    const routes = Array.from({ length: 64 }, (_, i) => ({ serverName: name(i), upstreams: backend(i === 63 ? tlsB : tlsA) }));
+    await createStream({ port, sni: { routes } });
+    // The backends' certificates do not name these: the client looks at the tag, not at the certificate.
+    assert.equal((await tlsWhoAnswers(port, { servername: name(0), rejectUnauthorized: false, ...PATIENCE })).tag, 'A');
+    assert.equal((await tlsWhoAnswers(port, { servername: name(63), rejectUnauthorized: false, ...PATIENCE })).tag, 'B');
+  });
 });
