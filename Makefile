@@ -65,8 +65,11 @@ test-soak: deps
 	@CRASH_KILLS=350 NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx --test --test-reporter=spec \
 		test/integration/crash-safety.test.ts
 
-# Portico runs built (node dist/main.js), as `make start` runs it; the benchmark itself through tsx.
+# Portico runs built (node $(NODE_FLAGS) dist/main.js), as `make start` runs it; the benchmark itself through tsx.
+# wrk drives the data plane's HTTP half: Debian's package, installed when missing (root only; without
+# it the benchmark reports the HTTP half as skipped).
 bench: build
+	@command -v wrk >/dev/null || { [ "$$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; } || echo "make bench: no wrk, and installing it needs root: the HTTP data plane is skipped" >&2
 	@NGINX_BIN="$$(cat $(NGINX_STAMP))" PORTICO_NODE_FLAGS="$(NODE_FLAGS)" node --import tsx bench/run.ts
 
 clean:
