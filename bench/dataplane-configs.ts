@@ -11,7 +11,7 @@ function tempPaths(dir: string): string {
   return ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((name) => `    ${name}_temp_path ${dir}/temp/${name};`).join('\n');
 }
 
-/** Idle upstream connections each worker of the reference keeps (Portico's apps keep 16). */
+/** Idle upstream connections each worker of the reference keeps, as Portico's apps do. */
 export const REFERENCE_KEEPALIVE = 32;
 
 function httpServer(port: number, upstream: string): string {
@@ -32,13 +32,14 @@ function httpServer(port: number, upstream: string): string {
 
 /**
  * The reference. Same job as Portico's generated stream and app (same upstream, same request
- * headers, every request logged), tuned by hand: the access log buffered (Portico writes one line
- * per request as it happens), more idle upstream connections kept (32 where Portico keeps 16). A
- * second HTTP server differs from the first only in keeping 16, to tell the two apart.
+ * headers, every request logged into a buffer, 32 idle upstream connections kept), written by hand
+ * as a person tuning nginx would: its upstream group has no shared-memory zone (Portico gives every
+ * app route one, so that balancing state and failure counts are shared by the workers). A second
+ * HTTP server differs from the first only in having that zone, to tell its cost apart.
  */
 export function referenceConfig(
   dir: string,
-  p: { streamPort: number; httpPort: number; httpPortKeepalive16: number; echoPort: number; backendPort: number },
+  p: { streamPort: number; httpPort: number; httpPortZone: number; echoPort: number; backendPort: number },
 ): string {
   return `daemon off;
 master_process on;
@@ -61,12 +62,13 @@ ${tempPaths(dir)}
         server 127.0.0.1:${p.backendPort};
         keepalive ${REFERENCE_KEEPALIVE};
     }
-    upstream backend16 {
+    upstream backend_zone {
+        zone backend_zone 64k;
         server 127.0.0.1:${p.backendPort};
-        keepalive 16;
+        keepalive ${REFERENCE_KEEPALIVE};
     }
 ${httpServer(p.httpPort, 'backend')}
-${httpServer(p.httpPortKeepalive16, 'backend16')}
+${httpServer(p.httpPortZone, 'backend_zone')}
 }
 `;
 }

@@ -15,9 +15,9 @@ import { blast, churn } from './blaster.js';
 import { referenceConfig, backendConfig, APP_HOST } from './dataplane-configs.js';
 import { runWrk, wrkAvailable } from './wrk.js';
 
-/** The reference with one change, keeping 16 idle upstream connections as Portico does (HTTP only). */
-export const KEEPALIVE_16 = 'reference, keepalive 16';
-export type Side = 'generated' | 'reference' | typeof KEEPALIVE_16;
+/** The reference with one change, a 64 KiB zone in its upstream group as Portico gives every app route (HTTP only). */
+export const WITH_ZONE = 'reference, with a 64k zone';
+export type Side = 'generated' | 'reference' | typeof WITH_ZONE;
 
 export interface Round {
   side: Side;
@@ -40,7 +40,7 @@ export interface DataPlane {
   workloads: Workload[];
   /** Why the HTTP workload is missing, when it is. */
   skipped: string[];
-  ports: { generatedStream: number; referenceStream: number; generatedHttp: number; referenceHttp: number; referenceHttp16: number };
+  ports: { generatedStream: number; referenceStream: number; generatedHttp: number; referenceHttp: number; referenceHttpZone: number };
 }
 
 export interface DataPlaneOptions {
@@ -89,7 +89,7 @@ async function alternate(
 
 export async function runDataPlane(options: DataPlaneOptions): Promise<DataPlane> {
   const { portico, onCleanup, progress } = options;
-  const [refStreamPort, refHttpPort, refHttp16Port, backendPort] = options.ports;
+  const [refStreamPort, refHttpPort, refHttpZonePort, backendPort] = options.ports;
   const echo = await startEchoServer();
   onCleanup('data plane echo server', () => echo.close());
   await startOwnNginx({
@@ -105,7 +105,7 @@ export async function runDataPlane(options: DataPlaneOptions): Promise<DataPlane
     mainConfig: referenceConfig(options.referenceDir, {
       streamPort: refStreamPort,
       httpPort: refHttpPort,
-      httpPortKeepalive16: refHttp16Port,
+      httpPortZone: refHttpZonePort,
       echoPort: echo.port,
       backendPort,
     }),
@@ -126,9 +126,9 @@ export async function runDataPlane(options: DataPlaneOptions): Promise<DataPlane
   const httpPort = portico.httpPort;
   // Old workers of the reloads just made drain first: only the live workers' CPU is read.
   await new Promise((resolve) => setTimeout(resolve, 1000));
-  const masters: Record<Side, number> = { generated: portico.nginxPid(), reference: reference.pid, [KEEPALIVE_16]: reference.pid };
-  const streamPorts: Record<Side, number> = { generated: streamPort, reference: refStreamPort, [KEEPALIVE_16]: refStreamPort };
-  const httpPorts: Record<Side, number> = { generated: httpPort, reference: refHttpPort, [KEEPALIVE_16]: refHttp16Port };
+  const masters: Record<Side, number> = { generated: portico.nginxPid(), reference: reference.pid, [WITH_ZONE]: reference.pid };
+  const streamPorts: Record<Side, number> = { generated: streamPort, reference: refStreamPort, [WITH_ZONE]: refStreamPort };
+  const httpPorts: Record<Side, number> = { generated: httpPort, reference: refHttpPort, [WITH_ZONE]: refHttpZonePort };
   const pair: Side[] = ['generated', 'reference'];
 
   const workloads: Workload[] = [];
@@ -160,11 +160,11 @@ export async function runDataPlane(options: DataPlaneOptions): Promise<DataPlane
     workloads.push({
       name: `HTTP app: wrk, ${WRK_CONNECTIONS} keep-alive connections for ${WRK_SECONDS} s, GET / answered by a backend nginx`,
       unit: 'request',
-      rounds: await alternate(options.rounds, [...pair, KEEPALIVE_16], masters, async (side, warmUp) => {
+      rounds: await alternate(options.rounds, [...pair, WITH_ZONE], masters, async (side, warmUp) => {
         const r = await runWrk(wrk, { port: httpPorts[side], host: APP_HOST, connections: WRK_CONNECTIONS, seconds: warmUp ? 1 : WRK_SECONDS });
         return { work: r.requests, ms: r.ms, errors: r.errors };
       }),
     });
   }
-  return { workloads, skipped, ports: { generatedStream: streamPort, referenceStream: refStreamPort, generatedHttp: httpPort, referenceHttp: refHttpPort, referenceHttp16: refHttp16Port } };
+  return { workloads, skipped, ports: { generatedStream: streamPort, referenceStream: refStreamPort, generatedHttp: httpPort, referenceHttp: refHttpPort, referenceHttpZone: refHttpZonePort } };
 }
