@@ -53,10 +53,10 @@ ${memorySection(r)}
   stream.
 - **(4) Memory**: VmRSS (and VmHWM) of Portico's process from \`/proc/<pid>/status\`. Portico runs as
   \`${nodeCommand(r.nodeArgs)}\`, as \`make start\` and the container run it (\`make bench\` builds it first): tsx's
-  loader would add some 35 MB. After the data plane it is restarted on the full tree twice, as shipped and with
+  loader would add some 35 MB. After the ladder it is restarted on the full tree twice, as shipped and with
   node's default heap sizing, each followed by the same list queries and one round of parallel creates.
 - **(5) Data plane**: a stream and an app created through Portico (served by its nginx on its generated
-  config, with the ${count(top)} streams in place) against a reference nginx of the same binary with a
+  config, measured first, while Portico holds nothing else) against a reference nginx of the same binary with a
   hand-written config (\`bench/dataplane-configs.ts\`) for the same backends (a Node TCP echo server; a
   backend nginx answering \`200 ok\`). Rounds alternate generated, reference, generated, reference...
   after one warm-up each. CPU is utime + stime of the serving nginx's worker processes from
