@@ -8,6 +8,7 @@
  */
 import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { httpGet, waitUntilAnswers } from './apps-mix.js';
+import { timeChange } from './floor.js';
 import { startOwnNginx, type OwnNginx } from './own-nginx.js';
 import { since } from './stats.js';
 
@@ -110,13 +111,7 @@ export async function startAppsFloor(options: AppsFloorOptions): Promise<AppsFlo
       const start = performance.now();
       // Polled from the start, as a Portico replace is: the probes cost both sides alike.
       const serving = waitUntilAnswers(ports.http, change.host, name, SERVE_TIMEOUT_MS);
-      serving.catch(() => undefined); // awaited below; a failed test must not leave it unhandled
-      await writeFile(`${dir}/http.d/${change.file}`, textFor(port));
-      await nginx.test();
-      const tested = performance.now();
-      await nginx.reload();
-      const served = await serving;
-      return { testMs: tested - start, reloadMs: served - tested, totalMs: since(start) };
+      return timeChange(nginx, start, serving, () => writeFile(`${dir}/http.d/${change.file}`, textFor(port)));
     },
     logTail: () => nginx.logTail(),
   };

@@ -37,6 +37,27 @@ export interface FloorNginx {
   stop(): Promise<void>;
 }
 
+/**
+ * One floor change, timed as Portico's are: `serving` (a probe the caller started before anything
+ * changed, as a Portico change is polled from its request on) resolves once the change serves;
+ * `write` writes the changed file, then come a bare `nginx -t` and a SIGHUP. `serving` answers the
+ * `performance.now()` of the moment it saw the change served.
+ */
+export async function timeChange(
+  nginx: Pick<OwnNginx, 'test' | 'reload'>,
+  start: number,
+  serving: Promise<number>,
+  write: () => Promise<void>,
+): Promise<FloorSample> {
+  serving.catch(() => undefined); // awaited below; a failed test must not leave it unhandled
+  await write();
+  await nginx.test();
+  const tested = performance.now();
+  await nginx.reload();
+  const served = await serving;
+  return { testMs: tested - start, reloadMs: served - tested, totalMs: since(start) };
+}
+
 /** A reload of a 5,000-listener nginx on a busy machine can take seconds. */
 const SERVE_TIMEOUT_MS = 15_000;
 const WRITE_SLICE = 200;
@@ -92,13 +113,7 @@ export async function startFloor(options: FloorOptions): Promise<FloorNginx> {
       const start = performance.now();
       // Polled from the start, as a Portico create is: the probes cost both sides alike.
       const serving = waitUntilServing(port, SERVE_TIMEOUT_MS);
-      serving.catch(() => undefined); // awaited below; a failed test must not leave it unhandled
-      await writeFile(changeFile, streamText(port));
-      await nginx.test();
-      const tested = performance.now();
-      await nginx.reload();
-      const served = await serving;
-      return { testMs: tested - start, reloadMs: served - tested, totalMs: since(start) };
+      return timeChange(nginx, start, serving, () => writeFile(changeFile, streamText(port)));
     },
     logTail: () => nginx.logTail(),
     stop: () => nginx.stop(),
