@@ -104,7 +104,8 @@ export class Journal {
       backedUp: backUp(path.join(change.dir, change.name), backupPath(change)),
     }));
     try {
-      for (const dir of new Set(entries.map((e) => e.dir))) await syncDir(path.join(workDir(dir), 'backup'));
+      // The backup links must be on disk before a journal that names them (a batch of creations has none).
+      for (const dir of new Set(entries.filter((e) => e.backedUp).map((e) => e.dir))) await syncDir(path.join(workDir(dir), 'backup'));
       await replaceAtomically(this.file, JSON.stringify({ entries }, null, 1));
     } catch (error) {
       // No journal, so nothing live was touched (a full or read-only disk): drop the backups made for it.
