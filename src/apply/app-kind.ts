@@ -10,7 +10,7 @@ import { checkIfMatch } from '../model/etag.js';
 import type { ReloadPlan } from '../nginx/nginx.js';
 import { readApp } from '../parse/app.js';
 import { STICKY, type AppRenderer } from '../render/app.js';
-import { SHARED_HTTP_FILE, serverNamesHash, type SharedHttpRenderer } from '../render/http-shared.js';
+import { SHARED_HTTP_FILE, sharedServerNamesHash, type SharedHttpRenderer } from '../render/http-shared.js';
 import type { Settings } from '../settings.js';
 import type { AppStore } from '../store/apps.js';
 import type { CertStore, CertificateIndex } from '../store/certs.js';
@@ -45,7 +45,7 @@ export interface AppKindDeps {
   tests: TestConfigs;
   renderApp: AppRenderer;
   renderShared: SharedHttpRenderer;
-  settings: Pick<Settings, 'httpPort' | 'httpsPort' | 'stateDir'>;
+  settings: Pick<Settings, 'httpPort' | 'httpsPort' | 'stateDir' | 'mode'>;
 }
 
 const nameOf = (change: AppChange): string => (change.kind === 'app-delete' ? change.name : change.app.name);
@@ -170,7 +170,7 @@ export class AppKind implements BatchKind<AppChange, PlannedApp> {
       cacheKeysMb: 10,
       cacheMaxMb: 1024,
       sticky: STICKY,
-      serverNamesHash: serverNamesHash([...apps.values()].flatMap((app) => app.serverNames)),
+      serverNamesHash: sharedServerNamesHash([...apps.values()].flatMap((app) => app.serverNames), this.deps.settings.mode),
     });
     return [{ name: SHARED_HTTP_FILE, text }];
   }

@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { PorticoError } from '../errors.js';
 import { retargetInclude } from '../render/external.js';
-import { isolatedMain, keepaliveMinTimeoutFor, sizeWorkers, type MainRenderer, type MainView } from '../render/main.js';
+import { STREAM_MAP_HASH_BUCKET_SIZE, isolatedMain, keepaliveMinTimeoutFor, sizeWorkers, type MainRenderer, type MainView } from '../render/main.js';
 import type { Settings } from '../settings.js';
 import type { ConfigTree } from '../store/tree.js';
 import { listenersFor } from '../nginx/limits.js';
@@ -37,6 +37,7 @@ export class TestConfigs {
       accessLog: `${s.stateDir}/logs/access.log`,
       tempDir: `${s.stateDir}/temp`,
       mimeTypes: `${s.stateDir}/mime.types`,
+      streamMapHashBucketSize: STREAM_MAP_HASH_BUCKET_SIZE,
       streamIncludes: includes.streams ?? [`${s.streamDir}/*.conf`],
       httpIncludes: includes.http ?? [`${s.httpDir}/*.conf`],
       workerShutdownTimeout: s.workerShutdownTimeout,

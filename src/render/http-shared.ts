@@ -21,8 +21,8 @@ export interface SharedHttpView {
   cacheMaxMb: number;
   /** The sticky cookie and its variables (`STICKY`). */
   sticky: StickyView;
-  /** `server_names_hash_*`, sized from every app's server names (`serverNamesHash`). */
-  serverNamesHash: ServerNamesHash;
+  /** `server_names_hash_*`, sized from every app's server names (`serverNamesHash`), or nothing (see `sharedServerNamesHash`). */
+  serverNamesHash: ServerNamesHash | undefined;
 }
 
 export interface ServerNamesHash {
@@ -43,19 +43,34 @@ const powerOfTwoAtLeast = (n: number): number => 2 ** Math.ceil(Math.log2(n));
  * fails `nginx -t` ("could not build server_names_hash"), and past a few hundred names nginx cannot
  * find a table size where every bucket fits ("could not build optimal server_names_hash").
  *
- * The bucket holds four of the longest name (at least 128 bytes), and the table may grow to twice
- * the number of names (at least nginx's 512): checked with nginx -t on up to 5,000 random names of up
- * to 253 characters. Both are limits, not allocations: nginx builds the smallest table that fits,
- * and each bucket takes only what it holds.
+ * The bucket holds two of the longest name (at least 128 bytes), and the table may grow to four
+ * times the number of names (at least nginx's 512): checked with nginx -t on up to 5,000 random names
+ * of up to 253 characters. Both are limits, not allocations: nginx builds the smallest table where
+ * every bucket fits and each bucket takes only what it holds, so a small bucket and a large table
+ * keep a Host lookup's linear scan of its bucket short.
  */
+/** The longest server name nginx's default 64-byte bucket holds (a pointer, the name and 2 bytes, aligned, and the bucket's end). */
+export const DEFAULT_BUCKET_LONGEST_NAME = 46;
+
+/**
+ * What the shared file sets. In managed mode Portico writes the main config, so the sizing is always
+ * its own. In external mode the operator's `http` block may set the same directives (nginx refuses a
+ * duplicate), so the shared file sets them only where nginx's defaults fail outright, for a name
+ * over 46 characters; a few hundred names only make nginx warn.
+ */
+export function sharedServerNamesHash(names: string[], mode: 'managed' | 'external'): ServerNamesHash | undefined {
+  const hash = serverNamesHash(names);
+  return mode === 'managed' || hash.longest > DEFAULT_BUCKET_LONGEST_NAME ? hash : undefined;
+}
+
 export function serverNamesHash(names: string[]): ServerNamesHash {
   const longest = Math.max(0, ...names.map((name) => name.length));
   const element = POINTER + align(longest + 2);
   return {
     names: names.length,
     longest,
-    bucketSize: Math.max(128, powerOfTwoAtLeast(4 * element + POINTER)),
-    maxSize: Math.max(512, powerOfTwoAtLeast(2 * names.length)),
+    bucketSize: Math.max(128, powerOfTwoAtLeast(2 * element + POINTER)),
+    maxSize: Math.max(512, powerOfTwoAtLeast(4 * names.length)),
   };
 }
 

@@ -20,6 +20,8 @@ export interface MainView {
   workerShutdownTimeout: string;
   /** `keepalive_min_timeout`, or undefined for an nginx too old to know it (see keepaliveMinTimeoutFor). */
   keepaliveMinTimeout: string | undefined;
+  /** STREAM_MAP_HASH_BUCKET_SIZE. */
+  streamMapHashBucketSize: number;
 }
 
 /**
@@ -33,6 +35,14 @@ export interface MainView {
  * keepalive_timeout (the longest an idle connection lives in any case).
  */
 export const KEEPALIVE_MIN_TIMEOUT = '2s';
+
+/**
+ * `map_hash_bucket_size` of the managed main config's stream block: an SNI route's server name is a
+ * map key, and a 2048-byte bucket holds 7 names of 253 characters (DNS's longest) where nginx's
+ * default (64 bytes) refuses a name over 46. nginx builds the smallest table that fits; a lookup
+ * happens once per connection.
+ */
+export const STREAM_MAP_HASH_BUCKET_SIZE = 2048;
 
 /** keepalive_min_timeout appeared in nginx 1.27.4; an older nginx rejects the directive. */
 const KEEPALIVE_MIN_TIMEOUT_SINCE = [1, 27, 4];
@@ -79,11 +89,13 @@ export function createMainRenderer(source: string): MainRenderer {
  */
 export function isolatedMain(context: 'stream' | 'http', files: string[], paths: { errorLog: string; pidFile: string }): string {
   const includes = files.map((file) => `include ${helpers.path(file)};`).join(' ');
+  // A stream file alone must pass where it passes in the tree: an SNI map of long names needs the bucket.
+  const settings = context === 'stream' ? `map_hash_bucket_size ${STREAM_MAP_HASH_BUCKET_SIZE}; ` : '';
   return [
     `pid ${helpers.path(paths.pidFile)};`,
     `error_log ${helpers.path(paths.errorLog)} notice;`,
     'events { worker_connections 64; }',
-    `${context} { ${includes} }`,
+    `${context} { ${settings}${includes} }`,
     '',
   ].join('\n');
 }

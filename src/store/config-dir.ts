@@ -9,7 +9,7 @@
  * last scan, and scans again at most `RESCAN_MS` later, which is when a file edited in place by
  * hand is seen.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, type Stats } from 'node:fs';
 import { link, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
@@ -30,6 +30,8 @@ export interface StagedTree {
   staged: Map<string, string>;
   /** Links to live files whose names cannot be written into an include (see `stage`). */
   aliases: string[];
+  /** Each staged file's inode, size and mtime: a rename keeps them, so after the swap they tell Portico's file from a hand edit. */
+  keys: Map<string, string>;
   changes: FileChange[];
 }
 
@@ -38,6 +40,9 @@ const INCLUDABLE_NAME = /^[A-Za-z0-9_.+@=,-]{1,255}$/;
 
 /** How stale a read may be for a file edited in place (Portico's own changes are seen at once). */
 export const RESCAN_MS = 1000;
+
+/** What tells one version of a file from another without reading it. */
+const fileKey = (info: Stats): string => `${info.ino}:${info.size}:${info.mtimeMs}`;
 
 /** Files a scan looks at per turn of the event loop (see `look`). */
 const SCAN_CHUNK = 256;
@@ -104,17 +109,24 @@ export class ConfigDir<P> {
    * files: 37-75 ms against 10-22 ms, measured here), and scans take `SCAN_CHUNK` files per turn of
    * the event loop, so other requests wait a few ms at most.
    */
-  private look(name: string, written?: string): P | undefined {
+  private look(name: string, written?: { text: string; key: string }): P | undefined {
     const file = path.join(this.dir, name);
-    const info = statSync(file, { throwIfNoEntry: false });
+    let info: Stats | undefined;
+    try {
+      info = statSync(file, { throwIfNoEntry: false });
+    } catch {
+      // A link loop or a folder Portico may not search: not a file it can read, as a vanished one.
+      info = undefined;
+    }
     if (info === undefined || !info.isFile()) {
       this.cache.delete(name);
       return undefined;
     }
-    const key = `${info.ino}:${info.size}:${info.mtimeMs}`;
+    const key = fileKey(info);
     const cached = this.cache.get(name);
     if (cached !== undefined && cached.key === key) return cached.parsed;
-    let text = written !== undefined && Buffer.byteLength(written) === info.size ? written : undefined;
+    // The very file Portico staged (same inode, size and mtime), not one written over it since.
+    let text = written !== undefined && written.key === key ? written.text : undefined;
     if (text === undefined) {
       try {
         text = readFileSync(file, 'utf8');
@@ -137,6 +149,7 @@ export class ConfigDir<P> {
     const stageDir = path.join(workDir(this.dir), 'stage');
     await mkdir(stageDir, { recursive: true });
     const staged = new Map<string, string>();
+    const keys = new Map<string, string>();
     const touched = new Set(changes.map((c) => c.name));
     // Written side by side: one batch's flushes overlap instead of queueing one after another.
     const written = await Promise.allSettled(
@@ -144,6 +157,7 @@ export class ConfigDir<P> {
         if (change.text === null) return;
         const file = path.join(stageDir, change.name);
         await writeDurably(file, change.text);
+        keys.set(change.name, fileKey(await stat(file)));
         staged.set(change.name, file);
       }),
     );
@@ -171,7 +185,7 @@ export class ConfigDir<P> {
         includes.push(alias);
       }
     }
-    return { includes, staged, aliases, changes };
+    return { includes, staged, aliases, changes, keys };
   }
 
   /** Discards a staged tree that will not be swapped in (or the links left by one that was). */
@@ -191,7 +205,12 @@ export class ConfigDir<P> {
     await this.journal.commit();
     // The staged files are live now (the swap renamed each one); only the links are left.
     await Promise.all(staged.aliases.map((file) => rm(file, { force: true })));
-    await this.refresh(staged.changes);
+    await this.refresh(
+      staged.changes.map((c) => {
+        const key = staged.keys.get(c.name);
+        return { name: c.name, written: c.text !== null && key !== undefined ? { text: c.text, key } : undefined };
+      }),
+    );
   }
 
   /** Restores the tree as it was before the last swap. */
@@ -199,7 +218,7 @@ export class ConfigDir<P> {
     await this.journal.rollBack();
     await this.unstage(staged);
     // The restored files are the old inodes, still in the cache: nothing is parsed again.
-    await this.refresh(staged.changes.map((c) => ({ name: c.name, text: null })));
+    await this.refresh(staged.changes.map((c) => ({ name: c.name, written: undefined })));
   }
 
   /**
@@ -207,12 +226,12 @@ export class ConfigDir<P> {
    * need not look at every file again because the directory changed. The scan's time is kept: a
    * file edited in place by hand is still seen within `rescanMs` of the last full scan.
    */
-  private async refresh(changes: FileChange[]): Promise<void> {
+  private async refresh(changes: Array<{ name: string; written: { text: string; key: string } | undefined }>): Promise<void> {
     const snapshot = this.snapshot;
     if (snapshot === undefined) return;
     const entries = new Map(snapshot.entries.map((entry) => [entry.name, entry]));
     for (const change of changes) {
-      const parsed = this.look(change.name, change.text ?? undefined);
+      const parsed = this.look(change.name, change.written);
       if (parsed === undefined) entries.delete(change.name);
       else entries.set(change.name, { name: change.name, parsed });
     }

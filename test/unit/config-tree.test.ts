@@ -121,6 +121,20 @@ describe('ConfigTree', () => {
     assert.deepEqual(await snapshot(`${root}/stream.d`), after);
   });
 
+  it('a file written over by hand between the swap and the commit, at the same size, reads back as the hand edit', async () => {
+    await tree.read();
+    const staged = await tree.stage([{ name: '_conductor_9000.conf', text: conf(9000, 'new:1') }], await tree.read());
+    await tree.swap(staged);
+    // While nginx reloads, someone replaces the file with one of the same length (a new inode, as sed -i makes).
+    const edited = conf(9000, 'hnd:1');
+    assert.equal(edited.length, conf(9000, 'new:1').length);
+    await writeFile(`${root}/stream.d/.edit.tmp`, edited);
+    await rename(`${root}/stream.d/.edit.tmp`, `${root}/stream.d/_conductor_9000.conf`);
+    await tree.commit(staged);
+    const read = await tree.read();
+    assert.deepEqual(read.streams.get(9000)?.upstreams, [{ address: 'hnd:1' }]);
+  });
+
   it('a swap rolled back, or cut off half-way and recovered at the next start, is the old tree', async () => {
     const before = await snapshot(`${root}/stream.d`);
     const changes = [

@@ -11,7 +11,7 @@ import type { App } from '../../src/model/app.js';
 import { parseConfig, type Directive } from '../../src/parse/syntax.js';
 import { TEMPLATES_DIR } from '../../src/portico.js';
 import { STICKY, createAppRenderer } from '../../src/render/app.js';
-import { createSharedHttpRenderer, serverNamesHash } from '../../src/render/http-shared.js';
+import { createSharedHttpRenderer, serverNamesHash, sharedServerNamesHash } from '../../src/render/http-shared.js';
 import { appArbitrary } from '../helpers/arbitraries.js';
 
 const options = { certDir: '/var/lib/portico/certs', httpPort: 8080, httpsPort: 8443 };
@@ -74,18 +74,26 @@ describe('decisions that span apps', () => {
 
   it("sizes nginx's server name hash from the longest name and the number of names", () => {
     // A name of 46 characters fits nginx's default 64-byte bucket with its pointer and length; 47 do not.
-    assert.deepEqual(serverNamesHash(['a'.repeat(46)]), { names: 1, longest: 46, bucketSize: 256, maxSize: 512 });
+    assert.deepEqual(serverNamesHash(['a'.repeat(46)]), { names: 1, longest: 46, bucketSize: 128, maxSize: 512 });
     assert.deepEqual(serverNamesHash([]), { names: 0, longest: 0, bucketSize: 128, maxSize: 512 });
-    assert.equal(serverNamesHash(['x'.repeat(253)]).bucketSize, 2048);
+    assert.equal(serverNamesHash(['x'.repeat(253)]).bucketSize, 1024);
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 1, max: 253 }), { minLength: 1, maxLength: 3000 }), (lengths) => {
         const hash = serverNamesHash(lengths.map((n) => 'n'.repeat(n)));
         const longest = Math.max(...lengths);
         const element = 8 + Math.ceil((longest + 2) / 8) * 8;
-        assert.ok(hash.bucketSize >= 4 * element + 8, 'four of the longest name fit in a bucket');
-        assert.ok(hash.maxSize >= 2 * lengths.length && hash.maxSize >= 512);
+        assert.ok(hash.bucketSize >= 2 * element + 8, 'two of the longest name fit in a bucket');
+        assert.ok(hash.maxSize >= 4 * lengths.length && hash.maxSize >= 512);
         for (const size of [hash.bucketSize, hash.maxSize]) assert.equal(size & (size - 1), 0, `${size} is a power of two`);
       }),
     );
+  });
+
+  it('sets the server name hash in external mode only where nginx\'s defaults fail (a name over 46 characters)', () => {
+    const short = Array.from({ length: 600 }, (_, i) => `app-${i}.example.com`);
+    assert.ok(sharedServerNamesHash(short, 'managed'), 'managed mode owns the main config: always sized');
+    assert.equal(sharedServerNamesHash(short, 'external'), undefined, "an operator's http block may set it");
+    assert.equal(sharedServerNamesHash([...short, 'x'.repeat(46)], 'external'), undefined);
+    assert.equal(sharedServerNamesHash([...short, 'x'.repeat(47)], 'external')?.longest, 47);
   });
 });

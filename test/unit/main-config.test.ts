@@ -6,7 +6,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { TEMPLATES_DIR } from '../../src/portico.js';
 import { retargetInclude } from '../../src/render/external.js';
-import { createMainRenderer, keepaliveMinTimeoutFor, sizeWorkers, versionAtLeast } from '../../src/render/main.js';
+import { STREAM_MAP_HASH_BUCKET_SIZE, createMainRenderer, keepaliveMinTimeoutFor, sizeWorkers, versionAtLeast } from '../../src/render/main.js';
 
 const GOLDEN = new URL('../golden/', import.meta.url).pathname;
 const render = createMainRenderer(await readFile(`${TEMPLATES_DIR}/main.conf.hbs`, 'utf8'));
@@ -20,6 +20,7 @@ const view = {
   httpIncludes: ['/var/lib/portico/http.d/*.conf'],
   workerShutdownTimeout: '30s',
   keepaliveMinTimeout: keepaliveMinTimeoutFor('1.30.6'),
+  streamMapHashBucketSize: STREAM_MAP_HASH_BUCKET_SIZE,
   ...sizeWorkers(10),
 };
 
