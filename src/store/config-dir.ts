@@ -203,14 +203,21 @@ export class ConfigDir<P> {
   /** Makes a swapped tree permanent. */
   async commit(staged: StagedTree): Promise<void> {
     await this.journal.commit();
-    // The staged files are live now (the swap renamed each one); only the links are left.
-    await Promise.all(staged.aliases.map((file) => rm(file, { force: true })));
-    await this.refresh(
-      staged.changes.map((c) => {
-        const key = staged.keys.get(c.name);
-        return { name: c.name, written: c.text !== null && key !== undefined ? { text: c.text, key } : undefined };
-      }),
-    );
+    // Committed: what follows only tidies up, and must not turn a batch that is live into one
+    // reported as failed (and rolled back from a journal that is gone).
+    try {
+      // The staged files are live now (the swap renamed each one); only the links are left.
+      await Promise.all(staged.aliases.map((file) => rm(file, { force: true })));
+      await this.refresh(
+        staged.changes.map((c) => {
+          const key = staged.keys.get(c.name);
+          return { name: c.name, written: c.text !== null && key !== undefined ? { text: c.text, key } : undefined };
+        }),
+      );
+    } catch {
+      // The next read scans the directory instead (a link left behind is cleared at the next start).
+      this.snapshot = undefined;
+    }
   }
 
   /** Restores the tree as it was before the last swap. */

@@ -53,7 +53,11 @@ function backUp(live: string, backup: string): boolean {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return false;
       if (code !== 'EEXIST' || attempt > 0) throw storageError('backing up', live, error);
-      rmSync(backup, { force: true });
+      try {
+        rmSync(backup, { force: true });
+      } catch (removal) {
+        throw storageError('removing a stale backup', backup, removal);
+      }
     }
   }
 }
@@ -99,10 +103,20 @@ export class Journal {
     // Links, renames and unlinks are made synchronously, one after another: each is a metadata call
     // of microseconds, which a trip through the thread pool would make cost ten times that, and a
     // batch may swap hundreds of files.
-    const entries: JournalEntry[] = changes.map((change) => ({
-      ...change,
-      backedUp: backUp(path.join(change.dir, change.name), backupPath(change)),
-    }));
+    const entries: JournalEntry[] = [];
+    try {
+      for (const change of changes) entries.push({ ...change, backedUp: backUp(path.join(change.dir, change.name), backupPath(change)) });
+    } catch (error) {
+      // No journal names them: drop the links made so far (they would keep old files' inodes alive).
+      for (const entry of entries.filter((e) => e.backedUp)) {
+        try {
+          rmSync(backupPath(entry), { force: true });
+        } catch {
+          // Left for the next start, which clears the backup folder.
+        }
+      }
+      throw error;
+    }
     try {
       // The backup links must be on disk before a journal that names them (a batch of creations has none).
       for (const dir of new Set(entries.filter((e) => e.backedUp).map((e) => e.dir))) await syncDir(path.join(workDir(dir), 'backup'));
