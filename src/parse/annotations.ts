@@ -1,7 +1,7 @@
 /**
- * The two comments a stream file may carry for what nginx has no directive for (see
- * `render/stream.ts`): `# portico-defaults: path=value ...` (fields given with their default value)
- * and `# portico-labels: name=value ...`. Pure.
+ * The two comments a stream or app file may carry for what nginx has no directive for (see
+ * `render/stream.ts`, `render/app.ts`): `# portico-defaults: path=value ...` (fields given with their
+ * default value) and `# portico-labels: name=value ...`. Pure.
  */
 import type { Comment } from './syntax.js';
 import { fail } from './directive.js';
@@ -51,4 +51,29 @@ export function readAnnotations(comments: Comment[]): Annotations {
     }
   }
   return result;
+}
+
+/** What a kind of file may record in `# portico-defaults:`, and what each recorded value stands for. */
+export interface DefaultsRule {
+  /** Matches every `path=value` the kind records. */
+  allowed: RegExp;
+  /** What the file describes ("the app"), and how a refusal names the kind (" for an app", or ""). */
+  what: string;
+  recordsFor: string;
+  valueOf: (value: string) => unknown;
+}
+
+/** Applies `# portico-defaults:` to what the directives said (`target`); each must fill a field they left out. */
+export function applyDefaults(target: Record<string, unknown>, defaults: Annotations['defaults'], rule: DefaultsRule): void {
+  for (const [path, value] of defaults) {
+    if (!rule.allowed.test(`${path}=${value}`)) fail(`"${path}=${value}" is not a default Portico records${rule.recordsFor}`);
+    const keys = path.split('.');
+    const last = keys.pop() as string;
+    let owner: unknown = target;
+    for (const key of keys) owner = (owner as Record<string, unknown> | undefined)?.[key];
+    if (typeof owner !== 'object' || owner === null) fail(`"${path}" names no field of ${rule.what}`);
+    const fields = owner as Record<string, unknown>;
+    if (fields[last] !== undefined) fail(`"${path}" is recorded as ${value} but the directives say otherwise`);
+    fields[last] = rule.valueOf(value);
+  }
 }

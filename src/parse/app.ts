@@ -12,31 +12,21 @@ import { readAppGroup } from './app-group.js';
 import type { LocationRead } from './app-location.js';
 import { locationKey, readRoutes, type RouteGroup } from './app-routes.js';
 import { readAppServer, type AppServerRead } from './app-server.js';
-import { readAnnotations, type Annotations } from './annotations.js';
+import { applyDefaults, readAnnotations, type DefaultsRule } from './annotations.js';
 import { UnreadableFile, fail, parseFile, type Directive } from './directive.js';
 
 export { UnreadableFile };
 export type { AppFileOptions };
 
 /** What `# portico-defaults:` may record for an app, and the value each stands for. */
-const DEFAULTS =
-  /^(?:default=false|routes\.(?:0|[1-9]\d?)\.(?:path=root|balance=round_robin|upstreamTls=false|websocket=false|headers=empty)|tls\.(?:httpsRedirect|http2|http3)=false)$/;
 const DEFAULT_VALUES: Record<string, () => unknown> = { false: () => false, round_robin: () => 'round_robin', root: () => '/', empty: () => ({}) };
-
-/** Applies `# portico-defaults:` to what the directives said; each must fill a field they left out. */
-function applyDefaults(app: Record<string, unknown>, defaults: Annotations['defaults']): void {
-  for (const [path, value] of defaults) {
-    if (!DEFAULTS.test(`${path}=${value}`)) fail(`"${path}=${value}" is not a default Portico records for an app`);
-    const keys = path.split('.');
-    const last = keys.pop() as string;
-    let target: unknown = app;
-    for (const key of keys) target = (target as Record<string, unknown> | undefined)?.[key];
-    if (typeof target !== 'object' || target === null) fail(`"${path}" names no field of the app`);
-    const owner = target as Record<string, unknown>;
-    if (owner[last] !== undefined) fail(`"${path}" is recorded as ${value} but the directives say otherwise`);
-    owner[last] = (DEFAULT_VALUES[value] as () => unknown)();
-  }
-}
+const DEFAULTS: DefaultsRule = {
+  allowed:
+    /^(?:default=false|routes\.(?:0|[1-9]\d?)\.(?:path=root|balance=round_robin|upstreamTls=false|websocket=false|headers=empty)|tls\.(?:httpsRedirect|http2|http3)=false)$/,
+  what: 'the app',
+  recordsFor: ' for an app',
+  valueOf: (value) => (DEFAULT_VALUES[value] as () => unknown)(),
+};
 
 /** The same locations, Alt-Svc aside, in both servers: the TLS server serves what the HTTP one does. */
 function checkSameLocations(http: LocationRead[], https: LocationRead[]): void {
@@ -131,7 +121,7 @@ export function readApp(text: string, options: AppFileOptions, name: string): Ap
       },
     }),
   };
-  applyDefaults(app, annotations.defaults);
+  applyDefaults(app, annotations.defaults, DEFAULTS);
   const parsed = appSchema.safeParse(app);
   if (!parsed.success) fail(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
   return parsed.data;

@@ -18,7 +18,7 @@ import {
   type StreamFileOptions,
   type Upstream,
 } from '../model/stream.js';
-import { readAnnotations, type Annotations } from './annotations.js';
+import { applyDefaults, readAnnotations, type DefaultsRule } from './annotations.js';
 import { UnreadableFile, fail, parseFile, single, type Directive } from './directive.js';
 import { parseConfig } from './syntax.js';
 import { readGroup, type GroupRead } from './upstream.js';
@@ -49,21 +49,13 @@ function readSniMap(directive: Directive): { variable: string; routes: Array<[st
   return { variable: variable.slice(1), routes, ...(defaultGroup !== undefined && { defaultGroup }) };
 }
 
-/** Applies `# portico-defaults:` to what the directives said; each must fill an absent field. */
-function applyDefaults(stream: Record<string, unknown>, defaults: Annotations['defaults']): void {
-  const allowed = /^(?:protocol=tcp|balance=round_robin|(?:upstreams|sni\.routes\.\d+\.upstreams|sni\.default)\.\d+\.backup=false)$/;
-  for (const [path, value] of defaults) {
-    if (!allowed.test(`${path}=${value}`)) fail(`"${path}=${value}" is not a default Portico records`);
-    const keys = path.split('.');
-    const last = keys.pop() as string;
-    let target: unknown = stream;
-    for (const key of keys) target = (target as Record<string, unknown> | undefined)?.[key];
-    if (typeof target !== 'object' || target === null) fail(`"${path}" names no field of the stream`);
-    const owner = target as Record<string, unknown>;
-    if (owner[last] !== undefined) fail(`"${path}" is recorded as ${value} but the directives say otherwise`);
-    owner[last] = value === 'false' ? false : value;
-  }
-}
+/** What `# portico-defaults:` may record for a stream; "false" stands for false, the rest for themselves. */
+const DEFAULTS: DefaultsRule = {
+  allowed: /^(?:protocol=tcp|balance=round_robin|(?:upstreams|sni\.routes\.\d+\.upstreams|sni\.default)\.\d+\.backup=false)$/,
+  what: 'the stream',
+  recordsFor: '',
+  valueOf: (value) => (value === 'false' ? false : value),
+};
 
 function resolveGroups(port: number, groups: GroupRead[], server: ServerRead, map: ReturnType<typeof readSniMap> | undefined) {
   const byName = new Map(groups.map((g) => [g.name, g]));
@@ -133,7 +125,7 @@ export function readStream(text: string, options: StreamFileOptions): Stream {
     ...(annotations.labels !== undefined && { labels: annotations.labels }),
   };
   if (annotations.defaults.has('balance') && groups.length === 0) fail('"balance=round_robin" is recorded but there is no upstream block');
-  applyDefaults(stream, annotations.defaults);
+  applyDefaults(stream, annotations.defaults, DEFAULTS);
   if (server.protocol === undefined && annotations.defaults.has('protocol')) stream.protocol = 'tcp';
   const parsed = streamSchema.safeParse(stream);
   if (!parsed.success) fail(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
