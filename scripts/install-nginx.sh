@@ -1,8 +1,22 @@
 #!/usr/bin/env bash
 # Ensure an nginx that Portico can drive: version >= 1.25 with HTTP/3, HTTP/2, TLS and the stream
-# modules. Uses $NGINX_BIN or an nginx on PATH when it qualifies; otherwise builds nginx from Debian
-# 13's source package into $NGINX_PREFIX (default /opt/portico/nginx, or ./.nginx when /opt is not
-# writable), linked against this machine's OpenSSL 3.0.
+# modules, built with each of them static.
+#
+# Takes $NGINX_BIN or an nginx on PATH as it is when it qualifies. Otherwise builds nginx into
+# $NGINX_PREFIX (default /opt/portico/nginx, or ./.nginx when /opt is not writable) from nginx's own
+# release tarball, linked against this machine's OpenSSL 3.0 (about 45 s on 2 cores, once).
+#
+# Where the source comes from, in order:
+#   1. $NGINX_SOURCE_TARBALL, a local nginx-x.y.z.tar.gz (or Debian's nginx_x.y.z.orig.tar.*), for a
+#      machine that cannot reach the mirror. A pinned version must match its pin.
+#   2. The pinned tarballs below, newest first, fetched with curl from the Debian mirror's pool
+#      (the mirror of this machine's apt sources, or $NGINX_MIRROR). Debian's `.orig` tarball is
+#      nginx's own release; the build needs none of Debian's packaging, and no index has to list it.
+# A tarball is unpacked only after its sha256 matched its pin.
+#
+# An nginx this script built earlier ($NGINX_PREFIX/sbin/nginx) that is older than the first pin is
+# rebuilt once (the attempt is recorded in $NGINX_PREFIX/portico-build.txt), so a machine moves to the
+# newest pin without being asked; if that rebuild finds no source, the old nginx is kept.
 #
 # Idempotent: with a good binary present it does nothing but print it. The path of the chosen binary
 # is written to the file named by $NGINX_BIN_FILE (default .nginx-bin in the repository) so that the
@@ -18,20 +32,38 @@ if [ -z "${NGINX_PREFIX:-}" ]; then
     NGINX_PREFIX=$repo/.nginx
   fi
 fi
+build_record=$NGINX_PREFIX/portico-build.txt
 required_modules=(http_v3_module http_v2_module http_ssl_module stream stream_ssl_module
   stream_ssl_preread_module stream_realip_module)
 
+# The pinned sources, newest first: version, file in the mirror's pool/main/n/nginx/, sha256 of that
+# file, and sha256 of the tar inside it (which also pins nginx.org's nginx-x.y.z.tar.gz of the same
+# release where Debian only recompressed it, so a local copy from either place can be checked).
+# The checksums were taken from the files the mirror served on 2026-12-03; 1.26.3's file checksum is
+# also the one trixie's source index lists. No index lists 1.30.4 or 1.28.x, hence pins of our own.
+pins=(
+  "1.30.4 nginx_1.30.4.orig.tar.xz c069474bbe03be87917fdcad353c33d1a04e693a66fb74a822e06f5b3552cc21 6c14feef41db9edbf2d00b43afded268fde8532ffe9d62a998f15783c61f5565"
+  "1.28.2 nginx_1.28.2.orig.tar.xz 01e6e10bd6a2bdf19286c37efe39cc0b21acaad6b72fddef741de3d1e551dba9 7f9c708ad9df94bebbeba2891e5d9370e7452d58c0ed3cb85f898c441816d223"
+  "1.26.3 nginx_1.26.3.orig.tar.gz 69ee2b237744036e61d24b836668aad3040dda461fe6f570f1787eab570c75aa bd6048ba34c556a903e83325e5cb74ed0daa32f5a9349d1dbbb6bdbc755b66c1"
+)
+newest_pin=${pins[0]%% *}
+
 log() { printf 'install-nginx: %s\n' "$*" >&2; }
+
+# version_of BIN: nginx's version, e.g. 1.30.4 (empty when BIN is not an nginx that runs).
+version_of() { "$1" -v 2>&1 | sed -n 's|^nginx version: nginx/\([0-9.]*\).*|\1|p'; }
+
+# older A B: exit 0 when version A sorts before version B.
+older() { [ "$1" != "$2" ] && [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n1)" = "$1" ]; }
 
 # qualifies BIN: exit 0 when BIN is nginx >= 1.25 built with every required module.
 qualifies() {
-  local bin=$1 info version major minor m
+  local bin=$1 info version m
   [ -x "$bin" ] || return 1
   info=$("$bin" -V 2>&1) || return 1
-  version=$(printf '%s\n' "$info" | sed -n 's|^nginx version: nginx/\([0-9.]*\).*|\1|p')
+  version=$(version_of "$bin")
   [ -n "$version" ] || return 1
-  major=${version%%.*}; minor=${version#*.}; minor=${minor%%.*}
-  if [ "$major" -lt 1 ] || { [ "$major" -eq 1 ] && [ "$minor" -lt 25 ]; }; then return 1; fi
+  older "$version" 1.25 && return 1
   for m in "${required_modules[@]}"; do
     # A module built "=dynamic" is not loaded unless the config says so: only a static one counts.
     printf '%s\n' "$info" | grep -Eq -- "--with-$m( |\$)" || return 1
@@ -47,58 +79,190 @@ report() {
   printf '\n' >&2
 }
 
-for candidate in "${NGINX_BIN:-}" "$(command -v nginx 2>/dev/null || true)" "$NGINX_PREFIX/sbin/nginx"; do
+# The old script's deb-src entry for trixie: no longer used, and every apt-get update paid for it.
+if [ -f /etc/apt/sources.list.d/portico-trixie-src.sources ] && [ -w /etc/apt/sources.list.d ]; then
+  rm -f /etc/apt/sources.list.d/portico-trixie-src.sources
+  log "removed /etc/apt/sources.list.d/portico-trixie-src.sources (written by an older install-nginx.sh)"
+fi
+
+for candidate in "${NGINX_BIN:-}" "$(command -v nginx 2>/dev/null || true)"; do
   if [ -n "$candidate" ] && qualifies "$candidate"; then
     report "$candidate"
     exit 0
   fi
 done
 
-if [ "$(id -u)" -ne 0 ]; then
-  log "no qualifying nginx found and building one needs root for apt-get (run as root, or set NGINX_BIN)"
+own=$NGINX_PREFIX/sbin/nginx
+keep_own=
+if qualifies "$own"; then
+  own_version=$(version_of "$own")
+  if ! older "$own_version" "$newest_pin"; then
+    report "$own"
+    exit 0
+  fi
+  if grep -qx "attempted=$newest_pin" "$build_record" 2>/dev/null; then
+    log "$own is nginx $own_version; building $newest_pin was tried once already ($build_record): keeping it"
+    report "$own"
+    exit 0
+  fi
+  log "$own is nginx $own_version, older than $newest_pin: rebuilding it once"
+  keep_own=$own
+else
+  log "no nginx >= 1.25 with HTTP/3 and stream modules found: building one into $NGINX_PREFIX"
+fi
+
+# give_up MESSAGE: keep an older nginx of ours when there is one, otherwise fail with what to do.
+give_up() {
+  if [ -n "$keep_own" ]; then
+    log "$1; keeping $keep_own (remove $build_record to try again)"
+    mkdir -p "$NGINX_PREFIX" && printf 'attempted=%s\n' "$newest_pin" >> "$build_record" || true
+    report "$keep_own"
+    exit 0
+  fi
+  log "$1"
   exit 1
-fi
-
-log "no nginx >= 1.25 with HTTP/3 and stream modules found: building one into $NGINX_PREFIX"
-export DEBIAN_FRONTEND=noninteractive
-
-# A deb-src-only entry: a binary trixie entry would let apt pull trixie's libc into this bookworm machine.
-mirror=$(grep -hoE '^URIs:[[:space:]]*[^[:space:]]+/debian/?$' /etc/apt/sources.list.d/*.sources 2>/dev/null \
-  | head -n1 | awk '{print $2}')
-if [ -z "$mirror" ]; then
-  mirror=$(grep -hoE '^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?[^[:space:]]+/debian/?[[:space:]]' \
-    /etc/apt/sources.list 2>/dev/null | head -n1 | awk '{print $NF}')
-fi
-[ -n "$mirror" ] || { log "cannot find the Debian mirror in /etc/apt/sources*"; exit 1; }
-cat > /etc/apt/sources.list.d/portico-trixie-src.sources <<SRC
-Types: deb-src
-URIs: ${mirror%/}
-Suites: trixie
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends --no-upgrade build-essential libpcre2-dev libssl-dev \
-  zlib1g-dev >/dev/null
+}
 
 work=$(mktemp -d /tmp/portico-nginx-build.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-(cd "$work" && apt-get source -qq --download-only nginx/trixie >/dev/null 2>&1 || apt-get source -qq --download-only nginx/trixie)
-tarball=$(ls "$work"/nginx_*.orig.tar.gz | head -n1)
-[ -n "$tarball" ] || { log "apt-get source nginx/trixie brought no upstream tarball"; exit 1; }
-tar -xzf "$tarball" -C "$work"
-src=$(find "$work" -maxdepth 1 -type d -name 'nginx-*' | head -n1)
+tried=()
+
+# pin_of VERSION: the pins line of VERSION, empty when it is not pinned.
+pin_of() {
+  local p
+  for p in "${pins[@]}"; do [ "${p%% *}" = "$1" ] && { printf '%s\n' "$p"; return; }; done
+  return 0
+}
+
+# tar_sha256 FILE: sha256 of the tar inside a .tar.gz or .tar.xz.
+tar_sha256() {
+  case $1 in
+    *.xz) xz -dc -- "$1" ;;
+    *) gzip -dc -- "$1" ;;
+  esac | sha256sum | cut -d' ' -f1
+}
+
+# matches_pin FILE VERSION: exit 0 when FILE is the pinned release VERSION (the file or its tar).
+matches_pin() {
+  local pin file_sum tar_sum
+  pin=$(pin_of "$2")
+  read -r _ _ file_sum tar_sum <<< "$pin"
+  [ "$(sha256sum -- "$1" | cut -d' ' -f1)" = "$file_sum" ] && return 0
+  [ "$(tar_sha256 "$1" 2>/dev/null)" = "$tar_sum" ]
+}
+
+# The mirror: $NGINX_MIRROR, or the Debian URI of this machine's apt sources (deb822 or one-line).
+find_mirror() {
+  local m=${NGINX_MIRROR:-}
+  if [ -z "$m" ]; then
+    m=$(grep -hoE '^URIs:[[:space:]]*[^[:space:]]+/debian/?$' /etc/apt/sources.list.d/*.sources 2>/dev/null \
+      | head -n1 | awk '{print $2}' || true)
+  fi
+  if [ -z "$m" ]; then
+    m=$(grep -hoE '^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?[^[:space:]]+/debian/?[[:space:]]' \
+      /etc/apt/sources.list 2>/dev/null | head -n1 | awk '{print $NF}' || true)
+  fi
+  printf '%s\n' "${m%/}"
+}
+
+source_tarball=
+source_version=
+source_label=
+if [ -n "${NGINX_SOURCE_TARBALL:-}" ]; then
+  file=$NGINX_SOURCE_TARBALL
+  version=$(basename -- "$file" | sed -nE 's/^nginx[-_]([0-9]+\.[0-9]+\.[0-9]+)(\.orig)?\.tar\.(gz|xz)$/\1/p')
+  if [ ! -r "$file" ]; then
+    tried+=("NGINX_SOURCE_TARBALL=$file: cannot read it")
+  elif [ -z "$version" ]; then
+    tried+=("NGINX_SOURCE_TARBALL=$file: not named nginx-X.Y.Z.tar.gz or nginx_X.Y.Z.orig.tar.xz, so its version is unknown")
+  elif [ -n "$(pin_of "$version")" ] && ! matches_pin "$file" "$version"; then
+    tried+=("NGINX_SOURCE_TARBALL=$file: its sha256 differs from the pin of nginx $version (not unpacked)")
+  else
+    [ -n "$(pin_of "$version")" ] || log "nginx $version is not pinned: building $file unchecked"
+    source_tarball=$file
+    source_version=$version
+    source_label=$file
+  fi
+else
+  mirror=$(find_mirror)
+  if [ -z "$mirror" ]; then
+    tried+=("the Debian mirror: none found in /etc/apt/sources* (set NGINX_MIRROR)")
+  elif ! command -v curl >/dev/null 2>&1; then
+    tried+=("$mirror: curl is not installed (apt-get install curl)")
+  else
+    for pin in "${pins[@]}"; do
+      read -r version name _ _ <<< "$pin"
+      url=$mirror/pool/main/n/nginx/$name
+      log "fetching $url"
+      if ! err=$(curl -fsS --connect-timeout 10 --max-time 300 --retry 2 -o "$work/$name" "$url" 2>&1); then
+        tried+=("$url: ${err:-download failed}")
+        continue
+      fi
+      if ! matches_pin "$work/$name" "$version"; then
+        tried+=("$url: sha256 $(sha256sum -- "$work/$name" | cut -d' ' -f1) differs from its pin (not unpacked)")
+        rm -f -- "$work/$name"
+        continue
+      fi
+      source_tarball=$work/$name
+      source_version=$version
+      source_label=$url
+      break
+    done
+  fi
+fi
+
+if [ -z "$source_tarball" ]; then
+  {
+    printf 'no nginx source could be had. Tried:\n'
+    printf '  - %s\n' "${tried[@]}"
+    printf 'What you can do:\n'
+    printf '  - NGINX_BIN=/path/to/nginx: an nginx >= 1.25 built with %s\n' "${required_modules[*]}"
+    printf '  - NGINX_SOURCE_TARBALL=/path/to/nginx-%s.tar.gz: a local copy of nginx'"'"'s release\n' "$newest_pin"
+    printf '  - NGINX_MIRROR=http://host/debian: a Debian mirror whose pool serves %s\n' "${pins[0]#* }"
+  } > "$work/why"
+  give_up "$(cat "$work/why")"
+fi
+log "nginx $source_version from $source_label, sha256 $(sha256sum -- "$source_tarball" | cut -d' ' -f1)"
+
+# Build dependencies: apt-get (and its update) only for what is missing.
+build_deps=(build-essential libpcre2-dev libssl-dev zlib1g-dev xz-utils)
+missing=()
+for pkg in "${build_deps[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    give_up "building nginx needs ${missing[*]}, and installing them needs root and apt-get (or set NGINX_BIN)"
+  fi
+  log "installing the build dependencies: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends --no-upgrade "${missing[@]}" >/dev/null
+fi
+
+case $source_tarball in
+  *.xz) tar -xJf "$source_tarball" -C "$work" ;;
+  *) tar -xzf "$source_tarball" -C "$work" ;;
+esac
+src=$work/nginx-$source_version
+[ -f "$src/configure" ] || give_up "$source_tarball holds no nginx-$source_version/configure"
 cd "$src"
+mkdir -p "$NGINX_PREFIX"
+printf 'attempted=%s\n' "$newest_pin" > "$build_record"
 ./configure --prefix="$NGINX_PREFIX" \
   --with-threads --with-file-aio \
   --with-http_ssl_module --with-http_v2_module --with-http_v3_module --with-http_realip_module \
   --with-http_stub_status_module \
   --with-stream --with-stream_ssl_module --with-stream_ssl_preread_module --with-stream_realip_module \
-  > "$work/configure.log" 2>&1 || { tail -n 30 "$work/configure.log" >&2; exit 1; }
+  > "$work/configure.log" 2>&1 || { tail -n 30 "$work/configure.log" >&2; give_up "configure failed"; }
+# Against OpenSSL 3.0 (Debian 12's), QUIC works through nginx's compatibility layer, which configure
+# reports; without it the build would lack HTTP/3 in all but name.
 grep -q 'OpenSSL QUIC compatibility .* found' "$work/configure.log" \
-  || { log "configure did not find OpenSSL QUIC compatibility"; grep -i quic "$work/configure.log" >&2; exit 1; }
+  || { grep -i quic "$work/configure.log" >&2; give_up "configure did not find OpenSSL QUIC compatibility"; }
 log "$(grep 'OpenSSL QUIC compatibility' "$work/configure.log" | head -n1)"
-make -j"$(nproc)" > "$work/make.log" 2>&1 || { tail -n 30 "$work/make.log" >&2; exit 1; }
-make install > "$work/install.log" 2>&1 || { tail -n 30 "$work/install.log" >&2; exit 1; }
-qualifies "$NGINX_PREFIX/sbin/nginx" || { log "the built nginx does not qualify"; exit 1; }
-report "$NGINX_PREFIX/sbin/nginx"
+make -j"$(nproc)" > "$work/make.log" 2>&1 || { tail -n 30 "$work/make.log" >&2; give_up "make failed"; }
+make install > "$work/install.log" 2>&1 || { tail -n 30 "$work/install.log" >&2; give_up "make install failed"; }
+qualifies "$own" || give_up "the built nginx does not qualify"
+printf 'attempted=%s\nbuilt=%s\nsource=%s\nsha256=%s\n' "$newest_pin" "$source_version" \
+  "$source_label" "$(sha256sum -- "$source_tarball" | cut -d' ' -f1)" > "$build_record"
+report "$own"
