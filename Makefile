@@ -9,21 +9,17 @@ NODE_MODULES := node_modules/.installed
 # as NGINX_BIN (an NGINX_BIN in the environment is the first candidate it considers).
 NGINX_STAMP := .nginx-bin
 
-# node's heap limits for Portico, as `make start`, the container (Dockerfile's ENTRYPOINT, kept equal
-# by test/unit/packaging.test.ts) and `make bench` run it. V8 otherwise grows its young generation
-# to 16 MB semi-spaces under Portico's bursts of parsing and keeps them: bench/RESULTS.md, "Memory".
-NODE_FLAGS := --max-semi-space-size=2 --max-old-space-size=256
-
 UNIT_TESTS := $(wildcard test/unit/*.test.ts)
 INTEGRATION_TESTS := $(wildcard test/integration/*.test.ts)
 
-.PHONY: help nginx chromium deps build start test test-soak test-unit test-integration typecheck bench clean
+.PHONY: help nginx check-install chromium deps build start test test-soak test-unit test-integration typecheck bench clean
 
 help:
 	@echo "make start   install what is missing, build, run Portico in managed mode"
 	@echo "make test    install what is missing, type-check, run every test against a real nginx"
 	@echo "make bench   run the benchmarks and rewrite bench/RESULTS.md"
 	@echo "make test-soak  the heavy fault tests: 350 kill -9s of Portico in the middle of applies (about 9 minutes)"
+	@echo "make check-install  build nginx into a throwaway prefix as a fresh machine would, and check it (about a minute)"
 
 $(NODE_MODULES): package.json package-lock.json
 	@scripts/install-node-deps.sh
@@ -32,6 +28,11 @@ $(NODE_MODULES): package.json package-lock.json
 # Always asked: it answers in well under a second when a good nginx is there, and notices one gone.
 nginx:
 	@scripts/install-nginx.sh
+
+# The install path as a fresh machine takes it (no NGINX_BIN, no nginx on PATH, an empty prefix),
+# checked on every CI run: a machine that already has an nginx would otherwise hide a broken download.
+check-install:
+	@scripts/check-install.sh
 
 # The HTTP/3 test's browser, driven by playwright-core (a node module, hence after them). Always asked,
 # like nginx: it answers at once when /usr/lib/chromium/chromium is there.
@@ -43,9 +44,10 @@ deps: $(NODE_MODULES) nginx
 build: deps
 	@npx tsc -p tsconfig.build.json
 
+# bin/portico runs it with node's heap flags (their one definition), as `npm start` and the container do.
+# Portico itself says "listening" once the API listens and nginx runs.
 start: build
-	@echo "portico: starting in $${NGINX_MODE:-managed} mode; API on http://$${BIND_ADDRESS:-127.0.0.1}:$${BIND_PORT:-5000}" >&2
-	@NGINX_BIN="$$(cat $(NGINX_STAMP))" exec node $(NODE_FLAGS) dist/main.js
+	@NGINX_BIN="$$(cat $(NGINX_STAMP))" exec bin/portico
 
 typecheck: deps
 	@npx tsc -p tsconfig.json
@@ -65,12 +67,12 @@ test-soak: deps
 	@CRASH_KILLS=350 NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx --test --test-reporter=spec \
 		test/integration/crash-safety.test.ts
 
-# Portico runs built (node $(NODE_FLAGS) dist/main.js), as `make start` runs it; the benchmark itself through tsx.
+# Portico runs built, through bin/portico as `make start` runs it; the benchmark itself through tsx.
 # wrk drives the data plane's HTTP half: Debian's package, installed when missing (root only; without
 # it the benchmark reports the HTTP half as skipped).
 bench: build
 	@command -v wrk >/dev/null || { [ "$$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; } || echo "make bench: no wrk, and installing it needs root: the HTTP data plane is skipped" >&2
-	@NGINX_BIN="$$(cat $(NGINX_STAMP))" PORTICO_NODE_FLAGS="$(NODE_FLAGS)" node --import tsx bench/run.ts
+	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx bench/run.ts
 
 clean:
 	rm -rf dist var node_modules
