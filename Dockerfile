@@ -48,6 +48,7 @@ COPY --from=build /prod/node_modules ./node_modules
 COPY --from=build /src/templates ./templates
 COPY --from=build /src/nginx ./nginx
 COPY --from=build /src/dist ./dist
+COPY --from=build /src/bin ./bin
 
 # Managed mode, listening on every interface: inside a container, 127.0.0.1 would be unreachable.
 # STATE_DIR holds the streams (the files are the truth): mount a volume there to keep them.
@@ -76,8 +77,8 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
 # image's SIGQUIT.
 STOPSIGNAL SIGTERM
 
-# The same command `make start` runs after building, with the same node flags (the Makefile's
-# NODE_FLAGS; test/unit/packaging.test.ts keeps the two equal). It replaces the nginx image's entrypoint
-# (/docker-entrypoint.sh) and, with it, the image's `nginx -g 'daemon off;'` command.
-ENTRYPOINT ["node", "--max-semi-space-size=2", "--max-old-space-size=256", "/opt/portico/dist/main.js"]
+# bin/portico, the launcher `make start`, `npm start` and `make bench` use too: it holds node's heap
+# flags (one definition) and execs node, which then receives the stop signal itself. It replaces the
+# nginx image's entrypoint (/docker-entrypoint.sh) and, with it, the image's `nginx -g 'daemon off;'`.
+ENTRYPOINT ["/opt/portico/bin/portico"]
 CMD []

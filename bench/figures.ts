@@ -12,7 +12,7 @@ import type { ParallelSample } from './scenarios.js';
 import { percentile } from './stats.js';
 
 export interface Restart {
-  /** node's options: the shipped NODE_FLAGS, or none (node's defaults). */
+  /** node's options: bin/portico's flags, or none (node's defaults). */
   nodeArgs: string[];
   /** From spawning Portico on the full tree until /healthz answered and its nginx ran. */
   readyMs: number;
@@ -31,7 +31,7 @@ export interface Results {
   /** /proc/loadavg (1, 5, 15 minutes) before and after: other jobs share this machine. */
   load: { before: string; after: string };
   range: { from: number; to: number };
-  /** node's flags Portico ran with: the Makefile's NODE_FLAGS, as `make start` and the container run it. */
+  /** node's flags Portico ran with: bin/portico's, as `make start`, `npm start` and the container run it. */
   nodeArgs: string[];
   /** Portico's memory just after start, with no stream. */
   idle: Memory;

@@ -1,6 +1,6 @@
 /**
- * A real Portico, started the way an operator would (`make start` and the container run
- * `node dist/main.js`; `make bench` builds it first) in managed mode, talked to only through its
+ * A real Portico, started the way an operator would (through bin/portico, as `make start`, `npm start`
+ * and the container run it; `make bench` builds it first) in managed mode, talked to only through its
  * HTTP API: the benchmark measures the service, not its modules. Not through tsx: its loader alone
  * adds some 35 MB to the resident memory that the benchmark reports.
  */
@@ -19,7 +19,7 @@ export interface PorticoOptions {
   /** The apps' shared listeners (HTTP_PORT, HTTPS_PORT): kept away from the defaults others use. */
   httpPort: number;
   httpsPort: number;
-  /** Options for node itself, before the script (none: as `make start` runs it). */
+  /** Options for node itself (PORTICO_NODE_FLAGS); absent: the launcher's own, as `make start` runs it. */
   nodeArgs?: string[];
 }
 
@@ -48,12 +48,22 @@ const OUTPUT_KEEP_CHARS = 20_000;
  * Spawns Portico and answers at once, so the caller can register `stop` before waiting for
  * `ready()`: a benchmark interrupted during start-up must not leave Portico behind.
  */
+/** node's flags as bin/portico runs Portico: its `node_flags='…'` line, their one definition. */
+export async function launcherNodeFlags(repoDir: string): Promise<string[]> {
+  const line = /^node_flags='(.*)'$/m.exec(await readFile(`${repoDir}/bin/portico`, 'utf8'));
+  if (line === null) throw new Error('bin/portico defines no node_flags');
+  return (line[1] as string).split(/\s+/).filter((flag) => flag !== '');
+}
+
 export function spawnPortico(options: PorticoOptions): RunningPortico {
   const { repoDir, nginxBin, stateDir, portRange, bindPort } = options;
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), 'dist/main.js'], {
+  // The launcher execs node, so the pid spawned is Portico's own (the one measured and signalled).
+  const { PORTICO_NODE_FLAGS: _inherited, ...env } = process.env;
+  const child = spawn(`${repoDir}/bin/portico`, [], {
     cwd: repoDir,
     env: {
-      ...process.env,
+      ...env,
+      ...(options.nodeArgs === undefined ? {} : { PORTICO_NODE_FLAGS: options.nodeArgs.join(' ') }),
       NGINX_MODE: 'managed',
       NGINX_BIN: nginxBin,
       STATE_DIR: stateDir,

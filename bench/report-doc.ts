@@ -15,7 +15,7 @@ Written by \`bench/run.ts\`; every run rewrites this file.
 - Command: \`${r.command}\` (measuring took ${r.durationS.toFixed(0)} s, after building Portico)
 - Date: ${r.date}; load average (1/5/15 min) before ${r.load.before}, after ${r.load.after}
 - Machine: ${m.cpus} CPUs (\`nproc\`), ${m.model}, ${m.memory} memory, ${m.kernel}
-- nginx: ${m.nginx}; Node ${m.node}; Portico run as \`${nodeCommand(r.nodeArgs)}\` (the Makefile's \`NODE_FLAGS\`), \`PORT_RANGE=${r.range.from}-${r.range.to}\`, \`LOG_LEVEL=warn\`
+- nginx: ${m.nginx}; Node ${m.node}; Portico run as \`${nodeCommand(r.nodeArgs)}\` (bin/portico's flags), \`PORT_RANGE=${r.range.from}-${r.range.to}\`, \`LOG_LEVEL=warn\`
 
 ${tables}
 

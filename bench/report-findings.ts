@@ -43,8 +43,8 @@ export function scaleFindings(r: Results): string[] {
 export function memorySection(r: Results): string {
   const [shipped, defaults] = r.restarts;
   const top = r.levels.at(-1);
-  return `Portico runs as \`${nodeCommand(r.nodeArgs)}\` (\`make start\`, the container and this benchmark alike: the Makefile's
-\`NODE_FLAGS\`). In this run it held ${mb(r.idle.rssMb)} MB idle with no stream,
+  return `Portico runs as \`${nodeCommand(r.nodeArgs)}\` (\`make start\`, \`npm start\`, the container and this benchmark alike, through
+\`bin/portico\`). In this run it held ${mb(r.idle.rssMb)} MB idle with no stream,
 ${mb(r.levels[0]?.memory.rssMb ?? Number.NaN)} MB after the few hundred requests of the 0-stream rung (still no stream), and
 ${mb(top?.memory.rssMb ?? Number.NaN)} MB (peak ${mb(top?.memory.peakMb ?? Number.NaN)} MB) at ${count(top?.plan.level ?? 0)} streams. Restarted on the same tree
 and given the same kind of traffic it held ${mb(shipped?.memory.rssMb ?? Number.NaN)} MB as shipped, and

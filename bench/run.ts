@@ -21,7 +21,7 @@ import { expectOk } from './http.js';
 import { FILL_CONCURRENCY, PARALLEL_COUNT, runLevel, type Level, type LevelPlan, type Rig } from './ladder.js';
 import { describeMachine } from './machine.js';
 import { assertOutsideEphemeral, ephemeralPort, freePortsIn, LOOPBACK, startEchoServer } from './net.js';
-import { spawnPortico, type PorticoOptions, type RunningPortico } from './portico.js';
+import { launcherNodeFlags, spawnPortico, type PorticoOptions, type RunningPortico } from './portico.js';
 import { memoryOf } from './proc-stats.js';
 import { renderResults, renderTables, type Restart, type Results } from './report.js';
 import { timeQueries } from './scale.js';
@@ -124,11 +124,11 @@ async function startPortico(options: PorticoOptions, cleanup: Cleanup): Promise<
 }
 
 /**
- * node's flags as `make start` and the container run Portico (the Makefile's NODE_FLAGS, handed
- * over as PORTICO_NODE_FLAGS): the ladder's Portico and the first restart run with them, the second
- * restart with node's defaults, to show what they change.
+ * node's flags as `make start`, `npm start` and the container run Portico (bin/portico's): the
+ * ladder's Portico and the first restart run with them, the second restart with node's defaults, to
+ * show what they change.
  */
-export const SHIPPED_FLAGS = (process.env.PORTICO_NODE_FLAGS ?? '').split(/\s+/).filter((flag) => flag !== '');
+export const SHIPPED_FLAGS = await launcherNodeFlags(REPO_DIR);
 
 /**
  * Portico's memory with the same tree but none of the fill's history: stops it (it quits its nginx)
@@ -201,7 +201,6 @@ async function main(): Promise<void> {
   }
   const nginxBin = process.env.NGINX_BIN;
   if (nginxBin === undefined || nginxBin === '') throw new Error('NGINX_BIN is not set (run through `make bench`)');
-  if (SHIPPED_FLAGS.length === 0) throw new Error('PORTICO_NODE_FLAGS is not set (run through `make bench`)');
   const started = performance.now();
   const loadBefore = await loadAverage();
   progress(`load average before: ${loadBefore}`);
