@@ -115,7 +115,9 @@ fi
 give_up() {
   if [ -n "$keep_own" ]; then
     log "$1; keeping $keep_own (remove $build_record to try again)"
-    mkdir -p "$NGINX_PREFIX" && printf 'attempted=%s\n' "$newest_pin" >> "$build_record" || true
+    if [ -z "${NGINX_SOURCE_TARBALL:-}" ]; then
+      mkdir -p "$NGINX_PREFIX" && printf 'attempted=%s\n' "$newest_pin" >> "$build_record" || true
+    fi
     report "$keep_own"
     exit 0
   fi
@@ -248,7 +250,11 @@ src=$work/nginx-$source_version
 [ -f "$src/configure" ] || give_up "$source_tarball holds no nginx-$source_version/configure"
 cd "$src"
 mkdir -p "$NGINX_PREFIX"
-printf 'attempted=%s\n' "$newest_pin" > "$build_record"
+# A build from the pins is the one attempt at the newest pin; one from a local tarball is the user's
+# choice and leaves the next run free to try the pins once.
+attempt=
+[ -n "${NGINX_SOURCE_TARBALL:-}" ] || attempt="attempted=$newest_pin"
+printf '%s\n' "$attempt" > "$build_record"
 ./configure --prefix="$NGINX_PREFIX" \
   --with-threads --with-file-aio \
   --with-http_ssl_module --with-http_v2_module --with-http_v3_module --with-http_realip_module \
@@ -263,6 +269,6 @@ log "$(grep 'OpenSSL QUIC compatibility' "$work/configure.log" | head -n1)"
 make -j"$(nproc)" > "$work/make.log" 2>&1 || { tail -n 30 "$work/make.log" >&2; give_up "make failed"; }
 make install > "$work/install.log" 2>&1 || { tail -n 30 "$work/install.log" >&2; give_up "make install failed"; }
 qualifies "$own" || give_up "the built nginx does not qualify"
-printf 'attempted=%s\nbuilt=%s\nsource=%s\nsha256=%s\n' "$newest_pin" "$source_version" \
+printf '%s\nbuilt=%s\nsource=%s\nsha256=%s\n' "$attempt" "$source_version" \
   "$source_label" "$(sha256sum -- "$source_tarball" | cut -d' ' -f1)" > "$build_record"
 report "$own"

@@ -138,6 +138,20 @@ describe('install-nginx.sh', { timeout: 120_000 }, () => {
     assert.equal((await readFile(`${case3}/nginx-bin`, 'utf8')).trim(), bin);
   });
 
+  it("a failed NGINX_SOURCE_TARBALL is the user's try, not the one attempt at the pins: the next run without it still tries them", async () => {
+    const case5 = `${dir}/local-then-pins`;
+    const bin = await earlierBuild(`${case5}/nginx`);
+    const file = await tamperedTarball(case5, 'nginx-1.30.4.tar.gz', '1.30.4');
+    const local = await install(case5, { NGINX_SOURCE_TARBALL: file });
+    assert.equal(local.code, 0, local.stderr);
+    assert.match(local.stderr, new RegExp(`keeping ${bin}`));
+    assert.equal(existsSync(`${case5}/configure-ran`), false, 'configure ran');
+    assert.equal(existsSync(`${case5}/nginx/portico-build.txt`), false);
+    const pins = await install(case5, { NGINX_MIRROR: 'http://127.0.0.1:9/debian' });
+    assert.match(pins.stderr, /fetching http:\/\/127\.0\.0\.1:9\/debian\/pool\/main\/n\/nginx\/nginx_1\.30\.4\.orig\.tar\.xz/);
+    assert.match(await readFile(`${case5}/nginx/portico-build.txt`, 'utf8'), /^attempted=1\.30\.4$/m);
+  });
+
   it('an nginx the user passes as NGINX_BIN is used as it is when it qualifies, even older than the pins', async () => {
     const case4 = `${dir}/user`;
     const bin = await earlierBuild(`${case4}/elsewhere`);
