@@ -60,6 +60,14 @@ export function toPorticoError(error: unknown): PorticoError {
   return asPorticoError(error);
 }
 
+/**
+ * A dry run answers the rendered files and nginx's verdict either way; one nginx refuses gets the
+ * status the real change would get (422), so that `curl -f` and scripts see the refusal.
+ */
+export function sendDryRun(res: Response, result: { nginx: { ok: boolean } }): void {
+  res.status(result.nginx.ok ? 200 : STATUS.NginxRejected).json(result);
+}
+
 export function sendError(res: Response, error: PorticoError): void {
   res.status(STATUS[error.kind]).json(errorBody(error));
 }

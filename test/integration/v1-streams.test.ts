@@ -85,7 +85,7 @@ describe('/v1/streams (managed nginx)', () => {
     await request(portico.app).delete(`/v1/streams/${port}`).expect(204);
   });
 
-  it('?dryRun=true answers the rendered file and nginx\'s verdict, and changes nothing', async () => {
+  it('?dryRun=true answers the rendered file and nginx\'s verdict (422 when nginx refuses it), and changes nothing', async () => {
     const ok = await request(portico.app)
       .post('/v1/streams?dryRun=true')
       .send({ port: FROM + 4, backend: `127.0.0.1:${echo.port}` })
@@ -96,7 +96,7 @@ describe('/v1/streams (managed nginx)', () => {
     const bad = await request(portico.app)
       .post('/v1/streams?dryRun=true')
       .send({ port: FROM + 4, backend: 'no-such-host.invalid:1' })
-      .expect(200);
+      .expect(422);
     assert.equal(bad.body.nginx.ok, false);
     assert.match(bad.body.nginx.lines.join('\n'), /host not found/);
     assert.deepEqual(await confFiles(portico.settings.streamDir), []);

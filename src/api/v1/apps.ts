@@ -1,13 +1,15 @@
 /**
  * /v1/apps: the JSON API of HTTP apps. Bodies are parsed by `appSchema` (strict: an unknown field is
  * an error); answers are always the stored form. `?dryRun=true` on a mutation runs every step up to
- * the swap and answers the rendered files with nginx's verdict.
+ * the swap and answers the rendered files with nginx's verdict: 200 when nginx accepts them, 422
+ * when it refuses.
  */
 import { Router, type Request } from 'express';
 import type { AppChange } from '../../apply/app-kind.js';
 import { invalidInput, notFound } from '../../errors.js';
 import { appNameSchema, appSchema } from '../../model/app.js';
 import type { Portico } from '../context.js';
+import { sendDryRun } from '../errors.js';
 import { ifMatch, isDryRun, parseWith } from '../params.js';
 import { etagOf } from '../../model/etag.js';
 
@@ -34,7 +36,7 @@ export function appsRouter(portico: Portico): Router {
     const app = parseWith(appSchema, req.body ?? {});
     const result = await run(req, { kind: 'app-put', app, create: true });
     if ('dryRun' in result) {
-      res.json(result);
+      sendDryRun(res, result);
       return;
     }
     res.status(201).location(`/v1/apps/${app.name}`).set('ETag', etagOf(result.app)).json(result.app);
@@ -48,7 +50,7 @@ export function appsRouter(portico: Portico): Router {
     if (app.name !== name) throw invalidInput('name', `is "${app.name}" in the body but "${name}" in the path`);
     const result = await run(req, { kind: 'app-put', app, create: false, ...ifMatch(req) });
     if ('dryRun' in result) {
-      res.json(result);
+      sendDryRun(res, result);
       return;
     }
     res
@@ -61,7 +63,7 @@ export function appsRouter(portico: Portico): Router {
     const name = parseWith(appNameSchema, req.params.name, 'name');
     const result = await run(req, { kind: 'app-delete', name, ...ifMatch(req) });
     if ('dryRun' in result) {
-      res.json(result);
+      sendDryRun(res, result);
       return;
     }
     res.status(204).end();

@@ -1,7 +1,8 @@
 /**
  * /v1/streams: the JSON API of streams. Bodies are parsed by `streamInputSchema` (strict: an unknown
  * field is an error); answers are always the full stored form. `?dryRun=true` on a mutation runs
- * every step up to the swap and answers the rendered files with nginx's verdict.
+ * every step up to the swap and answers the rendered files with nginx's verdict: 200 when nginx
+ * accepts them, 422 when it refuses.
  */
 import { Router, type Request } from 'express';
 import { notFound } from '../../errors.js';
@@ -10,6 +11,7 @@ import { specFromInput, streamInputSchema } from '../../model/stream.js';
 import type { Change } from '../../apply/plan.js';
 import { invalidInput } from '../../errors.js';
 import type { Portico } from '../context.js';
+import { sendDryRun } from '../errors.js';
 import { ifMatch, isDryRun, parseWith, portParam } from '../params.js';
 
 export function streamsRouter(portico: Portico): Router {
@@ -35,7 +37,7 @@ export function streamsRouter(portico: Portico): Router {
     const input = parseWith(streamInputSchema, req.body ?? {});
     const result = await run(req, { kind: 'create', ...(input.port !== undefined && { port: input.port }), spec: specFromInput(input) });
     if ('dryRun' in result) {
-      res.json(result);
+      sendDryRun(res, result);
       return;
     }
     res.status(201).location(`/v1/streams/${result.port}`).set('ETag', etagOf(result.stream)).json(result.stream);
@@ -49,7 +51,7 @@ export function streamsRouter(portico: Portico): Router {
     }
     const result = await run(req, { kind: 'put', port, spec: specFromInput(input), ...ifMatch(req) });
     if ('dryRun' in result) {
-      res.json(result);
+      sendDryRun(res, result);
       return;
     }
     res
@@ -61,7 +63,7 @@ export function streamsRouter(portico: Portico): Router {
   router.delete('/:port', async (req, res) => {
     const result = await run(req, { kind: 'delete', port: portParam(req.params.port), ...ifMatch(req) });
     if ('dryRun' in result) {
-      res.json(result);
+      sendDryRun(res, result);
       return;
     }
     res.status(204).end();
