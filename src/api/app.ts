@@ -1,14 +1,14 @@
 /**
- * The HTTP API: express wiring of the routers, authentication, logging and error mapping.
+ * The HTTP API: express wiring of the routers, authentication, request logging and error mapping.
  */
 import express from 'express';
-import { pinoHttp } from 'pino-http';
 import type { Logger } from 'pino';
 import { PorticoError } from '../errors.js';
 import { requireToken } from './auth.js';
 import type { Portico } from './context.js';
 import { BODY_LIMIT_KB, errorHandler, sendError } from './errors.js';
 import { legacyRouter } from './legacy.js';
+import { logRequests } from './request-log.js';
 import { probesRouter, statusRouter } from './v1/status.js';
 import { appsRouter } from './v1/apps.js';
 import { certificatesRouter } from './v1/certificates.js';
@@ -18,12 +18,8 @@ export function createApp(portico: Portico, log: Logger): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.use(
-    pinoHttp({
-      logger: log.child({ module: 'api' }),
-      customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
-    }),
-  );
+  const apiLog = log.child({ module: 'api' });
+  app.use(logRequests(apiLog));
   // /healthz answers whether the process runs, so it needs no token (liveness probes carry none).
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -39,6 +35,6 @@ export function createApp(portico: Portico, log: Logger): express.Express {
   app.use((req, res) => {
     sendError(res, new PorticoError('NotFound', `no route ${req.method} ${req.path}`));
   });
-  app.use(errorHandler);
+  app.use(errorHandler(apiLog));
   return app;
 }

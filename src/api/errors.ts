@@ -3,6 +3,7 @@
  * `{"error": {"kind", "message", "field"?, "nginx"?}}` (legacy routes add their own shape on top).
  */
 import type { ErrorRequestHandler, Response } from 'express';
+import type { Logger } from 'pino';
 import type { ZodError } from 'zod';
 import { PorticoError, asPorticoError, type ErrorKind } from '../errors.js';
 
@@ -72,8 +73,11 @@ export function sendError(res: Response, error: PorticoError): void {
   res.status(STATUS[error.kind]).json(errorBody(error));
 }
 
-export const errorHandler: ErrorRequestHandler = (error, req, res, _next) => {
-  const wrapped = toPorticoError(error);
-  if (wrapped.kind === 'Internal') req.log?.error({ err: error }, 'internal error');
-  sendError(res, wrapped);
-};
+/** The last handler: answers any error in the one shape; an Internal one (a bug) is logged with its stack. */
+export function errorHandler(log: Logger): ErrorRequestHandler {
+  return (error, req, res, _next) => {
+    const wrapped = toPorticoError(error);
+    if (wrapped.kind === 'Internal') log.error({ err: error, method: req.method, path: req.path }, `internal error: ${wrapped.message}`);
+    sendError(res, wrapped);
+  };
+}
