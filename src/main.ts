@@ -1,9 +1,11 @@
 /**
- * Entry point: parse the settings, start Portico, serve the API, and stop gracefully on SIGTERM or
- * SIGINT (queued changes finish, a managed nginx quits, the state lock is released).
+ * Entry point: parse the settings, bind the API's socket, start Portico, serve the API, and stop
+ * gracefully on SIGTERM or SIGINT (queued changes finish, a managed nginx quits, the state lock is
+ * released). The socket is bound first so that a taken port fails before anything else is started.
  */
 import { pino } from 'pino';
-import { startPortico } from './portico.js';
+import { bindApi, type ApiListener } from './api/listener.js';
+import { startPortico, type RunningPortico } from './portico.js';
 import { SettingsError, loadSettings } from './settings.js';
 
 async function main(): Promise<void> {
@@ -18,44 +20,63 @@ async function main(): Promise<void> {
     throw error;
   }
   const log = pino({ level: settings.logLevel, base: { pid: process.pid } });
-  let running;
+
+  let listener: ApiListener;
   try {
-    running = await startPortico(settings, { log });
+    listener = await bindApi(settings.bindAddress, settings.bindPort);
   } catch (error) {
-    log.fatal({ err: error }, `portico could not start: ${(error as Error).message}`);
+    // The operator's mistake, not a bug: the message says it all, a stack trace would bury it.
+    log.fatal({ bindAddress: settings.bindAddress, bindPort: settings.bindPort }, (error as Error).message);
     process.exit(1);
   }
-  const host = settings.bindAddress.includes(':') ? `[${settings.bindAddress}]` : settings.bindAddress;
-  const server = running.app.listen(settings.bindPort, settings.bindAddress, () => {
-    log.info(
-      { mode: settings.mode, range: settings.portRange, streamDir: settings.streamDir },
-      `portico listening on http://${host}:${settings.bindPort}`,
-    );
-  });
-  server.on('error', (error) => {
-    log.fatal({ err: error }, `cannot listen on ${host}:${settings.bindPort}`);
-    void running.close({ stopNginx: false }).finally(() => process.exit(1));
-  });
 
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals): void => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'stopping');
-    // Stop taking requests; let queued changes finish and answer; only then drop what is left.
-    server.close();
-    server.closeIdleConnections();
+  // Stop taking requests; let queued changes finish and answer; only then drop what is left.
+  const shutDown = (running: RunningPortico, signal: NodeJS.Signals): void => {
+    log.info({ signal }, 'stopping: no new API requests; finishing the changes already queued');
+    listener.server.close();
+    listener.server.closeIdleConnections();
     running
       .close()
-      .finally(() => server.closeAllConnections())
-      .then(() => process.exit(0))
+      .finally(() => listener.server.closeAllConnections())
+      .then(() => {
+        log.info('stopped');
+        process.exit(0);
+      })
       .catch((error: unknown) => {
         log.error({ err: error }, 'stopping failed');
         process.exit(1);
       });
   };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+
+  // A signal during start-up stops Portico as soon as it is up: nothing it started is left behind.
+  let running: RunningPortico | undefined;
+  let stopRequested: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopRequested !== undefined) return;
+    stopRequested = signal;
+    if (running === undefined) log.info({ signal }, 'stopping once start-up has finished');
+    else shutDown(running, signal);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  try {
+    running = await startPortico(settings, { log });
+  } catch (error) {
+    // startPortico has stopped what it started and released the lock; the socket is ours to close.
+    log.fatal({ err: error }, `portico could not start: ${(error as Error).message}`);
+    await listener.close();
+    process.exit(1);
+  }
+  listener.serve(running.app);
+  if (stopRequested !== undefined) {
+    shutDown(running, stopRequested);
+    return;
+  }
+  log.info(
+    { mode: settings.mode, range: settings.portRange, streamDir: settings.streamDir },
+    `portico listening on http://${listener.address}`,
+  );
 }
 
 void main();

@@ -125,6 +125,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
             pidFile: settings.pidFile,
             errorLog: settings.errorLog ?? `${settings.stateDir}/logs/error.log`, // always set in managed mode
             stopTimeoutMs: settings.stopTimeoutMs,
+            workerShutdownTimeout: settings.workerShutdownTimeout,
             log: log.child({ module: 'nginx' }),
           })
         : new ExternalNginx(settings.pidFile);
@@ -213,8 +214,10 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       },
     };
   } catch (error) {
-    // The data plane outlives a control plane that could not start: stop watching it, not it.
-    started?.release();
+    // A failed start leaves nginx as it found it: an adopted master (the data plane outlives a control
+    // plane that could not start) is only no longer watched; one this start spawned is stopped.
+    if (started !== undefined && !started.adopted) await started.stop().catch(() => started?.release());
+    else started?.release();
     await lock.release();
     throw error;
   }

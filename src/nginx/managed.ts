@@ -14,6 +14,7 @@ import { PorticoError } from '../errors.js';
 import { spawnMaster, type NginxCommand } from './exec.js';
 import { groupMembers, isAlive } from '../proc.js';
 import { masterFromPidFile } from './master.js';
+import { openClientConnections } from './connections.js';
 import type { NginxProcess } from './process.js';
 import { logOffset, readLogSince } from './verify.js';
 
@@ -30,6 +31,8 @@ export interface ManagedOptions {
   errorLog: string;
   /** How long a graceful stop may take before the rest is killed. */
   stopTimeoutMs: number;
+  /** WORKER_SHUTDOWN_TIMEOUT as configured (`30s`): how long nginx lets a connection finish; for the log. */
+  workerShutdownTimeout: string;
   log: Logger;
 }
 
@@ -181,13 +184,29 @@ export class ManagedNginx implements NginxProcess {
     await this.spawning?.catch(() => undefined);
     const pid = this.pid;
     if (pid === undefined || !(await isAlive(pid))) return;
+    // Counted before the quit: a quitting worker closes its listeners at once, and they tell clients' connections apart.
+    const open = await openClientConnections(await groupMembers(pid, 'nginx: '));
+    const startedAt = Date.now();
     process.kill(pid, 'SIGQUIT');
-    const deadline = Date.now() + this.options.stopTimeoutMs;
+    this.logWaiting(pid, open);
+    const deadline = startedAt + this.options.stopTimeoutMs;
     while (Date.now() < deadline && (await isAlive(pid))) await sleep(20);
     if (await isAlive(pid)) {
       this.options.log.warn({ nginxPid: pid }, 'nginx did not quit in time; killing it');
       for (const member of await groupMembers(pid, 'nginx: ')) process.kill(member, 'SIGKILL');
+    } else {
+      this.options.log.info({ nginxPid: pid, ms: Date.now() - startedAt }, 'nginx stopped');
     }
     this.pid = undefined;
+  }
+
+  /** Says what a stop waits for: a quit lets every open connection finish, up to worker_shutdown_timeout. */
+  private logWaiting(pid: number, open: number | undefined): void {
+    const { workerShutdownTimeout, stopTimeoutMs } = this.options;
+    const what = open === undefined ? 'their open connections' : `${open} open client connection${open === 1 ? '' : 's'}`;
+    this.options.log.info(
+      { nginxPid: pid, openConnections: open, workerShutdownTimeout, killAfterMs: stopTimeoutMs },
+      `stopping nginx: waiting for its workers to finish ${what} (up to ${workerShutdownTimeout}, WORKER_SHUTDOWN_TIMEOUT)`,
+    );
   }
 }

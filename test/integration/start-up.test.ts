@@ -1,0 +1,157 @@
+/**
+ * Start-up as `make start` runs it (`node src/main.ts` through tsx): the API socket is bound before
+ * anything else starts, so a taken BIND_PORT fails at once and leaves no nginx and no lock; a failed
+ * start closes what it opened; until Portico is up the API answers 503; a signal during start-up
+ * stops Portico once it is up.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { accepts, eventually, holdPort } from '../helpers/net.js';
+import { REPO, exited, nginxBin, nginxMasters, processRuns, spawnPortico, stopNginxUnder, tempDir, type ChildPortico } from '../helpers/portico.js';
+
+const RANGE = '29330-29339';
+const API_PORT = 29392;
+const OTHER_API_PORT = 29393;
+
+interface Started {
+  child: ChildProcess;
+  output(): string;
+}
+
+/** Runs `src/main.ts` in a process group of its own, collecting stdout and stderr. */
+function run(env: Record<string, string>): Started {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: REPO,
+    env: { PATH: process.env.PATH, NGINX_BIN: nginxBin(), PORT_RANGE: RANGE, LOG_LEVEL: 'info', ...env },
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  return { child, output: () => output };
+}
+
+/** The first answer of GET /healthz on `port`, polled every 20 ms for up to 15 s. */
+async function firstAnswer(port: number): Promise<Response | undefined> {
+  let answer: Response | undefined;
+  await eventually(async () => {
+    answer = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined);
+    return answer !== undefined;
+  }, 15_000);
+  return answer;
+}
+
+describe('start-up', () => {
+  let stateDir: string;
+  let binDir: string;
+  const children: ChildProcess[] = [];
+
+  before(async () => {
+    stateDir = await tempDir('start-up');
+    binDir = await tempDir('slow-nginx');
+  });
+  after(async () => {
+    for (const child of children) if (child.pid !== undefined && (await processRuns(child.pid))) process.kill(-child.pid, 'SIGKILL');
+    await stopNginxUnder(stateDir);
+    await rm(stateDir, { recursive: true, force: true });
+    await rm(binDir, { recursive: true, force: true });
+  });
+
+  it('with BIND_PORT taken it exits 1 naming the address and EADDRINUSE, starts no nginx and leaves no lock; a start on a free port then works', async () => {
+    const held = await holdPort(API_PORT);
+    try {
+      const busy = run({ STATE_DIR: stateDir, BIND_PORT: String(API_PORT) });
+      children.push(busy.child);
+      assert.ok(await exited(busy.child, 20_000), 'portico kept running with its port taken');
+      assert.equal(busy.child.exitCode, 1, busy.output());
+      assert.match(busy.output(), /cannot listen on 127\.0\.0\.1:29392: address already in use \(EADDRINUSE\)/);
+      assert.doesNotMatch(busy.output(), /portico listening/);
+      assert.deepEqual(await nginxMasters(stateDir), [], 'an nginx master runs for the state directory');
+      await assert.rejects(readFile(`${stateDir}/portico.lock`), { code: 'ENOENT' });
+    } finally {
+      await held.close();
+    }
+    let portico: ChildPortico | undefined = await spawnPortico({ STATE_DIR: stateDir, PORT_RANGE: RANGE, BIND_PORT: String(OTHER_API_PORT) });
+    children.push(portico.child);
+    try {
+      assert.match(portico.output(), /portico listening on http:\/\/127\.0\.0\.1:29393/);
+      assert.equal((await nginxMasters(stateDir)).length, 1);
+      process.kill(portico.pid, 'SIGTERM');
+      assert.ok(await exited(portico.child));
+      assert.equal(portico.child.exitCode, 0, portico.output());
+      portico = undefined;
+    } finally {
+      if (portico !== undefined) process.kill(-portico.pid, 'SIGKILL');
+    }
+  });
+
+  it('a start that fails after binding (another Portico owns the state directory) exits 1 and frees its API port; the owner is untouched', async () => {
+    const owner = await spawnPortico({ STATE_DIR: stateDir, PORT_RANGE: RANGE, BIND_PORT: String(OTHER_API_PORT) });
+    children.push(owner.child);
+    try {
+      const [master] = await nginxMasters(stateDir);
+      const second = run({ STATE_DIR: stateDir, BIND_PORT: String(API_PORT) });
+      children.push(second.child);
+      assert.ok(await exited(second.child, 20_000));
+      assert.equal(second.child.exitCode, 1, second.output());
+      assert.match(second.output(), new RegExp(`another Portico \\(pid ${owner.pid}\\) owns this state directory`));
+      assert.equal(await accepts(API_PORT), false, 'the failed start still listens');
+      assert.deepEqual(await nginxMasters(stateDir), [master]);
+      assert.equal((await fetch(`${owner.url}/readyz`)).status, 200);
+      process.kill(owner.pid, 'SIGTERM');
+      assert.ok(await exited(owner.child));
+    } finally {
+      if (await processRuns(owner.pid)) process.kill(-owner.pid, 'SIGKILL');
+    }
+  });
+
+  describe('with an nginx whose `nginx -t` takes 1.5 s (a slow start)', () => {
+    let slowNginx: string;
+    before(async () => {
+      slowNginx = `${binDir}/nginx`;
+      await writeFile(slowNginx, `#!/bin/sh\nfor a in "$@"; do [ "$a" = -t ] && sleep 1.5; done\nexec '${nginxBin()}' "$@"\n`);
+      await chmod(slowNginx, 0o755);
+    });
+
+    it('the API answers 503 with Retry-After while Portico starts, then 200, and logs "listening" only once it serves', async () => {
+      const started = run({ STATE_DIR: stateDir, BIND_PORT: String(API_PORT), NGINX_BIN: slowNginx });
+      children.push(started.child);
+      try {
+        const first = await firstAnswer(API_PORT);
+        assert.equal(first?.status, 503, started.output());
+        assert.equal(first?.headers.get('retry-after'), '1');
+        assert.equal(((await first?.json()) as { error: { kind: string } }).error.kind, 'NginxUnavailable');
+        assert.doesNotMatch(started.output(), /portico listening/);
+        assert.ok(await eventually(async () => (await fetch(`http://127.0.0.1:${API_PORT}/healthz`)).status === 200, 15_000));
+        assert.ok(await eventually(() => /portico listening on http:\/\/127\.0\.0\.1:29392/.test(started.output()), 2000), started.output());
+        process.kill(started.child.pid as number, 'SIGTERM');
+        assert.ok(await exited(started.child, 15_000));
+        assert.equal(started.child.exitCode, 0, started.output());
+      } finally {
+        if (await processRuns(started.child.pid as number)) process.kill(-(started.child.pid as number), 'SIGKILL');
+      }
+    });
+
+    it('SIGTERM during start-up stops Portico once it is up: exit 0, no nginx, no lock', async () => {
+      const started = run({ STATE_DIR: stateDir, BIND_PORT: String(API_PORT), NGINX_BIN: slowNginx });
+      children.push(started.child);
+      try {
+        assert.equal((await firstAnswer(API_PORT))?.status, 503, started.output());
+        process.kill(started.child.pid as number, 'SIGTERM');
+        assert.ok(await exited(started.child, 15_000));
+        assert.equal(started.child.exitCode, 0, started.output());
+        assert.match(started.output(), /stopping once start-up has finished/);
+        assert.match(started.output(), /"msg":"stopped"/);
+        await sleep(100);
+        assert.deepEqual(await nginxMasters(stateDir), []);
+        await assert.rejects(readFile(`${stateDir}/portico.lock`), { code: 'ENOENT' });
+      } finally {
+        if (await processRuns(started.child.pid as number)) process.kill(-(started.child.pid as number), 'SIGKILL');
+      }
+    });
+  });
+});
