@@ -25,6 +25,28 @@ function treeWith(ports: number[]): StreamTree {
   return tree;
 }
 
+/**
+ * A host probe whose first question about `port` waits for `release()` (then answers `bound`);
+ * `asked` settles once that question was asked. Every other question is answered at once.
+ */
+function slowProbe(port: number, bound: boolean) {
+  let release = (): void => undefined;
+  let asked = (): void => undefined;
+  const waiting = new Promise<void>((resolve) => (asked = resolve));
+  let first = true;
+  return {
+    asked: waiting,
+    release: () => release(),
+    bound: (p: number): Promise<boolean> => {
+      if (p !== port) return Promise.resolve(false);
+      if (!first) return Promise.resolve(bound);
+      first = false;
+      asked();
+      return new Promise<boolean>((resolve) => (release = () => resolve(bound)));
+    },
+  };
+}
+
 function allocator(options: { ttlMs?: number; clock?: () => number; tree?: () => StreamTree; bound?: (port: number) => Promise<boolean>; to?: number } = {}) {
   const reservations = new PortReservations(options.ttlMs ?? 30_000, options.clock ?? Date.now);
   const ports = new PortAllocator({
@@ -154,36 +176,27 @@ describe('PortAllocator', () => {
   });
 
   it('a port a plan holds while the host is being asked about it is not handed out', async () => {
-    let release: () => void = () => undefined;
-    const { ports } = allocator({
-      bound: (port) => (port === 9000 ? new Promise<boolean>((resolve) => (release = () => resolve(false))) : Promise.resolve(false)),
-    });
+    const probe = slowProbe(9000, false);
+    const { ports } = allocator({ bound: probe.bound });
     const reserving = ports.reserveFree();
-    await sleep(5);
+    await probe.asked;
     ports.hold(9000); // a create naming 9000 is planned while the probe of 9000 is under way
-    release();
+    probe.release();
     assert.equal((await reserving)?.port, 9001);
   });
 
   it('a getfreeport that read the tree before a batch swapped its file in does not hand out the batch\'s port', async () => {
     let tree = emptyTree();
-    let release: (() => void) | undefined;
-    const { ports } = allocator({
-      tree: () => tree,
-      // The first probe of 9000 is slow (and finds it bound): the batch commits 9001 meanwhile.
-      bound: (port) => {
-        if (port !== 9000) return Promise.resolve(false);
-        if (release !== undefined) return Promise.resolve(true);
-        return new Promise<boolean>((resolve) => (release = () => resolve(true)));
-      },
-    });
+    // The first probe of 9000 is slow (and finds it bound): the batch commits 9001 meanwhile.
+    const probe = slowProbe(9000, true);
+    const { ports } = allocator({ tree: () => tree, bound: probe.bound });
     const batch = ports.openBatch();
     ports.hold(9001);
     const reserving = ports.reserveFree(); // reads the tree now: no 9001 in it yet
-    await sleep(5);
+    await probe.asked;
     tree = treeWith([9001]);
     const settled = ports.settle(batch, [9001]);
-    release?.();
+    probe.release();
     assert.equal((await reserving)?.port, 9002);
     await settled;
     assert.equal((await ports.reserveFree())?.port, 9003, 'the file claims 9001 now');

@@ -3,9 +3,14 @@
  * and serves the files as they are).
  */
 import { Router } from 'express';
+import { sharedHttpProblem } from '../../apply/shared-http.js';
+import { SHARED_HTTP_FILE } from '../../model/http-shared.js';
 import { unclaimedCount } from '../../ports/allocate.js';
 import { claimedPorts } from '../../store/tree.js';
 import type { Portico } from '../context.js';
+
+const sharedFile = (problem: string | undefined): { name: string; problem: string } | null =>
+  problem === undefined ? null : { name: SHARED_HTTP_FILE, problem };
 
 export function statusRouter(portico: Portico): Router {
   const router = Router();
@@ -45,6 +50,8 @@ export function statusRouter(portico: Portico): Router {
         httpDir: settings.httpDir,
         unreadableApps: currentApps.unreadable,
         foreignHttp: currentApps.foreign,
+        // The file the apps share is Portico's: one that is not as Portico writes it was edited by hand.
+        sharedHttp: sharedFile(sharedHttpProblem(currentApps, settings)),
       },
       startedAt: portico.startedAt.toISOString(),
     });
