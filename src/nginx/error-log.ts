@@ -11,6 +11,7 @@
  * name now). A file that became shorter than what was read of it was truncated: it is read again
  * from its start.
  */
+import { constants } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 
 /** Most bytes read from one file per look: a look is for the lines of one reload, not a whole log. */
@@ -68,7 +69,8 @@ export class ErrorLogCursor {
       const info = await stat(path).catch(() => undefined);
       // Not a file: gone, a pipe (a container's stderr), /dev/null before nginx redirects it.
       if (info === undefined || !info.isFile() || this.sources.some((s) => s.id === idOf(info))) continue;
-      const handle = await open(path, 'r').catch(() => undefined);
+      // Non-blocking: a FIFO put in the file's place after the stat would block an open for reading.
+      const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK).catch(() => undefined);
       if (handle === undefined) continue;
       const opened = await handle.stat();
       if (idOf(opened) !== idOf(info) || this.sources.some((s) => s.id === idOf(opened))) {

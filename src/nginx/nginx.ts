@@ -55,6 +55,8 @@ export class Nginx {
   private build: NginxBuild | undefined;
   /** When the last reload was signalled (ms since the epoch; 0: never by this process). */
   lastReloadAt = 0;
+  private reopenRunning: Promise<LogsReopened> | undefined;
+  private reopenNext: Promise<LogsReopened> | undefined;
 
   constructor(
     readonly cmd: NginxCommand,
@@ -108,7 +110,29 @@ export class Nginx {
    * ("reopening logs", logged at notice level, as the managed config has it) and writes its error log
    * at the path again; or, after NGINX_TIMEOUT_MS, that it could not see it happen.
    */
-  async reopenLogs(): Promise<LogsReopened> {
+  reopenLogs(): Promise<LogsReopened> {
+    // Callers that come while one reopen runs share the next one: each answer is of a USR1 sent
+    // after its request, and a flood of requests sends two signals, not one each.
+    if (this.reopenNext !== undefined) return this.reopenNext;
+    if (this.reopenRunning === undefined) return this.startReopen();
+    this.reopenNext = this.reopenRunning
+      .catch(() => undefined)
+      .then(() => {
+        this.reopenNext = undefined;
+        return this.startReopen();
+      });
+    return this.reopenNext;
+  }
+
+  private startReopen(): Promise<LogsReopened> {
+    const running = this.signalReopen().finally(() => {
+      if (this.reopenRunning === running) this.reopenRunning = undefined;
+    });
+    this.reopenRunning = running;
+    return running;
+  }
+
+  private async signalReopen(): Promise<LogsReopened> {
     const pid = await this.requireMaster();
     const logsNotices = this.process.mode === 'managed';
     const cursor = await ErrorLogCursor.open(this.errorLog, pid);

@@ -12,7 +12,8 @@
  *   is what "remove the stale file, then create ours" allowed.
  */
 import { randomBytes } from 'node:crypto';
-import { link, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { link, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PorticoError } from '../errors.js';
 import { processInfo } from '../proc.js';
@@ -43,6 +44,23 @@ async function holderRuns(text: string): Promise<number | undefined> {
 }
 
 const code = (error: unknown): string | undefined => (error as NodeJS.ErrnoException).code;
+
+/** Links `from` to the new name `to`; false when `to` exists. */
+async function linkNew(from: string, to: string): Promise<boolean> {
+  try {
+    await link(from, to);
+    return true;
+  } catch (error) {
+    if (code(error) === 'EEXIST') return false;
+    throw error;
+  }
+}
+
+/** True when no process runs with `pid` (a zombie counts as gone). */
+async function gone(pid: number): Promise<boolean> {
+  const info = await processInfo(pid);
+  return info === undefined || info.state === 'Z' || info.state === 'X';
+}
 
 /** The lock file's text and inode, or undefined when it is gone. */
 async function readLock(file: string): Promise<{ text: string; ino: number } | undefined> {
@@ -94,11 +112,9 @@ export async function acquireLock(file: string): Promise<Lock> {
   await writeFile(mine, text, { flag: 'wx' });
   try {
     for (let look = 0; look < MAX_LOOKS; look += 1) {
-      try {
-        await link(mine, file);
+      if (await linkNew(mine, file)) {
+        await sweepLeftovers(file);
         return ownLock(file, text);
-      } catch (error) {
-        if (code(error) !== 'EEXIST') throw error;
       }
       const found = await readLock(file);
       if (found === undefined) continue;
@@ -106,13 +122,36 @@ export async function acquireLock(file: string): Promise<Lock> {
       if (holder !== undefined) {
         throw new PorticoError('Conflict', `another Portico (pid ${holder}) owns this state directory (lock ${file})`);
       }
-      if (await takeOver(file, found.ino, mine)) return ownLock(file, text);
+      if (await takeOver(file, found.ino, mine)) {
+        await sweepLeftovers(file);
+        return ownLock(file, text);
+      }
       // Someone else is taking it over: in a moment the lock is theirs, and names a live process.
       await sleep(1 + Math.random() * 10);
     }
     throw new PorticoError('Conflict', `cannot take the lock ${file}: it kept changing`);
   } finally {
     await rm(mine, { force: true });
+  }
+}
+
+/**
+ * Removes what processes that died while taking the lock left beside it: their private copies
+ * (`<lock>.<pid>-<random>`, by a pid no longer running) and takeover markers older than
+ * `ABANDONED_MARKER_MS`. Called by the owner; a starting process's own copy names a live pid.
+ */
+async function sweepLeftovers(file: string): Promise<void> {
+  const dir = path.dirname(file);
+  const base = `${path.basename(file)}.`;
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!name.startsWith(base)) continue;
+    const rest = name.slice(base.length);
+    const copy = /^(\d+)-[0-9a-f]{8}$/.exec(rest);
+    if (copy !== null && (await gone(Number(copy[1])))) await rm(path.join(dir, name), { force: true });
+    if (/^stale-\d+$/.test(rest)) {
+      const info = await stat(path.join(dir, name)).catch(() => undefined);
+      if (info !== undefined && Date.now() - info.ctimeMs > ABANDONED_MARKER_MS) await rm(path.join(dir, name), { force: true });
+    }
   }
 }
 

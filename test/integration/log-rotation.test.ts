@@ -107,6 +107,12 @@ describe('log rotation (in-process Portico, managed nginx)', () => {
     await api.delete('/v1/apps/rotated').expect(204);
   });
 
+  it('30 reopen requests at once all answer confirmed (how many signals they share: unit/reopen-logs.test.ts)', async () => {
+    const answers = await Promise.all(Array.from({ length: 30 }, () => api.post('/v1/logs/reopen')));
+    assert.deepEqual(new Set(answers.map((a) => `${a.status} ${a.body.confirmed}`)), new Set(['200 true']));
+    assert.equal((await readlink(`/proc/${await master()}/fd/2`)), errorLog);
+  });
+
   it('POST /v1/logs/reopen without the token answers 401 and signals nothing', async () => {
     const before = await readFile(errorLog, 'utf8');
     const res = await request(portico.app).post('/v1/logs/reopen').expect(401);

@@ -109,6 +109,23 @@ describe('state directory lock', () => {
     await rm(lockFile(), { force: true });
   });
 
+  it('sweeps what a process that died taking the lock left beside it, and nothing of a live one', async () => {
+    const gone = spawn('true', { stdio: 'ignore' });
+    await new Promise((resolve) => gone.once('exit', resolve));
+    const left = `${lockFile()}.${gone.pid}-0123abcd`;
+    const live = `${lockFile()}.${other.pid}-89abcdef`;
+    const marker = `${lockFile()}.stale-12345`;
+    for (const file of [left, live, marker]) await writeFile(file, '1 1\n');
+    const lock = await acquireLock(lockFile());
+    const names = (await readdir(dir)).sort();
+    assert.ok(!names.includes(left.split('/').pop() as string), 'the dead process\'s copy is removed');
+    assert.ok(names.includes(live.split('/').pop() as string), 'a live process\'s copy is kept');
+    assert.ok(names.includes(marker.split('/').pop() as string), 'a marker younger than 10 s is kept: its process may be at work');
+    await lock.release();
+    await rm(live);
+    await rm(marker);
+  });
+
   it('release leaves a lock alone that is no longer the one it took', async () => {
     const lock = await acquireLock(lockFile());
     await rm(lockFile());
