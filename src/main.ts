@@ -59,6 +59,15 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // A log rotation's postrotate step: nginx reopens its logs. (The handler also keeps node from
+  // opening its inspector, which is what SIGUSR1 does to a node process by default.)
+  process.on('SIGUSR1', () => {
+    if (running === undefined) {
+      log.warn('SIGUSR1 ignored: Portico is still starting; send it again once it is up');
+      return;
+    }
+    running.portico.nginx.reopenLogs().catch((error: unknown) => log.error({ err: error }, `SIGUSR1: reopening nginx's logs failed: ${(error as Error).message}`));
+  });
 
   try {
     running = await startPortico(settings, { log });

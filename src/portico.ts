@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { createApp } from './api/app.js';
 import type { Portico } from './api/context.js';
 import { Applier } from './apply/applier.js';
+import { PortAllocator } from './apply/port-allocator.js';
 import { AppKind } from './apply/app-kind.js';
 import { StreamKind } from './apply/stream-kind.js';
 import { TestConfigs } from './apply/test-config.js';
@@ -21,6 +22,7 @@ import { Nginx } from './nginx/nginx.js';
 import type { NginxProcess } from './nginx/process.js';
 import { rangeSize, type BoundProbe } from './ports/allocate.js';
 import { isPortBound } from './ports/probe.js';
+import { PortReservations } from './ports/reservations.js';
 import { createMainRenderer } from './render/main.js';
 import { createAppRenderer } from './render/app.js';
 import { createSharedHttpRenderer } from './render/http-shared.js';
@@ -165,13 +167,19 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       log.warn({ pidFile: settings.pidFile }, 'no nginx master is running yet; changes will answer 503 until one is');
     }
 
+    // Reservations live in memory: a restart forgets them (the README says so).
+    const ports = new PortAllocator({
+      readTree: () => tree.read(),
+      range: settings.portRange,
+      isBound: options.isBound ?? isPortBound,
+      reservations: new PortReservations(settings.portReservationTtlMs),
+    });
     const streams = new StreamKind({
       tree,
       certs,
       tests,
       renderStream: createStreamRenderer(streamTemplate, { certDir: settings.certDir }),
-      range: settings.portRange,
-      isBound: options.isBound ?? isPortBound,
+      ports,
     });
     const appKind = new AppKind({
       store: apps,
@@ -199,7 +207,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       certs,
       applier,
       nginx,
-      isBound: options.isBound ?? isPortBound,
+      ports,
       version,
       startedAt: new Date(),
     };

@@ -48,6 +48,9 @@ const testDelaySchema = z
   })
   .refine((delay) => delay.ms <= 5000, 'for tests only: MS must be from 0 to 5000');
 
+/** A reservation outliving this is a port lost to a script that never came back. */
+const MAX_RESERVATION_MS = 3_600_000;
+
 const portSettingSchema = z.string().refine(isPortText, 'must be a port from 1 to 65535').transform(Number);
 
 const dirSchema = z
@@ -80,7 +83,18 @@ const envSchema = z.object({
   NGINX_CONF: dirSchema.optional(),
   NGINX_PID_FILE: dirSchema.optional(),
   NGINX_ERROR_LOG: dirSchema.optional(),
-  NGINX_TIMEOUT_MS: z.string().regex(/^\d{1,6}$/, 'must be milliseconds').default('10000').transform(Number),
+  // execa reads a timeout of 0 as "none": a hung nginx -t would then hold the single writer forever.
+  NGINX_TIMEOUT_MS: z
+    .string()
+    .regex(/^\d{1,6}$/, 'must be milliseconds from 1 to 999999')
+    .transform(Number)
+    .refine((ms) => ms >= 1, 'must be milliseconds from 1 to 999999 (0 would mean no timeout at all)')
+    .default('10000'),
+  PORT_RESERVATION_TTL: z
+    .string()
+    .regex(TIME_PATTERN, 'must be an nginx time such as 30s or 500ms (0 turns reservations off)')
+    .refine((time) => nginxTimeMs(time) <= MAX_RESERVATION_MS, 'must be at most 1h')
+    .default('30s'),
   RELOAD_MIN_INTERVAL: z.string().regex(TIME_PATTERN, 'must be an nginx time such as 0, 500ms or 5s').default('0'),
   WORKER_SHUTDOWN_TIMEOUT: z
     .string()
@@ -125,6 +139,8 @@ export interface Settings {
   /** nginx's error log, read after a reload to catch what `nginx -t` cannot see; undefined = unreadable. */
   errorLog: string | undefined;
   nginxTimeoutMs: number;
+  /** How long a port handed out by getfreeport or /v1/ports/free stays reserved (0: not at all). */
+  portReservationTtlMs: number;
   workerShutdownTimeout: string;
   /** At most one reload per this many milliseconds (0: no bound); changes meanwhile join the next batch. */
   reloadMinIntervalMs: number;
@@ -181,6 +197,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     pidFile: e.NGINX_PID_FILE ?? (managed ? `${state}/nginx.pid` : '/run/nginx.pid'),
     errorLog: e.NGINX_ERROR_LOG ?? (managed ? `${state}/logs/error.log` : undefined),
     nginxTimeoutMs: e.NGINX_TIMEOUT_MS,
+    portReservationTtlMs: nginxTimeMs(e.PORT_RESERVATION_TTL),
     workerShutdownTimeout: e.WORKER_SHUTDOWN_TIMEOUT,
     reloadMinIntervalMs: nginxTimeMs(e.RELOAD_MIN_INTERVAL),
     stopTimeoutMs: nginxTimeMs(e.WORKER_SHUTDOWN_TIMEOUT) + 5000,

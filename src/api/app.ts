@@ -12,6 +12,7 @@ import { logRequests } from './request-log.js';
 import { probesRouter, statusRouter } from './v1/status.js';
 import { appsRouter } from './v1/apps.js';
 import { certificatesRouter } from './v1/certificates.js';
+import { logsRouter } from './v1/logs.js';
 import { streamsRouter } from './v1/streams.js';
 
 export function createApp(portico: Portico, log: Logger): express.Express {
@@ -31,6 +32,7 @@ export function createApp(portico: Portico, log: Logger): express.Express {
   app.use('/v1/streams', streamsRouter(portico));
   app.use('/v1/certificates', certificatesRouter(portico));
   app.use('/v1/apps', appsRouter(portico));
+  app.use('/v1/logs', logsRouter(portico));
   app.use('/v1', statusRouter(portico));
   app.use((req, res) => {
     sendError(res, new PorticoError('NotFound', `no route ${req.method} ${req.path}`));

@@ -2,8 +2,8 @@
  * What the routes are handed: the parts of a running Portico they call into.
  */
 import type { Applier } from '../apply/applier.js';
+import type { PortAllocator } from '../apply/port-allocator.js';
 import type { Nginx } from '../nginx/nginx.js';
-import type { BoundProbe } from '../ports/allocate.js';
 import type { Settings } from '../settings.js';
 import type { AppStore } from '../store/apps.js';
 import type { CertStore } from '../store/certs.js';
@@ -16,7 +16,8 @@ export interface Portico {
   certs: CertStore;
   applier: Applier;
   nginx: Nginx;
-  isBound: BoundProbe;
+  /** Hands out free ports (reserving them for a later create) and counts the reservations. */
+  ports: PortAllocator;
   version: string;
   startedAt: Date;
 }

@@ -8,7 +8,7 @@ import { PorticoError } from '../errors.js';
 import { addressSchema } from '../model/net.js';
 import { sniVariableName, upstreamGroupName, type Stream, type Upstream } from '../model/stream.js';
 import { needsGroup } from '../render/stream.js';
-import { allocatePort, unclaimedCount } from '../ports/allocate.js';
+import { unclaimedCount } from '../ports/allocate.js';
 import { claimedPorts } from '../store/tree.js';
 import type { Portico } from './context.js';
 import { STATUS, errorBody, toPorticoError } from './errors.js';
@@ -27,7 +27,7 @@ export function legacyProxyPass(stream: Stream): string {
 
 export function legacyRouter(portico: Portico): Router {
   const router = Router();
-  const { settings, tree, applier, isBound } = portico;
+  const { settings, tree, applier, ports } = portico;
   const { from, to } = settings.portRange;
 
   router.get('/status', async (_req, res) => {
@@ -72,10 +72,10 @@ export function legacyRouter(portico: Portico): Router {
     res.json({ result: current.streams.has(port) ? 'true' : 'false' });
   });
 
+  // The port is reserved for PORT_RESERVATION_TTL: the script's createstream on it comes next.
   router.get('/getfreeport', async (_req, res) => {
-    const current = await tree.read();
-    const port = await allocatePort(settings.portRange, claimedPorts(current), isBound);
-    res.json(port === undefined ? { result: 'none available' } : { result: 'ok', port });
+    const reserved = await ports.reserveFree();
+    res.json(reserved === undefined ? { result: 'none available' } : { result: 'ok', port: reserved.port });
   });
 
   // Errors of these routes (a bad percent-encoding in a parameter included) answer in legacy shape.

@@ -9,14 +9,15 @@ import { appCertificateRefs, appSchema, type App } from '../model/app.js';
 import { checkIfMatch } from '../model/etag.js';
 import type { ReloadPlan } from '../nginx/nginx.js';
 import { readApp } from '../parse/app.js';
-import { STICKY, type AppRenderer } from '../render/app.js';
-import { SHARED_HTTP_FILE, sharedServerNamesHash, type SharedHttpRenderer } from '../render/http-shared.js';
+import type { AppRenderer } from '../render/app.js';
+import { SHARED_HTTP_FILE, type SharedHttpRenderer } from '../render/http-shared.js';
 import type { Settings } from '../settings.js';
 import type { AppStore } from '../store/apps.js';
 import type { CertStore, CertificateIndex } from '../store/certs.js';
 import type { FileChange } from '../store/config-dir.js';
 import type { BatchKind, Pending, Staging, Work } from './batch.js';
 import type { PhaseTimer } from './report.js';
+import { renderSharedChecked, sharedHttpView } from './shared-http.js';
 import type { TestConfigs } from './test-config.js';
 
 export type AppChange =
@@ -161,17 +162,7 @@ export class AppKind implements BatchKind<AppChange, PlannedApp> {
     const apps = this.after(work);
     const exists = this.baseFiles.includes(SHARED_HTTP_FILE);
     if (apps.size === 0) return exists ? [{ name: SHARED_HTTP_FILE, text: null }] : [];
-    const { httpPort, httpsPort, stateDir } = this.deps.settings;
-    const text = this.deps.renderShared({
-      httpPort,
-      httpsPort,
-      httpDefault: ![...apps.values()].some((app) => app.default === true),
-      cacheDir: `${stateDir}/cache`,
-      cacheKeysMb: 10,
-      cacheMaxMb: 1024,
-      sticky: STICKY,
-      serverNamesHash: sharedServerNamesHash([...apps.values()].flatMap((app) => app.serverNames), this.deps.settings.mode),
-    });
+    const text = renderSharedChecked(this.deps.renderShared, sharedHttpView([...apps.values()], this.deps.settings));
     return [{ name: SHARED_HTTP_FILE, text }];
   }
 

@@ -39,6 +39,8 @@ export interface Kinds {
 }
 
 type KindName = keyof Kinds;
+/** What a batch planned and what it committed, for `BatchKind.settle`. */
+type BatchOver<C, P> = { planned: Array<Work<C, P>>; committed: Array<Work<C, P>> };
 type Queued = { kind: KindName | 'certificate'; pending: Pending<unknown> };
 
 export interface ApplierDeps extends CertificateDeps {
@@ -166,10 +168,26 @@ export class Applier {
     return { staged, shared, verdict };
   }
 
-  /** Applies one batch of changes: the story told at the top of this file. */
-  private async applyBatch<C, P>(kind: BatchKind<C, P>, items: Array<Pending<C>>): Promise<void> {
+  /** Applies one batch of changes, then lets the kind free what its planning held (`BatchKind.settle`). */
+  private applyBatch<C, P>(kind: BatchKind<C, P>, items: Array<Pending<C>>): Promise<void> {
+    return this.settling(kind, (over) => this.runBatch(kind, items, over));
+  }
+
+  /** Runs a batch (or a dry run), then tells the kind what it planned and committed, whatever the outcome. */
+  private async settling<C, P>(kind: BatchKind<C, P>, run: (over: BatchOver<C, P>) => Promise<void>): Promise<void> {
+    const over: BatchOver<C, P> = { planned: [], committed: [] };
+    try {
+      await run(over);
+    } finally {
+      kind.settle?.(over.planned, over.committed);
+    }
+  }
+
+  /** One batch: the story told at the top of this file. `over` learns what was planned and committed. */
+  private async runBatch<C, P>(kind: BatchKind<C, P>, items: Array<Pending<C>>, over: BatchOver<C, P>): Promise<void> {
     const timer = new PhaseTimer(this.afterPhase);
     const { files, work: planned } = await kind.plan(items, timer);
+    over.planned = planned;
     for (const w of planned.filter((p) => p.unchanged)) w.item.resolve(kind.result(w));
     let work = planned.filter((w) => !w.unchanged);
     if (work.length === 0) {
@@ -217,6 +235,7 @@ export class Applier {
       this.report(timer, 'rolled-back', items.length, 0);
       return;
     }
+    over.committed = work;
     for (const w of work) w.item.resolve(kind.result(w));
     this.report(timer, 'applied', items.length, work.length);
   }
@@ -254,9 +273,14 @@ export class Applier {
     }
   }
 
-  private async applyDryRun<C, P>(kind: BatchKind<C, P>, item: Pending<C>): Promise<void> {
+  private applyDryRun<C, P>(kind: BatchKind<C, P>, item: Pending<C>): Promise<void> {
+    return this.settling(kind, (over) => this.runDryRun(kind, item, over));
+  }
+
+  private async runDryRun<C, P>(kind: BatchKind<C, P>, item: Pending<C>, over: BatchOver<C, P>): Promise<void> {
     const timer = new PhaseTimer(this.afterPhase);
     const { files, work } = await kind.plan([item], timer);
+    over.planned = work;
     const w = work[0];
     if (w === undefined) return; // rejected while planning
     const { staged, shared, verdict } = await this.stageAndTest(kind, w.unchanged ? [] : [w], files, timer);

@@ -52,6 +52,12 @@ export interface BatchKind<C, P> {
   testFile(file: string, shared: string[]): Promise<string>;
   /** What to check after the reload of `work`. */
   reloadPlan(work: Array<Work<C, P>>): ReloadPlan;
+  /**
+   * Called once per batch (and per dry run) when it is over, whatever the outcome: `planned` is the
+   * work planning produced (none if it threw), `committed` what is now on disk and served. Frees what
+   * planning held outside the files (the ports allocated for streams).
+   */
+  settle?(planned: Array<Work<C, P>>, committed: Array<Work<C, P>>): void;
   /** What the caller of a committed change gets. */
   result(work: Work<C, P>): unknown;
   /**

@@ -7,7 +7,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { PorticoError, conflict, invalidInput, notFound } from '../errors.js';
 import { checkIfMatch } from '../model/etag.js';
 import { certificateRefs, listensUdp, streamSchema, type Stream, type StreamSpec } from '../model/stream.js';
-import { allocatePort, inRange, type BoundProbe } from '../ports/allocate.js';
+import { inRange, type BoundProbe } from '../ports/allocate.js';
 import type { PortRange } from '../settings.js';
 import type { CertificateIndex } from '../store/certs.js';
 import { claimedPorts, type StreamTree } from '../store/tree.js';
@@ -68,16 +68,24 @@ function claimed(state: PlanState): { has(port: number): boolean } {
   return { has: (port) => state.streams.has(port) || state.otherClaims.has(port) };
 }
 
+/** How planning gets ports: `PortAllocator`, which also keeps out the ports reserved by getfreeport. */
+export interface PlanPorts {
+  range: PortRange;
+  /** Asks the host about a port the caller named. */
+  isBound: BoundProbe;
+  /** The lowest free port not in `claimed`, for a create without one; undefined when the range is full. */
+  allocate(claimed: { has(port: number): boolean }, udp: boolean): Promise<number | undefined>;
+  /** The answer when `allocate` found no port. */
+  rangeFull(): PorticoError;
+}
+
 /**
  * Resolves one change against `state` and, on success, applies it to `state` so that the next
- * change of the batch sees it. `isBound` asks the host about ports no file claims.
+ * change of the batch sees it. A port the caller names may be reserved: the first create on it uses
+ * the reservation, whoever sends it.
  */
-export async function planChange(
-  change: Change,
-  state: PlanState,
-  range: PortRange,
-  isBound: BoundProbe,
-): Promise<PlanResult> {
+export async function planChange(change: Change, state: PlanState, ports: PlanPorts): Promise<PlanResult> {
+  const { range, isBound } = ports;
   if (change.kind !== 'create') {
     try {
       checkIfMatch(change.ifMatch, state.streams.get(change.port), `stream ${change.port}`);
@@ -101,8 +109,8 @@ export async function planChange(
   const udp = listensUdp(change.spec);
   let port = change.port;
   if (port === undefined) {
-    port = await allocatePort(range, claimed(state), (p) => isBound(p, udp));
-    if (port === undefined) return { error: conflict(`no free port in ${range.from}-${range.to}`, 'port') };
+    port = await ports.allocate(claimed(state), udp);
+    if (port === undefined) return { error: ports.rangeFull() };
   } else {
     if (!inRange(range, port)) {
       return {

@@ -5,14 +5,13 @@
 import { asPorticoError } from '../errors.js';
 import { listensTcp, listensUdp, type Stream } from '../model/stream.js';
 import type { Listener, ReloadPlan } from '../nginx/nginx.js';
-import type { BoundProbe } from '../ports/allocate.js';
 import type { StreamRenderer } from '../render/stream.js';
-import type { PortRange } from '../settings.js';
 import type { CertStore } from '../store/certs.js';
 import type { FileChange } from '../store/config-dir.js';
 import type { ConfigTree } from '../store/tree.js';
 import type { BatchKind, Pending, Staging, Work } from './batch.js';
 import { planChange, planState, type Change, type Outcome, type PlannedChange } from './plan.js';
+import type { PortAllocator } from './port-allocator.js';
 import { renderChecked } from './render-checked.js';
 import type { PhaseTimer } from './report.js';
 import type { TestConfigs } from './test-config.js';
@@ -28,8 +27,8 @@ export interface StreamKindDeps {
   certs: CertStore;
   tests: TestConfigs;
   renderStream: StreamRenderer;
-  range: PortRange;
-  isBound: BoundProbe;
+  /** Allocates ports and keeps the reservations of getfreeport. */
+  ports: PortAllocator;
 }
 
 /** Where a stream's listeners can be reached from this host: the wildcard through loopback. */
@@ -48,24 +47,29 @@ export function describeStreamChange(change: Change): string {
 
 export class StreamKind implements BatchKind<Change, PlannedChange> {
   readonly staging: Staging;
+  /** The batch being planned or applied, as `PortAllocator` numbers it (one at a time: the single writer). */
+  private batch = 0;
 
   constructor(private readonly deps: StreamKindDeps) {
     this.staging = deps.tree;
   }
 
   async plan(items: Array<Pending<Change>>, timer: PhaseTimer): Promise<{ files: string[]; work: Array<Work<Change, PlannedChange>> }> {
-    const { tree: store, range, isBound, renderStream } = this.deps;
+    const { tree: store, ports, renderStream } = this.deps;
+    this.batch = ports.openBatch();
     const tree = await store.read();
     await timer.mark('read');
     const state = planState(tree, await this.deps.certs.index());
     const work: Array<Work<Change, PlannedChange>> = [];
     for (const item of items) {
-      const result = await planChange(item.change, state, range, isBound);
+      const result = await planChange(item.change, state, ports);
       if ('error' in result) {
         item.reject(result.error.within(describeStreamChange(item.change)));
         continue;
       }
       const { ok: planned } = result;
+      // Until the batch is over, getfreeport must not hand out a port it is about to write.
+      if (planned.outcome === 'created') ports.hold(planned.port);
       try {
         const text = planned.stream === undefined ? null : renderChecked(renderStream, planned.stream, store.fileOptions);
         work.push({ item, planned, file: { name: store.fileName(planned.port), text }, unchanged: planned.outcome === 'unchanged' });
@@ -75,6 +79,11 @@ export class StreamKind implements BatchKind<Change, PlannedChange> {
     }
     await timer.mark('plan');
     return { files: tree.files, work };
+  }
+
+  /** Frees the batch's ports; a stream committed on a reserved port used its reservation up. */
+  settle(_planned: Array<Work<Change, PlannedChange>>, committed: Array<Work<Change, PlannedChange>>): void {
+    void this.deps.ports.settle(this.batch, committed.filter((w) => w.planned.outcome === 'created').map((w) => w.planned.port));
   }
 
   async shared(): Promise<FileChange[]> {

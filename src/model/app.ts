@@ -46,7 +46,11 @@ const sizeSchema = z
 
 /** An HTTP header name: an RFC 9110 token, without "#" and "'", which nginx reads as a comment and a quote. */
 const HEADER_NAME = /^[A-Za-z0-9!%&*+.^_`|~-]{1,64}$/;
-/** A header value nginx prints as it is: visible ASCII and spaces, without quotes, `$`, `\`, `{` or `}`. */
+/**
+ * A header value nginx prints as it is: visible ASCII and spaces, without a double quote, `$`, `\`,
+ * `{` or `}`. A single quote is allowed (`default-src 'self'`): the value is written inside double
+ * quotes, where nginx reads a single quote as itself.
+ */
 const HEADER_VALUE = /^[A-Za-z0-9 !#%&'()*+,./:;<=>?@[\]^_`|~-]{0,512}$/;
 export function isHeaderName(text: string): boolean {
   // zod drops a record key "__proto__" without an issue: refuse it here rather than lose it silently.
@@ -91,7 +95,7 @@ export const routeSchema = z
     headers: z
       .record(
         z.string().refine(isHeaderName, 'header names must be 1-64 token characters (RFC 9110), such as "X-Frame-Options"'),
-        z.string({ invalid_type_error: 'must be a string' }).refine(isHeaderValue, 'header values must be up to 512 visible ASCII characters and inner spaces, without quotes, "$", "\\", "{" or "}"'),
+        z.string({ invalid_type_error: 'must be a string' }).refine(isHeaderValue, 'header values must be up to 512 visible ASCII characters and inner spaces, single quotes included, but no double quote, "$", "\\", "{" or "}"'),
       )
       .refine((headers) => Object.keys(headers).length <= MAX_HEADERS, `must hold at most ${MAX_HEADERS} headers`)
       .optional(),

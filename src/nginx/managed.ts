@@ -16,7 +16,7 @@ import { groupMembers, isAlive } from '../proc.js';
 import { masterFromPidFile } from './master.js';
 import { openClientConnections } from './connections.js';
 import type { NginxProcess } from './process.js';
-import { logOffset, readLogSince } from './verify.js';
+import { ErrorLogCursor } from './error-log.js';
 
 const BACKOFF_FIRST_MS = 100;
 const BACKOFF_MAX_MS = 5000;
@@ -92,8 +92,17 @@ export class ManagedNginx implements NginxProcess {
 
   private async spawnOnce(): Promise<void> {
     await this.quitOrphans();
+    const cursor = await ErrorLogCursor.open(this.options.errorLog);
+    try {
+      await this.startAndWatch(cursor);
+    } finally {
+      await cursor.close();
+    }
+  }
+
+  /** Spawns the master and waits until it has started its workers (as `cursor` reads them in the log). */
+  private async startAndWatch(cursor: ErrorLogCursor): Promise<void> {
     const { cmd, conf, errorLog, pidFile } = this.options;
-    const offset = await logOffset(errorLog);
     const subprocess = spawnMaster(cmd, conf, errorLog);
     const pid = subprocess.pid;
     if (pid === undefined) throw new PorticoError('NginxUnavailable', `cannot start ${cmd.bin}`);
@@ -109,7 +118,7 @@ export class ManagedNginx implements NginxProcess {
     const deadline = Date.now() + cmd.timeoutMs;
     while (Date.now() < deadline) {
       await sleep(10);
-      const log = await readLogSince(errorLog, offset);
+      const log = await cursor.lines();
       if (exited) {
         const errors = log.filter((line) => /\[(emerg|alert|crit)\]/.test(line));
         throw new PorticoError('NginxUnavailable', `nginx exited at start: ${errors.join('; ') || 'no message'}`, {

@@ -2,11 +2,13 @@
  * Nginx: what the apply pipeline asks of nginx — test a config, reload, verify — whichever process
  * (managed or external) runs it.
  */
+import { stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { PorticoError } from '../errors.js';
 import { describeBuild, testConfig, type NginxBuild, type NginxCommand, type TestResult } from './exec.js';
 import type { NginxProcess } from './process.js';
+import { ErrorLogCursor } from './error-log.js';
 import { reloadMaster, waitForListener, waitForUdpListener } from './verify.js';
 
 /** A listener to check after a reload: `host` is where to connect (127.0.0.1 for a wildcard). */
@@ -32,10 +34,29 @@ export interface ReloadPlan {
   drainOld?: boolean;
 }
 
+/** What a reopen of the logs did: the master signalled, and whether it was seen writing the error log's path again. */
+export interface LogsReopened {
+  nginxPid: number;
+  errorLog: string | null;
+  /** False when Portico could not see it happen (no error log to read, or not within NGINX_TIMEOUT_MS). */
+  confirmed: boolean;
+}
+
+/** True when the master's error log (its stderr, fd 2) is the file at `errorLog` now. */
+async function writesTo(pid: number, errorLog: string): Promise<boolean> {
+  const [current, written] = await Promise.all([stat(errorLog).catch(() => undefined), stat(`/proc/${pid}/fd/2`).catch(() => undefined)]);
+  if (current === undefined) return false;
+  // Unreadable (another user's master): only the log line can tell.
+  if (written === undefined || !written.isFile()) return true;
+  return current.dev === written.dev && current.ino === written.ino;
+}
+
 export class Nginx {
   private build: NginxBuild | undefined;
   /** When the last reload was signalled (ms since the epoch; 0: never by this process). */
   lastReloadAt = 0;
+  private reopenRunning: Promise<LogsReopened> | undefined;
+  private reopenNext: Promise<LogsReopened> | undefined;
 
   constructor(
     readonly cmd: NginxCommand,
@@ -81,6 +102,62 @@ export class Nginx {
       );
     }
     return pid;
+  }
+
+  /**
+   * Asks the running master to reopen its log files (SIGUSR1), as a rotation that renamed them
+   * needs: nginx writes to the renamed files until then. Answers once the master said so in its log
+   * ("reopening logs", logged at notice level, as the managed config has it) and writes its error log
+   * at the path again; or, after NGINX_TIMEOUT_MS, that it could not see it happen.
+   */
+  reopenLogs(): Promise<LogsReopened> {
+    // Callers that come while one reopen runs share the next one: each answer is of a USR1 sent
+    // after its request, and a flood of requests sends two signals, not one each.
+    if (this.reopenNext !== undefined) return this.reopenNext;
+    if (this.reopenRunning === undefined) return this.startReopen();
+    this.reopenNext = this.reopenRunning
+      .catch(() => undefined)
+      .then(() => {
+        this.reopenNext = undefined;
+        return this.startReopen();
+      });
+    return this.reopenNext;
+  }
+
+  private startReopen(): Promise<LogsReopened> {
+    const running = this.signalReopen().finally(() => {
+      if (this.reopenRunning === running) this.reopenRunning = undefined;
+    });
+    this.reopenRunning = running;
+    return running;
+  }
+
+  private async signalReopen(): Promise<LogsReopened> {
+    const pid = await this.requireMaster();
+    const logsNotices = this.process.mode === 'managed';
+    const cursor = await ErrorLogCursor.open(this.errorLog, pid);
+    try {
+      try {
+        process.kill(pid, 'SIGUSR1');
+      } catch (error) {
+        throw new PorticoError('NginxUnavailable', `signalling the nginx master (pid ${pid}): ${(error as Error).message}`, { cause: error });
+      }
+      const errorLog = this.errorLog;
+      if (errorLog === undefined) return { nginxPid: pid, errorLog: null, confirmed: false };
+      const deadline = Date.now() + this.cmd.timeoutMs;
+      for (let delay = 1; Date.now() < deadline; delay = Math.min(delay * 2, 20)) {
+        await sleep(delay);
+        const said = !logsNotices || (await cursor.lines()).some((line) => line.includes(` ${pid}#`) && line.endsWith('reopening logs'));
+        if (said && (await writesTo(pid, errorLog))) {
+          this.log.info({ nginxPid: pid, errorLog }, 'nginx reopened its logs');
+          return { nginxPid: pid, errorLog, confirmed: true };
+        }
+      }
+      this.log.warn({ nginxPid: pid, errorLog }, `nginx was asked to reopen its logs, but was not seen doing so within ${this.cmd.timeoutMs} ms`);
+      return { nginxPid: pid, errorLog, confirmed: false };
+    } finally {
+      await cursor.close();
+    }
   }
 
   /**

@@ -6,42 +6,13 @@
  * config. So success is read from nginx itself: the error log names new workers (or new worker
  * processes appear under the master), and each new listener accepts a TCP connection.
  */
-import { open, stat } from 'node:fs/promises';
 import { childPids, commandLine } from '../proc.js';
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PorticoError } from '../errors.js';
 import { isUdpPortBound } from '../ports/probe.js';
+import { ErrorLogCursor } from './error-log.js';
 import { tidyLogLine } from './exec.js';
-
-/** Size of a file, 0 when it does not exist; where reading the error log after a reload starts. */
-export async function logOffset(file: string | undefined): Promise<number> {
-  if (file === undefined) return 0;
-  return stat(file).then(
-    (info) => info.size,
-    () => 0,
-  );
-}
-
-/** The error log's lines written since `offset`. */
-export async function readLogSince(file: string | undefined, offset: number): Promise<string[]> {
-  if (file === undefined) return [];
-  let handle;
-  try {
-    handle = await open(file, 'r');
-  } catch {
-    return [];
-  }
-  try {
-    const { size } = await handle.stat();
-    if (size <= offset) return [];
-    const buffer = Buffer.alloc(Math.min(size - offset, 1 << 20));
-    await handle.read(buffer, 0, buffer.length, offset);
-    return buffer.toString('utf8').split('\n').filter((line) => line !== '');
-  } finally {
-    await handle.close();
-  }
-}
 
 const FAILURE = /\[(emerg|alert|crit)\]/;
 
@@ -72,8 +43,17 @@ export interface ReloadOptions {
  * config). Throws NginxRejected with nginx's own error lines.
  */
 export async function reloadMaster(pid: number, errorLog: string | undefined, timeoutMs: number, options: ReloadOptions): Promise<void> {
-  const offset = await logOffset(errorLog);
-  const logTells = errorLog !== undefined && options.logsNotices;
+  // Follows the log across a rotation: a renamed or truncated log would hide the reload's lines.
+  const cursor = await ErrorLogCursor.open(errorLog, pid);
+  try {
+    await signalAndWatch(pid, cursor, errorLog !== undefined, timeoutMs, options);
+  } finally {
+    await cursor.close();
+  }
+}
+
+async function signalAndWatch(pid: number, cursor: ErrorLogCursor, hasLog: boolean, timeoutMs: number, options: ReloadOptions): Promise<void> {
+  const logTells = hasLog && options.logsNotices;
   // Scanning /proc costs milliseconds: only when the log cannot tell, or old workers must be waited for.
   const before = !logTells || options.drainOld ? await childPids(pid) : new Set<number>();
   try {
@@ -88,7 +68,7 @@ export async function reloadMaster(pid: number, errorLog: string | undefined, ti
   let started = false;
   for (let delay = 1; Date.now() < deadline; delay = Math.min(delay * 2, POLL_MAX_MS)) {
     await sleep(delay);
-    const log = (await readLogSince(errorLog, offset)).filter((line) => line.includes(master));
+    const log = (await cursor.lines()).filter((line) => line.includes(master));
     const lastFailure = log.findLastIndex((line) => FAILURE.test(line));
     // New workers after the last error: a bind() that failed at first may succeed on a retry.
     started = log.findLastIndex((line) => line.includes('start worker process')) > lastFailure;

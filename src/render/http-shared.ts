@@ -6,10 +6,11 @@
  * listener (allowed once per address:port), and `default_server` on the plain HTTP port unless an app
  * is the default.
  */
+import { SHARED_HTTP_FILE, type SharedHttp } from '../model/http-shared.js';
 import type { StickyView } from './app.js';
 import { compileTemplate, type Template } from './engine.js';
 
-export const SHARED_HTTP_FILE = 'portico_http.conf';
+export { SHARED_HTTP_FILE };
 
 export interface SharedHttpView {
   httpPort: number;
@@ -71,6 +72,21 @@ export function serverNamesHash(names: string[]): ServerNamesHash {
     longest,
     bucketSize: Math.max(128, powerOfTwoAtLeast(2 * element + POINTER)),
     maxSize: Math.max(512, powerOfTwoAtLeast(4 * names.length)),
+  };
+}
+
+/** What a file rendered from `view` says, as `readSharedHttp` reads it: the counts in its comments aside. */
+export function sharedHttpOf(view: SharedHttpView): SharedHttp {
+  const { serverNamesHash: hash, sticky } = view;
+  return {
+    httpPort: view.httpPort,
+    httpsPort: view.httpsPort,
+    httpDefault: view.httpDefault,
+    cacheDir: view.cacheDir,
+    cacheKeysMb: view.cacheKeysMb,
+    cacheMaxMb: view.cacheMaxMb,
+    sticky: { cookie: sticky.cookie, key: sticky.key, setCookie: sticky.setCookie },
+    serverNamesHash: hash === undefined ? undefined : { bucketSize: hash.bucketSize, maxSize: hash.maxSize },
   };
 }
 

@@ -7,9 +7,10 @@
  */
 import type { App } from '../model/app.js';
 import { APP_NAME_PATTERN } from '../model/app.js';
+import { SHARED_HTTP_FILE, type SharedHttp } from '../model/http-shared.js';
 import { readApp } from '../parse/app.js';
+import { readSharedHttp } from '../parse/http-shared.js';
 import type { AppFileOptions } from '../render/app.js';
-import { SHARED_HTTP_FILE } from '../render/http-shared.js';
 import { ConfigDir } from './config-dir.js';
 
 export interface UnreadableAppFile {
@@ -25,9 +26,15 @@ export interface AppTree {
   foreign: string[];
   /** Every `*.conf` file name in the directory, sorted: what nginx's include glob would read. */
   files: string[];
+  /** The shared file (`portico_http.conf`) as read back, why it cannot be, or undefined when there is none. */
+  shared: { read: SharedHttp } | { reason: string } | undefined;
 }
 
-type Parsed = { kind: 'app'; app: App } | { kind: 'unreadable'; reason: string } | { kind: 'shared' } | { kind: 'foreign' };
+type Parsed =
+  | { kind: 'app'; app: App }
+  | { kind: 'unreadable'; reason: string }
+  | { kind: 'shared'; shared: { read: SharedHttp } | { reason: string } }
+  | { kind: 'foreign' };
 
 const FILE_PATTERN = /^app_([a-z0-9-]{1,63})\.conf$/;
 
@@ -52,18 +59,25 @@ export class AppStore {
   }
 
   async read(): Promise<AppTree> {
-    const tree: AppTree = { apps: new Map(), unreadable: [], foreign: [], files: [] };
+    const tree: AppTree = { apps: new Map(), unreadable: [], foreign: [], files: [], shared: undefined };
     for (const { name, parsed } of await this.files.read()) {
       tree.files.push(name);
       if (parsed.kind === 'app') tree.apps.set(parsed.app.name, parsed.app);
       else if (parsed.kind === 'unreadable') tree.unreadable.push({ name, app: FILE_PATTERN.exec(name)?.[1] ?? '', reason: parsed.reason });
-      else if (parsed.kind === 'foreign') tree.foreign.push(name);
+      else if (parsed.kind === 'shared') tree.shared = parsed.shared;
+      else tree.foreign.push(name);
     }
     return tree;
   }
 
   private parse(name: string, text: string): Parsed {
-    if (name === SHARED_HTTP_FILE) return { kind: 'shared' };
+    if (name === SHARED_HTTP_FILE) {
+      try {
+        return { kind: 'shared', shared: { read: readSharedHttp(text) } };
+      } catch (error) {
+        return { kind: 'shared', shared: { reason: (error as Error).message } };
+      }
+    }
     const match = FILE_PATTERN.exec(name);
     if (!match || !APP_NAME_PATTERN.test(match[1] as string)) return { kind: 'foreign' };
     try {

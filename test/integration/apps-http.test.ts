@@ -273,13 +273,16 @@ describe('HTTP apps through a managed nginx', () => {
 
   it('maxBodySize 1k refuses a 2 KiB POST with 413 before the backend; a small POST passes; headers are added to both answers', async () => {
     const limited = await backend('limited');
-    await create(simple('limits', [{ upstreams: up(limited), maxBodySize: '1k', headers: { 'X-Frame-Options': 'DENY', 'X-Test': 'a b;c' } }]));
+    const csp = "default-src 'self'; img-src 'none'"; // single quotes come back verbatim (the value sits inside double quotes)
+    await create(simple('limits', [{ upstreams: up(limited), maxBodySize: '1k', headers: { 'X-Frame-Options': 'DENY', 'X-Test': 'a b;c', 'Content-Security-Policy': csp } }]));
     const big = await send({ port: HTTP, host: 'limits.test', method: 'POST', path: '/upload', body: 'x'.repeat(2048) });
     assert.equal(big.status, 413);
     assert.equal(limited.requests(), 0);
     const small = await to('limits.test', { method: 'POST', path: '/upload', body: 'y'.repeat(100) });
     assert.deepEqual([small.method, small.body], ['POST', 'y'.repeat(100)]);
-    for (const answer of [small.answer, big]) assert.deepEqual([answer.headers['x-frame-options'], answer.headers['x-test']], ['DENY', 'a b;c']);
+    for (const answer of [small.answer, big]) {
+      assert.deepEqual([answer.headers['x-frame-options'], answer.headers['x-test'], answer.headers['content-security-policy']], ['DENY', 'a b;c', csp]);
+    }
   });
 
   it('a 100 KiB POST within maxBodySize 1m reaches the backend whole (nginx buffers a body over 16 KiB to a file under STATE_DIR)', async () => {

@@ -169,7 +169,10 @@ describe('/v1/streams (managed nginx)', () => {
     const held = await holdPort(FROM);
     try {
       await request(portico.app).get('/getfreeport').expect(200, { result: 'ok', port: FROM + 1 });
-      await request(portico.app).get('/v1/ports/free').expect(200, { port: FROM + 1 });
+      // FROM + 1 is reserved for the script that was handed it: the next caller gets the next port.
+      const free = await request(portico.app).get('/v1/ports/free').expect(200);
+      assert.equal(free.body.port, FROM + 2);
+      assert.ok(Date.parse(free.body.reservedUntil) > Date.now(), `reservedUntil ${free.body.reservedUntil} lies ahead`);
       const res = await request(portico.app).get(`/createstream/${FROM}/127.0.0.1:${echo.port}`).expect(409);
       assert.match(res.body.errors, /in use by another process/);
       assert.deepEqual(await confFiles(portico.settings.streamDir), []);

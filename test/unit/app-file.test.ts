@@ -181,6 +181,17 @@ describe('app files', () => {
     for (const [app, reason] of forged) assert.throws(() => render(app as App), reason, JSON.stringify(app));
   });
 
+  it('takes a header value with single quotes and writes it back verbatim inside double quotes; refuses a double quote, saying which quotes may appear', () => {
+    const withValue = (value: string) => ({ name: 'a', serverNames: ['a.example'], routes: [{ upstreams: [{ address: '10.0.0.1:80' }], headers: { 'Content-Security-Policy': value } }] });
+    const csp = appSchema.parse(withValue("default-src 'self'; script-src 'none'"));
+    const text = render(csp);
+    assert.match(text, /add_header Content-Security-Policy "default-src 'self'; script-src 'none'" always;/);
+    assert.deepEqual(readApp(text, files, 'a'), csp);
+    const refused = appSchema.safeParse(withValue('say "hi"'));
+    assert.equal(refused.success, false);
+    assert.match(refused.error?.issues[0]?.message ?? '', /single quotes included, but no double quote, "\$", "\\", "\{" or "\}"/);
+  });
+
   it('refuses a header named __proto__ rather than dropping it', () => {
     const app = { name: 'a', serverNames: ['a.example'], routes: [{ upstreams: [{ address: '10.0.0.1:80' }], headers: JSON.parse('{"__proto__": "x"}') as Record<string, string> }] };
     assert.equal(appSchema.safeParse(app).success, false);

@@ -4,12 +4,41 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { PorticoError } from '../../src/errors.js';
 import { processInfo } from '../../src/proc.js';
 import { acquireLock } from '../../src/store/lock.js';
-import { tempDir } from '../helpers/portico.js';
+import { REPO, tempDir } from '../helpers/portico.js';
+
+/** Runs `count` contender processes (test/helpers/lock-contender.ts) for `rounds` rounds; answers their lines. */
+async function contend(file: string, count: number, rounds: number, roundMs: number, deadPid: number): Promise<string[]> {
+  const children = Array.from({ length: count }, () =>
+    spawn(process.execPath, ['--import', 'tsx', 'test/helpers/lock-contender.ts', file, String(roundMs), String(rounds), String(deadPid)], {
+      cwd: REPO,
+      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+    }),
+  );
+  const outputs = children.map((child) => {
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    return () => out;
+  });
+  const finished = children.map((child) => new Promise<void>((resolve) => child.once('exit', () => resolve())));
+  const limit = setTimeout(() => {
+    for (const child of children) child.kill('SIGKILL');
+  }, 30_000 + rounds * roundMs);
+  try {
+    // Starting node with tsx takes seconds when several start at once: the rounds begin once all are up.
+    await Promise.all(children.map((child) => new Promise<void>((resolve) => child.once('message', () => resolve()))));
+    const firstAt = Date.now() + 100;
+    for (const child of children) child.send({ firstAt });
+    await Promise.all(finished);
+  } finally {
+    clearTimeout(limit);
+  }
+  return outputs.flatMap((out) => out().split('\n').filter((line) => line !== ''));
+}
 
 describe('state directory lock', () => {
   let dir: string;
@@ -60,6 +89,50 @@ describe('state directory lock', () => {
     const lock = await acquireLock(lockFile());
     assert.match(await readFile(lockFile(), 'utf8'), new RegExp(`^${process.pid} \\d+\\n$`));
     await lock.release();
+  });
+
+  it('of six processes taking over a stale lock at the same instant, exactly one takes it, round after round', async () => {
+    const gone = spawn('true', { stdio: 'ignore' });
+    await new Promise((resolve) => gone.once('exit', resolve));
+    const ROUNDS = 15;
+    await writeFile(lockFile(), `${gone.pid} 1\n`);
+    const lines = await contend(lockFile(), 6, ROUNDS, 300, gone.pid as number);
+    for (let round = 0; round < ROUNDS; round += 1) {
+      const mine = lines.filter((line) => line.startsWith(`${round} `));
+      assert.equal(mine.length, 6, `round ${round}: every contender answered: ${mine.join(' | ')}`);
+      const took = mine.filter((line) => line === `${round} took`);
+      assert.equal(took.length, 1, `round ${round}: exactly one took the lock: ${mine.join(' | ')}`);
+      for (const line of mine.filter((l) => !l.endsWith(' took'))) assert.match(line, /refused: another Portico \(pid \d+\) owns this state directory/);
+    }
+    // No private copy or takeover marker is left beside the lock.
+    assert.deepEqual((await readdir(dir)).filter((name) => name.startsWith('portico.lock.')), []);
+    await rm(lockFile(), { force: true });
+  });
+
+  it('sweeps what a process that died taking the lock left beside it, and nothing of a live one', async () => {
+    const gone = spawn('true', { stdio: 'ignore' });
+    await new Promise((resolve) => gone.once('exit', resolve));
+    const left = `${lockFile()}.${gone.pid}-0123abcd`;
+    const live = `${lockFile()}.${other.pid}-89abcdef`;
+    const marker = `${lockFile()}.stale-12345`;
+    for (const file of [left, live, marker]) await writeFile(file, '1 1\n');
+    const lock = await acquireLock(lockFile());
+    const names = (await readdir(dir)).sort();
+    assert.ok(!names.includes(left.split('/').pop() as string), 'the dead process\'s copy is removed');
+    assert.ok(names.includes(live.split('/').pop() as string), 'a live process\'s copy is kept');
+    assert.ok(names.includes(marker.split('/').pop() as string), 'a marker younger than 10 s is kept: its process may be at work');
+    await lock.release();
+    await rm(live);
+    await rm(marker);
+  });
+
+  it('release leaves a lock alone that is no longer the one it took', async () => {
+    const lock = await acquireLock(lockFile());
+    await rm(lockFile());
+    await writeFile(lockFile(), `${other.pid} ${otherStart}\n`);
+    await lock.release();
+    assert.equal(await readFile(lockFile(), 'utf8'), `${other.pid} ${otherStart}\n`);
+    await rm(lockFile());
   });
 
   it('takes over a lock left by a process that is gone, or holding something else', async () => {

@@ -54,6 +54,18 @@ describe('settings', () => {
     assert.deepEqual(loadSettings({ PORTICO_TEST_DELAY: 'commit:5000' }).testDelay, { phase: 'commit', ms: 5000 });
   });
 
+  it('PORT_RESERVATION_TTL defaults to 30 s, reads an nginx time, and 0 turns reservations off', () => {
+    assert.equal(loadSettings({}).portReservationTtlMs, 30_000);
+    assert.equal(loadSettings({ PORT_RESERVATION_TTL: '250ms' }).portReservationTtlMs, 250);
+    assert.equal(loadSettings({ PORT_RESERVATION_TTL: '1h' }).portReservationTtlMs, 3_600_000);
+    assert.equal(loadSettings({ PORT_RESERVATION_TTL: '0' }).portReservationTtlMs, 0);
+  });
+
+  it('NGINX_TIMEOUT_MS takes milliseconds from 1 up', () => {
+    assert.equal(loadSettings({}).nginxTimeoutMs, 10_000);
+    assert.equal(loadSettings({ NGINX_TIMEOUT_MS: '1' }).nginxTimeoutMs, 1);
+  });
+
   const refused: Array<[Record<string, string>, RegExp]> = [
     [{ PORT_RANGE: '9009-9000' }, /PORT_RANGE: 9009 is above 9000/],
     [{ PORT_RANGE: '9000' }, /PORT_RANGE: must be FROM-TO/],
@@ -77,6 +89,14 @@ describe('settings', () => {
     [{ HTTPS_PORT: '9000' }, /HTTPS_PORT: must lie outside PORT_RANGE/],
     [{ HTTP_PORT: '443', HTTPS_PORT: '443' }, /HTTPS_PORT: must differ from HTTP_PORT/],
     [{ HTTP_PORT: '0' }, /HTTP_PORT: must be a port/],
+    // execa reads 0 as "no timeout": a hung nginx would hold every change forever.
+    [{ NGINX_TIMEOUT_MS: '0' }, /NGINX_TIMEOUT_MS: must be milliseconds from 1 to 999999 \(0 would mean no timeout at all\)/],
+    [{ NGINX_TIMEOUT_MS: '000' }, /NGINX_TIMEOUT_MS: must be milliseconds from 1/],
+    [{ NGINX_TIMEOUT_MS: '-5' }, /NGINX_TIMEOUT_MS: must be milliseconds/],
+    [{ NGINX_TIMEOUT_MS: '1e4' }, /NGINX_TIMEOUT_MS: must be milliseconds/],
+    [{ PORT_RESERVATION_TTL: '30 s' }, /PORT_RESERVATION_TTL: must be an nginx time/],
+    [{ PORT_RESERVATION_TTL: '-1s' }, /PORT_RESERVATION_TTL: must be an nginx time/],
+    [{ PORT_RESERVATION_TTL: '2h' }, /PORT_RESERVATION_TTL: must be at most 1h/],
   ];
   for (const [env, message] of refused) {
     it(`refuses ${JSON.stringify(env)} naming the variable`, () => {

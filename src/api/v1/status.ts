@@ -3,14 +3,18 @@
  * and serves the files as they are).
  */
 import { Router } from 'express';
-import { conflict } from '../../errors.js';
-import { allocatePort, unclaimedCount } from '../../ports/allocate.js';
+import { sharedHttpProblem } from '../../apply/shared-http.js';
+import { SHARED_HTTP_FILE } from '../../model/http-shared.js';
+import { unclaimedCount } from '../../ports/allocate.js';
 import { claimedPorts } from '../../store/tree.js';
 import type { Portico } from '../context.js';
 
+const sharedFile = (problem: string | undefined): { name: string; problem: string } | null =>
+  problem === undefined ? null : { name: SHARED_HTTP_FILE, problem };
+
 export function statusRouter(portico: Portico): Router {
   const router = Router();
-  const { settings, tree, apps, certs, applier, nginx, isBound } = portico;
+  const { settings, tree, apps, certs, applier, nginx, ports } = portico;
 
   router.get('/status', async (_req, res) => {
     const current = await tree.read();
@@ -25,6 +29,9 @@ export function statusRouter(portico: Portico): Router {
       certificates: (await certs.index()).size,
       http: { port: settings.httpPort, httpsPort: settings.httpsPort },
       freePorts: unclaimedCount(settings.portRange, claimedPorts(current)),
+      // Handed out by getfreeport or /v1/ports/free and not yet used by a create; in memory only.
+      reservedPorts: ports.reservedCount(),
+      portReservationTtlMs: settings.portReservationTtlMs,
       nginx: {
         version: build.version,
         modules: build.modules,
@@ -43,15 +50,17 @@ export function statusRouter(portico: Portico): Router {
         httpDir: settings.httpDir,
         unreadableApps: currentApps.unreadable,
         foreignHttp: currentApps.foreign,
+        // The file the apps share is Portico's: one that is not as Portico writes it was edited by hand.
+        sharedHttp: sharedFile(sharedHttpProblem(currentApps, settings)),
       },
       startedAt: portico.startedAt.toISOString(),
     });
   });
 
   router.get('/ports/free', async (_req, res) => {
-    const port = await allocatePort(settings.portRange, claimedPorts(await tree.read()), isBound);
-    if (port === undefined) throw conflict(`no free port in ${settings.portRange.from}-${settings.portRange.to}`);
-    res.json({ port });
+    const reserved = await ports.reserveFree();
+    if (reserved === undefined) throw ports.rangeFull();
+    res.json({ port: reserved.port, ...(settings.portReservationTtlMs > 0 && { reservedUntil: new Date(reserved.expiresAt).toISOString() }) });
   });
 
   return router;

@@ -1,0 +1,103 @@
+/**
+ * Reads the file every HTTP app shares (`portico_http.conf`) back into what it says. Pure.
+ *
+ * It accepts exactly the shape `templates/http-shared.conf.hbs` renders, directive for directive
+ * (comments aside), and refuses anything else with the line and the reason: so a rendered file is
+ * checked like every other (DESIGN invariant 3), and a hand edit is seen and reported, never
+ * silently served.
+ */
+import type { SharedHttp, StickyNames } from '../model/http-shared.js';
+import { fail, parseFile, single, type Directive } from './directive.js';
+
+const VARIABLE = /^\$([a-z0-9_]{1,64})$/;
+const COOKIE_VARIABLE = /^\$cookie_([a-z0-9_]{1,64})$/;
+const NUMBER = /^[1-9]\d{0,8}$/;
+
+function number(text: string, directive: Directive, what: string): number {
+  if (!NUMBER.test(text)) fail(`${what} must be a number, not "${text}"`, directive);
+  return Number(text);
+}
+
+/** Takes the next top-level directive, which must be `name`. */
+function take(queue: Directive[], name: string, after: Directive | undefined): Directive {
+  const next = queue.shift();
+  if (next === undefined) fail(`"${name}" is missing at the end of the file`, after);
+  if (next.name !== name) fail(`expected "${name}", found "${next.name}"`, next);
+  return next;
+}
+
+/** A block of `key value;` lines, exactly `entries` in order. */
+function expectEntries(block: Directive, entries: Array<[string, string]>, what: string): void {
+  const lines = (block.block ?? []).map((d) => (d.block === undefined && d.args.length === 1 ? [d.name, d.args[0] as string] : undefined));
+  const same = lines.length === entries.length && entries.every(([k, v], i) => lines[i]?.[0] === k && lines[i]?.[1] === v);
+  if (!same) fail(`${what} must map exactly ${entries.map(([k, v]) => `${JSON.stringify(k)} to ${JSON.stringify(v)}`).join(' and ')}`, block);
+}
+
+function args(directive: Directive, count: number, what: string): string[] {
+  if (directive.args.length !== count) fail(`${what} must have ${count} argument${count === 1 ? '' : 's'}`, directive);
+  return directive.args;
+}
+
+function readSticky(queue: Directive[], after: Directive): { sticky: StickyNames; last: Directive } {
+  const keyMap = take(queue, 'map', after);
+  const [source = '', keyVariable = ''] = args(keyMap, 2, 'the sticky key\'s "map"');
+  const cookie = COOKIE_VARIABLE.exec(source)?.[1];
+  const key = VARIABLE.exec(keyVariable)?.[1];
+  if (cookie === undefined || key === undefined) fail('the sticky key\'s "map" must read $cookie_NAME into a variable', keyMap);
+  expectEntries(keyMap, [['', '$request_id'], ['default', `$cookie_${cookie}`]], 'the sticky key\'s "map"');
+
+  const setMap = take(queue, 'map', keyMap);
+  const [setSource = '', setVariable = ''] = args(setMap, 2, 'the sticky cookie\'s "map"');
+  const setCookie = VARIABLE.exec(setVariable)?.[1];
+  if (setSource !== `$cookie_${cookie}` || setCookie === undefined) fail(`the sticky cookie's "map" must read $cookie_${cookie} into a variable`, setMap);
+  expectEntries(setMap, [['', `${cookie}=$request_id; Path=/; HttpOnly; SameSite=Lax`], ['default', '']], 'the sticky cookie\'s "map"');
+  return { sticky: { cookie, key, setCookie }, last: setMap };
+}
+
+function readCache(directive: Directive): { cacheDir: string; cacheKeysMb: number; cacheMaxMb: number } {
+  const [dir = '', levels, zone = '', max = '', ...rest] = args(directive, 6, '"proxy_cache_path"');
+  const keys = /^keys_zone=portico_cache:(\d+)m$/.exec(zone)?.[1];
+  const size = /^max_size=(\d+)m$/.exec(max)?.[1];
+  if (levels !== 'levels=1:2' || keys === undefined || size === undefined || rest.join(' ') !== 'inactive=1h use_temp_path=off') {
+    fail('"proxy_cache_path" must read DIR levels=1:2 keys_zone=portico_cache:Nm max_size=Nm inactive=1h use_temp_path=off', directive);
+  }
+  return { cacheDir: dir, cacheKeysMb: number(keys, directive, 'the zone\'s size'), cacheMaxMb: number(size, directive, 'max_size') };
+}
+
+/** The catch-all server: the three listeners, no name, no certificate, 404. */
+function readCatchAll(server: Directive): { httpPort: number; httpsPort: number; httpDefault: boolean } {
+  if (server.block === undefined || server.args.length > 0) fail('"server" must be a block', server);
+  const lines = server.block.map((d) => (d.block === undefined ? [d.name, ...d.args].join(' ') : `${d.name} {`));
+  const [http = '', ssl = '', quic = '', ...rest] = lines;
+  const httpMatch = /^listen (\d{1,5})( default_server)?$/.exec(http);
+  const httpsPort = /^listen (\d{1,5}) ssl default_server$/.exec(ssl)?.[1];
+  const same = httpMatch !== null && httpsPort !== undefined && quic === `listen ${httpsPort} quic reuseport default_server`;
+  if (!same || rest.join('; ') !== 'server_name ; ssl_reject_handshake on; return 404') {
+    fail(
+      'the catch-all "server" must be: listen HTTP_PORT [default_server]; listen HTTPS_PORT ssl default_server; listen HTTPS_PORT quic reuseport default_server; server_name ""; ssl_reject_handshake on; return 404',
+      server,
+    );
+  }
+  return { httpPort: number(httpMatch[1] as string, server, 'the HTTP port'), httpsPort: number(httpsPort, server, 'the HTTPS port'), httpDefault: httpMatch[2] !== undefined };
+}
+
+/** Parses the shared file's text; throws `UnreadableFile` (with the line) if it is not one Portico renders. */
+export function readSharedHttp(text: string): SharedHttp {
+  const queue = [...parseFile(text).directives];
+  const upgrade = take(queue, 'map', undefined);
+  if (upgrade.args.join(' ') !== '$http_upgrade $portico_connection_upgrade') fail('the WebSocket "map" must read $http_upgrade into $portico_connection_upgrade', upgrade);
+  expectEntries(upgrade, [['default', 'upgrade'], ['', '']], 'the WebSocket "map"');
+  const { sticky, last } = readSticky(queue, upgrade);
+
+  let serverNamesHash: SharedHttp['serverNamesHash'];
+  if (queue[0]?.name === 'server_names_hash_bucket_size') {
+    const bucket = take(queue, 'server_names_hash_bucket_size', last);
+    const max = take(queue, 'server_names_hash_max_size', bucket);
+    serverNamesHash = { bucketSize: number(single(bucket), bucket, 'the bucket size'), maxSize: number(single(max), max, 'the max size') };
+  }
+  const cache = readCache(take(queue, 'proxy_cache_path', last));
+  const server = readCatchAll(take(queue, 'server', last));
+  const extra = queue[0];
+  if (extra !== undefined) fail(`unexpected "${extra.name}" after the catch-all server`, extra);
+  return { httpPort: server.httpPort, httpsPort: server.httpsPort, httpDefault: server.httpDefault, ...cache, sticky, serverNamesHash };
+}
