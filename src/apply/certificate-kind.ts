@@ -130,7 +130,8 @@ export class CertificateKind implements BatchKind<CertificateChange, PlannedCert
     const { certs } = this.deps;
     const { id } = change;
     const names = certs.fileNames(id);
-    checkIfMatch(change.ifMatch, await certs.get(id), `certificate "${id}"`);
+    // Read only for an If-Match: a certificate file broken by hand cannot be parsed, and must stay replaceable.
+    if (change.ifMatch !== undefined) checkIfMatch(change.ifMatch, await certs.get(id), `certificate "${id}"`);
     const used = inUse(users);
     if (change.kind === 'certificate-delete') {
       if (existing === undefined) throw notFound(`no certificate "${id}"`);

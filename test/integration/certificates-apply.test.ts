@@ -6,11 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
-import { fixtureCert, startTaggedServer, tlsWhoAnswers, type TaggedServer } from '../helpers/backends.js';
+import { fixtureCert, fixturePem, startTaggedServer, startTlsServer, tlsWhoAnswers, whoAnswers, type TaggedServer, type TlsServer } from '../helpers/backends.js';
 import { startInProcess, type InProcess } from '../helpers/portico.js';
 
 const FROM = 26100;
@@ -38,9 +38,12 @@ async function snapshot(dir: string): Promise<Record<string, string>> {
 describe('certificate changes through the batch pipeline (managed nginx, real handshakes)', () => {
   let portico: InProcess;
   let plain: TaggedServer;
+  /** A TLS backend whose certificate the test CA signed. */
+  let tlsA: TlsServer;
 
   before(async () => {
     plain = await startTaggedServer('plain');
+    tlsA = await startTlsServer({ ...A, tag: 'A' });
     portico = await startInProcess({ PORT_RANGE: `${FROM}-${TO}` });
     await api().post('/v1/certificates').send({ id: 'served', certificate: A.cert, key: A.key }).expect(201);
     await api().post('/v1/streams').send({ port: SERVING, tls: { certificate: 'served' }, upstreams: backend() }).expect(201);
@@ -49,7 +52,7 @@ describe('certificate changes through the batch pipeline (managed nginx, real ha
     try {
       await portico?.stop();
     } finally {
-      await plain?.close();
+      await Promise.all([plain?.close(), tlsA?.close()]);
     }
   });
 
@@ -85,6 +88,17 @@ describe('certificate changes through the batch pipeline (managed nginx, real ha
     assert.deepEqual(await readdir(`${certDir()}/.portico/stage`), []);
   });
 
+  it('a certificate file broken by hand is replaced by PUT, and removed by DELETE', async () => {
+    await api().post('/v1/certificates').send({ id: 'mangled', certificate: PORTICO.cert, key: PORTICO.key }).expect(201);
+    await writeFile(`${certDir()}/mangled.crt`, 'not a certificate\n');
+    const replaced = await api().put('/v1/certificates/mangled').send({ certificate: A.cert, key: A.key }).expect(200);
+    assert.equal(replaced.headers['portico-outcome'], 'replaced');
+    assert.deepEqual(await pairOnDisk('mangled'), [A.cert, A.key]);
+    await writeFile(`${certDir()}/mangled.crt`, 'not a certificate\n');
+    await api().delete('/v1/certificates/mangled').expect(204);
+    assert.deepEqual((await readdir(certDir())).filter((name) => name.startsWith('mangled')), []);
+  });
+
   it("a pair nginx's OpenSSL refuses (a leaf signed with SHA-1) answers 422 with nginx's reason, naming the live file, on POST and on PUT over a certificate a stream serves; no file changes, no reload, the old certificate still shown", async () => {
     const before = await snapshot(certDir());
     const reloadsBefore = await reloads();
@@ -110,6 +124,23 @@ describe('certificate changes through the batch pipeline (managed nginx, real ha
     assert.deepEqual(await snapshot(certDir()), before);
     assert.equal(await reloads(), reloadsBefore);
     assert.equal(await shown(SERVING), fingerprintOf(A.cert));
+  });
+
+  it('PUT of another key-less CA over the one a stream verifies its backend against reloads nginx: the backend is refused, then reached again once the CA is put back', async () => {
+    const port = FROM + 3;
+    await api().post('/v1/certificates').send({ id: 'anchor', certificate: fixturePem('ca.crt') }).expect(201);
+    const upstreamTls = { serverName: 'a.example.com', verify: true, trustedCertificate: 'anchor' };
+    await api().post('/v1/streams').send({ port, upstreamTls, upstreams: [{ address: `127.0.0.1:${tlsA.port}` }] }).expect(201);
+    assert.equal(await whoAnswers(port, { timeoutMs: 5000 }), 'A');
+    const other = await api().put('/v1/certificates/anchor').send({ certificate: fixturePem('other-ca.crt') }).expect(200);
+    assert.equal(other.headers['portico-outcome'], 'replaced');
+    const refused = await whoAnswers(port, { timeoutMs: 5000 }).then(
+      (tag) => `read ${tag}`,
+      (error: Error) => error.message,
+    );
+    assert.match(refused, /connection closed before a line|ECONNRESET/);
+    await api().put('/v1/certificates/anchor').send({ certificate: fixturePem('ca.crt') }).expect(200);
+    assert.equal(await whoAnswers(port, { timeoutMs: 5000 }), 'A');
   });
 
   it('12 PUTs at once, alternating two pairs, on a certificate a stream serves: each answers 200, and the pair on disk is whole and is the one GET answers and new handshakes see', async () => {

@@ -555,8 +555,9 @@ describe('crash safety: kill -9 of Portico at any moment', () => {
       } else {
         // An app batch takes longer than a stream batch (its reload waits for the old workers, which
         // share the apps' listeners): with apps, the moment is drawn from a longer span, so that some
-        // batches of them are acknowledged before a kill.
-        await sleep(Math.floor(rng() * (mix === 'streams' ? 300 : 700)));
+        // batches of them are acknowledged before a kill; longer still with the certificate, whose
+        // batch leads the queue and whose reload waits for the old workers too.
+        await sleep(Math.floor(rng() * (mix === 'streams' ? 300 : mix === 'apps' ? 700 : 1000)));
       }
       const killedAt = Date.now();
       process.kill(-portico.pid, 'SIGKILL');
