@@ -11,6 +11,7 @@ import type { Portico } from './api/context.js';
 import { Applier } from './apply/applier.js';
 import { PortAllocator } from './apply/port-allocator.js';
 import { AppKind } from './apply/app-kind.js';
+import { CertificateKind } from './apply/certificate-kind.js';
 import { StreamKind } from './apply/stream-kind.js';
 import { TestConfigs } from './apply/test-config.js';
 import { PorticoError } from './errors.js';
@@ -107,7 +108,8 @@ export async function startPortico(settings: Settings, options: StartOptions): P
     const tree = new ConfigTree(settings);
     const restored = await tree.open();
     const certs = new CertStore(settings.certDir);
-    await certs.open();
+    const restoredCerts = await certs.open();
+    if (restoredCerts !== undefined) log.warn({ files: restoredCerts }, 'rolled back a certificates batch a crash interrupted');
     const appFiles = { certDir: settings.certDir, httpPort: settings.httpPort, httpsPort: settings.httpsPort };
     const apps = new AppStore(settings.httpDir, appFiles);
     const restoredApps = await apps.open();
@@ -189,13 +191,17 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       renderShared: createSharedHttpRenderer(sharedTemplate),
       settings,
     });
-    const applier = new Applier({
+    const certificateKind = new CertificateKind({
       tree,
       apps,
       certs,
-      nginx,
       tests,
-      kinds: { stream: streams, app: appKind },
+      // The test of a staged certificate loads it from the staging folder, as a stream would.
+      renderProbe: createStreamRenderer(streamTemplate, { certDir: certs.stageDir }),
+    });
+    const applier = new Applier({
+      nginx,
+      kinds: { stream: streams, app: appKind, certificate: certificateKind },
       reloadMinIntervalMs: settings.reloadMinIntervalMs,
       testDelay: settings.testDelay,
       log: log.child({ module: 'apply' }),

@@ -126,7 +126,7 @@ export class AppKind implements BatchKind<AppChange, PlannedApp> {
       }
       try {
         const text = planned.app === undefined ? null : this.renderChecked(planned.app);
-        work.push({ item, planned, file: { name: this.deps.store.fileName(name), text }, unchanged: planned.outcome === 'unchanged' });
+        work.push({ item, planned, files: [{ name: this.deps.store.fileName(name), text }], unchanged: planned.outcome === 'unchanged' });
       } catch (error) {
         item.reject(asPorticoError(error, describeAppChange(change)));
       }
@@ -170,8 +170,8 @@ export class AppKind implements BatchKind<AppChange, PlannedApp> {
     return this.deps.tests.forTree({ http: includes });
   }
 
-  testFile(file: string, shared: string[]): Promise<string> {
-    return this.deps.tests.forFile(file, 'http', shared);
+  testFile(files: string[], shared: string[]): Promise<string> {
+    return this.deps.tests.forFiles(files, 'http', shared);
   }
 
   reloadPlan(work: Array<Work<AppChange, PlannedApp>>): ReloadPlan {

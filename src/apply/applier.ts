@@ -1,8 +1,8 @@
 /**
  * Applier: the single writer. Every mutation passes through its queue; the changes that arrive while
  * a batch is applying are coalesced into the next batch, which costs one `nginx -t` and one reload
- * however many changes it holds. A batch holds changes of one kind (streams or apps, see
- * `batch.ts`); a change of the certificates is applied alone, in its turn.
+ * however many changes it holds. A batch holds changes of one kind (streams, apps or certificates,
+ * see `batch.ts`), and every kind goes through the same steps.
  *
  * One batch, in order (`applyBatch`): read the tree → plan (allocate ports, find conflicts) → render
  * and read back → stage → test the staged tree → (isolate culprits, test again) → swap → reload and
@@ -16,7 +16,7 @@ import { PorticoError, asPorticoError } from '../errors.js';
 import type { Nginx } from '../nginx/nginx.js';
 import type { FileChange, StagedTree } from '../store/config-dir.js';
 import { rejected, type BatchKind, type Pending, type Work } from './batch.js';
-import { applyCertificateChange, type CertificateChange, type CertificateDeps, type CertificateResult } from './certificates.js';
+import type { CertificateChange, CertificateResult, PlannedCertificate } from './certificate-kind.js';
 import type { AppChange, AppResult, PlannedApp } from './app-kind.js';
 import type { Change, Outcome, PlannedChange } from './plan.js';
 import type { TestDelay } from '../settings.js';
@@ -36,14 +36,15 @@ export interface DryRunResult {
 export interface Kinds {
   stream: BatchKind<Change, PlannedChange>;
   app: BatchKind<AppChange, PlannedApp>;
+  certificate: BatchKind<CertificateChange, PlannedCertificate>;
 }
 
 type KindName = keyof Kinds;
 /** What a batch planned and what it committed, for `BatchKind.settle`. */
 type BatchOver<C, P> = { planned: Array<Work<C, P>>; committed: Array<Work<C, P>> };
-type Queued = { kind: KindName | 'certificate'; pending: Pending<unknown> };
+type Queued = { kind: KindName; pending: Pending<unknown> };
 
-export interface ApplierDeps extends CertificateDeps {
+export interface ApplierDeps {
   nginx: Nginx;
   kinds: Kinds;
   /** RELOAD_MIN_INTERVAL: a batch waits until this long after the last reload (0: it never waits). */
@@ -61,20 +62,18 @@ export class Applier {
   /** False when a roll-back failed: the files and the running nginx may disagree. */
   consistent = true;
 
-  /** Undefined unless PORTICO_TEST_DELAY is set: then every batch's timer pauses after the phase it names. */
-  private readonly afterPhase: AfterPhase | undefined;
+  constructor(private readonly deps: ApplierDeps) {}
 
-  constructor(private readonly deps: ApplierDeps) {
-    const delay = deps.testDelay;
-    // A crash test kills Portico while it sleeps here; the log line tells it when the pause began.
-    this.afterPhase =
-      delay === undefined
-        ? undefined
-        : async (phase) => {
-            if (phase !== delay.phase) return;
-            deps.log.warn({ event: 'test-delay', phase, ms: delay.ms }, `PORTICO_TEST_DELAY: pausing ${delay.ms} ms after ${phase}`);
-            await sleep(delay.ms);
-          };
+  /** Undefined unless PORTICO_TEST_DELAY is set: then every batch's timer pauses after the phase it names. */
+  private afterPhase(kind: KindName): AfterPhase | undefined {
+    const { testDelay: delay, log } = this.deps;
+    if (delay === undefined) return undefined;
+    // A crash test kills Portico while it sleeps here; the log line tells it when the pause began, and in which kind's batch.
+    return async (phase) => {
+      if (phase !== delay.phase) return;
+      log.warn({ event: 'test-delay', phase, kind, ms: delay.ms }, `PORTICO_TEST_DELAY: pausing ${delay.ms} ms after ${phase}`);
+      await sleep(delay.ms);
+    };
   }
 
   /** Queues a stream change; settles when its batch is committed, or with the reason it was rejected. */
@@ -97,7 +96,7 @@ export class Applier {
     return this.enqueue('app', change, true);
   }
 
-  /** Queues a change of the certificates; it is applied alone, in its turn among the others. */
+  /** Queues a change of the certificates; settles when its batch is committed, or with the reason it was rejected. */
   submitCertificate(change: CertificateChange): Promise<CertificateResult> {
     return this.enqueue<CertificateResult>('certificate', change, false);
   }
@@ -124,15 +123,6 @@ export class Applier {
         const wait = this.deps.nginx.lastReloadAt + this.deps.reloadMinIntervalMs - Date.now();
         if (wait > 0) await sleep(wait);
         const first = this.queue[0] as Queued;
-        if (first.kind === 'certificate') {
-          this.queue.shift();
-          const { pending } = first;
-          const change = pending.change as CertificateChange;
-          await applyCertificateChange(this.deps, change).then(pending.resolve, (error: unknown) =>
-            pending.reject(asPorticoError(error, describeCertificateChange(change))),
-          );
-          continue;
-        }
         // A batch runs up to the next change of another kind: a certificate may be one it names.
         const end = this.queue.findIndex((q) => q.kind !== first.kind);
         const batch = this.queue.splice(0, end < 0 ? this.queue.length : end).map((q) => q.pending);
@@ -143,8 +133,8 @@ export class Applier {
         // Later changes to a file already in this batch go first into the next one.
         const later = batch.filter((item) => !item.dryRun && !now.has(item));
         this.queue.unshift(...later.map((pending) => ({ kind: first.kind, pending })));
-        if (real.length > 0) await this.applyBatch(kind, real).catch((error) => this.failAll(kind, real, error));
-        for (const item of batch.filter((i) => i.dryRun)) await this.applyDryRun(kind, item).catch((e) => item.reject(asPorticoError(e)));
+        if (real.length > 0) await this.applyBatch(first.kind, kind, real).catch((error) => this.failAll(kind, real, error));
+        for (const item of batch.filter((i) => i.dryRun)) await this.applyDryRun(first.kind, kind, item).catch((e) => item.reject(asPorticoError(e)));
       }
     } finally {
       this.draining = false;
@@ -162,15 +152,15 @@ export class Applier {
   /** Stages `work` and the files it shares, and tests the staged tree. */
   private async stageAndTest<C, P>(kind: BatchKind<C, P>, work: Array<Work<C, P>>, files: string[], timer: PhaseTimer) {
     const shared = await kind.shared(work);
-    const staged = await kind.staging.stage([...work.map((w) => w.file), ...shared], { files });
+    const staged = await kind.staging.stage([...work.flatMap((w) => w.files), ...shared], { files });
     await timer.mark('stage');
-    const verdict = await this.deps.nginx.test(await kind.testTree(staged.includes));
+    const verdict = await this.deps.nginx.test(await kind.testTree(staged.includes, work));
     return { staged, shared, verdict };
   }
 
   /** Applies one batch of changes, then lets the kind free what its planning held (`BatchKind.settle`). */
-  private applyBatch<C, P>(kind: BatchKind<C, P>, items: Array<Pending<C>>): Promise<void> {
-    return this.settling(kind, (over) => this.runBatch(kind, items, over));
+  private applyBatch<C, P>(name: KindName, kind: BatchKind<C, P>, items: Array<Pending<C>>): Promise<void> {
+    return this.settling(kind, (over) => this.runBatch(name, kind, items, over));
   }
 
   /** Runs a batch (or a dry run), then tells the kind what it planned and committed, whatever the outcome. */
@@ -184,14 +174,14 @@ export class Applier {
   }
 
   /** One batch: the story told at the top of this file. `over` learns what was planned and committed. */
-  private async runBatch<C, P>(kind: BatchKind<C, P>, items: Array<Pending<C>>, over: BatchOver<C, P>): Promise<void> {
-    const timer = new PhaseTimer(this.afterPhase);
+  private async runBatch<C, P>(name: KindName, kind: BatchKind<C, P>, items: Array<Pending<C>>, over: BatchOver<C, P>): Promise<void> {
+    const timer = new PhaseTimer(this.afterPhase(name));
     const { files, work: planned } = await kind.plan(items, timer);
     over.planned = planned;
     for (const w of planned.filter((p) => p.unchanged)) w.item.resolve(kind.result(w));
     let work = planned.filter((w) => !w.unchanged);
     if (work.length === 0) {
-      this.report(timer, planned.length > 0 ? 'unchanged' : 'rejected', items.length, 0);
+      this.report(name, timer, planned.length > 0 ? 'unchanged' : 'rejected', items.length, 0);
       return;
     }
 
@@ -211,44 +201,49 @@ export class Applier {
         await kind.staging.unstage(staged);
         const error = rejected('testing config', unstagePaths(kind, verdict.lines, staged));
         for (const w of work) w.item.reject(error.within(kind.describe(w.item.change)));
-        this.report(timer, 'rejected', items.length, 0);
+        this.report(name, timer, 'rejected', items.length, 0);
         return;
       }
     }
 
-    await this.deps.nginx.requireMaster().catch(async (error: unknown) => {
-      await kind.staging.unstage(staged);
-      throw error;
-    });
+    const reloadPlan = kind.reloadPlan(work);
+    if (reloadPlan !== undefined) {
+      await this.deps.nginx.requireMaster().catch(async (error: unknown) => {
+        await kind.staging.unstage(staged);
+        throw error;
+      });
+    }
     try {
       await kind.staging.swap(staged);
       await timer.mark('swap');
-      await this.deps.nginx.reload(kind.reloadPlan(work));
+      if (reloadPlan !== undefined) {
+        await this.deps.nginx.reload(reloadPlan);
+        this.consistent = true;
+      }
       await timer.mark('reload');
-      this.consistent = true;
       await kind.staging.commit(staged);
       await timer.mark('commit');
     } catch (error) {
-      const failure = await this.rollBack(kind, asPorticoError(error, 'swapping and reloading'), staged);
+      const failure = await this.rollBack(kind, asPorticoError(error, 'swapping and reloading'), staged, reloadPlan !== undefined);
       await timer.mark('rollback');
       for (const w of work) w.item.reject(failure.within(kind.describe(w.item.change)));
-      this.report(timer, 'rolled-back', items.length, 0);
+      this.report(name, timer, 'rolled-back', items.length, 0);
       return;
     }
     over.committed = work;
     for (const w of work) w.item.resolve(kind.result(w));
-    this.report(timer, 'applied', items.length, work.length);
+    this.report(name, timer, 'applied', items.length, work.length);
   }
 
   /** Tests each new file alone; answers the work items whose file nginx refuses, each rejected with its lines. */
   private async isolate<C, P>(kind: BatchKind<C, P>, work: Array<Work<C, P>>, staged: StagedTree): Promise<Set<Work<C, P>>> {
     const culprits = new Set<Work<C, P>>();
-    const sharedNames = new Set(work.map((w) => w.file.name));
-    const shared = [...staged.staged].filter(([name]) => !sharedNames.has(name)).map(([, file]) => file);
+    const workNames = new Set(work.flatMap((w) => w.files.map((f) => f.name)));
+    const shared = [...staged.staged].filter(([name]) => !workNames.has(name)).map(([, file]) => file);
     for (const w of work) {
-      const file = staged.staged.get(w.file.name);
-      if (file === undefined) continue;
-      const verdict = await this.deps.nginx.test(await kind.testFile(file, shared));
+      const files = w.files.flatMap((f) => staged.staged.get(f.name) ?? []);
+      if (files.length === 0) continue; // a removal: nothing new to test
+      const verdict = await this.deps.nginx.test(await kind.testFile(files, shared, w));
       if (verdict.ok) continue;
       culprits.add(w);
       w.item.reject(rejected('testing config', unstagePaths(kind, verdict.lines, staged)).within(kind.describe(w.item.change)));
@@ -256,11 +251,11 @@ export class Applier {
     return culprits;
   }
 
-  /** Restores the previous tree and reloads it; the error says whether that worked too. */
-  private async rollBack<C, P>(kind: BatchKind<C, P>, error: PorticoError, staged: StagedTree): Promise<PorticoError> {
+  /** Restores the previous tree and reloads it (if the batch did); the error says whether that worked too. */
+  private async rollBack<C, P>(kind: BatchKind<C, P>, error: PorticoError, staged: StagedTree, reload: boolean): Promise<PorticoError> {
     try {
       await kind.staging.rollBack(staged);
-      await this.deps.nginx.reload({ opened: [], closed: [], drainOld: true });
+      if (reload) await this.deps.nginx.reload({ opened: [], closed: [], drainOld: true });
       this.consistent = true;
       return error;
     } catch (again) {
@@ -273,12 +268,12 @@ export class Applier {
     }
   }
 
-  private applyDryRun<C, P>(kind: BatchKind<C, P>, item: Pending<C>): Promise<void> {
-    return this.settling(kind, (over) => this.runDryRun(kind, item, over));
+  private applyDryRun<C, P>(name: KindName, kind: BatchKind<C, P>, item: Pending<C>): Promise<void> {
+    return this.settling(kind, (over) => this.runDryRun(name, kind, item, over));
   }
 
-  private async runDryRun<C, P>(kind: BatchKind<C, P>, item: Pending<C>, over: BatchOver<C, P>): Promise<void> {
-    const timer = new PhaseTimer(this.afterPhase);
+  private async runDryRun<C, P>(name: KindName, kind: BatchKind<C, P>, item: Pending<C>, over: BatchOver<C, P>): Promise<void> {
+    const timer = new PhaseTimer(this.afterPhase(name));
     const { files, work } = await kind.plan([item], timer);
     over.planned = work;
     const w = work[0];
@@ -287,16 +282,16 @@ export class Applier {
     try {
       const lines = unstagePaths(kind, verdict.lines, staged);
       const result = kind.result(w) as { outcome: Outcome };
-      item.resolve({ ...result, files: [w.file, ...shared], nginx: { ok: verdict.ok, lines } });
+      item.resolve({ ...result, files: [...w.files, ...shared], nginx: { ok: verdict.ok, lines } });
     } finally {
       await kind.staging.unstage(staged);
     }
   }
 
-  private report(timer: PhaseTimer, outcome: BatchReport['outcome'], changes: number, applied: number): void {
+  private report(kind: KindName, timer: PhaseTimer, outcome: BatchReport['outcome'], changes: number, applied: number): void {
     const report = timer.report(outcome, changes, applied);
     this.lastBatch = report;
-    this.deps.log.info({ event: 'batch', ...report }, `batch ${outcome}`);
+    this.deps.log.info({ event: 'batch', kind, ...report }, `batch ${outcome}`);
   }
 }
 
@@ -323,8 +318,4 @@ function onePerKey<C, P>(kind: BatchKind<C, P>, items: Array<Pending<C>>): Array
     seen.add(key);
     return true;
   });
-}
-
-function describeCertificateChange(change: CertificateChange): string {
-  return change.kind === 'certificate-delete' ? `deleting certificate "${change.id}"` : `storing certificate "${change.id}"`;
 }

@@ -1,8 +1,8 @@
 /**
- * What the applier's pipeline needs to know of a kind of resource (streams, apps) to apply a batch of
- * its changes: how to plan them into files, which directory to stage them in, how to test a staged
- * tree or one file alone, and what to verify after the reload. The pipeline itself is the same for
- * every kind (`applier.ts`).
+ * What the applier's pipeline needs to know of a kind of resource (streams, apps, certificates) to
+ * apply a batch of its changes: how to plan them into files, which directory to stage them in, how to
+ * test a staged tree or one change alone, and what to verify after the reload. The pipeline itself is
+ * the same for every kind (`applier.ts`).
  */
 import { PorticoError } from '../errors.js';
 import type { ReloadPlan } from '../nginx/nginx.js';
@@ -18,11 +18,11 @@ export interface Pending<C> {
   reject: (error: PorticoError) => void;
 }
 
-/** A planned change with its caller and the file it writes or removes. */
+/** A planned change with its caller and the files it writes or removes (a certificate's are two: they change together). */
 export interface Work<C, P> {
   item: Pending<C>;
   planned: P;
-  file: FileChange;
+  files: FileChange[];
   /** The outcome when nothing changes: answered without a reload. */
   unchanged: boolean;
 }
@@ -46,12 +46,12 @@ export interface BatchKind<C, P> {
   plan(items: Array<Pending<C>>, timer: PhaseTimer): Promise<{ files: string[]; work: Array<Work<C, P>> }>;
   /** Files every change of the batch shares (the apps' common file), from the changes that remain. */
   shared(work: Array<Work<C, P>>): Promise<FileChange[]>;
-  /** A main config reading the staged tree `includes` in place of the live directory. */
-  testTree(includes: string[]): Promise<string>;
-  /** A main config reading one staged file alone (with the shared files), to name a culprit. */
-  testFile(file: string, shared: string[]): Promise<string>;
-  /** What to check after the reload of `work`. */
-  reloadPlan(work: Array<Work<C, P>>): ReloadPlan;
+  /** A main config reading the staged tree `includes` (of `work`) in place of the live directory. */
+  testTree(includes: string[], work: Array<Work<C, P>>): Promise<string>;
+  /** A main config reading the staged `files` of one change alone (with the shared files), to name a culprit. */
+  testFile(files: string[], shared: string[], work: Work<C, P>): Promise<string>;
+  /** What to check after the reload of `work`; undefined when nginx reads none of its files (no reload, no master needed). */
+  reloadPlan(work: Array<Work<C, P>>): ReloadPlan | undefined;
   /**
    * Called once per batch (and per dry run) when it is over, whatever the outcome: `planned` is the
    * work planning produced (none if it threw), `committed` what is now on disk and served. Frees what

@@ -72,7 +72,7 @@ export class StreamKind implements BatchKind<Change, PlannedChange> {
       if (planned.outcome === 'created') ports.hold(planned.port);
       try {
         const text = planned.stream === undefined ? null : renderChecked(renderStream, planned.stream, store.fileOptions);
-        work.push({ item, planned, file: { name: store.fileName(planned.port), text }, unchanged: planned.outcome === 'unchanged' });
+        work.push({ item, planned, files: [{ name: store.fileName(planned.port), text }], unchanged: planned.outcome === 'unchanged' });
       } catch (error) {
         item.reject(asPorticoError(error, describeStreamChange(item.change)));
       }
@@ -94,8 +94,8 @@ export class StreamKind implements BatchKind<Change, PlannedChange> {
     return this.deps.tests.forTree({ streams: includes });
   }
 
-  testFile(file: string): Promise<string> {
-    return this.deps.tests.forFile(file);
+  testFile(files: string[]): Promise<string> {
+    return this.deps.tests.forFiles(files);
   }
 
   reloadPlan(work: Array<Work<Change, PlannedChange>>): ReloadPlan {

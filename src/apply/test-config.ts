@@ -76,10 +76,15 @@ export class TestConfigs {
     return this.tree.writeBeside(conf, '.portico-test.conf', text);
   }
 
-  /** Writes a main config holding only the stream file `file`, or the app file `file` with `shared`; answers its path. */
-  async forFile(file: string, context: 'stream' | 'http' = 'stream', shared: string[] = []): Promise<string> {
+  /** Writes `text` (stream servers Portico rendered) to a file and a main config holding it alone; answers the config's path. */
+  async forStreamText(text: string): Promise<string> {
+    return this.forFiles([await this.tree.writeScratch('test-streams.conf', text)]);
+  }
+
+  /** Writes a main config holding only the stream `files`, or the app `files` with `shared`; answers its path. */
+  async forFiles(files: string[], context: 'stream' | 'http' = 'stream', shared: string[] = []): Promise<string> {
     const s = this.settings;
-    const text = isolatedMain(context, [...shared, file], {
+    const text = isolatedMain(context, [...shared, ...files], {
       errorLog: `${s.stateDir}/logs/test-error.log`,
       pidFile: `${s.stateDir}/scratch/isolated.pid`,
     });

@@ -3,11 +3,16 @@
  * private key, mode 0600), which stream and app files name by path. The only code that reads or
  * writes it. The directory itself is 0700: only Portico and nginx's master (which loads keys before
  * it drops privileges) read it.
+ *
+ * Changes are staged, swapped in under the same undo journal as the config directories, and
+ * committed or rolled back (`Staging`): a certificate and its key change together or not at all, so
+ * a crash never leaves a new key beside an old certificate, which nginx would refuse to start with.
  */
 import { chmod, mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { CERT_ID_PATTERN, describeCertificate, type CertificateFacts } from '../model/certificate.js';
-import { replaceAtomically, syncDir } from './fsync.js';
+import type { StagedTree } from './config-dir.js';
+import { Journal, clearWorkDir, workDir, writeStaged, type FileChange } from './journal.js';
 
 export interface StoredCertificate {
   id: string;
@@ -18,9 +23,8 @@ export interface StoredCertificate {
 /** What a directory listing says of each certificate, without parsing any: enough to plan a change. */
 export type CertificateIndex = Map<string, { hasKey: boolean }>;
 
-/** A certificate's files as they were before a write, to put back if the reload fails. */
-export interface CertificateBackup {
-  id: string;
+/** The text of a certificate's files as they are on disk (undefined: no such file). */
+export interface CertificateFiles {
   certificatePem: string | undefined;
   keyPem: string | undefined;
 }
@@ -32,23 +36,34 @@ const readIfThere = (file: string): Promise<string | undefined> =>
   });
 
 export class CertStore {
-  constructor(readonly dir: string) {}
+  /** Where a batch's new files wait for the swap: a test config may name them (see `CertificateKind`). */
+  readonly stageDir: string;
+  private readonly journal: Journal;
 
-  certificateFile(id: string): string {
-    return path.join(this.dir, `${id}.crt`);
+  constructor(readonly dir: string) {
+    this.stageDir = path.join(workDir(dir), 'stage');
+    this.journal = new Journal(dir, this.stageDir);
   }
 
-  keyFile(id: string): string {
-    return path.join(this.dir, `${id}.key`);
+  /** The names of certificate `id`'s files in the directory. */
+  fileNames(id: string): { certificate: string; key: string } {
+    return { certificate: `${id}.crt`, key: `${id}.key` };
   }
 
-  /** Makes the directory (0700) and removes the temporary files of a write a crash interrupted. */
-  async open(): Promise<void> {
+  /**
+   * Makes the directory (0700) and finishes what a crash interrupted: a pending journal is rolled
+   * back (the batch was never acknowledged), and staged files and the temporary files of an older
+   * Portico's writes are removed. Answers the number of files restored, or undefined.
+   */
+  async open(): Promise<number | undefined> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     await chmod(this.dir, 0o700);
     for (const name of await readdir(this.dir)) {
       if (name.startsWith('.') && name.endsWith('.tmp')) await rm(path.join(this.dir, name), { force: true });
     }
+    const restored = await this.journal.rollBack();
+    await clearWorkDir(this.dir);
+    return restored;
   }
 
   /** The ids present, and whether each has a key. */
@@ -64,9 +79,9 @@ export class CertStore {
   }
 
   async get(id: string): Promise<StoredCertificate | undefined> {
-    const pem = await readIfThere(this.certificateFile(id));
+    const pem = await readIfThere(path.join(this.dir, this.fileNames(id).certificate));
     if (pem === undefined) return undefined;
-    const hasKey = (await readIfThere(this.keyFile(id))) !== undefined;
+    const hasKey = (await readIfThere(path.join(this.dir, this.fileNames(id).key))) !== undefined;
     return { id, certificatePem: pem, facts: describeCertificate(pem, hasKey) };
   }
 
@@ -76,46 +91,35 @@ export class CertStore {
     return all.filter((c): c is StoredCertificate => c !== undefined);
   }
 
-  /**
-   * Writes a certificate (and its key, or removes a key it no longer has), each file atomically;
-   * answers what was there before.
-   */
-  async write(id: string, certificatePem: string, keyPem: string | undefined): Promise<CertificateBackup> {
-    const backup = await this.backup(id);
-    // nginx reads both at the next reload, which comes after both are written.
-    if (keyPem !== undefined) await replaceAtomically(this.keyFile(id), keyPem, 0o600);
-    await replaceAtomically(this.certificateFile(id), certificatePem, 0o644);
-    if (keyPem === undefined && backup.keyPem !== undefined) await rm(this.keyFile(id), { force: true });
-    await syncDir(this.dir);
-    return backup;
+  /** The text of certificate `id`'s files, to tell a change from a repeat. */
+  async files(id: string): Promise<CertificateFiles> {
+    const names = this.fileNames(id);
+    return { certificatePem: await readIfThere(path.join(this.dir, names.certificate)), keyPem: await readIfThere(path.join(this.dir, names.key)) };
   }
 
-  /** Puts back the files a `write` or `remove` replaced. */
-  async restore(backup: CertificateBackup): Promise<void> {
-    const { id } = backup;
-    if (backup.keyPem !== undefined) await replaceAtomically(this.keyFile(id), backup.keyPem, 0o600);
-    else await rm(this.keyFile(id), { force: true });
-    if (backup.certificatePem !== undefined) await replaceAtomically(this.certificateFile(id), backup.certificatePem, 0o644);
-    else await rm(this.certificateFile(id), { force: true });
-    await syncDir(this.dir);
+  /** Writes a batch's new files into the staging folder; nothing live changes. `includes` lists the staged files. */
+  async stage(changes: FileChange[]): Promise<StagedTree> {
+    const staged = await writeStaged(this.stageDir, changes);
+    return { includes: [...staged.values()], staged, aliases: [], keys: new Map(), changes };
   }
 
-  /** True when the stored files hold exactly this certificate and key (or no key). */
-  async holds(id: string, certificatePem: string, keyPem: string | undefined): Promise<boolean> {
-    const before = await this.backup(id);
-    return before.certificatePem === certificatePem && before.keyPem === keyPem;
+  /** Discards staged files that will not be swapped in. */
+  async unstage(staged: StagedTree): Promise<void> {
+    await Promise.all([...staged.staged.values()].map((file) => rm(file, { force: true })));
   }
 
-  /** Removes a certificate and its key; answers what was there. */
-  async remove(id: string): Promise<CertificateBackup> {
-    const backup = await this.backup(id);
-    await rm(this.certificateFile(id), { force: true });
-    await rm(this.keyFile(id), { force: true });
-    await syncDir(this.dir);
-    return backup;
+  /** Swaps the staged files in under the journal (see `Journal.swap`); not permanent until `commit`. */
+  async swap(staged: StagedTree): Promise<void> {
+    await this.journal.swap(staged.changes.map((c) => ({ dir: this.dir, name: c.name, staged: staged.staged.get(c.name) ?? null })));
   }
 
-  private async backup(id: string): Promise<CertificateBackup> {
-    return { id, certificatePem: await readIfThere(this.certificateFile(id)), keyPem: await readIfThere(this.keyFile(id)) };
+  async commit(): Promise<void> {
+    await this.journal.commit();
+  }
+
+  /** Restores the files as they were before the last swap. */
+  async rollBack(staged: StagedTree): Promise<void> {
+    await this.journal.rollBack();
+    await this.unstage(staged);
   }
 }

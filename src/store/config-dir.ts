@@ -13,14 +13,9 @@ import { readFileSync, statSync, type Stats } from 'node:fs';
 import { link, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { writeDurably } from './fsync.js';
-import { Journal, clearWorkDir, workDir } from './journal.js';
+import { Journal, clearWorkDir, workDir, writeStaged, type FileChange } from './journal.js';
 
-/** A file to write (`text`) or remove (`text: null`) in the directory. */
-export interface FileChange {
-  name: string;
-  text: string | null;
-}
+export type { FileChange };
 
 /** New files written beside the live tree, waiting for `nginx -t` and the swap. */
 export interface StagedTree {
@@ -147,26 +142,10 @@ export class ConfigDir<P> {
    */
   async stage(changes: FileChange[], current: { files: string[] }): Promise<StagedTree> {
     const stageDir = path.join(workDir(this.dir), 'stage');
-    await mkdir(stageDir, { recursive: true });
-    const staged = new Map<string, string>();
+    const staged = await writeStaged(stageDir, changes);
     const keys = new Map<string, string>();
+    await Promise.all([...staged].map(async ([name, file]) => keys.set(name, fileKey(await stat(file)))));
     const touched = new Set(changes.map((c) => c.name));
-    // Written side by side: one batch's flushes overlap instead of queueing one after another.
-    const written = await Promise.allSettled(
-      changes.map(async (change) => {
-        if (change.text === null) return;
-        const file = path.join(stageDir, change.name);
-        await writeDurably(file, change.text);
-        keys.set(change.name, fileKey(await stat(file)));
-        staged.set(change.name, file);
-      }),
-    );
-    const failed = written.find((w): w is PromiseRejectedResult => w.status === 'rejected');
-    if (failed !== undefined) {
-      // A full or read-only disk: leave nothing half-staged behind.
-      await Promise.all(changes.map((change) => rm(path.join(stageDir, change.name), { force: true })));
-      throw failed.reason;
-    }
     const names = new Set(current.files.filter((name) => !touched.has(name)));
     for (const name of staged.keys()) names.add(name);
     const includes: string[] = [];

@@ -11,7 +11,15 @@ import { linkSync, renameSync, rmSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { replaceAtomically, storageError, syncDir } from './fsync.js';
+import { replaceAtomically, storageError, syncDir, writeDurably } from './fsync.js';
+
+/** A file to write (`text`) or remove (`text: null`) in a directory. */
+export interface FileChange {
+  name: string;
+  text: string | null;
+  /** The new file's permission bits (0644 unless given): a private key's are 0600. */
+  mode?: number;
+}
 
 export interface JournalEntry {
   /** The live directory. */
@@ -193,6 +201,33 @@ export class Journal {
     }
     return parsed.data.entries;
   }
+}
+
+/**
+ * Writes the new files of a batch into `stageDir`, where the swap takes them from, each flushed;
+ * answers each staged path by name. Nothing is left half-staged when a write fails (a full or
+ * read-only disk).
+ */
+export async function writeStaged(stageDir: string, changes: FileChange[]): Promise<Map<string, string>> {
+  await mkdir(stageDir, { recursive: true });
+  const staged = new Map<string, string>();
+  // Written side by side: one batch's flushes overlap instead of queueing one after another.
+  const written = await Promise.allSettled(
+    changes.map(async (change) => {
+      if (change.text === null) return;
+      const file = path.join(stageDir, change.name);
+      // A mode applies only to a file the write creates: a leftover must not lend a key its own.
+      if (change.mode !== undefined) await rm(file, { force: true });
+      await writeDurably(file, change.text, change.mode);
+      staged.set(change.name, file);
+    }),
+  );
+  const failed = written.find((w): w is PromiseRejectedResult => w.status === 'rejected');
+  if (failed !== undefined) {
+    await Promise.all(changes.map((change) => rm(path.join(stageDir, change.name), { force: true })));
+    throw failed.reason;
+  }
+  return staged;
 }
 
 /** Removes leftovers of batches that never reached their swap (staged files, stale backups). */

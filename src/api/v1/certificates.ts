@@ -4,7 +4,7 @@
  * stored but never answered.
  */
 import { Router } from 'express';
-import { certificateUsers } from '../../apply/certificates.js';
+import { certificateUsers } from '../../apply/certificate-kind.js';
 import { invalidInput, notFound } from '../../errors.js';
 import { etagOf } from '../../model/etag.js';
 import { certificateIdSchema, certificateInputSchema, inspectCertificate, type CertificateInput } from '../../model/certificate.js';
