@@ -28,20 +28,22 @@ interface Frame {
   expectKey: boolean;
 }
 
+const [OPEN_OBJECT, CLOSE_OBJECT, OPEN_ARRAY, CLOSE_ARRAY, COMMA, QUOTE] = [...'{}[],"'].map((c) => c.charCodeAt(0));
+
 function pathOf(frame: Frame): (string | number)[] {
   const path: (string | number)[] = [];
   for (let at: Frame | undefined = frame; at?.parent !== undefined; at = at.parent) path.push(at.at as string | number);
   return path.reverse();
 }
 
-/** The offset just past the string that opens at `start` (a `"`). */
+/** The offset just past the string that opens at `start` (a `"`): the first quote after it not escaped. */
 function stringEnd(text: string, start: number): number {
-  let i = start + 1;
-  while (i < text.length) {
-    const c = text.charCodeAt(i);
-    if (c === 0x5c /* \ */) i += 2;
-    else if (c === 0x22 /* " */) return i + 1;
-    else i += 1;
+  let quote = text.indexOf('"', start + 1);
+  while (quote !== -1) {
+    let backslashes = 0;
+    while (text.charCodeAt(quote - 1 - backslashes) === 0x5c /* \ */) backslashes += 1;
+    if (backslashes % 2 === 0) return quote + 1;
+    quote = text.indexOf('"', quote + 1);
   }
   return text.length;
 }
@@ -55,22 +57,24 @@ export function findDuplicateKey(text: string): DuplicateKey | undefined {
   let top: Frame | undefined;
   let i = 0;
   while (i < text.length) {
-    const c = text[i];
-    if (c === '{' || c === '[') {
-      top = { parent: top, at: top?.member, keys: c === '{' ? new Map() : undefined, member: 0, expectKey: c === '{' };
+    const c = text.charCodeAt(i);
+    if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
+      top = { parent: top, at: top?.member, keys: c === OPEN_OBJECT ? new Map() : undefined, member: 0, expectKey: c === OPEN_OBJECT };
       i += 1;
-    } else if (c === '}' || c === ']') {
+    } else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) {
       top = top?.parent;
       i += 1;
-    } else if (c === ',') {
+    } else if (c === COMMA) {
       if (top?.keys === undefined) {
         if (top !== undefined) top.member = (top.member as number) + 1;
       } else top.expectKey = true;
       i += 1;
-    } else if (c === '"') {
+    } else if (c === QUOTE) {
       const end = stringEnd(text, i);
       if (top?.keys !== undefined && top.expectKey) {
-        const key = JSON.parse(text.slice(i, end)) as string;
+        const raw = text.slice(i + 1, end - 1);
+        // Only an escape can make two spellings one key; JSON.parse decodes those.
+        const key = raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
         const first = top.keys.get(key);
         if (first !== undefined) return { path: pathOf(top), key, first, second: i };
         top.keys.set(key, i);
