@@ -52,12 +52,16 @@ COPY --from=build /src/bin ./bin
 
 # Managed mode, listening on every interface: inside a container, 127.0.0.1 would be unreachable.
 # STATE_DIR holds the streams (the files are the truth): mount a volume there to keep them.
+# API_ALLOWED_HOSTS: a request's Host must name the API (README "Browsers"); from the host through a
+# published port it is 127.0.0.1 or localhost, from another container on a Docker network it is the
+# container's address (allowed anyway) or its name, `portico` in docs/container.md's examples.
 ENV NODE_ENV=production \
     NGINX_MODE=managed \
     NGINX_BIN=/usr/sbin/nginx \
     STATE_DIR=/var/lib/portico \
     BIND_ADDRESS=0.0.0.0 \
     BIND_PORT=5000 \
+    API_ALLOWED_HOSTS=portico \
     PORT_RANGE=9000-9009 \
     HTTP_PORT=80 \
     HTTPS_PORT=443

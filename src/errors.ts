@@ -6,10 +6,14 @@
 export type ErrorKind =
   | 'InvalidInput'
   | 'Unauthorized'
+  /** The request is refused whoever sends it: a browser's cross-site request, a Host that is not the API's. */
+  | 'Forbidden'
   | 'NotFound'
   | 'Conflict'
   /** An `If-Match` that no longer names the resource as it is. */
   | 'PreconditionFailed'
+  /** A body that is not `application/json`. */
+  | 'UnsupportedMediaType'
   | 'NginxRejected'
   | 'NginxUnavailable'
   /** A file could not be written: the disk is full, read-only, or refuses Portico. */

@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
+import { allowedHostsSchema, allowedOriginsSchema, type AllowedHost } from './model/api-host.js';
 import { PATH_PATTERN, TIME_PATTERN, isBracketableIPv6, isIPv4, isPortText } from './model/net.js';
 
 /** The phases of a batch a test may pause after (PORTICO_TEST_DELAY). */
@@ -105,6 +106,8 @@ const envSchema = z.object({
     .min(16, 'must be at least 16 characters')
     .optional()
     .or(z.literal('').transform(() => undefined)),
+  API_ALLOWED_HOSTS: allowedHostsSchema.default(''),
+  API_ALLOWED_ORIGINS: allowedOriginsSchema.default(''),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PORTICO_TEST_DELAY: testDelaySchema.optional(),
 }).superRefine((e, ctx) => {
@@ -147,6 +150,10 @@ export interface Settings {
   /** How long a graceful stop of managed nginx may take: the shutdown timeout and 5 s more. */
   stopTimeoutMs: number;
   apiToken: string | undefined;
+  /** Names besides the loopback ones and BIND_ADDRESS that a request's Host may give the API (api/browser-guard.ts). */
+  apiAllowedHosts: AllowedHost[];
+  /** Web origins whose pages may call the API (with CORS), serialized as browsers send them. */
+  apiAllowedOrigins: string[];
   logLevel: string;
   /** PORTICO_TEST_DELAY, for tests only (crash tests kill Portico inside a phase); undefined otherwise. */
   testDelay: TestDelay | undefined;
@@ -202,6 +209,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     reloadMinIntervalMs: nginxTimeMs(e.RELOAD_MIN_INTERVAL),
     stopTimeoutMs: nginxTimeMs(e.WORKER_SHUTDOWN_TIMEOUT) + 5000,
     apiToken: e.API_TOKEN,
+    apiAllowedHosts: e.API_ALLOWED_HOSTS,
+    apiAllowedOrigins: e.API_ALLOWED_ORIGINS,
     logLevel: e.LOG_LEVEL,
     testDelay: e.PORTICO_TEST_DELAY,
   };

@@ -5,8 +5,10 @@ import express from 'express';
 import type { Logger } from 'pino';
 import { PorticoError } from '../errors.js';
 import { requireToken } from './auth.js';
+import { browserGuard } from './browser-guard.js';
 import type { Portico } from './context.js';
-import { BODY_LIMIT_KB, errorHandler, sendError } from './errors.js';
+import { errorHandler, sendError } from './errors.js';
+import { jsonBody } from './json-body.js';
 import { legacyRouter } from './legacy.js';
 import { logRequests } from './request-log.js';
 import { probesRouter, statusRouter } from './v1/status.js';
@@ -21,12 +23,15 @@ export function createApp(portico: Portico, log: Logger): express.Express {
   app.set('etag', false);
   const apiLog = log.child({ module: 'api' });
   app.use(logRequests(apiLog));
-  // /healthz answers whether the process runs, so it needs no token (liveness probes carry none).
+  // /healthz answers whether the process runs, so it needs no token (liveness probes carry none) and
+  // takes any Host (a Kubernetes probe sends the pod's address); it changes and tells nothing else.
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
+  // Before the token: a browser's cross-site request is refused whatever it carries.
+  app.use(browserGuard(portico.settings));
   if (portico.settings.apiToken !== undefined) app.use(requireToken(portico.settings.apiToken));
-  app.use(express.json({ limit: `${BODY_LIMIT_KB}kb`, strict: true, type: () => true }));
+  app.use(jsonBody());
   app.use(probesRouter(portico));
   app.use(legacyRouter(portico));
   app.use('/v1/streams', streamsRouter(portico));

@@ -10,9 +10,11 @@ import { PorticoError, asPorticoError, type ErrorKind } from '../errors.js';
 export const STATUS: Record<ErrorKind, number> = {
   InvalidInput: 400,
   Unauthorized: 401,
+  Forbidden: 403,
   NotFound: 404,
   Conflict: 409,
   PreconditionFailed: 412,
+  UnsupportedMediaType: 415,
   NginxRejected: 422,
   NginxUnavailable: 503,
   StorageUnavailable: 503,
@@ -48,6 +50,8 @@ export const BODY_LIMIT_KB = 160;
 export function toPorticoError(error: unknown): PorticoError {
   if (error instanceof PorticoError) return error;
   const status = (error as { status?: number }).status;
+  // body-parser's: a charset or Content-Encoding it cannot decode.
+  if (status === 415) return new PorticoError('UnsupportedMediaType', `body: ${(error as Error).message}`, { field: 'body' });
   if (typeof status === 'number' && status >= 400 && status < 500) {
     const type = (error as { type?: string }).type;
     const message =
