@@ -5,8 +5,8 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { PorticoError, asPorticoError, conflict, invalidInput, notFound } from '../errors.js';
-import { appCertificateRefs, appSchema, type App } from '../model/app.js';
-import { checkIfMatch } from '../model/etag.js';
+import { CACHE_CREDENTIALS_VARIABLE, appCertificateRefs, appSchema, type App } from '../model/app.js';
+import { checkPreconditions, type Preconditions } from '../model/etag.js';
 import type { ReloadPlan } from '../nginx/nginx.js';
 import { readApp } from '../parse/app.js';
 import { STICKY, type AppRenderer } from '../render/app.js';
@@ -21,8 +21,8 @@ import type { TestConfigs } from './test-config.js';
 
 export type AppChange =
   /** `create` fails if the app exists; otherwise the app is created or replaced. */
-  | { kind: 'app-put'; app: App; create: boolean; ifMatch?: string }
-  | { kind: 'app-delete'; name: string; ifMatch?: string };
+  | ({ kind: 'app-put'; app: App; create: boolean } & Preconditions)
+  | ({ kind: 'app-delete'; name: string } & Preconditions);
 
 export type AppOutcome = 'created' | 'replaced' | 'unchanged' | 'deleted';
 
@@ -94,7 +94,7 @@ export class AppKind implements BatchKind<AppChange, PlannedApp> {
       const name = nameOf(change);
       const previous = apps.get(name);
       try {
-        checkIfMatch(change.ifMatch, previous, `app "${name}"`);
+        checkPreconditions(change, previous, `app "${name}"`);
       } catch (error) {
         item.reject((error as PorticoError).within(describeAppChange(change)));
         continue;
@@ -169,6 +169,7 @@ export class AppKind implements BatchKind<AppChange, PlannedApp> {
       cacheDir: `${stateDir}/cache`,
       cacheKeysMb: 10,
       cacheMaxMb: 1024,
+      cacheCredentials: CACHE_CREDENTIALS_VARIABLE,
       sticky: STICKY,
       serverNamesHash: sharedServerNamesHash([...apps.values()].flatMap((app) => app.serverNames), this.deps.settings.mode),
     });

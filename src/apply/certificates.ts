@@ -7,7 +7,7 @@
  */
 import { PorticoError, asPorticoError, conflict, notFound } from '../errors.js';
 import { appCertificateRefs } from '../model/app.js';
-import { checkIfMatch } from '../model/etag.js';
+import { checkPreconditions, type Preconditions } from '../model/etag.js';
 import { certificateRefs } from '../model/stream.js';
 import type { InspectedCertificate } from '../model/certificate.js';
 import type { Nginx } from '../nginx/nginx.js';
@@ -19,8 +19,8 @@ import type { TestConfigs } from './test-config.js';
 
 export type CertificateChange =
   /** `create` fails if the id exists; `put` creates or replaces. */
-  | { kind: 'certificate-put'; id: string; certificate: InspectedCertificate; create: boolean; ifMatch?: string }
-  | { kind: 'certificate-delete'; id: string; ifMatch?: string };
+  | ({ kind: 'certificate-put'; id: string; certificate: InspectedCertificate; create: boolean } & Preconditions)
+  | ({ kind: 'certificate-delete'; id: string } & Preconditions);
 
 export interface CertificateResult {
   id: string;
@@ -92,7 +92,7 @@ export async function applyCertificateChange(deps: CertificateDeps, change: Cert
   const { id } = change;
   const users = certificateUsers(id, await deps.tree.read(), await deps.apps.read());
   const existing = (await deps.certs.index()).get(id);
-  checkIfMatch(change.ifMatch, await deps.certs.get(id), `certificate "${id}"`);
+  checkPreconditions(change, await deps.certs.get(id), `certificate "${id}"`);
   if (change.kind === 'certificate-delete') {
     if (existing === undefined) throw notFound(`no certificate "${id}"`);
     if (inUse(users)) throw conflict(`certificate "${id}" is used by ${describeUsers(users)}`, 'id');

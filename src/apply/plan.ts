@@ -5,7 +5,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { PorticoError, conflict, invalidInput, notFound } from '../errors.js';
-import { checkIfMatch } from '../model/etag.js';
+import { checkPreconditions, type Preconditions } from '../model/etag.js';
 import { certificateRefs, listensUdp, streamSchema, type Stream, type StreamSpec } from '../model/stream.js';
 import { allocatePort, inRange, type BoundProbe } from '../ports/allocate.js';
 import type { PortRange } from '../settings.js';
@@ -16,9 +16,9 @@ import { claimedPorts, type StreamTree } from '../store/tree.js';
 export type Change =
   /** A new stream; `port` undefined lets Portico allocate one. Fails if the port is taken. */
   | { kind: 'create'; port?: number; spec: StreamSpec }
-  /** Creates or replaces the stream on `port`; `ifMatch` (an If-Match header) must name it as it is. */
-  | { kind: 'put'; port: number; spec: StreamSpec; ifMatch?: string }
-  | { kind: 'delete'; port: number; ifMatch?: string };
+  /** Creates or replaces the stream on `port`, if it is as the conditional headers want it. */
+  | ({ kind: 'put'; port: number; spec: StreamSpec } & Preconditions)
+  | ({ kind: 'delete'; port: number } & Preconditions);
 
 export type Outcome = 'created' | 'replaced' | 'unchanged' | 'deleted';
 
@@ -80,7 +80,7 @@ export async function planChange(
 ): Promise<PlanResult> {
   if (change.kind !== 'create') {
     try {
-      checkIfMatch(change.ifMatch, state.streams.get(change.port), `stream ${change.port}`);
+      checkPreconditions(change, state.streams.get(change.port), `stream ${change.port}`);
     } catch (error) {
       return { error: error as PorticoError };
     }

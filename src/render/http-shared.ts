@@ -19,6 +19,8 @@ export interface SharedHttpView {
   cacheDir: string;
   cacheKeysMb: number;
   cacheMaxMb: number;
+  /** The variable set for a request with credentials, which cached routes do not share (`CACHE_CREDENTIALS_VARIABLE`). */
+  cacheCredentials: string;
   /** The sticky cookie and its variables (`STICKY`). */
   sticky: StickyView;
   /** `server_names_hash_*`, sized from every app's server names (`serverNamesHash`), or nothing (see `sharedServerNamesHash`). */

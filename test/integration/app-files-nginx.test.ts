@@ -9,7 +9,7 @@ import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promi
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import fc from 'fast-check';
-import { appCertificateRefs, appSchema, type App } from '../../src/model/app.js';
+import { CACHE_CREDENTIALS_VARIABLE, appCertificateRefs, appSchema, type App } from '../../src/model/app.js';
 import { parseAddress } from '../../src/model/net.js';
 import { STICKY, createAppRenderer } from '../../src/render/app.js';
 import { createSharedHttpRenderer, serverNamesHash } from '../../src/render/http-shared.js';
@@ -161,6 +161,7 @@ describe('golden app files', () => {
         cacheDir: `${dir}/${name}/cache`,
         cacheKeysMb: 1,
         cacheMaxMb: 16,
+        cacheCredentials: CACHE_CREDENTIALS_VARIABLE,
         sticky: STICKY,
         serverNamesHash: serverNamesHash(apps.flatMap((app) => app.serverNames)),
       });
