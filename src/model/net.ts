@@ -141,11 +141,13 @@ export const durationSchema = z
   .string({ invalid_type_error: 'must be a string such as "500ms", "10s" or "5m"' })
   .refine(isDuration, 'must be a duration from 1ms to 24h: a number and a unit of ms, s, m, h or d, such as "500ms" or "10s"');
 
-function ipv4Bits(text: string): bigint {
+/** The 32-bit value of a dotted-quad IPv4 address. */
+export function ipv4Bits(text: string): bigint {
   return text.split('.').reduce((bits, octet) => (bits << 8n) | BigInt(Number(octet)), 0n);
 }
 
-function ipv6Bits(text: string): bigint {
+/** The 128-bit value of an IPv6 address written without brackets (an embedded IPv4 address allowed). */
+export function ipv6Bits(text: string): bigint {
   let head = text;
   let tail4: string[] = [];
   const lastColon = text.lastIndexOf(':');
