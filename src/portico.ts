@@ -21,6 +21,8 @@ import { Nginx } from './nginx/nginx.js';
 import type { NginxProcess } from './nginx/process.js';
 import { rangeSize, type BoundProbe } from './ports/allocate.js';
 import { isPortBound } from './ports/probe.js';
+import { systemHostProbe, type HostProbe } from './ports/host-addresses.js';
+import { TargetCheck } from './apply/targets.js';
 import { createMainRenderer } from './render/main.js';
 import { createAppRenderer } from './render/app.js';
 import { createSharedHttpRenderer } from './render/http-shared.js';
@@ -47,6 +49,8 @@ export interface StartOptions {
   log: Logger;
   /** Replaces the host port probe (tests use it to reach the verify step with a taken port). */
   isBound?: BoundProbe;
+  /** Replaces what Portico learns of this host's addresses and names (tests use it for names no resolver knows). */
+  hostProbe?: HostProbe;
 }
 
 export interface RunningPortico {
@@ -165,6 +169,17 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       log.warn({ pidFile: settings.pidFile }, 'no nginx master is running yet; changes will answer 503 until one is');
     }
 
+    const targets = new TargetCheck(
+      options.hostProbe ?? systemHostProbe,
+      {
+        apiPort: settings.bindPort,
+        appPorts: [
+          { port: settings.httpPort, setting: 'HTTP_PORT' },
+          { port: settings.httpsPort, setting: 'HTTPS_PORT' },
+        ],
+      },
+      settings.bindAddress,
+    );
     const streams = new StreamKind({
       tree,
       certs,
@@ -172,6 +187,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       renderStream: createStreamRenderer(streamTemplate, { certDir: settings.certDir }),
       range: settings.portRange,
       isBound: options.isBound ?? isPortBound,
+      loops: (stream, others) => targets.stream(stream, others),
     });
     const appKind = new AppKind({
       store: apps,
@@ -180,6 +196,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       renderApp: createAppRenderer(appTemplate, appFiles),
       renderShared: createSharedHttpRenderer(sharedTemplate),
       settings,
+      loops: (app) => targets.app(app),
     });
     const applier = new Applier({
       tree,

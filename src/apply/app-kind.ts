@@ -46,6 +46,8 @@ export interface AppKindDeps {
   renderApp: AppRenderer;
   renderShared: SharedHttpRenderer;
   settings: Pick<Settings, 'httpPort' | 'httpsPort' | 'stateDir' | 'mode'>;
+  /** Refuses upstreams that lead back into this host's own listeners (`apply/targets.ts`). */
+  loops: (app: App) => Promise<{ path: Array<string | number>; message: string } | undefined>;
 }
 
 const nameOf = (change: AppChange): string => (change.kind === 'app-delete' ? change.name : change.app.name);
@@ -112,7 +114,8 @@ export class AppKind implements BatchKind<AppChange, PlannedApp> {
         const refused =
           (change.create && previous !== undefined ? conflict(`app "${name}" already exists (PUT /v1/apps/${name} replaces it)`, 'name') : undefined) ??
           (unreadable.has(name) ? conflict(`the file of app "${name}" cannot be read (see /v1/status): delete it first`, 'name') : undefined) ??
-          clash(change.app, apps, certificates);
+          clash(change.app, apps, certificates) ??
+          (await this.loopError(change.app));
         if (refused !== undefined) {
           item.reject(refused.within(describeAppChange(change)));
           continue;
@@ -132,6 +135,11 @@ export class AppKind implements BatchKind<AppChange, PlannedApp> {
     }
     await timer.mark('plan');
     return { files: tree.files, work };
+  }
+
+  private async loopError(app: App): Promise<PorticoError | undefined> {
+    const loop = await this.deps.loops(app);
+    return loop === undefined ? undefined : invalidInput(loop.path.join('.'), loop.message);
   }
 
   /** Renders an app and reads it back: it must come back as the very app (DESIGN invariant 3). */

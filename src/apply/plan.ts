@@ -15,10 +15,18 @@ import { claimedPorts, type StreamTree } from '../store/tree.js';
 /** A mutation a caller asked for. */
 export type Change =
   /** A new stream; `port` undefined lets Portico allocate one. Fails if the port is taken. */
-  | { kind: 'create'; port?: number; spec: StreamSpec }
+  | ({ kind: 'create'; port?: number; spec: StreamSpec } & Spelling)
   /** Creates or replaces the stream on `port`, if it is as the conditional headers want it. */
-  | ({ kind: 'put'; port: number; spec: StreamSpec } & Preconditions)
+  | ({ kind: 'put'; port: number; spec: StreamSpec } & Preconditions & Spelling)
   | ({ kind: 'delete'; port: number } & Preconditions);
+
+/** How the caller wrote the spec: `via: 'backend'` when its one upstream was `"backend"`, which errors then name. */
+export interface Spelling {
+  via?: 'backend';
+}
+
+/** Why an upstream of a stream leads back into this host's own listeners (`apply/targets.ts`), or undefined; `streams` may hold the stream's previous version. */
+export type LoopCheck = (stream: Stream, others: ReadonlyMap<number, Stream>) => Promise<{ path: Array<string | number>; message: string } | undefined>;
 
 export type Outcome = 'created' | 'replaced' | 'unchanged' | 'deleted';
 
@@ -77,6 +85,7 @@ export async function planChange(
   state: PlanState,
   range: PortRange,
   isBound: BoundProbe,
+  loops: LoopCheck,
 ): Promise<PlanResult> {
   if (change.kind !== 'create') {
     try {
@@ -125,6 +134,11 @@ export async function planChange(
 
   // Parsed again only to put the fields in the schema's order, as a read of the file will answer them.
   const stream: Stream = streamSchema.parse({ port, ...change.spec });
+  const loop = await loops(stream, state.streams);
+  if (loop !== undefined) {
+    const field = change.via === 'backend' && loop.path.join('.') === 'upstreams.0.address' ? 'backend' : loop.path.join('.');
+    return { error: invalidInput(field, loop.message) };
+  }
   const previous = state.streams.get(port);
   state.streams.set(port, stream);
   if (previous === undefined) return { ok: { change, port, outcome: 'created', stream } };

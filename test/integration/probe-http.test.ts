@@ -109,7 +109,7 @@ describe('hostile probe: HTTP apps (managed nginx)', () => {
 
     // With the anonymous answer cached, a user still gets a fresh one of its own, and does not replace it.
     const hits = upstream.hits();
-    for (const credentials of [alice, { authorization: 'Basic YTpi' }, { cookie: 'session=x' }, { cookie: '0' }, { authorization: '0' }]) {
+    for (const credentials of <Array<Record<string, string>>>[alice, { authorization: 'Basic YTpi' }, { cookie: 'session=x' }, { cookie: '0' }, { authorization: '0' }]) {
       const answer = await get('cached.test', '/page', credentials);
       assert.equal(cacheOf(answer), '200 BYPASS', JSON.stringify(credentials));
       assert.match(answer.body, new RegExp(JSON.stringify(Object.values(credentials)[0]).slice(1, -1)), 'the user got an answer to its own request');
