@@ -59,10 +59,10 @@ describe('the API listener\'s limits (real sockets, small limits)', () => {
 
   before(async () => {
     listener = await bindApi('127.0.0.1', PORT, { headersTimeoutMs: 600, requestTimeoutMs: 1200, maxConnections: 12, maxConnectionsPerClient: 5 }, (r) => refusals.push(r));
-    // As express does, the body is read before the answer.
+    // As express does, the body is read before the answer; /slow answers after the request timeout.
     listener.serve((req, res) => {
       req.resume();
-      req.on('end', () => res.end('ok'));
+      req.on('end', () => setTimeout(() => res.end('ok'), req.url === '/slow' ? 1800 : 0));
     });
   });
   after(async () => {
@@ -87,6 +87,8 @@ describe('the API listener\'s limits (real sockets, small limits)', () => {
       assert.ok(after >= limit - 50 && after <= limit + 600, `${what} was cut after ${after} ms (timeout ${limit} ms)`);
     }
     assert.equal(await get(PORT, '/'), '200', 'the listener still answers');
+    // The time taken to answer a request that has arrived is not the client's: it is not cut.
+    assert.equal(await get(PORT, '/slow', '127.0.0.1', 4000), '200');
   });
 
   it('a client at its cap gets 429 on its next connection while another client is still answered; a freed slot is usable again', async () => {

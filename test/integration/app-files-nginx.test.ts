@@ -1,7 +1,7 @@
 /**
  * Every golden app file is a config nginx accepts: each is rendered again with the certificates in a
  * temporary directory, included in a main config that holds what the shared HTTP file provides (the
- * WebSocket Connection map, the cache zone), and checked with `nginx -t`.
+ * WebSocket Connection map, the cache zone, the credentials map), and checked with `nginx -t`.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -41,8 +41,9 @@ function mainConfig(dir: string, appFile: string): string {
     'http {',
     `    access_log ${dir}/logs/access.log;`,
     // What the shared HTTP file gives every app: the sticky cookie's maps, the Connection header of
-    // WebSocket routes, and the cache.
+    // WebSocket routes, the cache, and whether a request carries credentials a cache must not share.
     `    map $cookie_${STICKY.cookie} $${STICKY.key} { "" $request_id; default $cookie_${STICKY.cookie}; }`,
+    `    map $http_authorization$http_cookie $${CACHE_CREDENTIALS_VARIABLE} { "" ""; default 1; }`,
     `    map $cookie_${STICKY.cookie} $${STICKY.setCookie} { "" "${STICKY.cookie}=$request_id; Path=/"; default ""; }`,
     '    map $http_upgrade $portico_connection_upgrade { default upgrade; "" ""; }',
     `    proxy_cache_path ${dir}/cache keys_zone=portico_cache:1m;`,

@@ -32,7 +32,8 @@ async function startCacheControlUpstream(): Promise<EchoUpstream> {
     hits += 1;
     const control = /cc=([a-z-]+)/.exec(req.url ?? '')?.[1];
     const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (control !== undefined) headers['cache-control'] = control;
+    if (control === 'set-cookie') headers['set-cookie'] = `session=${hits}`;
+    else if (control !== undefined) headers['cache-control'] = control;
     res.writeHead(200, headers).end(JSON.stringify({ n: hits, headers: req.headers satisfies IncomingHttpHeaders }));
   });
   server.on('connection', (socket: Socket) => {
@@ -119,8 +120,8 @@ describe('hostile probe: HTTP apps (managed nginx)', () => {
     assert.doesNotMatch((await get('cached.test', '/page')).body, /alice|YTpi|session/);
   });
 
-  it('a cached route honours the upstream\'s Cache-Control: private and no-store answers are never reused', async () => {
-    for (const control of ['private', 'no-store', 'no-cache']) {
+  it('a cached route honours the upstream\'s Cache-Control: private, no-store and no-cache answers (and one setting a cookie) are never reused', async () => {
+    for (const control of ['private', 'no-store', 'no-cache', 'set-cookie']) {
       const path = `/cc?cc=${control}`;
       const hits = upstream.hits();
       const answers = [await get('cached.test', path), await get('cached.test', path), await get('cached.test', path)];
