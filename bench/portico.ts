@@ -74,6 +74,8 @@ export function spawnPortico(options: PorticoOptions): RunningPortico {
       HTTPS_PORT: String(options.httpsPort),
       // Info level logs every request; that cost is not what this benchmark is about.
       LOG_LEVEL: 'warn',
+      // The fills keep up to FILL_CONCURRENCY (500) requests in flight from this one client.
+      API_MAX_CONNECTIONS_PER_CLIENT: '1024',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

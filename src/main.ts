@@ -23,7 +23,11 @@ async function main(): Promise<void> {
 
   let listener: ApiListener;
   try {
-    listener = await bindApi(settings.bindAddress, settings.bindPort);
+    listener = await bindApi(settings.bindAddress, settings.bindPort, settings.apiLimits, (refusal) => {
+      const setting = refusal.cap === 'client' ? 'API_MAX_CONNECTIONS_PER_CLIENT' : 'API_MAX_CONNECTIONS';
+      const whose = refusal.cap === 'client' ? `${refusal.client}'s` : 'any';
+      log.warn({ module: 'api', event: 'connections-refused', ...refusal }, `${setting} reached: refusing ${whose} new connections (said once, until it is below the limit again)`);
+    });
   } catch (error) {
     // The operator's mistake, not a bug: the message says it all, a stack trace would bury it.
     log.fatal({ bindAddress: settings.bindAddress, bindPort: settings.bindPort }, (error as Error).message);

@@ -24,6 +24,8 @@ import type { NginxProcess } from './nginx/process.js';
 import { rangeSize, type BoundProbe } from './ports/allocate.js';
 import { isPortBound } from './ports/probe.js';
 import { PortReservations } from './ports/reservations.js';
+import { systemHostProbe, type HostProbe } from './ports/host-addresses.js';
+import { TargetCheck } from './apply/targets.js';
 import { createMainRenderer } from './render/main.js';
 import { createAppRenderer } from './render/app.js';
 import { createSharedHttpRenderer } from './render/http-shared.js';
@@ -50,6 +52,8 @@ export interface StartOptions {
   log: Logger;
   /** Replaces the host port probe (tests use it to reach the verify step with a taken port). */
   isBound?: BoundProbe;
+  /** Replaces what Portico learns of this host's addresses and names (tests use it for names no resolver knows). */
+  hostProbe?: HostProbe;
 }
 
 export interface RunningPortico {
@@ -176,12 +180,24 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       isBound: options.isBound ?? isPortBound,
       reservations: new PortReservations(settings.portReservationTtlMs),
     });
+    const targets = new TargetCheck(
+      options.hostProbe ?? systemHostProbe,
+      {
+        apiPort: settings.bindPort,
+        appPorts: [
+          { port: settings.httpPort, setting: 'HTTP_PORT' },
+          { port: settings.httpsPort, setting: 'HTTPS_PORT' },
+        ],
+      },
+      settings.bindAddress,
+    );
     const streams = new StreamKind({
       tree,
       certs,
       tests,
       renderStream: createStreamRenderer(streamTemplate, { certDir: settings.certDir }),
       ports,
+      loops: (stream, others) => targets.stream(stream, others),
     });
     const appKind = new AppKind({
       store: apps,
@@ -190,6 +206,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       renderApp: createAppRenderer(appTemplate, appFiles),
       renderShared: createSharedHttpRenderer(sharedTemplate),
       settings,
+      loops: (app) => targets.app(app),
     });
     const certificateKind = new CertificateKind({
       tree,

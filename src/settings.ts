@@ -54,6 +54,19 @@ const MAX_RESERVATION_MS = 3_600_000;
 
 const portSettingSchema = z.string().refine(isPortText, 'must be a port from 1 to 65535').transform(Number);
 
+/** A time of the API's own sockets: nginx's syntax, 100ms to 1h. */
+const apiTimeoutSchema = z
+  .string()
+  .regex(TIME_PATTERN, 'must be a time such as 500ms, 5s or 1m')
+  .transform((text) => nginxTimeMs(text))
+  .refine((ms) => ms >= 100 && ms <= 3_600_000, 'must be from 100ms to 1h');
+
+const connectionCountSchema = z
+  .string()
+  .regex(/^[1-9]\d{0,5}$/, 'must be a whole number from 1 to 100000')
+  .transform(Number)
+  .refine((n) => n <= 100_000, 'must be a whole number from 1 to 100000');
+
 const dirSchema = z
   .string()
   .min(1, 'must not be empty')
@@ -101,6 +114,10 @@ const envSchema = z.object({
     .string()
     .regex(TIME_PATTERN, 'must be an nginx time such as 30s or 5m')
     .default('30s'),
+  API_HEADERS_TIMEOUT: apiTimeoutSchema.default('5s'),
+  API_REQUEST_TIMEOUT: apiTimeoutSchema.default('10s'),
+  API_MAX_CONNECTIONS: connectionCountSchema.default('1024'),
+  API_MAX_CONNECTIONS_PER_CLIENT: connectionCountSchema.default('256'),
   API_TOKEN: z
     .string()
     .min(16, 'must be at least 16 characters')
@@ -118,7 +135,26 @@ const envSchema = z.object({
     }
   }
   if (e.HTTP_PORT === e.HTTPS_PORT) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['HTTPS_PORT'], message: 'must differ from HTTP_PORT' });
+  // node:http refuses a request timeout shorter than the time allowed for the headers alone.
+  if (e.API_REQUEST_TIMEOUT < e.API_HEADERS_TIMEOUT) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['API_REQUEST_TIMEOUT'], message: 'must be at least API_HEADERS_TIMEOUT (the headers are part of the request)' });
+  }
+  if (e.API_MAX_CONNECTIONS_PER_CLIENT > e.API_MAX_CONNECTIONS) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['API_MAX_CONNECTIONS_PER_CLIENT'], message: 'must be at most API_MAX_CONNECTIONS' });
+  }
 });
+
+/** Bounds on the API's own sockets, so that no client can hold it (API_HEADERS_TIMEOUT and the rest). */
+export interface ApiLimits {
+  /** A connection must have sent a request's headers within this long of its start (or of its last request). */
+  headersTimeoutMs: number;
+  /** ... and the whole request, body included, within this long. */
+  requestTimeoutMs: number;
+  /** Connections open at once; the next one is answered 503 and closed. */
+  maxConnections: number;
+  /** Connections open at once from one client (an IPv4 address, an IPv6 /64); the next one is answered 429 and closed. */
+  maxConnectionsPerClient: number;
+}
 
 export interface Settings {
   portRange: PortRange;
@@ -154,6 +190,7 @@ export interface Settings {
   apiAllowedHosts: AllowedHost[];
   /** Web origins whose pages may call the API (with CORS), serialized as browsers send them. */
   apiAllowedOrigins: string[];
+  apiLimits: ApiLimits;
   logLevel: string;
   /** PORTICO_TEST_DELAY, for tests only (crash tests kill Portico inside a phase); undefined otherwise. */
   testDelay: TestDelay | undefined;
@@ -211,6 +248,12 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     apiToken: e.API_TOKEN,
     apiAllowedHosts: e.API_ALLOWED_HOSTS,
     apiAllowedOrigins: e.API_ALLOWED_ORIGINS,
+    apiLimits: {
+      headersTimeoutMs: e.API_HEADERS_TIMEOUT,
+      requestTimeoutMs: e.API_REQUEST_TIMEOUT,
+      maxConnections: e.API_MAX_CONNECTIONS,
+      maxConnectionsPerClient: e.API_MAX_CONNECTIONS_PER_CLIENT,
+    },
     logLevel: e.LOG_LEVEL,
     testDelay: e.PORTICO_TEST_DELAY,
   };

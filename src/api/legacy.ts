@@ -52,7 +52,7 @@ export function legacyRouter(portico: Portico): Router {
   router.get('/createstream/:port/:backend', async (req, res) => {
     const port = portParam(req.params.port);
     const backend = parseWith(addressSchema, req.params.backend, 'backend');
-    await applier.submit({ kind: 'create', port, spec: { upstreams: [{ address: backend }] } });
+    await applier.submit({ kind: 'create', port, spec: { upstreams: [{ address: backend }] }, via: 'backend' });
     res.json({ result: 'ok' });
   });
 

@@ -1,10 +1,17 @@
 /**
  * The API's socket, bound before Portico starts: a taken BIND_PORT then stops start-up before any
  * nginx runs or the state lock is taken. Until `serve` hands it the app, every request answers 503.
+ * No client can hold it: a request's headers and the whole request must arrive within the
+ * timeouts of `ApiLimits` (node:http answers 408 and closes otherwise), and the connections open at
+ * once are capped overall and per client (`connection-limits.ts`).
  */
 import { createServer, type RequestListener, type Server } from 'node:http';
 import { PorticoError } from '../errors.js';
+import type { ApiLimits } from '../settings.js';
+import { limitConnections, type Refusal } from './connection-limits.js';
 import { STATUS, errorBody } from './errors.js';
+
+export type { Refusal };
 
 export interface ApiListener {
   server: Server;
@@ -29,11 +36,24 @@ const starting: RequestListener = (_req, res) => {
   res.end(JSON.stringify(errorBody(error)));
 };
 
-/** Listens on host:port; rejects with a message naming the address and the reason when it cannot. */
-export async function bindApi(host: string, port: number): Promise<ApiListener> {
+/**
+ * Listens on host:port within `limits`; rejects with a message naming the address and the reason
+ * when it cannot. `onRefused` hears when a connection cap starts refusing connections.
+ */
+export async function bindApi(host: string, port: number, limits: ApiLimits, onRefused: (refusal: Refusal) => void = () => {}): Promise<ApiListener> {
   const address = `${host.includes(':') ? `[${host}]` : host}:${port}`;
   let handler = starting;
-  const server = createServer((req, res) => handler(req, res));
+  const server = createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      // node checks the two timeouts on this interval (30 s by default): check often enough that a
+      // connection is cut close to its timeout.
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))),
+    },
+    (req, res) => handler(req, res),
+  );
+  limitConnections(server, limits, onRefused);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
       const reason = LISTEN_ERRORS[error.code ?? ''] ?? error.message;

@@ -5,6 +5,7 @@
 import type { Request } from 'express';
 import type { ZodTypeAny, z } from 'zod';
 import { invalidInput } from '../errors.js';
+import type { Preconditions } from '../model/etag.js';
 import { portTextSchema } from '../model/net.js';
 import { fromZod } from './errors.js';
 
@@ -19,10 +20,14 @@ export function portParam(value: unknown, field = 'port'): number {
   return parseWith(portTextSchema, value, field);
 }
 
-/** The request's If-Match header, for a change that must find the resource as the caller last saw it. */
-export function ifMatch(req: Request): { ifMatch?: string } {
-  const value = req.get('if-match');
-  return value === undefined ? {} : { ifMatch: value };
+/**
+ * The request's If-Match and If-None-Match headers, for a change that must find the resource as the
+ * caller last saw it (If-Match) or not at all (`If-None-Match: *`: create only).
+ */
+export function preconditions(req: Request): Preconditions {
+  const ifMatch = req.get('if-match');
+  const ifNoneMatch = req.get('if-none-match');
+  return { ...(ifMatch !== undefined && { ifMatch }), ...(ifNoneMatch !== undefined && { ifNoneMatch }) };
 }
 
 /** `?dryRun=true` (or a bare `?dryRun`): run every step up to the swap. */

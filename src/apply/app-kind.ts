@@ -5,8 +5,8 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { PorticoError, asPorticoError, conflict, invalidInput, notFound } from '../errors.js';
-import { appCertificateRefs, appSchema, type App } from '../model/app.js';
-import { checkIfMatch } from '../model/etag.js';
+import { CACHE_CREDENTIALS_VARIABLE, appCertificateRefs, appSchema, type App } from '../model/app.js';
+import { checkPreconditions, type Preconditions } from '../model/etag.js';
 import type { ReloadPlan } from '../nginx/nginx.js';
 import { readApp } from '../parse/app.js';
 import type { AppRenderer } from '../render/app.js';
@@ -22,8 +22,8 @@ import type { TestConfigs } from './test-config.js';
 
 export type AppChange =
   /** `create` fails if the app exists; otherwise the app is created or replaced. */
-  | { kind: 'app-put'; app: App; create: boolean; ifMatch?: string }
-  | { kind: 'app-delete'; name: string; ifMatch?: string };
+  | ({ kind: 'app-put'; app: App; create: boolean } & Preconditions)
+  | ({ kind: 'app-delete'; name: string } & Preconditions);
 
 export type AppOutcome = 'created' | 'replaced' | 'unchanged' | 'deleted';
 
@@ -47,6 +47,8 @@ export interface AppKindDeps {
   renderApp: AppRenderer;
   renderShared: SharedHttpRenderer;
   settings: Pick<Settings, 'httpPort' | 'httpsPort' | 'stateDir' | 'mode'>;
+  /** Refuses upstreams that lead back into this host's own listeners (`apply/targets.ts`). */
+  loops: (app: App) => Promise<{ path: Array<string | number>; message: string } | undefined>;
 }
 
 const nameOf = (change: AppChange): string => (change.kind === 'app-delete' ? change.name : change.app.name);
@@ -95,7 +97,7 @@ export class AppKind implements BatchKind<AppChange, PlannedApp> {
       const name = nameOf(change);
       const previous = apps.get(name);
       try {
-        checkIfMatch(change.ifMatch, previous, `app "${name}"`);
+        checkPreconditions(change, previous, `app "${name}"`);
       } catch (error) {
         item.reject((error as PorticoError).within(describeAppChange(change)));
         continue;
@@ -113,7 +115,8 @@ export class AppKind implements BatchKind<AppChange, PlannedApp> {
         const refused =
           (change.create && previous !== undefined ? conflict(`app "${name}" already exists (PUT /v1/apps/${name} replaces it)`, 'name') : undefined) ??
           (unreadable.has(name) ? conflict(`the file of app "${name}" cannot be read (see /v1/status): delete it first`, 'name') : undefined) ??
-          clash(change.app, apps, certificates);
+          clash(change.app, apps, certificates) ??
+          (await this.loopError(change.app));
         if (refused !== undefined) {
           item.reject(refused.within(describeAppChange(change)));
           continue;
@@ -133,6 +136,11 @@ export class AppKind implements BatchKind<AppChange, PlannedApp> {
     }
     await timer.mark('plan');
     return { files: tree.files, work };
+  }
+
+  private async loopError(app: App): Promise<PorticoError | undefined> {
+    const loop = await this.deps.loops(app);
+    return loop === undefined ? undefined : invalidInput(loop.path.join('.'), loop.message);
   }
 
   /** Renders an app and reads it back: it must come back as the very app (DESIGN invariant 3). */

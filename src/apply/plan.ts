@@ -5,7 +5,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { PorticoError, conflict, invalidInput, notFound } from '../errors.js';
-import { checkIfMatch } from '../model/etag.js';
+import { checkPreconditions, type Preconditions } from '../model/etag.js';
 import { certificateRefs, listensUdp, streamSchema, type Stream, type StreamSpec } from '../model/stream.js';
 import { inRange, type BoundProbe } from '../ports/allocate.js';
 import type { PortRange } from '../settings.js';
@@ -15,10 +15,18 @@ import { claimedPorts, type StreamTree } from '../store/tree.js';
 /** A mutation a caller asked for. */
 export type Change =
   /** A new stream; `port` undefined lets Portico allocate one. Fails if the port is taken. */
-  | { kind: 'create'; port?: number; spec: StreamSpec }
-  /** Creates or replaces the stream on `port`; `ifMatch` (an If-Match header) must name it as it is. */
-  | { kind: 'put'; port: number; spec: StreamSpec; ifMatch?: string }
-  | { kind: 'delete'; port: number; ifMatch?: string };
+  | ({ kind: 'create'; port?: number; spec: StreamSpec } & Spelling)
+  /** Creates or replaces the stream on `port`, if it is as the conditional headers want it. */
+  | ({ kind: 'put'; port: number; spec: StreamSpec } & Preconditions & Spelling)
+  | ({ kind: 'delete'; port: number } & Preconditions);
+
+/** How the caller wrote the spec: `via: 'backend'` when its one upstream was `"backend"`, which errors then name. */
+export interface Spelling {
+  via?: 'backend';
+}
+
+/** Why an upstream of a stream leads back into this host's own listeners (`apply/targets.ts`), or undefined; `streams` may hold the stream's previous version. */
+export type LoopCheck = (stream: Stream, others: ReadonlyMap<number, Stream>) => Promise<{ path: Array<string | number>; message: string } | undefined>;
 
 export type Outcome = 'created' | 'replaced' | 'unchanged' | 'deleted';
 
@@ -84,11 +92,11 @@ export interface PlanPorts {
  * change of the batch sees it. A port the caller names may be reserved: the first create on it uses
  * the reservation, whoever sends it.
  */
-export async function planChange(change: Change, state: PlanState, ports: PlanPorts): Promise<PlanResult> {
+export async function planChange(change: Change, state: PlanState, ports: PlanPorts, loops: LoopCheck): Promise<PlanResult> {
   const { range, isBound } = ports;
   if (change.kind !== 'create') {
     try {
-      checkIfMatch(change.ifMatch, state.streams.get(change.port), `stream ${change.port}`);
+      checkPreconditions(change, state.streams.get(change.port), `stream ${change.port}`);
     } catch (error) {
       return { error: error as PorticoError };
     }
@@ -133,6 +141,11 @@ export async function planChange(change: Change, state: PlanState, ports: PlanPo
 
   // Parsed again only to put the fields in the schema's order, as a read of the file will answer them.
   const stream: Stream = streamSchema.parse({ port, ...change.spec });
+  const loop = await loops(stream, state.streams);
+  if (loop !== undefined) {
+    const field = change.via === 'backend' && loop.path.join('.') === 'upstreams.0.address' ? 'backend' : loop.path.join('.');
+    return { error: invalidInput(field, loop.message) };
+  }
   const previous = state.streams.get(port);
   state.streams.set(port, stream);
   if (previous === undefined) return { ok: { change, port, outcome: 'created', stream } };

@@ -5,7 +5,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { PorticoError } from '../errors.js';
-import type { App } from '../model/app.js';
+import { CACHE_CREDENTIALS_VARIABLE, type App } from '../model/app.js';
 import { SHARED_HTTP_FILE, type SharedHttp } from '../model/http-shared.js';
 import { readSharedHttp } from '../parse/http-shared.js';
 import { STICKY } from '../render/app.js';
@@ -25,6 +25,7 @@ export function sharedHttpView(apps: App[], settings: SharedHttpSettings): Share
     cacheKeysMb: 10,
     cacheMaxMb: 1024,
     sticky: STICKY,
+    cacheCredentials: CACHE_CREDENTIALS_VARIABLE,
     serverNamesHash: sharedServerNamesHash(apps.flatMap((app) => app.serverNames), settings.mode),
   };
 }

@@ -10,7 +10,7 @@ import type { CertStore } from '../store/certs.js';
 import type { FileChange } from '../store/config-dir.js';
 import type { ConfigTree } from '../store/tree.js';
 import type { BatchKind, Pending, Staging, Work } from './batch.js';
-import { planChange, planState, type Change, type Outcome, type PlannedChange } from './plan.js';
+import { planChange, planState, type Change, type LoopCheck, type Outcome, type PlannedChange } from './plan.js';
 import type { PortAllocator } from './port-allocator.js';
 import { renderChecked } from './render-checked.js';
 import type { PhaseTimer } from './report.js';
@@ -29,6 +29,8 @@ export interface StreamKindDeps {
   renderStream: StreamRenderer;
   /** Allocates ports and keeps the reservations of getfreeport. */
   ports: PortAllocator;
+  /** Refuses upstreams that lead back into this host's own listeners. */
+  loops: LoopCheck;
 }
 
 /** Where a stream's listeners can be reached from this host: the wildcard through loopback. */
@@ -55,14 +57,14 @@ export class StreamKind implements BatchKind<Change, PlannedChange> {
   }
 
   async plan(items: Array<Pending<Change>>, timer: PhaseTimer): Promise<{ files: string[]; work: Array<Work<Change, PlannedChange>> }> {
-    const { tree: store, ports, renderStream } = this.deps;
+    const { tree: store, ports, renderStream, loops } = this.deps;
     this.batch = ports.openBatch();
     const tree = await store.read();
     await timer.mark('read');
     const state = planState(tree, await this.deps.certs.index());
     const work: Array<Work<Change, PlannedChange>> = [];
     for (const item of items) {
-      const result = await planChange(item.change, state, ports);
+      const result = await planChange(item.change, state, ports, loops);
       if ('error' in result) {
         item.reject(result.error.within(describeStreamChange(item.change)));
         continue;

@@ -54,7 +54,24 @@ const HEADER_NAME = /^[A-Za-z0-9!%&*+.^_`|~-]{1,64}$/;
 const HEADER_VALUE = /^[A-Za-z0-9 !#%&'()*+,./:;<=>?@[\]^_`|~-]{0,512}$/;
 export function isHeaderName(text: string): boolean {
   // zod drops a record key "__proto__" without an issue: refuse it here rather than lose it silently.
-  return HEADER_NAME.test(text) && text !== '__proto__';
+  return HEADER_NAME.test(text) && text !== '__proto__' && reservedHeaderReason(text) === undefined;
+}
+
+/**
+ * Headers that frame a message or belong to one connection (RFC 9110 §7.6.1, RFC 9112 §6-7): nginx
+ * writes them itself for each hop, and `add_header` would send a second copy beside nginx's own (two
+ * `Content-Length`s, `Transfer-Encoding: chunked` over a body that is not chunked), which clients and
+ * caches read differently: the stuff of response splitting and desync.
+ */
+const FRAMING_HEADERS = new Set(['connection', 'content-length', 'host', 'keep-alive', 'te', 'trailer', 'trailers', 'transfer-encoding', 'upgrade', 'http2-settings']);
+
+/** Why a header may not be added to responses (compared case-insensitively), or undefined when it may. */
+export function reservedHeaderReason(name: string): string | undefined {
+  const lower = name.toLowerCase();
+  if (FRAMING_HEADERS.has(lower) || lower.startsWith('proxy-')) {
+    return `"${name}" is a framing or hop-by-hop header (Connection, Content-Length, Host, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*): nginx sets it for each connection, and a second copy would make the answer ambiguous`;
+  }
+  return undefined;
 }
 export function isHeaderValue(text: string): boolean {
   return HEADER_VALUE.test(text) && !/^\s|\s$/.test(text);
@@ -70,6 +87,14 @@ const int = (min: number, max: number) => {
   return z.number({ invalid_type_error: rule }).int(rule).min(min, rule).max(max, rule);
 };
 const bool = () => z.boolean({ invalid_type_error: 'must be true or false' });
+
+/**
+ * The variable the shared file's map sets when a request carries credentials (`Authorization`, or
+ * any cookie); a cached route neither serves nor stores answers for such a request unless its cache
+ * says `shareAuthenticated` (RFC 9111 §3.5: a shared cache must not reuse an answer to an
+ * authenticated request for anyone else).
+ */
+export const CACHE_CREDENTIALS_VARIABLE = 'portico_cache_credentials';
 
 export const APP_BALANCES = ['round_robin', 'random', 'least_conn', 'ip_hash', 'sticky'] as const;
 export type AppBalance = (typeof APP_BALANCES)[number];
@@ -90,11 +115,17 @@ export const routeSchema = z
       .optional(),
     upstreamTls: bool().optional(),
     websocket: bool().optional(),
-    cache: z.object({ ttl: cacheTtlSchema }).strict().optional(),
+    cache: z.object({ ttl: cacheTtlSchema, shareAuthenticated: bool().optional() }).strict().optional(),
     maxBodySize: sizeSchema.optional(),
     headers: z
       .record(
-        z.string().refine(isHeaderName, 'header names must be 1-64 token characters (RFC 9110), such as "X-Frame-Options"'),
+        z
+          .string()
+          .refine((name) => HEADER_NAME.test(name) && name !== '__proto__', 'header names must be 1-64 token characters (RFC 9110), such as "X-Frame-Options"')
+          .superRefine((name, ctx) => {
+            const reason = reservedHeaderReason(name);
+            if (reason !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `may not be added: ${reason}` });
+          }),
         z.string({ invalid_type_error: 'must be a string' }).refine(isHeaderValue, 'header values must be up to 512 visible ASCII characters and inner spaces, single quotes included, but no double quote, "$", "\\", "{" or "}"'),
       )
       .refine((headers) => Object.keys(headers).length <= MAX_HEADERS, `must hold at most ${MAX_HEADERS} headers`)

@@ -3,12 +3,14 @@
  * serves for TLS.
  *
  * `certificateInputSchema` checks the shape of outside input; `inspectCertificate` then checks the
- * content (PEM blocks only, a chain in order, a leaf valid now, a key that matches) and answers the
- * normalised PEM text Portico writes and the facts the API reports. Pure: the time is a parameter.
+ * content (PEM blocks only, a chain in order, a leaf valid now, a key that matches, nothing nginx's
+ * OpenSSL refuses: see `certificate-strength.ts`) and answers the normalised PEM text Portico writes
+ * and the facts the API reports. Pure: the time is a parameter.
  */
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { z } from 'zod';
 import { invalidInput } from '../errors.js';
+import { certificateStrengthReason, unservableKeyReason, weakKeyReason } from './certificate-strength.js';
 
 /** A certificate id: it names files in the config tree, so it is a single lowercase path segment. */
 export const CERT_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -207,6 +209,16 @@ export function inspectCertificate(input: { certificate: string; key?: string },
   if (notBefore > now) throw invalidInput('certificate', `not valid before ${notBefore.toISOString()}`);
   const key = input.key === undefined ? undefined : parseKey(input.key);
   if (key !== undefined && !leaf.checkPrivateKey(key.key)) throw invalidInput('key', 'does not match the certificate');
+  // What nginx's OpenSSL would refuse only when nginx loads the file, or what no client can use.
+  chain.forEach((cert, i) => {
+    const weak = certificateStrengthReason(cert, i);
+    if (weak === undefined) return;
+    // The leaf's own key is the one to replace: say so on the field that holds it.
+    if (i === 0 && key !== undefined && weak.about === 'key') throw invalidInput('key', `is ${weakKeyReason(leaf.publicKey) ?? weak.reason}`);
+    throw invalidInput('certificate', weak.reason);
+  });
+  const unservable = key === undefined ? undefined : unservableKeyReason(leaf.publicKey);
+  if (unservable !== undefined) throw invalidInput('key', unservable);
   const facts = factsOf(chain, key !== undefined);
   const certificatePem = blocks.map((block) => block.pem).join('');
   return key === undefined ? { certificatePem, facts } : { certificatePem, keyPem: key.pem, facts };

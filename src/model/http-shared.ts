@@ -23,6 +23,8 @@ export interface SharedHttp {
   cacheKeysMb: number;
   cacheMaxMb: number;
   sticky: StickyNames;
+  /** The variable the credentials map sets for a request with Authorization or a cookie (cached routes skip those). */
+  cacheCredentials: string;
   /** `server_names_hash_bucket_size` and `_max_size`, when the file sets them. */
   serverNamesHash: { bucketSize: number; maxSize: number } | undefined;
 }

@@ -141,11 +141,13 @@ export const durationSchema = z
   .string({ invalid_type_error: 'must be a string such as "500ms", "10s" or "5m"' })
   .refine(isDuration, 'must be a duration from 1ms to 24h: a number and a unit of ms, s, m, h or d, such as "500ms" or "10s"');
 
-function ipv4Bits(text: string): bigint {
+/** The 32-bit value of a dotted-quad IPv4 address. */
+export function ipv4Bits(text: string): bigint {
   return text.split('.').reduce((bits, octet) => (bits << 8n) | BigInt(Number(octet)), 0n);
 }
 
-function ipv6Bits(text: string): bigint {
+/** The 128-bit value of an IPv6 address written without brackets (an embedded IPv4 address allowed). */
+export function ipv6Bits(text: string): bigint {
   let head = text;
   let tail4: string[] = [];
   const lastColon = text.lastIndexOf(':');
@@ -201,16 +203,27 @@ export const SERVER_NAME_PATTERN = new RegExp(`^(?:\\*\\.)?${LOWER_LABEL}(?:\\.$
 /** Words a `map` reads as its own parameters, not as keys, when they stand first on a line. */
 const MAP_KEYWORDS = new Set(['default', 'hostnames', 'include', 'volatile']);
 
+/** A wildcard directly under a top-level domain, such as `*.com`. */
+const TLD_WILDCARD = /^\*\.[a-z0-9-]+$/;
+
 export function isServerName(text: string): boolean {
-  return text.length <= 253 && SERVER_NAME_PATTERN.test(text) && !/^(?:\*\.)?[\d.]+$/.test(text) && !MAP_KEYWORDS.has(text);
+  return (
+    text.length <= 253 &&
+    SERVER_NAME_PATTERN.test(text) &&
+    !/^(?:\*\.)?[\d.]+$/.test(text) &&
+    !MAP_KEYWORDS.has(text) &&
+    // "*.com" would claim every name under a top-level domain: a wildcard needs a label besides the TLD.
+    !TLD_WILDCARD.test(text)
+  );
 }
 
-export const serverNameSchema = z
-  .string({ invalid_type_error: 'must be a string' })
-  .refine(
-    isServerName,
-    'must be a lower-case DNS name (RFC 1123 labels), optionally starting with "*." to match every name under it, such as "*.example.com", and not one of the map keywords "default", "hostnames", "include" and "volatile"',
-  );
+export const serverNameSchema = z.string({ invalid_type_error: 'must be a string' }).superRefine((text, ctx) => {
+  if (isServerName(text)) return;
+  const message = TLD_WILDCARD.test(text)
+    ? `"${text}" would match every name under a top-level domain: a wildcard needs at least one label besides the TLD, such as "*.example.com"`
+    : 'must be a lower-case DNS name (RFC 1123 labels), optionally starting with "*." to match every name under it, such as "*.example.com", and not one of the map keywords "default", "hostnames", "include" and "volatile"';
+  ctx.addIssue({ code: z.ZodIssueCode.custom, message });
+});
 
 /** A DNS name to send as SNI and verify an upstream's certificate against. */
 export const hostnameSchema = z

@@ -6,6 +6,7 @@
  * is not checked, except for the `proxy_set_header`s (checked as one list) and the user's headers
  * (the order they are sent in and stored in).
  */
+import { CACHE_CREDENTIALS_VARIABLE } from '../model/app.js';
 import { fail, flag, single, type Directive } from './directive.js';
 
 export interface ProxyRead {
@@ -13,6 +14,8 @@ export interface ProxyRead {
   group: string;
   websocket: boolean;
   cacheTtl?: string;
+  /** True when a cached location serves and stores answers to requests with credentials too. */
+  cacheSharesAuthenticated?: boolean;
   maxBodySize?: string;
   /** The user's headers, in file order. */
   headers: Array<[string, string]>;
@@ -54,6 +57,8 @@ const ONCE = new Set([
   'proxy_cache',
   'proxy_cache_key',
   'proxy_cache_valid',
+  'proxy_cache_bypass',
+  'proxy_no_cache',
 ]);
 
 const ALT_SVC = /^h3=":(\d{1,5})"(?:; ma=(0|[1-9]\d{0,8}))?$/;
@@ -184,12 +189,21 @@ function readProxy(
     }
     cacheTtl = ttl;
   }
+  const bypass = once.get('proxy_cache_bypass');
+  const noCache = once.get('proxy_no_cache');
+  if ((bypass === undefined) !== (noCache === undefined) || (bypass !== undefined && cacheTtl === undefined)) {
+    fail(`${where}: "proxy_cache_bypass" and "proxy_no_cache" of $${CACHE_CREDENTIALS_VARIABLE} go together, and with a cache`, bypass ?? noCache ?? location);
+  }
+  if (bypass !== undefined && noCache !== undefined) {
+    expectArgs(bypass, [`$${CACHE_CREDENTIALS_VARIABLE}`]);
+    expectArgs(noCache, [`$${CACHE_CREDENTIALS_VARIABLE}`]);
+  }
   const size = once.get('client_max_body_size');
   return {
     https,
     group: target[2] as string,
     websocket,
-    ...(cacheTtl !== undefined && { cacheTtl }),
+    ...(cacheTtl !== undefined && { cacheTtl, cacheSharesAuthenticated: bypass === undefined }),
     ...(size !== undefined && { maxBodySize: single(size) }),
     headers,
     ...(setCookie !== undefined && { setCookie: (setCookie.args[1] as string).slice(1) }),

@@ -93,7 +93,7 @@ function readRoute(locations: LocationRead[], index: number, { name, sticky, gro
     ...(group.balance !== undefined && { balance: group.balance }),
     ...(proxy.https && { upstreamTls: true }),
     ...(proxy.websocket && { websocket: true }),
-    ...(proxy.cacheTtl !== undefined && { cache: { ttl: proxy.cacheTtl } }),
+    ...(proxy.cacheTtl !== undefined && { cache: { ttl: proxy.cacheTtl, ...(proxy.cacheSharesAuthenticated === true && { shareAuthenticated: true }) } }),
     ...(proxy.maxBodySize !== undefined && { maxBodySize: proxy.maxBodySize }),
     ...(proxy.headers.length > 0 && { headers: headersRecord(proxy.headers) }),
   };

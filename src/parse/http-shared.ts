@@ -54,6 +54,16 @@ function readSticky(queue: Directive[], after: Directive): { sticky: StickyNames
   return { sticky: { cookie, key, setCookie }, last: setMap };
 }
 
+/** The map that marks a request carrying Authorization or a cookie, so a cached route neither serves nor stores its answer. */
+function readCredentials(queue: Directive[], after: Directive): { cacheCredentials: string; last: Directive } {
+  const map = take(queue, 'map', after);
+  const [source = '', variable = ''] = args(map, 2, 'the credentials "map"');
+  const name = VARIABLE.exec(variable)?.[1];
+  if (source !== '$http_authorization$http_cookie' || name === undefined) fail('the credentials "map" must read $http_authorization$http_cookie into a variable', map);
+  expectEntries(map, [['', ''], ['default', '1']], 'the credentials "map"');
+  return { cacheCredentials: name, last: map };
+}
+
 function readCache(directive: Directive): { cacheDir: string; cacheKeysMb: number; cacheMaxMb: number } {
   const [dir = '', levels, zone = '', max = '', ...rest] = args(directive, 6, '"proxy_cache_path"');
   const keys = /^keys_zone=portico_cache:(\d+)m$/.exec(zone)?.[1];
@@ -87,7 +97,8 @@ export function readSharedHttp(text: string): SharedHttp {
   const upgrade = take(queue, 'map', undefined);
   if (upgrade.args.join(' ') !== '$http_upgrade $portico_connection_upgrade') fail('the WebSocket "map" must read $http_upgrade into $portico_connection_upgrade', upgrade);
   expectEntries(upgrade, [['default', 'upgrade'], ['', '']], 'the WebSocket "map"');
-  const { sticky, last } = readSticky(queue, upgrade);
+  const { sticky, last: stickyMap } = readSticky(queue, upgrade);
+  const { cacheCredentials, last } = readCredentials(queue, stickyMap);
 
   let serverNamesHash: SharedHttp['serverNamesHash'];
   if (queue[0]?.name === 'server_names_hash_bucket_size') {
@@ -99,5 +110,5 @@ export function readSharedHttp(text: string): SharedHttp {
   const server = readCatchAll(take(queue, 'server', last));
   const extra = queue[0];
   if (extra !== undefined) fail(`unexpected "${extra.name}" after the catch-all server`, extra);
-  return { httpPort: server.httpPort, httpsPort: server.httpsPort, httpDefault: server.httpDefault, ...cache, sticky, serverNamesHash };
+  return { httpPort: server.httpPort, httpsPort: server.httpsPort, httpDefault: server.httpDefault, ...cache, sticky, cacheCredentials, serverNamesHash };
 }

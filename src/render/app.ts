@@ -6,7 +6,7 @@
  * every app uses) is in the shared file (`render/http-shared.ts`), rendered from the set of apps.
  */
 import { certificatePath, keyPath, type StreamFileOptions } from '../model/stream.js';
-import type { App, AppUpstream, Route } from '../model/app.js';
+import { CACHE_CREDENTIALS_VARIABLE, type App, type AppUpstream, type Route } from '../model/app.js';
 import { compileTemplate, type Template } from './engine.js';
 import { ZONE_KB } from './stream.js';
 
@@ -62,7 +62,8 @@ export interface LocationView {
     https: boolean;
     group: string;
     websocket: boolean;
-    cache: { ttl: string } | null;
+    /** `credentials`: the variable whose requests bypass the cache, or null when the route shares authenticated answers. */
+    cache: { ttl: string; credentials: string | null } | null;
     maxBodySize: string | null;
     headers: Array<{ name: string; value: string }>;
     sticky: StickyView | null;
@@ -126,7 +127,10 @@ function routeLocations(app: App, route: Route, index: number, altSvc: LocationV
     https: route.upstreamTls === true,
     group: appGroupName(app.name, index),
     websocket: route.websocket === true,
-    cache: route.cache === undefined ? null : { ttl: route.cache.ttl },
+    cache:
+      route.cache === undefined
+        ? null
+        : { ttl: route.cache.ttl, credentials: route.cache.shareAuthenticated === true ? null : CACHE_CREDENTIALS_VARIABLE },
     maxBodySize: route.maxBodySize ?? null,
     headers: Object.entries(route.headers ?? {}).map(([name, value]) => ({ name, value })),
     sticky: route.balance === 'sticky' ? STICKY : null,
@@ -172,6 +176,7 @@ export function appDefaultAnnotations(app: App): string[] {
     if (route.balance === 'round_robin') out.push(`routes.${i}.balance=round_robin`);
     if (route.upstreamTls === false) out.push(`routes.${i}.upstreamTls=false`);
     if (route.websocket === false) out.push(`routes.${i}.websocket=false`);
+    if (route.cache?.shareAuthenticated === false) out.push(`routes.${i}.cache.shareAuthenticated=false`);
     if (route.headers !== undefined && Object.keys(route.headers).length === 0) out.push(`routes.${i}.headers=empty`);
   });
   const tls = app.tls;

@@ -20,6 +20,8 @@ export interface SharedHttpView {
   cacheDir: string;
   cacheKeysMb: number;
   cacheMaxMb: number;
+  /** The variable set for a request with credentials, which cached routes do not share (`CACHE_CREDENTIALS_VARIABLE`). */
+  cacheCredentials: string;
   /** The sticky cookie and its variables (`STICKY`). */
   sticky: StickyView;
   /** `server_names_hash_*`, sized from every app's server names (`serverNamesHash`), or nothing (see `sharedServerNamesHash`). */
@@ -86,6 +88,7 @@ export function sharedHttpOf(view: SharedHttpView): SharedHttp {
     cacheKeysMb: view.cacheKeysMb,
     cacheMaxMb: view.cacheMaxMb,
     sticky: { cookie: sticky.cookie, key: sticky.key, setCookie: sticky.setCookie },
+    cacheCredentials: view.cacheCredentials,
     serverNamesHash: hash === undefined ? undefined : { bucketSize: hash.bucketSize, maxSize: hash.maxSize },
   };
 }

@@ -146,8 +146,12 @@ export async function spawnPortico(env: Record<string, string>): Promise<ChildPo
 /** Waits (bounded) for a child to exit; answers whether it did. */
 export async function exited(child: ChildProcess, timeoutMs = 10_000): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return true;
-  return Promise.race([
-    new Promise<boolean>((resolve) => child.once('exit', () => resolve(true))),
-    sleep(timeoutMs).then(() => false),
-  ]);
+  // The timer is cleared on exit: a pending one would keep the test's process alive for its length.
+  return new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
 }

@@ -1,7 +1,7 @@
 /**
  * Every golden app file is a config nginx accepts: each is rendered again with the certificates in a
  * temporary directory, included in a main config that holds what the shared HTTP file provides (the
- * WebSocket Connection map, the cache zone), and checked with `nginx -t`.
+ * WebSocket Connection map, the cache zone, the credentials map), and checked with `nginx -t`.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -9,7 +9,7 @@ import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promi
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import fc from 'fast-check';
-import { appCertificateRefs, appSchema, type App } from '../../src/model/app.js';
+import { CACHE_CREDENTIALS_VARIABLE, appCertificateRefs, appSchema, type App } from '../../src/model/app.js';
 import { parseAddress } from '../../src/model/net.js';
 import { STICKY, createAppRenderer } from '../../src/render/app.js';
 import { createSharedHttpRenderer, serverNamesHash } from '../../src/render/http-shared.js';
@@ -41,8 +41,9 @@ function mainConfig(dir: string, appFile: string): string {
     'http {',
     `    access_log ${dir}/logs/access.log;`,
     // What the shared HTTP file gives every app: the sticky cookie's maps, the Connection header of
-    // WebSocket routes, and the cache.
+    // WebSocket routes, the cache, and whether a request carries credentials a cache must not share.
     `    map $cookie_${STICKY.cookie} $${STICKY.key} { "" $request_id; default $cookie_${STICKY.cookie}; }`,
+    `    map $http_authorization$http_cookie $${CACHE_CREDENTIALS_VARIABLE} { "" ""; default 1; }`,
     `    map $cookie_${STICKY.cookie} $${STICKY.setCookie} { "" "${STICKY.cookie}=$request_id; Path=/"; default ""; }`,
     '    map $http_upgrade $portico_connection_upgrade { default upgrade; "" ""; }',
     `    proxy_cache_path ${dir}/cache keys_zone=portico_cache:1m;`,
@@ -161,6 +162,7 @@ describe('golden app files', () => {
         cacheDir: `${dir}/${name}/cache`,
         cacheKeysMb: 1,
         cacheMaxMb: 16,
+        cacheCredentials: CACHE_CREDENTIALS_VARIABLE,
         sticky: STICKY,
         serverNamesHash: serverNamesHash(apps.flatMap((app) => app.serverNames)),
       });

@@ -46,7 +46,7 @@ describe('the browser guard, over raw sockets', () => {
       API_ALLOWED_ORIGINS: 'https://ops.example.com',
     });
     for (const address of ['127.0.0.1', '127.0.0.3']) {
-      const listener = await bindApi(address, API);
+      const listener = await bindApi(address, API, portico.settings.apiLimits);
       listener.serve(portico.app);
       listeners.push(listener);
     }

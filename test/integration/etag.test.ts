@@ -70,4 +70,35 @@ describe('ETag and If-Match on /v1 (managed nginx)', () => {
     assert.equal((await api.get('/v1/certificates/tagged').expect(200)).body.subject, 'CN=a.example.com');
     await api.delete('/v1/certificates/tagged').set('If-Match', second).expect(204);
   });
+
+  it('If-None-Match: * on PUT creates only: 201 when absent, then 412 that changes nothing, for a stream, an app and a certificate', async () => {
+    const api = request(portico.app);
+    const port = PORT + 2;
+    await api.put(`/v1/streams/${port}`).set('If-None-Match', '*').send({ backend: `127.0.0.1:${echo.port}` }).expect(201);
+    const refused = await api.put(`/v1/streams/${port}`).set('If-None-Match', '*').send({ backend: '127.0.0.1:9', idleTimeout: '1m' }).expect(412);
+    assert.equal(refused.body.error.kind, 'PreconditionFailed');
+    assert.match(refused.body.error.message, /already exists/);
+    // A dry run sees the same precondition.
+    await api.put(`/v1/streams/${port}?dryRun=true`).set('If-None-Match', '*').send({ backend: '127.0.0.1:9' }).expect(412);
+    assert.deepEqual((await api.get(`/v1/streams/${port}`)).body, { port, upstreams: [{ address: `127.0.0.1:${echo.port}` }] });
+    assert.equal(await roundTrip(port, 'y', { expectBytes: 3 }), 'E:y');
+    // A tag list: "not if it is still this version".
+    const tag = (await api.get(`/v1/streams/${port}`)).headers.etag as string;
+    await api.put(`/v1/streams/${port}`).set('If-None-Match', `W/${tag}`).send({ backend: '127.0.0.1:9' }).expect(412);
+    await api.put(`/v1/streams/${port}`).set('If-None-Match', '"other"').send({ backend: `127.0.0.1:${echo.port}`, idleTimeout: '2m' }).expect(200);
+    await api.delete(`/v1/streams/${port}`).expect(204);
+
+    const app = { serverNames: ['once.test'], routes: [{ upstreams: [{ address: `127.0.0.1:${echo.port}` }] }] };
+    await api.put('/v1/apps/once').set('If-None-Match', '*').send(app).expect(201);
+    await api.put('/v1/apps/once').set('If-None-Match', '*').send({ ...app, default: true }).expect(412);
+    assert.equal((await api.get('/v1/apps/once').expect(200)).body.default, undefined);
+    await api.delete('/v1/apps/once').expect(204);
+
+    const a = fixtureCert('a');
+    const b = fixtureCert('b');
+    await api.put('/v1/certificates/once').set('If-None-Match', '*').send({ certificate: a.cert, key: a.key }).expect(201);
+    await api.put('/v1/certificates/once').set('If-None-Match', '*').send({ certificate: b.cert, key: b.key }).expect(412);
+    assert.equal((await api.get('/v1/certificates/once').expect(200)).body.subject, 'CN=a.example.com');
+    await api.delete('/v1/certificates/once').expect(204);
+  });
 });

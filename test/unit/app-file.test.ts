@@ -148,6 +148,10 @@ describe('app files', () => {
       [plainText.replace('listen 8080;', 'listen 8080;\n    return 301 https://$host:8443$request_uri;'), /the HTTP server redirects to HTTPS: it has no locations/],
       [plainText.replace('listen 8080;', 'listen 8080;\n    http2 on;'), /"http2" belongs to the TLS server, not to the HTTP one/],
       [shopText.slice(0, -3), /expecting "}"/],
+      [everywhere('add_header X-Frame-Options "DENY" always;', 'add_header content-LENGTH "0" always;'), /routes\.1\.headers\.content-LENGTH: may not be added: .* framing or hop-by-hop header/],
+      [everywhere('        proxy_no_cache $portico_cache_credentials;\n', ''), /"proxy_cache_bypass" and "proxy_no_cache" of \$portico_cache_credentials go together, and with a cache/],
+      [everywhere('proxy_no_cache $portico_cache_credentials;', 'proxy_no_cache $http_x;'), /"proxy_no_cache" must read "proxy_no_cache \$portico_cache_credentials"/],
+      [`# portico-defaults: routes.1.cache.shareAuthenticated=false\n${shopText.replaceAll(/ {8}proxy_(?:cache_bypass|no_cache) .*\n/g, '')}`, /"routes.1.cache.shareAuthenticated" is recorded as false but the directives say otherwise/],
     ];
     const wrong: string[] = [];
     for (const [text, reason, name = 'shop'] of cases) {
@@ -190,6 +194,32 @@ describe('app files', () => {
     const refused = appSchema.safeParse(withValue('say "hi"'));
     assert.equal(refused.success, false);
     assert.match(refused.error?.issues[0]?.message ?? '', /single quotes included, but no double quote, "\$", "\\", "\{" or "\}"/);
+  });
+
+  it('refuses framing and hop-by-hop response headers in any spelling of their case, naming the header', () => {
+    const route = (headers: Record<string, string>) => ({ name: 'a', serverNames: ['a.example'], routes: [{ upstreams: [{ address: '10.0.0.1:80' }], headers }] });
+    const reserved = ['Content-Length', 'content-length', 'TRANSFER-ENCODING', 'Connection', 'Keep-Alive', 'Upgrade', 'Host', 'hOsT', 'TE', 'te', 'Trailer', 'Trailers', 'Proxy-Authenticate', 'proxy-connection', 'Proxy-Anything', 'HTTP2-Settings'];
+    for (const name of reserved) {
+      const parsed = appSchema.safeParse(route({ 'X-Ok': '1', [name]: '0' }));
+      assert.equal(parsed.success, false, name);
+      const issue = parsed.error?.issues[0];
+      assert.deepEqual(issue?.path, ['routes', 0, 'headers', name]);
+      assert.match(issue?.message ?? '', /framing or hop-by-hop header/);
+    }
+    // Names that merely start or end like one are other headers.
+    for (const name of ['X-Content-Length', 'Content-Length-X', 'Hosts', 'Proxy', 'Tea', 'Upgrade-Insecure-Requests', 'Content-Type']) {
+      assert.equal(appSchema.safeParse(route({ [name]: '1' })).success, true, name);
+    }
+  });
+
+  it('a cached route skips requests with credentials unless it shares authenticated answers, and reads back as it was sent', () => {
+    const app = (cache: Record<string, unknown>) => appSchema.parse({ name: 'a', serverNames: ['a.example'], routes: [{ upstreams: [{ address: '10.0.0.1:80' }], cache }] });
+    const skip = /proxy_cache_bypass \$portico_cache_credentials;\n {8}proxy_no_cache \$portico_cache_credentials;/;
+    for (const [cache, skips] of [[{ ttl: '1m' }, true], [{ ttl: '1m', shareAuthenticated: false }, true], [{ ttl: '1m', shareAuthenticated: true }, false]] as const) {
+      const text = render(app(cache));
+      assert.equal(skip.test(text), skips, JSON.stringify(cache));
+      assert.deepEqual(read(text, 'a'), app(cache));
+    }
   });
 
   it('refuses a header named __proto__ rather than dropping it', () => {

@@ -9,6 +9,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { PorticoError } from '../../src/errors.js';
 import { certificateIdSchema, certificateInputSchema, inspectCertificate } from '../../src/model/certificate.js';
+import { weakSignatureDigest } from '../../src/model/certificate-strength.js';
 
 const fixture = (name: string): string => readFileSync(new URL(`../fixtures/certs/${name}`, import.meta.url), 'utf8');
 const crt = (name: string): string => fixture(`${name}.crt`);
@@ -165,5 +166,36 @@ describe('inspectCertificate', () => {
         assertRefused({ certificate: crt('portico'), key: keyParts.join('') }, 'key');
       }),
     );
+  });
+});
+
+describe('what nginx\'s OpenSSL refuses (security level 2)', () => {
+  const strength = (name: string): string => fixture(`strength/${name}`);
+
+  it('refuses weak keys and weak signatures with the reason, on the field to fix', () => {
+    assertRefused({ certificate: strength('rsa1024.crt'), key: strength('rsa1024.key') }, 'key', /^key: is a 1024-bit RSA key/, NOW);
+    assertRefused({ certificate: strength('rsa1024.crt') }, 'certificate', /^certificate: block 1 \(CN=rsa1024\.example\.com\) has a 1024-bit RSA key/, NOW);
+    assertRefused({ certificate: strength('leafsha1.crt') + strength('ca.crt'), key: strength('leafsha1.key') }, 'certificate', /block 1 .* is signed with SHA-1/, NOW);
+    assertRefused({ certificate: strength('leafpsssha1.crt') }, 'certificate', /is signed with SHA-1/, NOW);
+    assertRefused({ certificate: strength('k256.crt'), key: strength('k256.key') }, 'key', /secp256k1: nginx loads it, but TLS clients do not offer that curve/, NOW);
+  });
+
+  it('takes what nginx serves, and a self-signed certificate whatever digest signs it', () => {
+    for (const name of ['rsa2048', 'rsapss', 'p384', 'p521', 'ed25519', 'ed448', 'selfsha1']) {
+      assert.doesNotThrow(() => inspectCertificate({ certificate: strength(`${name}.crt`), key: strength(`${name}.key`) }, NOW), name);
+    }
+    // Without a key a certificate is a trust anchor: a curve clients do not offer is not a handshake of ours.
+    assert.doesNotThrow(() => inspectCertificate({ certificate: strength('bp256.crt') }, NOW));
+  });
+
+  it('reads the signature algorithm from DER, and leaves a shape it does not know to nginx', () => {
+    const der = (name: string): Buffer => new X509Certificate(strength(name)).raw;
+    assert.equal(weakSignatureDigest(der('leafsha1.crt')), 'SHA-1');
+    assert.equal(weakSignatureDigest(der('leafpsssha1.crt')), 'SHA-1');
+    assert.equal(weakSignatureDigest(der('leafgood.crt')), undefined);
+    assert.equal(weakSignatureDigest(der('rsapss.crt')), undefined, 'RSASSA-PSS with SHA-256 named in its parameters');
+    for (const garbage of [Buffer.alloc(0), Buffer.from([0x30]), Buffer.from([0x30, 0x85, 1, 1, 1, 1, 1]), Buffer.from([0x30, 0x7f, 0x30])]) {
+      assert.equal(weakSignatureDigest(garbage), undefined);
+    }
   });
 });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import type { App } from '../../src/model/app.js';
+import { CACHE_CREDENTIALS_VARIABLE, type App } from '../../src/model/app.js';
 import { parseConfig, type Directive } from '../../src/parse/syntax.js';
 import { TEMPLATES_DIR } from '../../src/portico.js';
 import { STICKY, createAppRenderer } from '../../src/render/app.js';
@@ -56,6 +56,7 @@ describe('decisions that span apps', () => {
           cacheDir: '/var/lib/portico/cache',
           cacheKeysMb: 10,
           cacheMaxMb: 1024,
+          cacheCredentials: CACHE_CREDENTIALS_VARIABLE,
           sticky: STICKY,
           serverNamesHash: serverNamesHash(apps.flatMap((app) => app.serverNames)),
         });

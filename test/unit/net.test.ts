@@ -13,6 +13,7 @@ import {
   isListenHost,
   isPortText,
   isServerName,
+  serverNameSchema,
   parseAddress,
 } from '../../src/model/net.js';
 import { cidrArbitrary, durationArbitrary } from '../helpers/arbitraries.js';
@@ -100,6 +101,16 @@ describe('TLS server names and listen addresses', () => {
     for (const bad of ['A.example.com', 'a.*.example.com', '*example.com', 'example.*', '**.a', '*', '.a.com', 'a.com.', 'a b', '1.2.3.4', '~^a$', '$host', 'default', 'include', 'hostnames', 'volatile']) {
       assert.ok(!isServerName(bad), bad);
     }
+  });
+
+  it('a wildcard server name needs a label besides the top-level domain: "*.com" is refused, saying why', () => {
+    for (const bad of ['*.com', '*.io', '*.localhost', '*.xn--p1ai']) {
+      assert.ok(!isServerName(bad), bad);
+      const parsed = serverNameSchema.safeParse(bad);
+      assert.match(parsed.error?.issues[0]?.message ?? '', /every name under a top-level domain: a wildcard needs at least one label besides the TLD/, bad);
+    }
+    for (const ok of ['*.example.com', '*.co.uk', 'com', 'localhost']) assert.ok(isServerName(ok), ok);
+    assert.doesNotMatch(serverNameSchema.safeParse('A.com').error?.issues[0]?.message ?? '', /top-level/);
   });
 
   it('listen addresses are IPv4 or bracketed IPv6, without a port', () => {

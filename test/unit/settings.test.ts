@@ -21,6 +21,12 @@ describe('settings', () => {
     assert.equal(s.httpsPort, 8443);
   });
 
+  it('bounds the API by default: 5 s for the headers, 10 s for a request, 1024 connections, 256 per client', () => {
+    assert.deepEqual(loadSettings({}).apiLimits, { headersTimeoutMs: 5000, requestTimeoutMs: 10_000, maxConnections: 1024, maxConnectionsPerClient: 256 });
+    const s = loadSettings({ API_HEADERS_TIMEOUT: '500ms', API_REQUEST_TIMEOUT: '1m', API_MAX_CONNECTIONS: '10', API_MAX_CONNECTIONS_PER_CLIENT: '10' });
+    assert.deepEqual(s.apiLimits, { headersTimeoutMs: 500, requestTimeoutMs: 60_000, maxConnections: 10, maxConnectionsPerClient: 10 });
+  });
+
   it('external mode defaults to a stock nginx\'s paths', () => {
     const s = loadSettings({ NGINX_MODE: 'external' });
     assert.equal(s.streamDir, '/etc/nginx/stream.d');
@@ -97,6 +103,13 @@ describe('settings', () => {
     [{ PORT_RESERVATION_TTL: '30 s' }, /PORT_RESERVATION_TTL: must be an nginx time/],
     [{ PORT_RESERVATION_TTL: '-1s' }, /PORT_RESERVATION_TTL: must be an nginx time/],
     [{ PORT_RESERVATION_TTL: '2h' }, /PORT_RESERVATION_TTL: must be at most 1h/],
+    [{ API_HEADERS_TIMEOUT: '0' }, /API_HEADERS_TIMEOUT: must be from 100ms to 1h/],
+    [{ API_HEADERS_TIMEOUT: '5 s' }, /API_HEADERS_TIMEOUT: must be a time/],
+    [{ API_REQUEST_TIMEOUT: '2h' }, /API_REQUEST_TIMEOUT: must be from 100ms to 1h/],
+    [{ API_HEADERS_TIMEOUT: '10s', API_REQUEST_TIMEOUT: '5s' }, /API_REQUEST_TIMEOUT: must be at least API_HEADERS_TIMEOUT/],
+    [{ API_MAX_CONNECTIONS: '0' }, /API_MAX_CONNECTIONS: must be a whole number from 1 to 100000/],
+    [{ API_MAX_CONNECTIONS_PER_CLIENT: '-1' }, /API_MAX_CONNECTIONS_PER_CLIENT: must be a whole number/],
+    [{ API_MAX_CONNECTIONS: '10', API_MAX_CONNECTIONS_PER_CLIENT: '20' }, /API_MAX_CONNECTIONS_PER_CLIENT: must be at most API_MAX_CONNECTIONS/],
   ];
   for (const [env, message] of refused) {
     it(`refuses ${JSON.stringify(env)} naming the variable`, () => {

@@ -10,7 +10,7 @@ import { invalidInput, notFound } from '../../errors.js';
 import { appNameSchema, appSchema } from '../../model/app.js';
 import type { Portico } from '../context.js';
 import { sendDryRun } from '../errors.js';
-import { ifMatch, isDryRun, parseWith } from '../params.js';
+import { preconditions, isDryRun, parseWith } from '../params.js';
 import { etagOf } from '../../model/etag.js';
 
 export function appsRouter(portico: Portico): Router {
@@ -48,7 +48,7 @@ export function appsRouter(portico: Portico): Router {
     const named = typeof body === 'object' && body !== null && !Array.isArray(body) && !('name' in body) ? { name, ...body } : body;
     const app = parseWith(appSchema, named);
     if (app.name !== name) throw invalidInput('name', `is "${app.name}" in the body but "${name}" in the path`);
-    const result = await run(req, { kind: 'app-put', app, create: false, ...ifMatch(req) });
+    const result = await run(req, { kind: 'app-put', app, create: false, ...preconditions(req) });
     if ('dryRun' in result) {
       sendDryRun(res, result);
       return;
@@ -61,7 +61,7 @@ export function appsRouter(portico: Portico): Router {
 
   router.delete('/:name', async (req, res) => {
     const name = parseWith(appNameSchema, req.params.name, 'name');
-    const result = await run(req, { kind: 'app-delete', name, ...ifMatch(req) });
+    const result = await run(req, { kind: 'app-delete', name, ...preconditions(req) });
     if ('dryRun' in result) {
       sendDryRun(res, result);
       return;

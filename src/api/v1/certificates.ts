@@ -12,7 +12,7 @@ import type { StoredCertificate } from '../../store/certs.js';
 import type { AppTree } from '../../store/apps.js';
 import type { StreamTree } from '../../store/tree.js';
 import type { Portico } from '../context.js';
-import { ifMatch, parseWith } from '../params.js';
+import { preconditions, parseWith } from '../params.js';
 
 /** What the API shows of a certificate: its facts and who uses it, never its key. */
 function view(certificate: StoredCertificate, trees: { streams: StreamTree; apps: AppTree }, withPem: boolean) {
@@ -69,7 +69,7 @@ export function certificatesRouter(portico: Portico): Router {
     const id = parseWith(certificateIdSchema, req.params.id, 'id');
     const input = parseWith(certificateInputSchema, req.body ?? {});
     if (input.id !== undefined && input.id !== id) throw invalidInput('id', `is "${input.id}" in the body but "${id}" in the path`);
-    const result = await applier.submitCertificate({ kind: 'certificate-put', id, certificate: inspect(input), create: false, ...ifMatch(req) });
+    const result = await applier.submitCertificate({ kind: 'certificate-put', id, certificate: inspect(input), create: false, ...preconditions(req) });
     const { body, etag } = await answer(id);
     res
       .set({ 'Portico-Outcome': result.outcome, ETag: etag })
@@ -79,7 +79,7 @@ export function certificatesRouter(portico: Portico): Router {
 
   router.delete('/:id', async (req, res) => {
     const id = parseWith(certificateIdSchema, req.params.id, 'id');
-    await applier.submitCertificate({ kind: 'certificate-delete', id, ...ifMatch(req) });
+    await applier.submitCertificate({ kind: 'certificate-delete', id, ...preconditions(req) });
     res.status(204).end();
   });
 

@@ -12,7 +12,10 @@ import type { Change } from '../../apply/plan.js';
 import { invalidInput } from '../../errors.js';
 import type { Portico } from '../context.js';
 import { sendDryRun } from '../errors.js';
-import { ifMatch, isDryRun, parseWith, portParam } from '../params.js';
+import { preconditions, isDryRun, parseWith, portParam } from '../params.js';
+
+/** Errors about the one upstream name `backend` when the caller wrote it so. */
+const viaOf = (input: { backend?: string }): { via?: 'backend' } => (input.backend === undefined ? {} : { via: 'backend' });
 
 export function streamsRouter(portico: Portico): Router {
   const router = Router();
@@ -35,7 +38,7 @@ export function streamsRouter(portico: Portico): Router {
 
   router.post('/', async (req, res) => {
     const input = parseWith(streamInputSchema, req.body ?? {});
-    const result = await run(req, { kind: 'create', ...(input.port !== undefined && { port: input.port }), spec: specFromInput(input) });
+    const result = await run(req, { kind: 'create', ...(input.port !== undefined && { port: input.port }), spec: specFromInput(input), ...viaOf(input) });
     if ('dryRun' in result) {
       sendDryRun(res, result);
       return;
@@ -49,7 +52,7 @@ export function streamsRouter(portico: Portico): Router {
     if (input.port !== undefined && input.port !== port) {
       throw invalidInput('port', `is ${input.port} in the body but ${port} in the path`);
     }
-    const result = await run(req, { kind: 'put', port, spec: specFromInput(input), ...ifMatch(req) });
+    const result = await run(req, { kind: 'put', port, spec: specFromInput(input), ...viaOf(input), ...preconditions(req) });
     if ('dryRun' in result) {
       sendDryRun(res, result);
       return;
@@ -61,7 +64,7 @@ export function streamsRouter(portico: Portico): Router {
   });
 
   router.delete('/:port', async (req, res) => {
-    const result = await run(req, { kind: 'delete', port: portParam(req.params.port), ...ifMatch(req) });
+    const result = await run(req, { kind: 'delete', port: portParam(req.params.port), ...preconditions(req) });
     if ('dryRun' in result) {
       sendDryRun(res, result);
       return;
