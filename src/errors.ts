@@ -6,6 +6,8 @@
 export type ErrorKind =
   | 'InvalidInput'
   | 'Unauthorized'
+  /** A token whose scope does not allow the request (a read token on a mutation). */
+  | 'Forbidden'
   | 'NotFound'
   | 'Conflict'
   /** An `If-Match` that no longer names the resource as it is. */

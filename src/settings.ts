@@ -91,6 +91,12 @@ const envSchema = z.object({
     .min(16, 'must be at least 16 characters')
     .optional()
     .or(z.literal('').transform(() => undefined)),
+  API_TOKENS_FILE: z
+    .string()
+    .min(1)
+    .transform((text) => path.resolve(text))
+    .optional()
+    .or(z.literal('').transform(() => undefined)),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PORTICO_TEST_DELAY: testDelaySchema.optional(),
 }).superRefine((e, ctx) => {
@@ -130,7 +136,10 @@ export interface Settings {
   reloadMinIntervalMs: number;
   /** How long a graceful stop of managed nginx may take: the shutdown timeout and 5 s more. */
   stopTimeoutMs: number;
+  /** API_TOKEN: a token of scope write, named "API_TOKEN" in logs. */
   apiToken: string | undefined;
+  /** API_TOKENS_FILE: named tokens with scopes, as `name scope sha256` lines (api/tokens-file.ts); re-read on SIGHUP. */
+  apiTokensFile: string | undefined;
   logLevel: string;
   /** PORTICO_TEST_DELAY, for tests only (crash tests kill Portico inside a phase); undefined otherwise. */
   testDelay: TestDelay | undefined;
@@ -185,6 +194,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     reloadMinIntervalMs: nginxTimeMs(e.RELOAD_MIN_INTERVAL),
     stopTimeoutMs: nginxTimeMs(e.WORKER_SHUTDOWN_TIMEOUT) + 5000,
     apiToken: e.API_TOKEN,
+    apiTokensFile: e.API_TOKENS_FILE,
     logLevel: e.LOG_LEVEL,
     testDelay: e.PORTICO_TEST_DELAY,
   };

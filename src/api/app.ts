@@ -1,30 +1,36 @@
 /**
  * The HTTP API: express wiring of the routers, authentication, request logging and error mapping.
+ * Which token scope each route needs is in scopes.ts.
  */
 import express from 'express';
 import type { Logger } from 'pino';
 import { PorticoError } from '../errors.js';
-import { requireToken } from './auth.js';
+import { authenticate } from './auth.js';
 import type { Portico } from './context.js';
 import { BODY_LIMIT_KB, errorHandler, sendError } from './errors.js';
 import { legacyRouter } from './legacy.js';
+import { assignRequestId } from './request-id.js';
 import { logRequests } from './request-log.js';
+import type { Tokens } from './tokens.js';
 import { probesRouter, statusRouter } from './v1/status.js';
 import { appsRouter } from './v1/apps.js';
 import { certificatesRouter } from './v1/certificates.js';
 import { streamsRouter } from './v1/streams.js';
 
-export function createApp(portico: Portico, log: Logger): express.Express {
+/** `tokens` undefined: neither API_TOKEN nor API_TOKENS_FILE is set, and the API is open. */
+export function createApp(portico: Portico, log: Logger, tokens: Tokens | undefined): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   const apiLog = log.child({ module: 'api' });
+  app.use(assignRequestId());
   app.use(logRequests(apiLog));
-  // /healthz answers whether the process runs, so it needs no token (liveness probes carry none).
+  // /healthz answers whether the process runs, so it needs no token (liveness probes carry none):
+  // it is the one route mounted before authentication.
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
-  if (portico.settings.apiToken !== undefined) app.use(requireToken(portico.settings.apiToken));
+  if (tokens !== undefined) app.use(authenticate(tokens));
   app.use(express.json({ limit: `${BODY_LIMIT_KB}kb`, strict: true, type: () => true }));
   app.use(probesRouter(portico));
   app.use(legacyRouter(portico));

@@ -10,6 +10,7 @@ import { PorticoError, asPorticoError, type ErrorKind } from '../errors.js';
 export const STATUS: Record<ErrorKind, number> = {
   InvalidInput: 400,
   Unauthorized: 401,
+  Forbidden: 403,
   NotFound: 404,
   Conflict: 409,
   PreconditionFailed: 412,

@@ -8,14 +8,15 @@
  * and read back → stage → test the staged tree → (isolate culprits, test again) → swap → reload and
  * verify → commit; any failure after the swap rolls the tree back and reloads it. A change's promise
  * settles only when its batch is committed or it is rejected, so an acknowledged change is on disk
- * and served.
+ * and served. Each change carries who asked for it (`by`: the request's id and its token's name),
+ * and each batch's log line lists them.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { PorticoError, asPorticoError } from '../errors.js';
 import type { Nginx } from '../nginx/nginx.js';
 import type { FileChange, StagedTree } from '../store/config-dir.js';
-import { rejected, type BatchKind, type Pending, type Work } from './batch.js';
+import { rejected, type BatchKind, type Pending, type Requester, type Work } from './batch.js';
 import { applyCertificateChange, type CertificateChange, type CertificateDeps, type CertificateResult } from './certificates.js';
 import type { AppChange, AppResult, PlannedApp } from './app-kind.js';
 import type { Change, Outcome, PlannedChange } from './plan.js';
@@ -76,28 +77,28 @@ export class Applier {
   }
 
   /** Queues a stream change; settles when its batch is committed, or with the reason it was rejected. */
-  submit(change: Change): Promise<ChangeResult> {
-    return this.enqueue<ChangeResult>('stream', change, false);
+  submit(change: Change, by: Requester): Promise<ChangeResult> {
+    return this.enqueue<ChangeResult>('stream', change, by, false);
   }
 
   /** Runs every step up to the swap and answers the rendered files and nginx's verdict. */
-  dryRun(change: Change): Promise<DryRunResult> {
-    return this.enqueue<DryRunResult>('stream', change, true);
+  dryRun(change: Change, by: Requester): Promise<DryRunResult> {
+    return this.enqueue<DryRunResult>('stream', change, by, true);
   }
 
   /** Queues a change of an HTTP app; settles when its batch is committed, or with the reason it was rejected. */
-  submitApp(change: AppChange): Promise<AppResult> {
-    return this.enqueue<AppResult>('app', change, false);
+  submitApp(change: AppChange, by: Requester): Promise<AppResult> {
+    return this.enqueue<AppResult>('app', change, by, false);
   }
 
   /** An app change's dry run: every step up to the swap, answering the rendered files and nginx's verdict. */
-  dryRunApp(change: AppChange): Promise<AppResult & { files: FileChange[]; nginx: { ok: boolean; lines: string[] } }> {
-    return this.enqueue('app', change, true);
+  dryRunApp(change: AppChange, by: Requester): Promise<AppResult & { files: FileChange[]; nginx: { ok: boolean; lines: string[] } }> {
+    return this.enqueue('app', change, by, true);
   }
 
   /** Queues a change of the certificates; it is applied alone, in its turn among the others. */
-  submitCertificate(change: CertificateChange): Promise<CertificateResult> {
-    return this.enqueue<CertificateResult>('certificate', change, false);
+  submitCertificate(change: CertificateChange, by: Requester): Promise<CertificateResult> {
+    return this.enqueue<CertificateResult>('certificate', change, by, false);
   }
 
   /** Settles once every change queued so far has been applied or rejected. */
@@ -105,9 +106,9 @@ export class Applier {
     while (this.draining) await new Promise((resolve) => setTimeout(resolve, 5));
   }
 
-  protected enqueue<R>(kind: Queued['kind'], change: unknown, dryRun: boolean): Promise<R> {
+  protected enqueue<R>(kind: Queued['kind'], change: unknown, by: Requester, dryRun: boolean): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.queue.push({ kind, pending: { change, dryRun, resolve: resolve as (result: unknown) => void, reject } });
+      this.queue.push({ kind, pending: { change, by, dryRun, resolve: resolve as (result: unknown) => void, reject } });
       if (this.draining) return;
       this.draining = true;
       // Let the requests that arrive in the same turn of the event loop join this batch.
@@ -126,8 +127,16 @@ export class Applier {
           this.queue.shift();
           const { pending } = first;
           const change = pending.change as CertificateChange;
-          await applyCertificateChange(this.deps, change).then(pending.resolve, (error: unknown) =>
-            pending.reject(asPorticoError(error, describeCertificateChange(change))),
+          const timer = new PhaseTimer();
+          await applyCertificateChange(this.deps, change).then(
+            (result) => {
+              pending.resolve(result);
+              this.reportCertificate(timer, result.outcome === 'unchanged' ? 'unchanged' : 'applied', pending);
+            },
+            (error: unknown) => {
+              pending.reject(asPorticoError(error, describeCertificateChange(change)));
+              this.reportCertificate(timer, 'rejected', pending);
+            },
           );
           continue;
         }
@@ -173,7 +182,7 @@ export class Applier {
     for (const w of planned.filter((p) => p.unchanged)) w.item.resolve(kind.result(w));
     let work = planned.filter((w) => !w.unchanged);
     if (work.length === 0) {
-      this.report(timer, planned.length > 0 ? 'unchanged' : 'rejected', items.length, 0);
+      this.report(timer, planned.length > 0 ? 'unchanged' : 'rejected', items, 0);
       return;
     }
 
@@ -193,7 +202,7 @@ export class Applier {
         await kind.staging.unstage(staged);
         const error = rejected('testing config', unstagePaths(kind, verdict.lines, staged));
         for (const w of work) w.item.reject(error.within(kind.describe(w.item.change)));
-        this.report(timer, 'rejected', items.length, 0);
+        this.report(timer, 'rejected', items, 0);
         return;
       }
     }
@@ -214,11 +223,11 @@ export class Applier {
       const failure = await this.rollBack(kind, asPorticoError(error, 'swapping and reloading'), staged);
       await timer.mark('rollback');
       for (const w of work) w.item.reject(failure.within(kind.describe(w.item.change)));
-      this.report(timer, 'rolled-back', items.length, 0);
+      this.report(timer, 'rolled-back', items, 0);
       return;
     }
     for (const w of work) w.item.resolve(kind.result(w));
-    this.report(timer, 'applied', items.length, work.length);
+    this.report(timer, 'applied', items, work.length);
   }
 
   /** Tests each new file alone; answers the work items whose file nginx refuses, each rejected with its lines. */
@@ -269,10 +278,17 @@ export class Applier {
     }
   }
 
-  private report(timer: PhaseTimer, outcome: BatchReport['outcome'], changes: number, applied: number): void {
-    const report = timer.report(outcome, changes, applied);
+  /** A certificate change is a batch of its own: its line has the same shape (no phase timings). */
+  private reportCertificate(timer: PhaseTimer, outcome: BatchReport['outcome'], pending: Pending<unknown>): void {
+    const report = timer.report(outcome, 1, outcome === 'applied' ? 1 : 0);
+    this.deps.log.info({ event: 'batch', kind: 'certificate', ...report, by: [pending.by] }, `batch ${outcome}`);
+  }
+
+  /** The batch's log line names who asked for each of its changes (`by`), in the order they came. */
+  private report(timer: PhaseTimer, outcome: BatchReport['outcome'], items: Array<Pending<unknown>>, applied: number): void {
+    const report = timer.report(outcome, items.length, applied);
     this.lastBatch = report;
-    this.deps.log.info({ event: 'batch', ...report }, `batch ${outcome}`);
+    this.deps.log.info({ event: 'batch', ...report, by: items.map((item) => item.by) }, `batch ${outcome}`);
   }
 }
 
