@@ -131,7 +131,6 @@ describe('Portico\'s log with API_TOKENS_FILE', () => {
     assert.equal(certificateBatch?.kind, 'certificate');
     assert.deepEqual(certificateBatch?.by, [{ request: stored.id.split(';')[0], token: 'deploy' }]);
     await eventually(() => lines(portico!.output()).filter((l) => l.module === 'api').length >= 16, 2000);
-    if (process.env.DUMP_LOG !== undefined) await writeFile(process.env.DUMP_LOG, `${portico!.output()}\n----\n${answers.join('\n')}`);
 
     const output = portico!.output();
     const secrets = [DEPLOY, MONITOR, CI, LEGACY, hex(DEPLOY), hex(MONITOR), hex(CI), hex(LEGACY), bodySecret, 'query-secret-6b1a', ...Object.values(credentials), 'cHJveHktc2VjcmV0', ...[aKey, bKey, expiredKey].flatMap(keyLines)];
