@@ -2,9 +2,11 @@
  * The API's socket, bound before Portico starts: a taken BIND_PORT then stops start-up before any
  * nginx runs or the state lock is taken. Until `serve` hands it the app, every request answers 503.
  */
+import { randomUUID } from 'node:crypto';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import { PorticoError } from '../errors.js';
 import { STATUS, errorBody } from './errors.js';
+import { REQUEST_ID_HEADER } from './request-id.js';
 
 export interface ApiListener {
   server: Server;
@@ -25,7 +27,7 @@ const LISTEN_ERRORS: Record<string, string> = {
 
 const starting: RequestListener = (_req, res) => {
   const error = new PorticoError('NginxUnavailable', 'portico is starting (recovering its files, starting or adopting nginx); try again in a moment');
-  res.writeHead(STATUS[error.kind], { 'content-type': 'application/json; charset=utf-8', 'retry-after': '1' });
+  res.writeHead(STATUS[error.kind], { 'content-type': 'application/json; charset=utf-8', 'retry-after': '1', [REQUEST_ID_HEADER]: randomUUID() });
   res.end(JSON.stringify(errorBody(error)));
 };
 

@@ -14,7 +14,7 @@ import { eventually, startEcho, type EchoServer } from '../helpers/net.js';
 import { REPO, processRuns, spawnPortico, stopNginxUnder, tempDir, type ChildPortico } from '../helpers/portico.js';
 
 const FROM = 29340;
-const API_PORT = 29392;
+const API_PORT = 29395;
 const DEPLOY = 'deploy-0f3a9c2e7b1d4a6f8e0c2b4d6f8a0c2e';
 const MONITOR = 'monitor-5b7d9f1a3c5e7a9b1d3f5a7c9e1b3d5f';
 const CI = 'ci-token-8e6c4a2f0d8b6a4c2e0f8d6b4a2c0e8f';
