@@ -91,8 +91,10 @@ describe('Portico\'s log with API_TOKENS_FILE', () => {
     const batch = await batchOf(request as string);
     assert.equal(batch?.outcome, 'applied');
     assert.deepEqual(batch?.by, [{ request, token: 'deploy' }]);
-    const requestLine = lines(portico!.output()).find((l) => l.module === 'api' && l.request === request);
-    assert.equal(requestLine?.token, 'deploy');
+    // A request's line is written once its answer is sent: the client may see the answer first.
+    const requestLine = () => lines(portico!.output()).find((l) => l.module === 'api' && l.request === request);
+    assert.ok(await eventually(() => requestLine() !== undefined, 2000), portico!.output());
+    assert.equal(requestLine()?.token, 'deploy');
 
     const legacy = await call('GET', `/createstream/${FROM + 1}/${backend}`, LEGACY);
     assert.equal(legacy.status, 200, legacy.text);
