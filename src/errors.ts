@@ -6,7 +6,7 @@
 export type ErrorKind =
   | 'InvalidInput'
   | 'Unauthorized'
-  /** The request is refused whoever sends it: a browser's cross-site request, a Host that is not the API's. */
+  /** Refused whoever sends it (a browser's cross-site request, a Host that is not the API's), or a token whose scope does not allow it (a read token on a mutation). */
   | 'Forbidden'
   | 'NotFound'
   | 'Conflict'

@@ -1,7 +1,8 @@
 /**
  * Entry point: parse the settings, bind the API's socket, start Portico, serve the API, and stop
  * gracefully on SIGTERM or SIGINT (queued changes finish, a managed nginx quits, the state lock is
- * released). The socket is bound first so that a taken port fails before anything else is started.
+ * released); SIGHUP reads API_TOKENS_FILE again. The socket is bound first so that a taken port
+ * fails before anything else is started.
  */
 import { pino } from 'pino';
 import { bindApi, type ApiListener } from './api/listener.js';
@@ -72,6 +73,14 @@ async function main(): Promise<void> {
     }
     running.portico.nginx.reopenLogs().catch((error: unknown) => log.error({ err: error }, `SIGUSR1: reopening nginx's logs failed: ${(error as Error).message}`));
   });
+  // Without a handler node would exit on SIGHUP. Portico signals its managed nginx by pid, so this
+  // signal is Portico's own. One during start-up may follow the start's read of the file: it is
+  // answered once Portico runs.
+  let reloadPending = false;
+  process.on('SIGHUP', () => {
+    if (running === undefined) reloadPending = true;
+    else void running.reloadTokens();
+  });
 
   try {
     running = await startPortico(settings, { log });
@@ -82,6 +91,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   listener.serve(running.app);
+  if (reloadPending) void running.reloadTokens();
   if (stopRequested !== undefined) {
     shutDown(running, stopRequested);
     return;

@@ -8,6 +8,8 @@ import type { Express } from 'express';
 import type { Logger } from 'pino';
 import { createApp } from './api/app.js';
 import type { Portico } from './api/context.js';
+import { TokensFileError } from './api/tokens-file.js';
+import { Tokens } from './api/tokens.js';
 import { Applier } from './apply/applier.js';
 import { PortAllocator } from './apply/port-allocator.js';
 import { AppKind } from './apply/app-kind.js';
@@ -61,6 +63,18 @@ export interface RunningPortico {
   portico: Portico;
   /** Waits for queued changes, stops a managed nginx (gracefully) and releases the state lock. */
   close(options?: { stopNginx?: boolean }): Promise<void>;
+  /** Reads API_TOKENS_FILE again (on SIGHUP); a file that fails keeps the tokens as they were and is answered. */
+  reloadTokens(): Promise<Error | undefined>;
+}
+
+/** The API's tokens; a tokens file that cannot be used stops start-up, naming the line and the rule. */
+async function loadTokens(settings: Settings, log: Logger): Promise<Tokens | undefined> {
+  try {
+    return await Tokens.load({ apiToken: settings.apiToken, file: settings.apiTokensFile }, log.child({ module: 'tokens' }));
+  } catch (error) {
+    if (error instanceof TokensFileError) throw new PorticoError('InvalidInput', error.message, { field: 'API_TOKENS_FILE' });
+    throw error;
+  }
 }
 
 /**
@@ -82,6 +96,7 @@ async function warnOnEphemeralOverlap(settings: Settings, log: Logger): Promise<
 
 export async function startPortico(settings: Settings, options: StartOptions): Promise<RunningPortico> {
   const log = options.log;
+  const tokens = await loadTokens(settings, log);
   await mkdir(`${settings.stateDir}/logs`, { recursive: true });
   await mkdir(`${settings.stateDir}/temp`, { recursive: true });
   if (settings.mode === 'managed') {
@@ -234,7 +249,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       version,
       startedAt: new Date(),
     };
-    const app = createApp(portico, log);
+    const app = createApp(portico, log, tokens);
     return {
       app,
       portico,
@@ -242,6 +257,13 @@ export async function startPortico(settings: Settings, options: StartOptions): P
         await applier.idle();
         if (stopNginx) await process.stop();
         await lock.release();
+      },
+      async reloadTokens() {
+        if (tokens === undefined) {
+          log.info('SIGHUP: neither API_TOKEN nor API_TOKENS_FILE is set: no tokens to read again');
+          return undefined;
+        }
+        return tokens.reload();
       },
     };
   } catch (error) {

@@ -125,6 +125,12 @@ const envSchema = z.object({
     .or(z.literal('').transform(() => undefined)),
   API_ALLOWED_HOSTS: allowedHostsSchema.default(''),
   API_ALLOWED_ORIGINS: allowedOriginsSchema.default(''),
+  API_TOKENS_FILE: z
+    .string()
+    .min(1)
+    .transform((text) => path.resolve(text))
+    .optional()
+    .or(z.literal('').transform(() => undefined)),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PORTICO_TEST_DELAY: testDelaySchema.optional(),
 }).superRefine((e, ctx) => {
@@ -185,12 +191,15 @@ export interface Settings {
   reloadMinIntervalMs: number;
   /** How long a graceful stop of managed nginx may take: the shutdown timeout and 5 s more. */
   stopTimeoutMs: number;
+  /** API_TOKEN: a token of scope write, named "API_TOKEN" in logs. */
   apiToken: string | undefined;
   /** Names besides the loopback ones and BIND_ADDRESS that a request's Host may give the API (api/browser-guard.ts). */
   apiAllowedHosts: AllowedHost[];
   /** Web origins whose pages may call the API (with CORS), serialized as browsers send them. */
   apiAllowedOrigins: string[];
   apiLimits: ApiLimits;
+  /** API_TOKENS_FILE: named tokens with scopes, as `name scope sha256` lines (api/tokens-file.ts); re-read on SIGHUP. */
+  apiTokensFile: string | undefined;
   logLevel: string;
   /** PORTICO_TEST_DELAY, for tests only (crash tests kill Portico inside a phase); undefined otherwise. */
   testDelay: TestDelay | undefined;
@@ -254,6 +263,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       maxConnections: e.API_MAX_CONNECTIONS,
       maxConnectionsPerClient: e.API_MAX_CONNECTIONS_PER_CLIENT,
     },
+    apiTokensFile: e.API_TOKENS_FILE,
     logLevel: e.LOG_LEVEL,
     testDelay: e.PORTICO_TEST_DELAY,
   };

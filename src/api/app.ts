@@ -1,36 +1,42 @@
 /**
  * The HTTP API: express wiring of the routers, authentication, request logging and error mapping.
+ * Which token scope each route needs is in scopes.ts.
  */
 import express from 'express';
 import type { Logger } from 'pino';
 import { PorticoError } from '../errors.js';
-import { requireToken } from './auth.js';
+import { authenticate } from './auth.js';
 import { browserGuard } from './browser-guard.js';
 import type { Portico } from './context.js';
 import { errorHandler, sendError } from './errors.js';
 import { jsonBody } from './json-body.js';
 import { legacyRouter } from './legacy.js';
+import { assignRequestId } from './request-id.js';
 import { logRequests } from './request-log.js';
+import type { Tokens } from './tokens.js';
 import { probesRouter, statusRouter } from './v1/status.js';
 import { appsRouter } from './v1/apps.js';
 import { certificatesRouter } from './v1/certificates.js';
 import { logsRouter } from './v1/logs.js';
 import { streamsRouter } from './v1/streams.js';
 
-export function createApp(portico: Portico, log: Logger): express.Express {
+/** `tokens` undefined: neither API_TOKEN nor API_TOKENS_FILE is set, and the API is open. */
+export function createApp(portico: Portico, log: Logger, tokens: Tokens | undefined): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   const apiLog = log.child({ module: 'api' });
+  app.use(assignRequestId());
   app.use(logRequests(apiLog));
   // /healthz answers whether the process runs, so it needs no token (liveness probes carry none) and
   // takes any Host (a Kubernetes probe sends the pod's address); it changes and tells nothing else.
+  // It is the one route mounted before the guard and authentication.
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
   // Before the token: a browser's cross-site request is refused whatever it carries.
   app.use(browserGuard(portico.settings));
-  if (portico.settings.apiToken !== undefined) app.use(requireToken(portico.settings.apiToken));
+  if (tokens !== undefined) app.use(authenticate(tokens));
   app.use(jsonBody());
   app.use(probesRouter(portico));
   app.use(legacyRouter(portico));

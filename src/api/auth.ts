@@ -1,25 +1,36 @@
 /**
- * Bearer-token authentication. With API_TOKEN set every route but /healthz needs
- * `Authorization: Bearer <token>`; the comparison takes the same time whatever the guess.
+ * Bearer-token authentication and scopes. With API_TOKEN or API_TOKENS_FILE set, every route
+ * mounted after this middleware (all but /healthz) needs `Authorization: Bearer <token>` (401
+ * otherwise), and a `read` token gets 403 on every route `requiredScope` calls a write. The token's
+ * name (never the token) joins the request's id in the `Portico-Request-Id` header and the logs.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import { PorticoError } from '../errors.js';
 import { sendError } from './errors.js';
+import { identify } from './request-id.js';
+import { requiredScope } from './scopes.js';
+import type { Tokens } from './tokens.js';
 
-const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
+/** The token of an `Authorization: Bearer <token>` header (the scheme in any case, RFC 9110 §11.1). */
+function bearerToken(header: string | undefined): string | undefined {
+  const match = /^bearer +(\S.*)$/i.exec(header ?? '');
+  return match?.[1];
+}
 
-export function requireToken(token: string): RequestHandler {
-  const expected = digest(token);
+export function authenticate(tokens: Tokens): RequestHandler {
   return (req, res, next) => {
-    const header = req.get('authorization') ?? '';
-    const match = /^Bearer (.+)$/.exec(header);
-    // Hashing first makes both sides the same length, as timingSafeEqual requires.
-    if (match && timingSafeEqual(digest(match[1] as string), expected)) {
-      next();
+    const token = bearerToken(req.get('authorization'));
+    const caller = token === undefined ? undefined : tokens.find(token);
+    if (caller === undefined) {
+      res.set('WWW-Authenticate', 'Bearer');
+      sendError(res, new PorticoError('Unauthorized', 'a valid "Authorization: Bearer <token>" header is required'));
       return;
     }
-    res.set('WWW-Authenticate', 'Bearer');
-    sendError(res, new PorticoError('Unauthorized', 'a valid "Authorization: Bearer <API_TOKEN>" header is required'));
+    identify(res, caller.name);
+    if (caller.scope === 'read' && requiredScope(req.method, req.path) === 'write') {
+      sendError(res, new PorticoError('Forbidden', `token "${caller.name}" has scope read: this route changes state and needs a write token`));
+      return;
+    }
+    next();
   };
 }

@@ -13,6 +13,7 @@ import { claimedPorts } from '../store/tree.js';
 import type { Portico } from './context.js';
 import { STATUS, errorBody, toPorticoError } from './errors.js';
 import { parseWith, portParam } from './params.js';
+import { requester } from './request-id.js';
 
 function legacyError(res: Response, error: unknown): void {
   const wrapped = toPorticoError(error);
@@ -52,7 +53,7 @@ export function legacyRouter(portico: Portico): Router {
   router.get('/createstream/:port/:backend', async (req, res) => {
     const port = portParam(req.params.port);
     const backend = parseWith(addressSchema, req.params.backend, 'backend');
-    await applier.submit({ kind: 'create', port, spec: { upstreams: [{ address: backend }] }, via: 'backend' });
+    await applier.submit({ kind: 'create', port, spec: { upstreams: [{ address: backend }] }, via: 'backend' }, requester(res));
     res.json({ result: 'ok' });
   });
 
@@ -62,7 +63,7 @@ export function legacyRouter(portico: Portico): Router {
   });
 
   router.get('/removestream/:port', async (req, res) => {
-    await applier.submit({ kind: 'delete', port: portParam(req.params.port) });
+    await applier.submit({ kind: 'delete', port: portParam(req.params.port) }, requester(res));
     res.json({ result: 'ok' });
   });
 

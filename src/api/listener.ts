@@ -5,11 +5,13 @@
  * timeouts of `ApiLimits` (node:http answers 408 and closes otherwise), and the connections open at
  * once are capped overall and per client (`connection-limits.ts`).
  */
+import { randomUUID } from 'node:crypto';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import { PorticoError } from '../errors.js';
 import type { ApiLimits } from '../settings.js';
 import { limitConnections, type Refusal } from './connection-limits.js';
 import { STATUS, errorBody } from './errors.js';
+import { REQUEST_ID_HEADER } from './request-id.js';
 
 export type { Refusal };
 
@@ -32,7 +34,7 @@ const LISTEN_ERRORS: Record<string, string> = {
 
 const starting: RequestListener = (_req, res) => {
   const error = new PorticoError('NginxUnavailable', 'portico is starting (recovering its files, starting or adopting nginx); try again in a moment');
-  res.writeHead(STATUS[error.kind], { 'content-type': 'application/json; charset=utf-8', 'retry-after': '1' });
+  res.writeHead(STATUS[error.kind], { 'content-type': 'application/json; charset=utf-8', 'retry-after': '1', [REQUEST_ID_HEADER]: randomUUID() });
   res.end(JSON.stringify(errorBody(error)));
 };
 

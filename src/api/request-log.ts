@@ -1,10 +1,12 @@
 /**
- * One log line per request: method, path, status and duration. Never headers (Authorization holds
- * the API token) nor bodies (certificate keys), and of the query string only the names: a value
- * could be a secret a caller put in the URL.
+ * One log line per request: method, path, status, duration, the request's id and the name of the
+ * token it authenticated with (Portico-Request-Id). Never headers (Authorization holds the token)
+ * nor bodies (certificate keys), and of the query string only the names: a value could be a secret
+ * a caller put in the URL.
  */
 import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
+import { requester } from './request-id.js';
 
 /** Longer paths are cut: a client chooses them, and a log line should stay a line. */
 const MAX_PATH = 256;
@@ -27,7 +29,8 @@ export function logRequests(log: Logger): RequestHandler {
     const url = describeUrl(req.originalUrl);
     res.once('close', () => {
       const ms = Math.round((performance.now() - startedAt) * 10) / 10;
-      const fields = { method: req.method, ...url, status: res.statusCode, ms };
+      const { request, token } = requester(res);
+      const fields = { method: req.method, ...url, status: res.statusCode, ms, request, ...(token !== undefined && { token }) };
       const line = `${req.method} ${url.path} ${res.statusCode} in ${ms} ms`;
       if (!res.writableFinished) log.warn({ ...fields, aborted: true }, `${line}: the client went away before the answer was sent`);
       else if (res.statusCode >= 500) log.error(fields, line);

@@ -8,14 +8,15 @@
  * and read back → stage → test the staged tree → (isolate culprits, test again) → swap → reload and
  * verify → commit; any failure after the swap rolls the tree back and reloads it. A change's promise
  * settles only when its batch is committed or it is rejected, so an acknowledged change is on disk
- * and served.
+ * and served. Each change carries who asked for it (`by`: the request's id and its token's name),
+ * and each batch's log line lists them.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { PorticoError, asPorticoError } from '../errors.js';
 import type { Nginx } from '../nginx/nginx.js';
 import type { FileChange, StagedTree } from '../store/config-dir.js';
-import { rejected, type BatchKind, type Pending, type Work } from './batch.js';
+import { rejected, type BatchKind, type Pending, type Requester, type Work } from './batch.js';
 import type { CertificateChange, CertificateResult, PlannedCertificate } from './certificate-kind.js';
 import type { AppChange, AppResult, PlannedApp } from './app-kind.js';
 import type { Change, Outcome, PlannedChange } from './plan.js';
@@ -77,28 +78,28 @@ export class Applier {
   }
 
   /** Queues a stream change; settles when its batch is committed, or with the reason it was rejected. */
-  submit(change: Change): Promise<ChangeResult> {
-    return this.enqueue<ChangeResult>('stream', change, false);
+  submit(change: Change, by: Requester): Promise<ChangeResult> {
+    return this.enqueue<ChangeResult>('stream', change, by, false);
   }
 
   /** Runs every step up to the swap and answers the rendered files and nginx's verdict. */
-  dryRun(change: Change): Promise<DryRunResult> {
-    return this.enqueue<DryRunResult>('stream', change, true);
+  dryRun(change: Change, by: Requester): Promise<DryRunResult> {
+    return this.enqueue<DryRunResult>('stream', change, by, true);
   }
 
   /** Queues a change of an HTTP app; settles when its batch is committed, or with the reason it was rejected. */
-  submitApp(change: AppChange): Promise<AppResult> {
-    return this.enqueue<AppResult>('app', change, false);
+  submitApp(change: AppChange, by: Requester): Promise<AppResult> {
+    return this.enqueue<AppResult>('app', change, by, false);
   }
 
   /** An app change's dry run: every step up to the swap, answering the rendered files and nginx's verdict. */
-  dryRunApp(change: AppChange): Promise<AppResult & { files: FileChange[]; nginx: { ok: boolean; lines: string[] } }> {
-    return this.enqueue('app', change, true);
+  dryRunApp(change: AppChange, by: Requester): Promise<AppResult & { files: FileChange[]; nginx: { ok: boolean; lines: string[] } }> {
+    return this.enqueue('app', change, by, true);
   }
 
   /** Queues a change of the certificates; settles when its batch is committed, or with the reason it was rejected. */
-  submitCertificate(change: CertificateChange): Promise<CertificateResult> {
-    return this.enqueue<CertificateResult>('certificate', change, false);
+  submitCertificate(change: CertificateChange, by: Requester): Promise<CertificateResult> {
+    return this.enqueue<CertificateResult>('certificate', change, by, false);
   }
 
   /** Settles once every change queued so far has been applied or rejected. */
@@ -106,9 +107,9 @@ export class Applier {
     while (this.draining) await new Promise((resolve) => setTimeout(resolve, 5));
   }
 
-  protected enqueue<R>(kind: Queued['kind'], change: unknown, dryRun: boolean): Promise<R> {
+  protected enqueue<R>(kind: Queued['kind'], change: unknown, by: Requester, dryRun: boolean): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.queue.push({ kind, pending: { change, dryRun, resolve: resolve as (result: unknown) => void, reject } });
+      this.queue.push({ kind, pending: { change, by, dryRun, resolve: resolve as (result: unknown) => void, reject } });
       if (this.draining) return;
       this.draining = true;
       // Let the requests that arrive in the same turn of the event loop join this batch.
@@ -181,7 +182,7 @@ export class Applier {
     for (const w of planned.filter((p) => p.unchanged)) w.item.resolve(kind.result(w));
     let work = planned.filter((w) => !w.unchanged);
     if (work.length === 0) {
-      this.report(name, timer, planned.length > 0 ? 'unchanged' : 'rejected', items.length, 0);
+      this.report(name, timer, planned.length > 0 ? 'unchanged' : 'rejected', items, 0);
       return;
     }
 
@@ -201,7 +202,7 @@ export class Applier {
         await kind.staging.unstage(staged);
         const error = rejected('testing config', unstagePaths(kind, verdict.lines, staged));
         for (const w of work) w.item.reject(error.within(kind.describe(w.item.change)));
-        this.report(name, timer, 'rejected', items.length, 0);
+        this.report(name, timer, 'rejected', items, 0);
         return;
       }
     }
@@ -227,12 +228,12 @@ export class Applier {
       const failure = await this.rollBack(kind, asPorticoError(error, 'swapping and reloading'), staged, reloadPlan !== undefined);
       await timer.mark('rollback');
       for (const w of work) w.item.reject(failure.within(kind.describe(w.item.change)));
-      this.report(name, timer, 'rolled-back', items.length, 0);
+      this.report(name, timer, 'rolled-back', items, 0);
       return;
     }
     over.committed = work;
     for (const w of work) w.item.resolve(kind.result(w));
-    this.report(name, timer, 'applied', items.length, work.length);
+    this.report(name, timer, 'applied', items, work.length);
   }
 
   /** Tests each new file alone; answers the work items whose file nginx refuses, each rejected with its lines. */
@@ -288,10 +289,11 @@ export class Applier {
     }
   }
 
-  private report(kind: KindName, timer: PhaseTimer, outcome: BatchReport['outcome'], changes: number, applied: number): void {
-    const report = timer.report(outcome, changes, applied);
+  /** The batch's log line names who asked for each of its changes (`by`), in the order they came. */
+  private report(kind: KindName, timer: PhaseTimer, outcome: BatchReport['outcome'], items: Array<Pending<unknown>>, applied: number): void {
+    const report = timer.report(outcome, items.length, applied);
     this.lastBatch = report;
-    this.deps.log.info({ event: 'batch', kind, ...report }, `batch ${outcome}`);
+    this.deps.log.info({ event: 'batch', kind, ...report, by: items.map((item) => item.by) }, `batch ${outcome}`);
   }
 }
 

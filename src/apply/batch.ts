@@ -9,9 +9,19 @@ import type { ReloadPlan } from '../nginx/nginx.js';
 import type { FileChange, StagedTree } from '../store/config-dir.js';
 import type { PhaseTimer } from './report.js';
 
+/**
+ * Who asked for a change: the API request's id and the name of the token it authenticated with
+ * (none when the API has no tokens). Never the token itself: the applier logs this.
+ */
+export interface Requester {
+  request: string;
+  token?: string;
+}
+
 /** A change waiting in the queue with its caller. */
 export interface Pending<C> {
   change: C;
+  by: Requester;
   dryRun: boolean;
   /** Settles the caller's promise, typed by the method that queued the change. */
   resolve: (result: unknown) => void;

@@ -53,6 +53,8 @@ describe('Portico\'s log', () => {
       body: JSON.stringify({ port: FROM, backend: `127.0.0.1:${echo.port}` }),
     });
     assert.equal(created.status, 201);
+    const id = String(created.headers.get('portico-request-id'));
+    assert.match(id, /^[0-9a-f-]{36}; token=API_TOKEN$/);
     assert.equal((await fetch(`${portico.url}/v1/streams/${FROM}`, { headers: { authorization: 'Bearer wrong-guess-of-a-token' } })).status, 401);
     // Each line is written once its answer is sent: the client may see the answer first.
     const seen = await eventually(() => lines(portico!.output()).some((l) => l.module === 'api' && l.status === 401), 2000);
@@ -62,6 +64,7 @@ describe('Portico\'s log', () => {
     const post = requests.find((l) => l.method === 'POST');
     assert.deepEqual({ ...post, time: 0, pid: 0, ms: 0, level: 0, msg: '' }, {
       level: 0, time: 0, pid: 0, msg: '', module: 'api', method: 'POST', path: '/v1/streams', query: ['dryRun', 'note'], status: 201, ms: 0,
+      request: id.split(';')[0], token: 'API_TOKEN',
     });
     assert.ok(typeof post?.ms === 'number' && post.ms >= 0 && post.ms < 10_000, `duration: ${post?.ms}`);
     assert.match(String(post?.msg), /^POST \/v1\/streams 201 in [\d.]+ ms$/);

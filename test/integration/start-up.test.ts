@@ -1,13 +1,16 @@
 /**
  * Start-up as `make start` runs it (`node src/main.ts` through tsx): the API socket is bound before
  * anything else starts, so a taken BIND_PORT fails at once and leaves no nginx and no lock; a failed
- * start closes what it opened; until Portico is up the API answers 503; a signal during start-up
- * stops Portico once it is up.
+ * start closes what it opened, and a malformed API_TOKENS_FILE stops it before anything starts; until
+ * Portico is up the API answers 503; a SIGTERM during start-up stops Portico once it is up, and a
+ * SIGHUP then re-reads the tokens once it is up.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
+import path from 'node:path';
+import { sha256 } from '../../src/api/tokens-file.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { accepts, eventually, holdPort } from '../helpers/net.js';
 import { REPO, exited, nginxBin, nginxMasters, processRuns, spawnPortico, stopNginxUnder, tempDir, type ChildPortico } from '../helpers/portico.js';
@@ -109,6 +112,20 @@ describe('start-up', () => {
     }
   });
 
+  it('a malformed API_TOKENS_FILE stops start-up with exit 1 naming the line and the rule, never the line, before any nginx or lock', async () => {
+    const file = path.join(binDir, 'bad-tokens');
+    const pasted = 'pasted-token-instead-of-its-hash-0123456789';
+    await writeFile(file, `ok write ${sha256('x'.repeat(32)).toString('hex')}\n\noops write ${pasted}\n`, { mode: 0o600 });
+    const refused = run({ STATE_DIR: stateDir, BIND_PORT: String(API_PORT), API_TOKENS_FILE: file });
+    children.push(refused.child);
+    assert.ok(await exited(refused.child, 20_000));
+    assert.equal(refused.child.exitCode, 1, refused.output());
+    assert.match(refused.output(), /portico could not start: API_TOKENS_FILE .*bad-tokens: line 3: the third field must be the token's SHA-256 as 64 hex digits/);
+    assert.ok(!refused.output().includes(pasted), refused.output());
+    assert.deepEqual(await nginxMasters(stateDir), []);
+    await assert.rejects(readFile(`${stateDir}/portico.lock`), { code: 'ENOENT' });
+  });
+
   describe('with an nginx whose `nginx -t` takes 1.5 s (a slow start)', () => {
     let slowNginx: string;
     before(async () => {
@@ -124,10 +141,32 @@ describe('start-up', () => {
         const first = await firstAnswer(API_PORT);
         assert.equal(first?.status, 503, started.output());
         assert.equal(first?.headers.get('retry-after'), '1');
+        assert.match(String(first?.headers.get('portico-request-id')), /^[0-9a-f-]{36}$/);
         assert.equal(((await first?.json()) as { error: { kind: string } }).error.kind, 'NginxUnavailable');
         assert.doesNotMatch(started.output(), /portico listening/);
         assert.ok(await eventually(async () => (await fetch(`http://127.0.0.1:${API_PORT}/healthz`)).status === 200, 15_000));
         assert.ok(await eventually(() => /portico listening on http:\/\/127\.0\.0\.1:29392/.test(started.output()), 2000), started.output());
+        process.kill(started.child.pid as number, 'SIGTERM');
+        assert.ok(await exited(started.child, 15_000));
+        assert.equal(started.child.exitCode, 0, started.output());
+      } finally {
+        if (await processRuns(started.child.pid as number)) process.kill(-(started.child.pid as number), 'SIGKILL');
+      }
+    });
+
+    it('SIGHUP during start-up does not stop Portico: once it is up it reads API_TOKENS_FILE again', async () => {
+      const file = path.join(binDir, 'tokens');
+      await writeFile(file, `ci write ${sha256('ci-token-0123456789abcdef').toString('hex')}\n`, { mode: 0o600 });
+      const started = run({ STATE_DIR: stateDir, BIND_PORT: String(API_PORT), NGINX_BIN: slowNginx, API_TOKENS_FILE: file });
+      children.push(started.child);
+      try {
+        assert.equal((await firstAnswer(API_PORT))?.status, 503, started.output());
+        await writeFile(file, `ci read ${sha256('ci-token-0123456789abcdef').toString('hex')}\n`);
+        process.kill(started.child.pid as number, 'SIGHUP');
+        assert.ok(await eventually(() => /API tokens: 1 read again/.test(started.output()), 15_000), started.output());
+        const answer = await fetch(`http://127.0.0.1:${API_PORT}/getfreeport`, { headers: { authorization: 'Bearer ci-token-0123456789abcdef' } });
+        assert.equal(answer.status, 403, 'the scope read after the SIGHUP holds');
+        assert.equal(await processRuns(started.child.pid as number), true);
         process.kill(started.child.pid as number, 'SIGTERM');
         assert.ok(await exited(started.child, 15_000));
         assert.equal(started.child.exitCode, 0, started.output());

@@ -54,6 +54,12 @@ describe('settings', () => {
     assert.equal(s.pidFile, '/srv/state/nginx.pid');
   });
 
+  it('API_TOKENS_FILE is absent by default, empty means absent, and a relative path is resolved', () => {
+    assert.equal(loadSettings({}).apiTokensFile, undefined);
+    assert.equal(loadSettings({ API_TOKENS_FILE: '' }).apiTokensFile, undefined);
+    assert.equal(loadSettings({ API_TOKENS_FILE: 'secrets/tokens' }).apiTokensFile, `${process.cwd()}/secrets/tokens`);
+  });
+
   it('PORTICO_TEST_DELAY (for tests only) is absent by default and reads PHASE:MS', () => {
     assert.equal(loadSettings({}).testDelay, undefined);
     assert.deepEqual(loadSettings({ PORTICO_TEST_DELAY: 'swap:150' }).testDelay, { phase: 'swap', ms: 150 });

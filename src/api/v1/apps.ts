@@ -4,12 +4,13 @@
  * the swap and answers the rendered files with nginx's verdict: 200 when nginx accepts them, 422
  * when it refuses.
  */
-import { Router, type Request } from 'express';
+import { Router, type Request, type Response } from 'express';
 import type { AppChange } from '../../apply/app-kind.js';
 import { invalidInput, notFound } from '../../errors.js';
 import { appNameSchema, appSchema } from '../../model/app.js';
 import type { Portico } from '../context.js';
 import { sendDryRun } from '../errors.js';
+import { requester } from '../request-id.js';
 import { preconditions, isDryRun, parseWith } from '../params.js';
 import { etagOf } from '../../model/etag.js';
 
@@ -17,8 +18,8 @@ export function appsRouter(portico: Portico): Router {
   const router = Router();
   const { apps, applier } = portico;
 
-  const run = async (req: Request, change: AppChange) =>
-    isDryRun(req) ? { dryRun: true as const, ...(await applier.dryRunApp(change)) } : applier.submitApp(change);
+  const run = async (req: Request, res: Response, change: AppChange) =>
+    isDryRun(req) ? { dryRun: true as const, ...(await applier.dryRunApp(change, requester(res))) } : applier.submitApp(change, requester(res));
 
   router.get('/', async (_req, res) => {
     const current = await apps.read();
@@ -34,7 +35,7 @@ export function appsRouter(portico: Portico): Router {
 
   router.post('/', async (req, res) => {
     const app = parseWith(appSchema, req.body ?? {});
-    const result = await run(req, { kind: 'app-put', app, create: true });
+    const result = await run(req, res, { kind: 'app-put', app, create: true });
     if ('dryRun' in result) {
       sendDryRun(res, result);
       return;
@@ -48,7 +49,7 @@ export function appsRouter(portico: Portico): Router {
     const named = typeof body === 'object' && body !== null && !Array.isArray(body) && !('name' in body) ? { name, ...body } : body;
     const app = parseWith(appSchema, named);
     if (app.name !== name) throw invalidInput('name', `is "${app.name}" in the body but "${name}" in the path`);
-    const result = await run(req, { kind: 'app-put', app, create: false, ...preconditions(req) });
+    const result = await run(req, res, { kind: 'app-put', app, create: false, ...preconditions(req) });
     if ('dryRun' in result) {
       sendDryRun(res, result);
       return;
@@ -61,7 +62,7 @@ export function appsRouter(portico: Portico): Router {
 
   router.delete('/:name', async (req, res) => {
     const name = parseWith(appNameSchema, req.params.name, 'name');
-    const result = await run(req, { kind: 'app-delete', name, ...preconditions(req) });
+    const result = await run(req, res, { kind: 'app-delete', name, ...preconditions(req) });
     if ('dryRun' in result) {
       sendDryRun(res, result);
       return;

@@ -12,6 +12,7 @@ import type { StoredCertificate } from '../../store/certs.js';
 import type { AppTree } from '../../store/apps.js';
 import type { StreamTree } from '../../store/tree.js';
 import type { Portico } from '../context.js';
+import { requester } from '../request-id.js';
 import { preconditions, parseWith } from '../params.js';
 
 /** What the API shows of a certificate: its facts and who uses it, never its key. */
@@ -60,7 +61,7 @@ export function certificatesRouter(portico: Portico): Router {
     const input = parseWith(certificateInputSchema, req.body ?? {});
     const certificate = inspect(input);
     const id = input.id ?? idFor(certificate.facts.fingerprint);
-    await applier.submitCertificate({ kind: 'certificate-put', id, certificate, create: true });
+    await applier.submitCertificate({ kind: 'certificate-put', id, certificate, create: true }, requester(res));
     const { body, etag } = await answer(id);
     res.status(201).location(`/v1/certificates/${id}`).set('ETag', etag).json(body);
   });
@@ -69,7 +70,7 @@ export function certificatesRouter(portico: Portico): Router {
     const id = parseWith(certificateIdSchema, req.params.id, 'id');
     const input = parseWith(certificateInputSchema, req.body ?? {});
     if (input.id !== undefined && input.id !== id) throw invalidInput('id', `is "${input.id}" in the body but "${id}" in the path`);
-    const result = await applier.submitCertificate({ kind: 'certificate-put', id, certificate: inspect(input), create: false, ...preconditions(req) });
+    const result = await applier.submitCertificate({ kind: 'certificate-put', id, certificate: inspect(input), create: false, ...preconditions(req) }, requester(res));
     const { body, etag } = await answer(id);
     res
       .set({ 'Portico-Outcome': result.outcome, ETag: etag })
@@ -79,7 +80,7 @@ export function certificatesRouter(portico: Portico): Router {
 
   router.delete('/:id', async (req, res) => {
     const id = parseWith(certificateIdSchema, req.params.id, 'id');
-    await applier.submitCertificate({ kind: 'certificate-delete', id, ...preconditions(req) });
+    await applier.submitCertificate({ kind: 'certificate-delete', id, ...preconditions(req) }, requester(res));
     res.status(204).end();
   });
 

@@ -4,7 +4,7 @@
  * every step up to the swap and answers the rendered files with nginx's verdict: 200 when nginx
  * accepts them, 422 when it refuses.
  */
-import { Router, type Request } from 'express';
+import { Router, type Request, type Response } from 'express';
 import { notFound } from '../../errors.js';
 import { etagOf } from '../../model/etag.js';
 import { specFromInput, streamInputSchema } from '../../model/stream.js';
@@ -12,6 +12,7 @@ import type { Change } from '../../apply/plan.js';
 import { invalidInput } from '../../errors.js';
 import type { Portico } from '../context.js';
 import { sendDryRun } from '../errors.js';
+import { requester } from '../request-id.js';
 import { preconditions, isDryRun, parseWith, portParam } from '../params.js';
 
 /** Errors about the one upstream name `backend` when the caller wrote it so. */
@@ -21,8 +22,8 @@ export function streamsRouter(portico: Portico): Router {
   const router = Router();
   const { tree, applier } = portico;
 
-  const run = async (req: Request, change: Change) =>
-    isDryRun(req) ? { dryRun: true, ...(await applier.dryRun(change)) } : applier.submit(change);
+  const run = async (req: Request, res: Response, change: Change) =>
+    isDryRun(req) ? { dryRun: true, ...(await applier.dryRun(change, requester(res))) } : applier.submit(change, requester(res));
 
   router.get('/', async (_req, res) => {
     const current = await tree.read();
@@ -38,7 +39,7 @@ export function streamsRouter(portico: Portico): Router {
 
   router.post('/', async (req, res) => {
     const input = parseWith(streamInputSchema, req.body ?? {});
-    const result = await run(req, { kind: 'create', ...(input.port !== undefined && { port: input.port }), spec: specFromInput(input), ...viaOf(input) });
+    const result = await run(req, res, { kind: 'create', ...(input.port !== undefined && { port: input.port }), spec: specFromInput(input), ...viaOf(input) });
     if ('dryRun' in result) {
       sendDryRun(res, result);
       return;
@@ -52,7 +53,7 @@ export function streamsRouter(portico: Portico): Router {
     if (input.port !== undefined && input.port !== port) {
       throw invalidInput('port', `is ${input.port} in the body but ${port} in the path`);
     }
-    const result = await run(req, { kind: 'put', port, spec: specFromInput(input), ...viaOf(input), ...preconditions(req) });
+    const result = await run(req, res, { kind: 'put', port, spec: specFromInput(input), ...viaOf(input), ...preconditions(req) });
     if ('dryRun' in result) {
       sendDryRun(res, result);
       return;
@@ -64,7 +65,7 @@ export function streamsRouter(portico: Portico): Router {
   });
 
   router.delete('/:port', async (req, res) => {
-    const result = await run(req, { kind: 'delete', port: portParam(req.params.port), ...preconditions(req) });
+    const result = await run(req, res, { kind: 'delete', port: portParam(req.params.port), ...preconditions(req) });
     if ('dryRun' in result) {
       sendDryRun(res, result);
       return;
