@@ -280,13 +280,17 @@ export class Applier {
     const w = work[0];
     if (w === undefined) return; // rejected while planning
     const { staged, shared, verdict } = await this.stageAndTest(kind, w.unchanged ? [] : [w], files, timer);
+    let answer: unknown;
     try {
       const lines = unstagePaths(kind, verdict.lines, staged);
       const result = kind.result(w) as { outcome: Outcome };
-      item.resolve({ ...result, files: [...w.files, ...shared], nginx: { ok: verdict.ok, lines } });
+      answer = { ...result, files: [...w.files, ...shared], nginx: { ok: verdict.ok, lines } };
     } finally {
       await kind.staging.unstage(staged);
     }
+    // Answered last, once nothing of the dry run is left: `settle` frees its port before the caller
+    // can ask for the next one (seen: a getfreeport right after a dry run was handed the port after).
+    item.resolve(answer);
   }
 
   /** The batch's log line names who asked for each of its changes (`by`), in the order they came. */
