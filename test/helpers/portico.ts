@@ -35,20 +35,30 @@ export async function processRuns(pid: number): Promise<boolean> {
   return !['Z', 'X'].includes(stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3));
 }
 
+/** The parent pid of a process (0 when it is gone). */
+async function parentOf(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] ?? 0);
+}
+
 /** Process groups of the masters seen per state directory: their orphaned workers are stopped too. */
 const groups = new Map<string, Set<number>>();
 
 /** The pids of every running nginx master whose command line mentions `stateDir`. */
 export async function nginxMasters(stateDir: string): Promise<number[]> {
   const { readdir } = await import('node:fs/promises');
-  const masters: number[] = [];
+  const titled = new Map<number, number>();
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     const cmdline = (await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')).replaceAll('\0', ' ');
     if (cmdline.startsWith('nginx: master process') && cmdline.includes(stateDir) && (await processRuns(Number(name)))) {
-      masters.push(Number(name));
+      titled.set(Number(name), await parentOf(Number(name)));
     }
   }
+  // A worker the master has just forked carries the master's title until it names itself (under load,
+  // for some milliseconds after the master logged "start worker process"): it is no master. A
+  // managed master's parent is never a master (Portico started it, or it was reparented).
+  const masters = [...titled].filter(([, parent]) => !titled.has(parent)).map(([pid]) => pid);
   // Managed masters lead their own process group; remember it to find their workers later.
   const seen = groups.get(stateDir) ?? new Set<number>();
   for (const pid of masters) seen.add(pid);
@@ -62,7 +72,11 @@ export async function nginxMasters(stateDir: string): Promise<number[]> {
  */
 export async function stopNginxUnder(stateDir: string): Promise<void> {
   for (const pid of await nginxMasters(stateDir)) {
-    process.kill(pid, 'SIGQUIT');
+    try {
+      process.kill(pid, 'SIGQUIT');
+    } catch {
+      continue; // gone since the scan
+    }
     if (!(await eventually(async () => !(await processRuns(pid)), 3000))) process.kill(-pid, 'SIGKILL');
   }
   for (const pgid of groups.get(stateDir) ?? []) {

@@ -11,8 +11,9 @@
  * The kills rotate through three mixes, one phase's pause after another: stream changes alone, app
  * changes alone, and all three kinds side by side: stream and app changes, and PUTs of a certificate
  * that a TLS stream and an HTTPS app serve, replaced back and forth between two pairs (a batch holds
- * one kind, so these apply as consecutive batches of each kind; the kills aimed inside a pause aim at
- * a certificate batch's). The TLS stream, made in the first round of that mix, stays; the HTTPS app
+ * one kind, so these apply as consecutive batches of each kind; in that mix the kills aimed inside a
+ * pause aim at the certificate's first batch, and the others come once its first PUT was answered,
+ * at a random moment of the batches behind it). The TLS stream, made in the first round of that mix, stays; the HTTPS app
  * exists through the rounds of that mix only, so that the other mixes still see the apps' listeners
  * close when their last app goes. After each restart the certificate's two files on disk are one
  * pair, the one GET answers, and the handshakes of its users present it. An app change writes its op's name into a response
@@ -20,8 +21,8 @@
  * the request that wrote it.
  *
  * CRASH_KILLS sets how many kills: `make test` 105 (15 with each phase's pause, 8 or 7 of them
- * aimed inside it; 5 of each mix), `make test-soak` 350. CRASH_SEED replays a run's choices (not
- * its timing).
+ * aimed inside it; 5 of each mix; as long as the run before the certificate joined, measured side
+ * by side with it), `make test-soak` 350. CRASH_SEED replays a run's choices (not its timing).
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -537,7 +538,7 @@ describe('crash safety: kill -9 of Portico at any moment', () => {
       );
 
       // Half the kills are aimed inside the pause after `phase` (of one of the first batches; with the
-      // certificate, of one of its batches), half at random.
+      // certificate, of its first batch), half at random (with the certificate, once its first PUT was answered).
       const aimed = i % 2 === 0;
       const aimedAt: BatchKindName | undefined = mix === 'all' ? 'certificate' : undefined;
       if (aimed) {
@@ -552,12 +553,17 @@ describe('crash safety: kill -9 of Portico at any moment', () => {
         const paused = await eventually(() => pausesSeen() >= nth, 8000, 2);
         assert.ok(paused, `${context}: no pause after ${phase}${aimedAt === undefined ? '' : ` of a ${aimedAt} batch`} was logged:\n${portico.output()}`);
         await sleep(Math.floor(rng() * (DELAY_MS - 50)));
+      } else if (mix === 'all') {
+        // After the certificate's first PUT was answered (bounded: a kill comes anyway), at a random
+        // moment of the batches behind it: so that every such kill has an acknowledged PUT to keep.
+        const certSent = sent[chains.findIndex((chain) => chain[0]?.kind === 'cert')] as Sent[];
+        await eventually(() => certSent.length > 0, 8000, 5);
+        await sleep(Math.floor(rng() * 300));
       } else {
         // An app batch takes longer than a stream batch (its reload waits for the old workers, which
         // share the apps' listeners): with apps, the moment is drawn from a longer span, so that some
-        // batches of them are acknowledged before a kill; longer still with the certificate, whose
-        // batch leads the queue and whose reload waits for the old workers too.
-        await sleep(Math.floor(rng() * (mix === 'streams' ? 300 : mix === 'apps' ? 700 : 1000)));
+        // batches of them are acknowledged before a kill.
+        await sleep(Math.floor(rng() * (mix === 'streams' ? 300 : 700)));
       }
       const killedAt = Date.now();
       process.kill(-portico.pid, 'SIGKILL');
