@@ -33,6 +33,7 @@ export const ROUTE_SCOPES: readonly RouteRule[] = [
   rule('GET', '/v1/streams', 'read'),
   rule('GET', '/v1/streams/:port', 'read'),
   rule('POST', '/v1/streams', 'write'),
+  rule('POST', '/v1/logs/reopen', 'write'),
   rule('PUT', '/v1/streams/:port', 'write'),
   rule('DELETE', '/v1/streams/:port', 'write'),
   rule('GET', '/v1/certificates', 'read'),

@@ -12,7 +12,7 @@
  */
 import { asPorticoError, conflict, notFound } from '../errors.js';
 import { appCertificateRefs } from '../model/app.js';
-import { checkIfMatch } from '../model/etag.js';
+import { checkPreconditions, type Preconditions } from '../model/etag.js';
 import type { InspectedCertificate } from '../model/certificate.js';
 import { certificateRefs, streamSchema } from '../model/stream.js';
 import type { ReloadPlan } from '../nginx/nginx.js';
@@ -28,8 +28,8 @@ import type { TestConfigs } from './test-config.js';
 
 export type CertificateChange =
   /** `create` fails if the id exists; `put` creates or replaces. */
-  | { kind: 'certificate-put'; id: string; certificate: InspectedCertificate; create: boolean; ifMatch?: string }
-  | { kind: 'certificate-delete'; id: string; ifMatch?: string };
+  | ({ kind: 'certificate-put'; id: string; certificate: InspectedCertificate; create: boolean } & Preconditions)
+  | ({ kind: 'certificate-delete'; id: string } & Preconditions);
 
 export interface CertificateResult {
   id: string;
@@ -130,8 +130,8 @@ export class CertificateKind implements BatchKind<CertificateChange, PlannedCert
     const { certs } = this.deps;
     const { id } = change;
     const names = certs.fileNames(id);
-    // Read only for an If-Match: a certificate file broken by hand cannot be parsed, and must stay replaceable.
-    if (change.ifMatch !== undefined) checkIfMatch(change.ifMatch, await certs.get(id), `certificate "${id}"`);
+    // Read only for a precondition: a certificate file broken by hand cannot be parsed, and must stay replaceable.
+    if (change.ifMatch !== undefined || change.ifNoneMatch !== undefined) checkPreconditions(change, await certs.get(id), `certificate "${id}"`);
     const used = inUse(users);
     if (change.kind === 'certificate-delete') {
       if (existing === undefined) throw notFound(`no certificate "${id}"`);
