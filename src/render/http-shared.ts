@@ -12,16 +12,11 @@ import { compileTemplate, type Template } from './engine.js';
 
 export { SHARED_HTTP_FILE };
 
-export interface SharedHttpView {
-  httpPort: number;
-  httpsPort: number;
-  /** The catch-all server is the default on the plain HTTP port: no app has `"default": true`. */
-  httpDefault: boolean;
-  cacheDir: string;
-  cacheKeysMb: number;
-  cacheMaxMb: number;
-  /** The variable set for a request with credentials, which cached routes do not share (`CACHE_CREDENTIALS_VARIABLE`). */
-  cacheCredentials: string;
+/**
+ * What the template prints: what the file says (`SharedHttp`, which the reader gives back), with the
+ * sticky names as the apps' renderer has them and the server name hash's inputs beside its sizes.
+ */
+export interface SharedHttpView extends Omit<SharedHttp, 'sticky' | 'serverNamesHash'> {
   /** The sticky cookie and its variables (`STICKY`). */
   sticky: StickyView;
   /** `server_names_hash_*`, sized from every app's server names (`serverNamesHash`), or nothing (see `sharedServerNamesHash`). */

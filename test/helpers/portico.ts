@@ -67,6 +67,16 @@ export async function nginxMasters(stateDir: string): Promise<number[]> {
 }
 
 /**
+ * A test's cleanup of a child Portico: kills its process group if it still runs (a test that wanted
+ * a graceful stop has done it), stops any nginx left under `stateDir` and removes the directory.
+ */
+export async function discardPortico(portico: { pid: number } | undefined, stateDir: string): Promise<void> {
+  if (portico !== undefined && (await processRuns(portico.pid))) process.kill(-portico.pid, 'SIGKILL');
+  await stopNginxUnder(stateDir);
+  await rm(stateDir, { recursive: true, force: true });
+}
+
+/**
  * Stops every nginx master started under `stateDir` (QUIT, then KILL after 3 s), and any worker
  * left in the process group of a master seen before (a master a test killed leaves its workers).
  */

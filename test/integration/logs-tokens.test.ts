@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sha256 } from '../../src/api/tokens-file.js';
 import { eventually, startEcho, type EchoServer } from '../helpers/net.js';
-import { REPO, processRuns, spawnPortico, stopNginxUnder, tempDir, type ChildPortico } from '../helpers/portico.js';
+import { REPO, discardPortico, processRuns, spawnPortico, tempDir, type ChildPortico } from '../helpers/portico.js';
 
 const FROM = 29340;
 const API_PORT = 29395;
@@ -76,10 +76,8 @@ describe('Portico\'s log with API_TOKENS_FILE', () => {
     });
   });
   after(async () => {
-    if (portico !== undefined && (await processRuns(portico.pid))) process.kill(-portico.pid, 'SIGKILL');
-    await stopNginxUnder(stateDir);
+    await discardPortico(portico, stateDir);
     await echo?.close();
-    await rm(stateDir, { recursive: true, force: true });
   });
 
   it('names the token of each mutation in its batch line and its answer\'s Portico-Request-Id, and never a credential', async () => {

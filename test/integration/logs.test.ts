@@ -8,7 +8,7 @@ import { connect } from 'node:net';
 import { rm } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { eventually, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
-import { exited, processRuns, spawnPortico, stopNginxUnder, tempDir, type ChildPortico } from '../helpers/portico.js';
+import { exited, discardPortico, spawnPortico, tempDir, type ChildPortico } from '../helpers/portico.js';
 
 const FROM = 29320;
 const API_PORT = 29390;
@@ -38,10 +38,8 @@ describe('Portico\'s log', () => {
     });
   });
   after(async () => {
-    if (portico !== undefined && (await processRuns(portico.pid))) process.kill(-portico.pid, 'SIGKILL');
-    await stopNginxUnder(stateDir);
+    await discardPortico(portico, stateDir);
     await echo?.close();
-    await rm(stateDir, { recursive: true, force: true });
   });
 
   it('logs one line per request with method, path, status and duration, and never the token, a header, a body or a query value', async () => {

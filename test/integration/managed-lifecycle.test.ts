@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { accepts, eventually, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
-import { REPO, exited, nginxBin, nginxMasters, processRuns, spawnPortico, stopNginxUnder, tempDir, type ChildPortico } from '../helpers/portico.js';
+import { REPO, exited, nginxBin, nginxMasters, discardPortico, processRuns, spawnPortico, stopNginxUnder, tempDir, type ChildPortico } from '../helpers/portico.js';
 
 const FROM = 24000;
 const TO = 24009;
@@ -61,10 +61,8 @@ describe('managed nginx lifecycle', () => {
     env = { PORT_RANGE: `${FROM}-${TO}`, BIND_PORT: String(API_PORT), STATE_DIR: stateDir };
   });
   after(async () => {
-    if (portico !== undefined && (await processRuns(portico.pid))) process.kill(-portico.pid, 'SIGKILL');
-    await stopNginxUnder(stateDir);
+    await discardPortico(portico, stateDir);
     await echo?.close();
-    await rm(stateDir, { recursive: true, force: true });
   });
 
   it('kill -9 of Portico\'s process group leaves nginx serving; a restart adopts it, lists everything, and traffic never stops', async () => {
