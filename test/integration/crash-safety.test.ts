@@ -63,8 +63,12 @@ const TLS_HOST = 'tls.crash.test';
 const MIXES = ['streams', 'apps', 'all'] as const;
 const DELAY_MS = 150;
 const KILLS = Number(process.env.CRASH_KILLS ?? 105);
-/** Every loop is bounded in time as well as in count: about 1.6 s a kill here, on 2 cores. */
-const DEADLINE_MS = 30_000 + KILLS * 4_000;
+/**
+ * Every loop is bounded in time as well as in count: 2.3 s a kill here with certificate batches in
+ * the third mix (2 cores, load 4: 105 kills in 237 s), 5.2 s at load 11-16 (86 kills in 450 s): a
+ * bound, not a speed target.
+ */
+const DEADLINE_MS = 30_000 + KILLS * 6_000;
 const SEED = Number(process.env.CRASH_SEED ?? Date.now() % 1_000_000);
 
 type Phase = (typeof TEST_DELAY_PHASES)[number];
