@@ -39,6 +39,13 @@ function run(env: Record<string, string>): Started {
 }
 
 /** The first answer of GET /healthz on `port`, polled every 20 ms for up to 15 s. */
+/** SIGTERM, and Portico exits 0 within 15 s. */
+async function stopsCleanly(started: Started): Promise<void> {
+  process.kill(started.child.pid as number, 'SIGTERM');
+  assert.ok(await exited(started.child, 15_000), started.output());
+  assert.equal(started.child.exitCode, 0, started.output());
+}
+
 async function firstAnswer(port: number): Promise<Response | undefined> {
   let answer: Response | undefined;
   await eventually(async () => {
@@ -146,9 +153,7 @@ describe('start-up', () => {
         assert.doesNotMatch(started.output(), /portico listening/);
         assert.ok(await eventually(async () => (await fetch(`http://127.0.0.1:${API_PORT}/healthz`)).status === 200, 15_000));
         assert.ok(await eventually(() => /portico listening on http:\/\/127\.0\.0\.1:29392/.test(started.output()), 2000), started.output());
-        process.kill(started.child.pid as number, 'SIGTERM');
-        assert.ok(await exited(started.child, 15_000));
-        assert.equal(started.child.exitCode, 0, started.output());
+        await stopsCleanly(started);
       } finally {
         if (await processRuns(started.child.pid as number)) process.kill(-(started.child.pid as number), 'SIGKILL');
       }
@@ -167,9 +172,7 @@ describe('start-up', () => {
         const answer = await fetch(`http://127.0.0.1:${API_PORT}/getfreeport`, { headers: { authorization: 'Bearer ci-token-0123456789abcdef' } });
         assert.equal(answer.status, 403, 'the scope read after the SIGHUP holds');
         assert.equal(await processRuns(started.child.pid as number), true);
-        process.kill(started.child.pid as number, 'SIGTERM');
-        assert.ok(await exited(started.child, 15_000));
-        assert.equal(started.child.exitCode, 0, started.output());
+        await stopsCleanly(started);
       } finally {
         if (await processRuns(started.child.pid as number)) process.kill(-(started.child.pid as number), 'SIGKILL');
       }
@@ -180,9 +183,7 @@ describe('start-up', () => {
       children.push(started.child);
       try {
         assert.equal((await firstAnswer(API_PORT))?.status, 503, started.output());
-        process.kill(started.child.pid as number, 'SIGTERM');
-        assert.ok(await exited(started.child, 15_000));
-        assert.equal(started.child.exitCode, 0, started.output());
+        await stopsCleanly(started);
         assert.match(started.output(), /stopping once start-up has finished/);
         assert.match(started.output(), /"msg":"stopped"/);
         await sleep(100);
