@@ -21,8 +21,8 @@ for dir in "${dirs[@]}"; do
   [ -n "$dir" ] && [ ! -e "$dir/nginx" ] && clean_path=${clean_path:+$clean_path:}$dir
 done
 
-expected=$(sed -n 's/^  "\([0-9][0-9.]*\) nginx_.*"$/\1/p' "$repo/scripts/install-nginx.sh" | head -n1)
-[ -n "$expected" ] || fail "cannot read the first pin of scripts/install-nginx.sh"
+expected=$(sed -n 's/^  "\([0-9][0-9.]*\) nginx_.*"$/\1/p' "$repo/scripts/lib/nginx-source.sh" | head -n1)
+[ -n "$expected" ] || fail "cannot read the first pin of scripts/lib/nginx-source.sh"
 
 prefix=$work/nginx
 log "installing into $prefix as a fresh machine would (expecting nginx $expected)"
