@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # Portico on the official nginx image. The default is managed mode: Portico runs its own nginx
 # master inside the container. For the sidecar pattern (an nginx container next to a Portico in
 # external mode) see docker-compose.yml; docs/container.md explains both.
@@ -38,7 +36,11 @@ RUN set -e; \
              stream_ssl_module stream_ssl_preread_module; do \
       printf '%s\n' "$build" | grep -q -- "--with-$m\b" || { echo "nginx lacks --with-$m" >&2; exit 1; }; \
     done; \
-    mkdir -p /var/lib/portico
+    groupadd --system --gid 10001 portico; \
+    useradd --system --uid 10001 --gid portico --no-create-home --home-dir /var/lib/portico \
+      --shell /usr/sbin/nologin --comment "Portico" portico; \
+    mkdir -p /var/lib/portico; \
+    chown portico:portico /var/lib/portico
 
 # /etc/nginx is left exactly as the base image has it: the compose sidecar seeds its shared
 # /etc/nginx volume from whichever of its two images starts first.
@@ -80,6 +82,13 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
 # `docker run --stop-timeout 40` or `docker stop -t 40`. Portico has no handler for the nginx
 # image's SIGQUIT.
 STOPSIGNAL SIGTERM
+
+# Not root: Portico and the nginx it runs in managed mode are the user portico (uid 10001), the
+# owner of STATE_DIR. A named volume mounted there starts with that owner; a host folder must be
+# given it (chown 10001:10001). Binding HTTP_PORT 80 and HTTPS_PORT 443 needs no privilege inside a
+# container: Docker (20.10 and later) sets net.ipv4.ip_unprivileged_port_start to 0 in its network
+# namespace. The compose sidecar runs this image as root instead (docker-compose.yml says why).
+USER portico
 
 # bin/portico, the launcher `make start`, `npm start` and `make bench` use too: it holds node's heap
 # flags (one definition) and execs node, which then receives the stop signal itself. It replaces the

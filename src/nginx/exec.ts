@@ -1,6 +1,11 @@
 /**
  * The one place nginx is executed. Every call has a timeout and answers nginx's own words.
  */
+import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { open, unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { PorticoError } from '../errors.js';
 
@@ -28,22 +33,62 @@ function prefixArgs(cmd: NginxCommand): string[] {
   return cmd.prefix === undefined ? [] : ['-p', `${cmd.prefix}/`];
 }
 
+interface Finished {
+  exitCode: number | undefined;
+  timedOut: boolean;
+  /** Why it could not run (spawn failed), or undefined. */
+  error: string | undefined;
+  stderr: string;
+}
+
+/**
+ * Runs `bin` with stdout to /dev/null and stderr to an unlinked scratch file, never a pipe: node's
+ * pipes are socket pairs, and a log path that links to /dev/stdout or /dev/stderr (nginx's official
+ * image links /var/log/nginx/access.log and error.log so) cannot be opened through /proc/self/fd when
+ * that is a socket (ENXIO). Through pipes, `nginx -t` would refuse a config its master runs.
+ */
+async function runToFile(bin: string, args: string[], timeoutMs: number): Promise<Finished> {
+  const path = join(tmpdir(), `portico-nginx-t-${process.pid}-${randomBytes(6).toString('hex')}`);
+  const output = await open(path, 'w+', 0o600);
+  try {
+    await unlink(path);
+    const finished = await new Promise<Omit<Finished, 'stderr'>>((resolve) => {
+      const child = spawn(bin, args, { stdio: ['ignore', 'ignore', output.fd], timeout: timeoutMs, killSignal: 'SIGKILL' });
+      let spawnError: string | undefined;
+      child.on('error', (error) => {
+        spawnError = error.message;
+      });
+      child.on('close', (code, signal) => {
+        const ended = signal === null ? undefined : `it was ended by ${signal}`;
+        resolve({ exitCode: code ?? undefined, timedOut: child.killed && spawnError === undefined, error: spawnError ?? ended });
+      });
+    });
+    const { size } = await output.stat();
+    const buffer = Buffer.alloc(Math.min(size, 1 << 20));
+    const { bytesRead } = await output.read(buffer, 0, buffer.length, 0);
+    return { ...finished, stderr: buffer.subarray(0, bytesRead).toString('utf8') };
+  } finally {
+    await output.close();
+  }
+}
+
 /** Runs `nginx -t` on `conf`; a failing test is an answer (ok: false), not an exception. */
 export async function testConfig(cmd: NginxCommand, conf: string): Promise<TestResult> {
   const args = [...prefixArgs(cmd), '-t', '-q', '-e', 'stderr', '-c', conf];
-  const result = await execa(cmd.bin, args, { reject: false, timeout: cmd.timeoutMs, stdin: 'ignore' });
   const command = `${cmd.bin} ${args.join(' ')}`;
+  const result = await runToFile(cmd.bin, args, cmd.timeoutMs);
   if (result.timedOut) {
     throw new PorticoError('NginxUnavailable', `nginx -t did not finish within ${cmd.timeoutMs} ms`, { command });
   }
-  if (result.failed && result.exitCode === undefined) {
-    throw new PorticoError('NginxUnavailable', `cannot run ${cmd.bin}: ${result.shortMessage}`, { command, cause: result });
+  if (result.exitCode === undefined) {
+    throw new PorticoError('NginxUnavailable', `cannot run ${cmd.bin}: ${result.error ?? 'no exit code'}`, { command });
   }
-  const lines = String(result.stderr)
+  const stderr = result.stderr;
+  const lines = stderr
     .split('\n')
     .map((line) => tidyLogLine(line.trim()))
     .filter((line) => line !== '' && !/configuration file .* test (?:is successful|failed)$/.test(line));
-  return { ok: result.exitCode === 0, lines, exitCode: result.exitCode ?? -1, command };
+  return { ok: result.exitCode === 0, lines, exitCode: result.exitCode, command };
 }
 
 export interface NginxBuild {
