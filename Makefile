@@ -12,7 +12,7 @@ NGINX_STAMP := .nginx-bin
 UNIT_TESTS := $(wildcard test/unit/*.test.ts)
 INTEGRATION_TESTS := $(wildcard test/integration/*.test.ts)
 
-.PHONY: help nginx check-install chromium deps build start test test-soak test-unit test-integration typecheck bench clean
+.PHONY: help nginx check-install chromium deps build start test test-soak test-container container-images test-unit test-integration typecheck bench clean
 
 help:
 	@echo "make start   install what is missing, build, run Portico in managed mode"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench   run the benchmarks and rewrite bench/RESULTS.md"
 	@echo "make test-soak  the heavy fault tests: 350 kill -9s of Portico in the middle of applies (about 9 minutes)"
 	@echo "make check-install  build nginx into a throwaway prefix as a fresh machine would, and check it (about a minute)"
+	@echo "make test-container the Dockerfile and docker-compose.yml through a Docker engine of the tests' own (about 5 minutes)"
 
 $(NODE_MODULES): package.json package-lock.json
 	@scripts/install-node-deps.sh
@@ -66,6 +67,17 @@ test: chromium typecheck
 test-soak: deps
 	@CRASH_KILLS=350 NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx --test --test-reporter=spec \
 		test/integration/crash-safety.test.ts
+
+# The Dockerfile and docker-compose.yml, built and run through Debian's Docker engine: installs it when
+# missing, starts a dockerd of the tests' own under var/container and stops it at the end.
+test-container: deps chromium
+	@scripts/container/run-tests.sh
+
+# Local stand-ins for the Dockerfile's base images (node:20-bookworm-slim, nginx.org's nginx), for an
+# engine that reaches no registry: prints NODE_IMAGE=... and NGINX_IMAGE=... to export. Uses the engine
+# in DOCKER_HOST, or the machine's.
+container-images:
+	@scripts/container/base-images.sh
 
 # Portico runs built, through bin/portico as `make start` runs it; the benchmark itself through tsx.
 # wrk drives the data plane's HTTP half: Debian's package, installed when missing (root only; without

@@ -9,9 +9,9 @@
 # whose inputs did not change is kept, so a second run takes seconds. The root file system and the
 # nginx build are also kept as tarballs under $CONTAINER_DIR/cache.
 #
-# Talks to the engine in $DOCKER_HOST (the tests' own, from dockerd.sh). Writes the two tags to
-# $CONTAINER_DIR/base-images.env as NODE_IMAGE=... and NGINX_IMAGE=..., the Dockerfile's and the
-# compose file's variables.
+# Talks to the engine in $DOCKER_HOST (the tests' own, from dockerd.sh), else the machine's. Prints
+# the two tags as `export NODE_IMAGE=...` and `export NGINX_IMAGE=...`, the Dockerfile's and the
+# compose file's variables: `eval "$(make -s container-images)"` (logs go to stderr).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -30,7 +30,7 @@ sha() { sha256sum | cut -c1-16; }
 # shellcheck source=../lib/nginx-source.sh
 . "$repo/scripts/lib/nginx-source.sh"
 
-[ -n "${DOCKER_HOST:-}" ] || fail "DOCKER_HOST is not set (scripts/container/dockerd.sh start prints it)"
+export DOCKER_HOST=${DOCKER_HOST:-unix:///var/run/docker.sock}
 "$docker" version --format '{{.Server.Version}}' >/dev/null || fail "no engine answers on $DOCKER_HOST"
 mkdir -p "$cache"
 work=$(mktemp -d /tmp/portico-base-images.XXXXXX)
@@ -151,4 +151,4 @@ if [ "$(label_of "$nginx_image")" != "$nginx_hash" ]; then
   log "built $nginx_image"
 fi
 
-printf 'NODE_IMAGE=%s\nNGINX_IMAGE=%s\n' "$node_image" "$nginx_image" | tee "$dir/base-images.env"
+printf 'export NODE_IMAGE=%s\nexport NGINX_IMAGE=%s\n' "$node_image" "$nginx_image"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# `make test-container`: the container image and the compose sidecar, through a real Docker engine.
+# Installs what is missing (scripts/container/install-tools.sh), starts the tests' own dockerd
+# (dockerd.sh: never the machine's), builds or reuses the local base images (base-images.sh), runs
+# test/container/*.test.ts one file at a time (they publish the same fixed ports, as the README's
+# commands do), and stops the engine by pid however the tests end.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$repo"
+export CONTAINER_DIR=${CONTAINER_DIR:-$repo/var/container}
+
+scripts/container/install-tools.sh
+started=$SECONDS
+engine=$(scripts/container/dockerd.sh start)
+trap 'scripts/container/dockerd.sh stop' EXIT
+export "${engine?}"
+# As the README tells a user on a machine without a registry (captured first: a failure inside eval's
+# argument would go unnoticed).
+images=$(make -s container-images)
+eval "$images"
+[ -n "${NODE_IMAGE:-}" ] && [ -n "${NGINX_IMAGE:-}" ] || { echo "test-container: no base images" >&2; exit 1; }
+printf 'test-container: engine and base images ready in %d s\n' "$((SECONDS - started))" >&2
+
+# The README's commands run with Debian's client first on PATH (/usr/local/bin may hold another), the
+# data plane published on loopback only, and the local base images in NODE_IMAGE and NGINX_IMAGE.
+export PATH=/usr/bin:$PATH PUBLISH_ADDRESS=127.0.0.1
+node --import tsx --test --test-reporter=spec --test-concurrency=1 test/container/*.test.ts

@@ -1,0 +1,215 @@
+/**
+ * The image alone (managed mode), built and run through a real Docker engine with the README's own
+ * commands (its "Container" section, run as written): a stream echoes bytes from the host through
+ * the container's nginx to a backend on the host; Chromium reaches an app over HTTP/3 through the
+ * published UDP port; `docker stop` lets nginx finish a request in flight and exits cleanly; a second
+ * `docker run` on the same state volume lists and serves everything again. And the image's limits:
+ * it runs as the user the README names, keeps STATE_DIR on the volume, answers its health check, and
+ * adds less than 200 MB to the nginx image.
+ *
+ * Fixed ports, as the README's commands publish them (on 127.0.0.1 here: PUBLISH_ADDRESS): the API on
+ * 5000, streams 9000-9009, apps on 80 and 443. The backends listen on the bridge's gateway, the
+ * host's address as a container sees it. `make test-container` runs this; `make test` does not.
+ */
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fixtureCert, fixturePem } from '../helpers/backends.js';
+import { http3Flags, launchChromium } from '../helpers/chromium.js';
+import {
+  bridgeGateway,
+  containerProcesses,
+  containerUnavailable,
+  docker,
+  fromLine,
+  imageSize,
+  inspect,
+  readmeBlock,
+  runBlock,
+} from '../helpers/docker.js';
+import { eventually, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
+
+const API = 'http://127.0.0.1:5000';
+const CONTAINER = 'portico';
+const VOLUME = 'portico-state';
+const CERT = fixtureCert('portico');
+const CA = fixturePem('ca.crt');
+const PAGE = 'answered by the backend on the host';
+const unavailable = containerUnavailable();
+
+async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: string }> {
+  const response = await fetch(`${API}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(30_000),
+  });
+  return { status: response.status, body: await response.text() };
+}
+
+/** An HTTP backend on `host`; `/slow` answers after `slowMs`. */
+async function startPageBackend(host: string, slowMs: number): Promise<{ port: number; close(): Promise<void> }> {
+  const server: Server = createServer((req, res) => {
+    const answer = () => {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end(`<!doctype html><title>page</title><p id="answer">${PAGE} ${req.url}</p>\n`);
+    };
+    if (req.url === '/slow') setTimeout(answer, slowMs);
+    else answer();
+  });
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, host, () => resolve()));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** GET `path` over HTTPS through the published 443 with SNI and Host portico.test, trusting the test CA. */
+function httpsGet(path: string, timeoutMs = 10_000): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      { host: '127.0.0.1', port: 443, path, servername: 'portico.test', headers: { host: 'portico.test' }, ca: CA, agent: false, timeout: timeoutMs },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`https://portico.test${path}: no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function removeContainer(): Promise<void> {
+  await docker(['rm', '-f', CONTAINER]).catch(() => undefined);
+}
+
+describe('the image alone: managed mode through a real Docker engine', { skip: unavailable }, () => {
+  let echo: EchoServer;
+  let page: Awaited<ReturnType<typeof startPageBackend>>;
+  let gateway: string;
+  let block: Awaited<ReturnType<typeof readmeBlock>>;
+
+  before(async () => {
+    gateway = await bridgeGateway();
+    echo = await startEcho('host:', gateway);
+    page = await startPageBackend(gateway, 2000);
+    await removeContainer();
+    await docker(['volume', 'rm', '-f', VOLUME]);
+    block = await readmeBlock('Container', /^docker run /);
+  });
+  after(async () => {
+    await removeContainer();
+    await docker(['volume', 'rm', '-f', VOLUME]).catch(() => undefined);
+    await echo?.close();
+    await page?.close();
+  });
+
+  it("builds and runs with the README's commands; the image adds less than 200 MB to the nginx image", async (t) => {
+    const started = performance.now();
+    await runBlock(block);
+    const built = await imageSize('portico');
+    const base = await imageSize(process.env.NGINX_IMAGE as string);
+    const added = (built - base) / 1e6;
+    t.diagnostic(`built in ${Math.round((performance.now() - started) / 1000)} s: portico ${(built / 1e6).toFixed(0)} MB, ${process.env.NGINX_IMAGE} ${(base / 1e6).toFixed(0)} MB, added ${added.toFixed(0)} MB`);
+    assert.ok(added < 200, `the image adds ${added.toFixed(0)} MB to ${process.env.NGINX_IMAGE}`);
+    assert.equal(await inspect('portico', '{{.Config.User}}'), 'portico');
+  });
+
+  it('runs as user portico (uid 10001), nginx too, with STATE_DIR on the volume', async () => {
+    assert.ok(await eventually(async () => (await api('GET', '/readyz').catch(() => ({ status: 0 }))).status === 200, 30_000, 250), 'the API never answered /readyz 200');
+    const processes = await containerProcesses(CONTAINER);
+    const node = processes.filter((p) => /\bnode\b.*dist\/main\.js/.test(p.args));
+    const nginx = processes.filter((p) => /^nginx: /.test(p.args));
+    assert.equal(node.length, 1, JSON.stringify(processes));
+    assert.ok(nginx.some((p) => p.args.startsWith('nginx: master')) && nginx.length >= 2, JSON.stringify(processes));
+    for (const p of [...node, ...nginx]) assert.equal(p.uid, 10001, `${p.args} runs as uid ${p.uid}`);
+    const mounts = JSON.parse((await inspect(CONTAINER, '{{json .Mounts}}')) ?? '[]') as Array<{ Type: string; Name: string; Destination: string }>;
+    assert.ok(mounts.some((m) => m.Type === 'volume' && m.Name === VOLUME && m.Destination === '/var/lib/portico'), JSON.stringify(mounts));
+    assert.match(await docker(['exec', CONTAINER, 'ls', '/var/lib/portico/stream.d']).then(() => 'ok'), /ok/);
+  });
+
+  it('a stream echoes bytes from the host through the container to a backend on the host', async () => {
+    const created = await api('GET', `/createstream/9000/${gateway}:${echo.port}`);
+    assert.equal(created.status, 200, created.body);
+    assert.equal(await roundTrip(9000, 'through the container\n', { expectBytes: 'host:through the container\n'.length }), 'host:through the container\n');
+    assert.ok(echo.accepted() >= 1);
+  });
+
+  it('an app answers over HTTPS, and over HTTP/3 to Chromium through the published UDP port', async (t) => {
+    let answer = await api('POST', '/v1/certificates', { id: 'portico', certificate: CERT.cert, key: CERT.key });
+    assert.equal(answer.status, 201, answer.body);
+    answer = await api('POST', '/v1/apps', {
+      name: 'h3',
+      serverNames: ['portico.test'],
+      routes: [{ upstreams: [{ address: `${gateway}:${page.port}` }] }],
+      tls: { certificate: 'portico', http2: true, http3: true },
+    });
+    assert.equal(answer.status, 201, answer.body);
+    const https = await httpsGet('/');
+    assert.equal(https.status, 200);
+    assert.match(https.body, new RegExp(PAGE));
+
+    const browser = await launchChromium(http3Flags('portico.test', 443, CERT.cert));
+    try {
+      const tab = await browser.browser.newPage();
+      const response = await tab.goto('https://portico.test/', { timeout: 20_000 });
+      assert.equal(response?.status(), 200);
+      assert.match(await tab.locator('#answer').innerText({ timeout: 5000 }), new RegExp(PAGE));
+      assert.equal(await tab.evaluate("performance.getEntriesByType('navigation')[0].nextHopProtocol"), 'h3');
+    } finally {
+      await browser.close();
+    }
+    // nginx's access log (flushed every second) records the request as HTTP/3.0.
+    const h3Line = /"GET \/ HTTP\/3\.0" 200 HTTP\/3\.0 portico\.test$/m;
+    let accessLog = '';
+    const logged = await eventually(async () => {
+      accessLog = await docker(['exec', CONTAINER, 'cat', '/var/lib/portico/logs/access.log']);
+      return h3Line.test(accessLog);
+    }, 5000, 250);
+    assert.ok(logged, `no HTTP/3.0 line for GET / in the container's access log:\n${accessLog}`);
+    t.diagnostic(accessLog.split('\n').find((line) => h3Line.test(line)) ?? '');
+  });
+
+  it('docker stop lets nginx finish a request in flight, and the container exits 0', async () => {
+    const inFlight = httpsGet('/slow', 20_000);
+    await sleep(500);
+    const started = performance.now();
+    await docker(['stop', CONTAINER], 90_000);
+    const stoppedMs = performance.now() - started;
+    const answer = await inFlight;
+    assert.equal(answer.status, 200);
+    assert.match(answer.body, /\/slow/);
+    assert.equal(await inspect(CONTAINER, '{{.State.ExitCode}}'), '0');
+    assert.ok(stoppedMs < 40_000, `docker stop took ${Math.round(stoppedMs)} ms: the stop timeout killed it`);
+    const logs = await docker(['logs', CONTAINER]);
+    assert.match(logs, /"msg":"stopped"/, logs.slice(-2000));
+  });
+
+  it('a second docker run on the same volume lists every stream and serves it, and the app', async () => {
+    await removeContainer();
+    await runBlock(fromLine(block, /^docker run /));
+    assert.ok(await eventually(async () => (await api('GET', '/readyz').catch(() => ({ status: 0 }))).status === 200, 30_000, 250), 'the API never answered /readyz 200');
+    const listed = JSON.parse((await api('GET', '/getstreams')).body) as Array<{ listen: number; proxy_pass: string }>;
+    assert.deepEqual(listed, [{ listen: 9000, proxy_pass: `${gateway}:${echo.port}` }]);
+    assert.equal(await roundTrip(9000, 'again\n', { expectBytes: 'host:again\n'.length }), 'host:again\n');
+    const https = await httpsGet('/');
+    assert.equal(https.status, 200);
+    const errorLog = await docker(['exec', CONTAINER, 'cat', '/var/lib/portico/logs/error.log']);
+    assert.match(errorLog, /gracefully shutting down/, 'the first nginx did not log a graceful shutdown');
+  });
+
+  it('the health check answers: the container turns healthy', async () => {
+    const healthy = await eventually(async () => (await inspect(CONTAINER, '{{.State.Health.Status}}')) === 'healthy', 60_000, 1000);
+    assert.ok(healthy, `health: ${await inspect(CONTAINER, '{{json .State.Health}}')}`);
+  });
+});
