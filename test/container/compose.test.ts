@@ -1,0 +1,223 @@
+/**
+ * The compose sidecar (external mode) through a real Docker engine, with the README's own commands
+ * (its "Container" section, run as written) and the project's docker-compose.yml: a stream and an
+ * app created through Portico's API are served by the nginx container; `docker kill` of Portico's
+ * container leaves nginx serving (not one failed request in a loop across it); Portico started again
+ * finds every stream and app; a change nginx refuses answers 422 and the nginx container keeps its
+ * config; `docker-compose down` leaves no container, network or process behind.
+ *
+ * Fixed ports, as the compose file publishes them (on 127.0.0.1 here: PUBLISH_ADDRESS): the API on
+ * 5000, streams 9000-9009, apps on 80 and 443. The app's backend listens on the default bridge's
+ * gateway, the host's address as a container sees it. `make test-container` runs this.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { fixtureCert, fixturePem } from '../helpers/backends.js';
+import { bridgeGateway, containerProcesses, containerUnavailable, docker, readmeBlock, runBlock } from '../helpers/docker.js';
+import { eventually, roundTrip } from '../helpers/net.js';
+import { REPO } from '../helpers/portico.js';
+
+const run = promisify(execFile);
+const API = 'http://127.0.0.1:5000';
+const PROJECT = 'portico';
+const CERT = fixtureCert('portico');
+const CA = fixturePem('ca.crt');
+const PAGE = 'answered by the backend on the host';
+const unavailable = containerUnavailable();
+
+async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: string }> {
+  const response = await fetch(`${API}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(30_000),
+  });
+  return { status: response.status, body: await response.text() };
+}
+
+const ready = async (): Promise<boolean> => (await api('GET', '/readyz').catch(() => ({ status: 0, body: '' }))).status === 200;
+
+/** docker-compose with the project's name, from the repository (Debian's 1.29). */
+async function compose(args: string[], timeoutMs = 300_000): Promise<string> {
+  const { stdout, stderr } = await run('docker-compose', ['-p', PROJECT, ...args], { cwd: REPO, timeout: timeoutMs, maxBuffer: 16 << 20 });
+  return `${stdout}${stderr}`;
+}
+
+/** The container id of a compose service. */
+async function serviceId(service: string): Promise<string> {
+  const id = (await compose(['ps', '-q', service])).trim().split('\n')[0] ?? '';
+  assert.match(id, /^[0-9a-f]{12,}$/, `no container for the service ${service}`);
+  return id;
+}
+
+async function startPageBackend(host: string): Promise<{ port: number; close(): Promise<void> }> {
+  const server: Server = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end(`${PAGE} ${req.url}\n`);
+  });
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, host, () => resolve()));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function httpsGet(path: string, timeoutMs = 5000): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      { host: '127.0.0.1', port: 443, path, servername: 'portico.test', headers: { host: 'portico.test' }, ca: CA, agent: false, timeout: timeoutMs },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`https://portico.test${path}: no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** One request to the app and one round trip through the stream; answers what went wrong, or ''. */
+async function probeOnce(n: number): Promise<string> {
+  const failures: string[] = [];
+  try {
+    const answer = await httpsGet(`/loop/${n}`);
+    if (answer.status !== 200 || !answer.body.includes(`${PAGE} /loop/${n}`)) failures.push(`app: ${answer.status} ${answer.body.slice(0, 200)}`);
+  } catch (error) {
+    failures.push(`app: ${(error as Error).message}`);
+  }
+  try {
+    const payload = `ping ${n}\n`;
+    const echoed = await roundTrip(9000, payload);
+    if (echoed !== payload) failures.push(`stream: ${JSON.stringify(echoed)}`);
+  } catch (error) {
+    failures.push(`stream: ${(error as Error).message}`);
+  }
+  return failures.join('; ');
+}
+
+describe('the compose sidecar: external mode through a real Docker engine', { skip: unavailable }, () => {
+  let page: Awaited<ReturnType<typeof startPageBackend>>;
+  let gateway: string;
+
+  before(async () => {
+    gateway = await bridgeGateway();
+    page = await startPageBackend(gateway);
+    await compose(['down', '-v', '--remove-orphans']).catch(() => '');
+  });
+  after(async () => {
+    await compose(['down', '-v', '--remove-orphans']).catch(() => '');
+    await page?.close();
+  });
+
+  it("starts with the README's commands, and the stream it creates echoes through the nginx container", async () => {
+    const output = await runBlock(await readmeBlock('Container', /^docker-compose -p portico up /));
+    assert.match(output, /"result":"ok"/);
+    assert.equal(await roundTrip(9000, 'through the sidecar\n'), 'through the sidecar\n');
+  });
+
+  it('an app with a certificate answers over HTTPS, served by the nginx container (Portico runs no nginx)', async () => {
+    let answer = await api('POST', '/v1/certificates', { id: 'portico', certificate: CERT.cert, key: CERT.key });
+    assert.equal(answer.status, 201, answer.body);
+    answer = await api('POST', '/v1/apps', {
+      name: 'shop',
+      serverNames: ['portico.test'],
+      routes: [{ upstreams: [{ address: `${gateway}:${page.port}` }] }],
+      tls: { certificate: 'portico', http2: true, http3: true },
+    });
+    assert.equal(answer.status, 201, answer.body);
+    const https = await httpsGet('/first');
+    assert.equal(https.status, 200);
+    assert.match(https.body, new RegExp(`${PAGE} /first`));
+
+    const nginx = await containerProcesses(await serviceId('nginx'));
+    assert.ok(nginx.some((p) => p.args.startsWith('nginx: master process')), JSON.stringify(nginx));
+    assert.ok(nginx.some((p) => p.args.startsWith('nginx: worker process')), JSON.stringify(nginx));
+    const portico = await containerProcesses(await serviceId('portico'));
+    assert.ok(portico.some((p) => /node .*dist\/main\.js/.test(p.args)), JSON.stringify(portico));
+    assert.ok(!portico.some((p) => p.args.startsWith('nginx:')), `Portico's container runs an nginx: ${JSON.stringify(portico)}`);
+    const files = await docker(['exec', await serviceId('nginx'), 'ls', '/etc/nginx/stream.d', '/etc/nginx/portico.d']);
+    assert.match(files, /_conductor_9000\.conf/);
+    assert.match(files, /app_shop\.conf/);
+  });
+
+  it("docker kill of Portico's container leaves nginx serving: no request fails in a loop across it", async (t) => {
+    const portico = await serviceId('portico');
+    const failures: string[] = [];
+    let probes = 0;
+    let killedAt = 0;
+    const loop = (async () => {
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline && (killedAt === 0 || Date.now() < killedAt + 3000)) {
+        const failure = await probeOnce(probes);
+        probes += 1;
+        if (failure !== '') failures.push(`#${probes}: ${failure}`);
+      }
+    })();
+    await sleep(1000);
+    await docker(['kill', portico]);
+    killedAt = Date.now();
+    await loop;
+    t.diagnostic(`${probes} probes (an HTTPS request and a stream round trip each), ${failures.length} failed`);
+    assert.deepEqual(failures, []);
+    assert.ok(probes >= 10, `only ${probes} probes ran`);
+    // docker kill counts as stopped by hand: the restart policy (unless-stopped) leaves it down.
+    assert.equal(await docker(['inspect', '-f', '{{.State.Running}} {{.State.ExitCode}}', portico]), 'false 137');
+  });
+
+  it('Portico started again finds every stream and app', async () => {
+    await docker(['start', await serviceId('portico')]);
+    assert.ok(await eventually(ready, 30_000, 250), 'Portico did not become ready again');
+    const streams = JSON.parse((await api('GET', '/getstreams')).body) as Array<{ listen: number; proxy_pass: string }>;
+    assert.deepEqual(streams, [{ listen: 9000, proxy_pass: 'echo:7000' }]);
+    const apps = await api('GET', '/v1/apps');
+    assert.equal(apps.status, 200);
+    assert.match(apps.body, /"name":"shop"/);
+    assert.equal((await httpsGet('/after')).status, 200);
+  });
+
+  it('a change nginx refuses answers 422 with its message, and the nginx container keeps its config', async () => {
+    const nginx = await serviceId('nginx');
+    const before = await docker(['exec', nginx, 'sh', '-c', 'cat /etc/nginx/stream.d/*.conf /etc/nginx/portico.d/*.conf | sha256sum']);
+    const master = await docker(['exec', nginx, 'cat', '/run/nginx/nginx.pid']);
+    const refused = await api('GET', '/createstream/9001/no-such-host.invalid:80');
+    assert.equal(refused.status, 422, refused.body);
+    assert.match(refused.body, /host not found/);
+    assert.equal(await docker(['exec', nginx, 'sh', '-c', 'cat /etc/nginx/stream.d/*.conf /etc/nginx/portico.d/*.conf | sha256sum']), before);
+    assert.equal(await docker(['exec', nginx, 'cat', '/run/nginx/nginx.pid']), master);
+    assert.equal(await probeOnce(1_000_000), '');
+  });
+
+  it("docker-compose down (the README's) leaves no container, network or process of the project", async () => {
+    const pids: number[] = [];
+    for (const service of ['nginx', 'portico', 'echo']) pids.push(...(await containerProcesses(await serviceId(service))).map((p) => p.pid));
+    assert.ok(pids.length >= 4, JSON.stringify(pids));
+    await runBlock(await readmeBlock('Container', /^docker-compose -p portico down$/));
+    const label = `label=com.docker.compose.project=${PROJECT}`;
+    assert.equal(await docker(['ps', '-a', '-q', '--filter', label]), '');
+    assert.equal(await docker(['network', 'ls', '-q', '--filter', label]), '');
+    const alive = pids.filter((pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    assert.deepEqual(alive, [], 'processes of the project outlived docker-compose down');
+    const { stdout } = await run('pgrep', ['-x', 'docker-proxy']).catch(() => ({ stdout: '' }));
+    assert.equal(stdout.trim(), '', 'a docker-proxy (a published port) outlived docker-compose down');
+  });
+});
