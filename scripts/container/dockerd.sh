@@ -6,8 +6,10 @@
 # iptables chains.
 #
 #   scripts/container/dockerd.sh start   starts it (waits until it answers) and prints DOCKER_HOST=...
-#   scripts/container/dockerd.sh stop    stops it by pid (SIGTERM, then SIGKILL after 30 s), and
-#                                        removes its bridge
+#   scripts/container/dockerd.sh stop    stops it by pid (SIGTERM, then SIGKILL after 30 s), removes
+#                                        its bridge, and takes back what dockerd changed in the host's
+#                                        network set-up: its iptables rules and chains, the FORWARD
+#                                        policy it sets to DROP, and net.ipv4.ip_forward
 #   scripts/container/dockerd.sh env     prints DOCKER_HOST=... for a running one
 set -euo pipefail
 
@@ -49,6 +51,11 @@ start() {
   [ "$(id -u)" -eq 0 ] || { log "dockerd needs root"; exit 1; }
   command -v dockerd >/dev/null || { log "no dockerd: run scripts/container/install-tools.sh"; exit 1; }
   mkdir -p "$engine/data" "$engine/exec"
+  # What dockerd will change and `stop` gives back.
+  if [ ! -f "$engine/host-network" ]; then
+    printf 'ip_forward=%s\nforward_policy=%s\n' "$(cat /proc/sys/net/ipv4/ip_forward)" \
+      "$(iptables -S FORWARD 2>/dev/null | sed -n 's/^-P FORWARD //p')" > "$engine/host-network"
+  fi
   if ! ip link show "$bridge" >/dev/null 2>&1; then
     ip link add name "$bridge" type bridge
     ip addr add "$bridge_cidr" dev "$bridge"
@@ -98,6 +105,29 @@ stop() {
   fi
   rm -f "$pid_file"
   ip link del "$bridge" 2>/dev/null || true
+  restore_host_network
+}
+
+# Removes dockerd's iptables chains and every rule naming them or this engine's bridge and subnets,
+# keeping everyone else's rules, and restores the FORWARD policy and ip_forward as they were.
+restore_host_network() {
+  local saved=$engine/host-network table ip_forward forward_policy
+  # The bridge's and the pool's addresses share their first two octets (10.213. by default).
+  local ours
+  ours=$(printf '%s' "$bridge_cidr" | cut -d. -f1-2 | sed 's/\./\\./g')
+  [ -f "$saved" ] || return 0
+  ip_forward=$(sed -n 's/^ip_forward=//p' "$saved")
+  forward_policy=$(sed -n 's/^forward_policy=//p' "$saved")
+  if command -v iptables-save >/dev/null && command -v iptables-restore >/dev/null; then
+    for table in filter nat; do
+      iptables-save -t "$table" \
+        | grep -v -e 'DOCKER' -e "$bridge" -e "-s $ours\\." \
+        | sed "s/^:FORWARD [A-Z]* /:FORWARD ${forward_policy:-ACCEPT} /" \
+        | iptables-restore -T "$table" || log "could not restore the iptables table $table"
+    done
+  fi
+  [ -z "$ip_forward" ] || printf '%s\n' "$ip_forward" > /proc/sys/net/ipv4/ip_forward
+  rm -f "$saved"
 }
 
 case ${1:-} in
