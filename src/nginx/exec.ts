@@ -49,7 +49,7 @@ interface Finished {
  */
 async function runToFile(bin: string, args: string[], timeoutMs: number): Promise<Finished> {
   const path = join(tmpdir(), `portico-nginx-t-${process.pid}-${randomBytes(6).toString('hex')}`);
-  const output = await open(path, 'w+', 0o600);
+  const output = await open(path, 'wx+', 0o600);
   try {
     await unlink(path);
     const finished = await new Promise<Omit<Finished, 'stderr'>>((resolve) => {

@@ -83,4 +83,23 @@ describe('packaging', () => {
       assert.doesNotMatch(await readFile(`${REPO}/${file}`, 'utf8'), /--max-(semi|old)-space-size=\d/, file);
     }
   });
+
+  it('the Dockerfile and docker-compose.yml name the same default base images, and the compose file no other image', async () => {
+    const dockerfile = await readFile(`${REPO}/Dockerfile`, 'utf8');
+    const compose = await readFile(`${REPO}/docker-compose.yml`, 'utf8');
+    const args = Object.fromEntries([...dockerfile.matchAll(/^ARG (NODE_IMAGE|NGINX_IMAGE)=(\S+)$/gm)].map((m) => [m[1], m[2]]));
+    assert.deepEqual(Object.keys(args).sort(), ['NGINX_IMAGE', 'NODE_IMAGE']);
+    assert.match(dockerfile, /^FROM \$\{NODE_IMAGE\} AS build$/m);
+    assert.match(dockerfile, /^FROM \$\{NGINX_IMAGE\} AS runtime$/m);
+    const defaults = [...compose.matchAll(/\$\{(NODE_IMAGE|NGINX_IMAGE):-([^}]+)\}/g)];
+    assert.ok(defaults.length >= 4, 'the compose file reads NODE_IMAGE and NGINX_IMAGE');
+    for (const [, name, value] of defaults) assert.equal(value, args[name as string], `docker-compose.yml's default for ${name}`);
+    // Every image: line is one of the two variables, or the image the compose file builds itself.
+    const images = [...compose.matchAll(/^\s+image: (.*)$/gm)].map((m) => m[1]);
+    for (const image of images) assert.match(image as string, /^(\$\{(NODE_IMAGE|NGINX_IMAGE):-[^}]+\}|portico:local)$/);
+  });
+
+  it('the Dockerfile pulls nothing a registry-less engine cannot have: no BuildKit syntax line', async () => {
+    assert.doesNotMatch(await readFile(`${REPO}/Dockerfile`, 'utf8'), /^#\s*syntax=/m);
+  });
 });
