@@ -51,9 +51,10 @@ export class CertStore {
   }
 
   /**
-   * Makes the directory (0700) and finishes what a crash interrupted: a pending journal is rolled
-   * back (the batch was never acknowledged), and staged files and the temporary files of an older
-   * Portico's writes are removed. Answers the number of files restored, or undefined.
+   * Makes the directory (0700) and finishes what a crash interrupted: the batch in the journal is
+   * rolled forward if it was committed, back if not (see `Journal.recover`), and staged files and
+   * the temporary files of an older Portico's writes are removed. Answers the number of files
+   * restored or completed, or undefined.
    */
   async open(): Promise<number | undefined> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
@@ -61,7 +62,7 @@ export class CertStore {
     for (const name of await readdir(this.dir)) {
       if (name.startsWith('.') && name.endsWith('.tmp')) await rm(path.join(this.dir, name), { force: true });
     }
-    const restored = await this.journal.rollBack();
+    const restored = await this.journal.recover();
     await clearWorkDir(this.dir);
     return restored;
   }
@@ -110,7 +111,9 @@ export class CertStore {
 
   /** Swaps the staged files in under the journal (see `Journal.swap`); not permanent until `commit`. */
   async swap(staged: StagedTree): Promise<void> {
-    await this.journal.swap(staged.changes.map((c) => ({ dir: this.dir, name: c.name, staged: staged.staged.get(c.name) ?? null })));
+    await this.journal.swap(
+      staged.changes.map((c) => ({ dir: this.dir, name: c.name, staged: staged.staged.get(c.name) ?? null, text: c.text, ...(c.mode !== undefined && { mode: c.mode }) })),
+    );
   }
 
   async commit(): Promise<void> {

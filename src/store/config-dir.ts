@@ -61,14 +61,14 @@ export class ConfigDir<P> {
   }
 
   /**
-   * Makes the directory, and finishes what a crash interrupted: a pending journal is rolled back
-   * (the batch was never acknowledged) and half-staged files are removed. Answers the number of
+   * Makes the directory, and finishes what a crash interrupted: the batch in the journal is rolled
+   * forward if it was committed, back if not (see `Journal.recover`), and half-staged files are removed. Answers the number of
    * files restored, or undefined when there was nothing to recover.
    */
   async open(): Promise<number | undefined> {
     await mkdir(this.dir, { recursive: true });
     await mkdir(workDir(this.dir), { recursive: true });
-    const restored = await this.journal.rollBack();
+    const restored = await this.journal.recover();
     await clearWorkDir(this.dir);
     return restored;
   }
@@ -175,7 +175,7 @@ export class ConfigDir<P> {
   /** Swaps a staged tree in (see `Journal.swap`); the change is not permanent until `commit`. */
   async swap(staged: StagedTree): Promise<void> {
     await this.journal.swap(
-      staged.changes.map((c) => ({ dir: this.dir, name: c.name, staged: staged.staged.get(c.name) ?? null })),
+      staged.changes.map((c) => ({ dir: this.dir, name: c.name, staged: staged.staged.get(c.name) ?? null, text: c.text, ...(c.mode !== undefined && { mode: c.mode }) })),
     );
   }
 

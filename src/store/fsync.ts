@@ -23,7 +23,7 @@ export function storageError(action: string, file: string, error: unknown): unkn
 }
 
 /** Runs `work`, turning a storage failure into one that names `file`. */
-async function naming<T>(action: string, file: string, work: () => Promise<T>): Promise<T> {
+export async function naming<T>(action: string, file: string, work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (error) {

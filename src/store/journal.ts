@@ -1,17 +1,29 @@
 /**
- * The swap of a batch of files into the live tree, made crash-safe by an undo journal.
+ * The swap of a batch of files into the live tree, made crash-safe by one journal that holds the
+ * batch's old and new contents: a group commit, with one flush on the way in and one to commit.
  *
- * Order of a swap: (1) hard-link each live file the batch replaces or removes into a backup folder;
- * (2) write the journal, naming every file the batch touches, durably; (3) rename each staged file
- * over its live name, unlink each removed one. Removing the journal is the commit point. A journal
- * found at start-up therefore means a batch that was never acknowledged: `rollBack` puts every
- * touched file back as it was, so after any crash the tree is the old one or the new one, never a mix.
+ * A batch, in order: (1) hard-link each live file it replaces or removes into a backup folder (for a
+ * fast roll-back at run time; a crash does not rely on them); (2) write the journal (every touched
+ * file's old and new text and mode) and flush it: the one flush the batch's data needs, since the
+ * staged files themselves are never flushed; (3) rename each staged file over its live name, unlink
+ * each removed one. (4) `commit` appends a commit mark to the journal and flushes it: that is the
+ * commit point, and only then is the change acknowledged; the backups go. (5) After the answer, in
+ * the background, the live files and their directory are flushed, and only then is the journal
+ * emptied (the file stays, empty); the next batch waits for that before it writes its own journal.
+ *
+ * At start-up (`recover`), a journal with its commit mark is rolled forward (each file written from
+ * the journal's new text, durably), one without it rolled back (each file written from its old
+ * text, or removed): after any crash, of Portico or of the machine, the tree is the old one or the
+ * new one, never a mix, and an acknowledged batch is never lost. A journal whose own write was cut
+ * off (its checksum does not match) comes before any rename, so there is nothing to undo.
+ * DESIGN.md's proposal in the issue-13 note argues the power-cut half.
  */
-import { linkSync, renameSync, rmSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { linkSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { z } from 'zod';
-import { replaceAtomically, storageError, syncDir, writeDurably } from './fsync.js';
+import { naming, storageError, syncDir, writeDurably } from './fsync.js';
 
 /** A file to write (`text`) or remove (`text: null`) in a directory. */
 export interface FileChange {
@@ -21,6 +33,7 @@ export interface FileChange {
   mode?: number;
 }
 
+/** One file of a swap, as the journal records it. */
 export interface JournalEntry {
   /** The live directory. */
   dir: string;
@@ -28,8 +41,23 @@ export interface JournalEntry {
   name: string;
   /** Where the new text waits (a put), or null (a removal). */
   staged: string | null;
-  /** Whether a live file existed and was backed up before the swap. */
+  /** Whether a live file existed and was backed up (linked) before the swap. */
   backedUp: boolean;
+  /** The new text (null: removed) and mode, to roll forward. */
+  text: string | null;
+  mode: number;
+  /** The text before the swap (null: there was no file) and its mode, to roll back. */
+  oldText: string | null;
+  oldMode: number;
+}
+
+/** A file of a swap as the caller hands it in. */
+export interface SwapChange {
+  dir: string;
+  name: string;
+  staged: string | null;
+  text: string | null;
+  mode?: number;
 }
 
 /** The private folder Portico keeps inside a config directory (nginx's `*.conf` glob skips it). */
@@ -40,12 +68,10 @@ export function workDir(dir: string): string {
 const backupPath = (entry: { dir: string; name: string }): string =>
   path.join(workDir(entry.dir), 'backup', entry.name);
 
-async function exists(file: string): Promise<boolean> {
-  return stat(file).then(
-    () => true,
-    () => false,
-  );
-}
+/** First line of a journal: a tag, then the sha256 of the entries' line that follows. */
+const HEADER = 'portico-journal 2 ';
+/** The line `commit` appends. */
+const COMMITTED = 'committed\n';
 
 /**
  * Hard-links `live` to `backup` and answers true, or false when there is no live file (a creation).
@@ -73,67 +99,108 @@ function backUp(live: string, backup: string): boolean {
 /** A file name in a config directory: no separator, no NUL, not "." or "..". */
 const FILE_NAME = /^(?!\.\.?$)[^/\0]{1,255}$/;
 
+/** Flushes each file (open, fsync) at most `FLUSH_WIDTH` at a time; a file gone since is skipped. */
+const FLUSH_WIDTH = 64;
+async function flushFiles(files: string[]): Promise<void> {
+  for (let i = 0; i < files.length; i += FLUSH_WIDTH) {
+    await Promise.all(
+      files.slice(i, i + FLUSH_WIDTH).map(async (file) => {
+        let handle;
+        try {
+          handle = await open(file, 'r');
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+          throw storageError('flushing', file, error);
+        }
+        try {
+          await handle.sync();
+        } catch (error) {
+          throw storageError('flushing', file, error);
+        } finally {
+          await handle.close();
+        }
+      }),
+    );
+  }
+}
+
 export class Journal {
   private readonly file: string;
   private readonly schema;
+  /** The version 1 journal (an undo list of backups, before group commit), still rolled back at start. */
+  private readonly legacySchema;
+  /** The batch swapped in and not yet emptied from the journal. */
+  private current: JournalEntry[] | undefined;
+  /** The background flush of the last committed batch; the next swap waits for it. */
+  private flushing: Promise<void> | undefined;
+  /** Whether the journal file exists (its creation is flushed once). */
+  private created = false;
 
   /** The journal of batches swapped into `dir`, whose staged files live in `stageDir`. */
   constructor(dir: string, stageDir: string) {
     this.file = path.join(workDir(dir), 'journal.json');
     // The journal is read back from disk: it names only files of `dir` and of the staging folder.
+    const name = z.string().regex(FILE_NAME);
+    const staged = z
+      .string()
+      .refine((p) => path.dirname(p) === stageDir && FILE_NAME.test(path.basename(p)))
+      .nullable();
+    const mode = z.number().int().min(0).max(0o7777);
     this.schema = z
       .object({
         entries: z.array(
           z
-            .object({
-              dir: z.literal(dir),
-              name: z.string().regex(FILE_NAME),
-              staged: z
-                .string()
-                .refine((p) => path.dirname(p) === stageDir && FILE_NAME.test(path.basename(p)))
-                .nullable(),
-              backedUp: z.boolean(),
-            })
+            .object({ dir: z.literal(dir), name, staged, backedUp: z.boolean(), text: z.string().nullable(), mode, oldText: z.string().nullable(), oldMode: mode })
             .strict(),
         ),
       })
       .strict();
+    this.legacySchema = z.object({ entries: z.array(z.object({ dir: z.literal(dir), name, staged, backedUp: z.boolean() }).strict()) }).strict();
   }
 
   /** Swaps `changes` into the live tree as described above; throws with the tree possibly half-swapped (roll back). */
-  async swap(changes: Array<{ dir: string; name: string; staged: string | null }>): Promise<void> {
+  async swap(changes: SwapChange[]): Promise<void> {
     if (new Set(changes.map((c) => `${c.dir}/${c.name}`)).size !== changes.length) {
       throw new Error('a batch names one file twice');
     }
+    // The last batch's files must be on disk before its journal is overwritten.
+    await this.settle();
     // A journal still pending belongs to a batch never acknowledged: undo it before it is overwritten.
-    await this.rollBack();
+    if (this.current !== undefined) await this.rollBack();
     for (const dir of new Set(changes.map((c) => c.dir))) await mkdir(path.join(workDir(dir), 'backup'), { recursive: true });
-    // Links, renames and unlinks are made synchronously, one after another: each is a metadata call
-    // of microseconds, which a trip through the thread pool would make cost ten times that, and a
+    // Links, reads, renames and unlinks are made synchronously, one after another: each is a call of
+    // microseconds, which a trip through the thread pool would make cost ten times that, and a
     // batch may swap hundreds of files.
     const entries: JournalEntry[] = [];
     try {
-      for (const change of changes) entries.push({ ...change, backedUp: backUp(path.join(change.dir, change.name), backupPath(change)) });
+      for (const change of changes) {
+        const live = path.join(change.dir, change.name);
+        const backedUp = backUp(live, backupPath(change));
+        const old = backedUp ? readOld(backupPath(change)) : { text: null, mode: 0o644 };
+        entries.push({
+          dir: change.dir,
+          name: change.name,
+          staged: change.staged,
+          backedUp,
+          text: change.text,
+          mode: change.mode ?? 0o644,
+          oldText: old.text,
+          oldMode: old.mode,
+        });
+      }
     } catch (error) {
       // No journal names them: drop the links made so far (they would keep old files' inodes alive).
-      for (const entry of entries.filter((e) => e.backedUp)) {
-        try {
-          rmSync(backupPath(entry), { force: true });
-        } catch {
-          // Left for the next start, which clears the backup folder.
-        }
-      }
+      dropBackups(entries);
       throw error;
     }
     try {
-      // The backup links must be on disk before a journal that names them (a batch of creations has none).
-      for (const dir of new Set(entries.filter((e) => e.backedUp).map((e) => e.dir))) await syncDir(path.join(workDir(dir), 'backup'));
-      await replaceAtomically(this.file, JSON.stringify({ entries }, null, 1));
+      await this.write(entries);
     } catch (error) {
       // No journal, so nothing live was touched (a full or read-only disk): drop the backups made for it.
-      await Promise.all(entries.map((entry) => rm(backupPath(entry), { force: true })));
+      dropBackups(entries);
       throw error;
     }
+    this.current = entries;
     // Every entry is tried before a failure is thrown, so the roll-back sees the whole of what happened.
     let failure: unknown;
     for (const entry of entries) {
@@ -146,24 +213,55 @@ export class Journal {
       }
     }
     if (failure !== undefined) throw failure;
-    for (const dir of new Set(entries.map((e) => e.dir))) await syncDir(dir);
-  }
-
-  /** Makes the swapped tree permanent: removes the journal, then the backups. */
-  async commit(): Promise<void> {
-    const entries = await this.read();
-    await rm(this.file, { force: true });
-    await syncDir(path.dirname(this.file));
-    await Promise.all((entries ?? []).filter((e) => e.backedUp).map((entry) => rm(backupPath(entry), { force: true })));
   }
 
   /**
-   * Puts every file named in the journal back as it was before the swap, then removes the journal.
-   * Idempotent: a crash during a roll-back is finished by the next one. Answers the number of files
-   * restored, or undefined when there was no journal.
+   * The commit point: appends the commit mark to the journal and flushes it. The swapped files are
+   * flushed after this answers, in the background (see `settle`).
+   */
+  async commit(): Promise<void> {
+    const entries = this.current;
+    if (entries === undefined) return;
+    await appendDurably(this.file, COMMITTED);
+    this.current = undefined;
+    // Not needed once committed: a crash from here on rolls forward from the journal's texts.
+    dropBackups(entries);
+    this.flushing = this.flushAndEmpty(entries);
+    // Awaited by the next swap, `settle` or `recover`; a failure is thrown there.
+    this.flushing.catch(() => undefined);
+  }
+
+  /**
+   * Waits until the last committed batch's files are on disk and the journal is empty. A flush that
+   * failed is tried again; if it fails again, the error is thrown (the journal keeps the batch,
+   * which the next start rolls forward).
+   */
+  async settle(): Promise<void> {
+    const flushing = this.flushing;
+    if (flushing === undefined) return;
+    try {
+      await flushing;
+    } catch {
+      const committed = await this.read();
+      if (committed?.committed === true) await this.flushAndEmpty(committed.entries);
+    }
+    if (this.flushing === flushing) this.flushing = undefined;
+  }
+
+  private async flushAndEmpty(entries: JournalEntry[]): Promise<void> {
+    await flushFiles(entries.filter((e) => e.text !== null).map((e) => path.join(e.dir, e.name)));
+    for (const dir of new Set(entries.map((e) => e.dir))) await syncDir(dir);
+    await this.empty();
+  }
+
+  /**
+   * Restores the tree as it was before the swap of the batch in the journal (one not committed),
+   * and empties the journal; answers the number of files restored, or undefined when there was no
+   * such batch. At run time (a failed reload) the backups are renamed back, so the old inodes (and
+   * the read cache) come back; the texts in the journal serve where a backup is gone.
    */
   async rollBack(): Promise<number | undefined> {
-    const entries = await this.read();
+    const entries = this.current ?? (await this.read())?.entries;
     if (entries === undefined) return undefined;
     for (const entry of entries) {
       const live = path.join(entry.dir, entry.name);
@@ -171,18 +269,83 @@ export class Journal {
         const backup = backupPath(entry);
         // The backup is gone only if an earlier roll-back already renamed it into place.
         if (await exists(backup)) await rename(backup, live);
+        else if (entry.oldText !== null && !(await sameText(live, entry.oldText))) await replaceDurably(live, entry.oldText, entry.oldMode);
       } else {
         await rm(live, { force: true });
       }
       if (entry.staged !== null) await rm(entry.staged, { force: true });
     }
-    for (const dir of new Set(entries.map((e) => e.dir))) await syncDir(dir);
-    await rm(this.file, { force: true });
-    await syncDir(path.dirname(this.file));
+    await this.restored(entries);
     return entries.length;
   }
 
-  private async read(): Promise<JournalEntry[] | undefined> {
+  /**
+   * At start-up: finishes the batch a crash interrupted. A committed one is rolled forward, one
+   * that never reached its commit rolled back (from the texts in the journal: the backups may not
+   * have reached the disk). Answers the number of files restored or completed, or undefined.
+   */
+  async recover(): Promise<number | undefined> {
+    const found = await this.read();
+    if (found === undefined) return undefined;
+    if (found.legacy) return this.rollBackLegacy(found.entries);
+    for (const entry of found.entries) {
+      const live = path.join(entry.dir, entry.name);
+      const [text, mode] = found.committed ? [entry.text, entry.mode] : [entry.oldText, entry.oldMode];
+      if (text === null) await rm(live, { force: true });
+      else await replaceDurably(live, text, mode);
+      if (entry.staged !== null) await rm(entry.staged, { force: true });
+    }
+    await this.restored(found.entries);
+    return found.entries.length;
+  }
+
+  /** A version 1 journal: every file put back from its backup link. */
+  private async rollBackLegacy(entries: JournalEntry[]): Promise<number> {
+    for (const entry of entries) {
+      const live = path.join(entry.dir, entry.name);
+      if (entry.backedUp) {
+        const backup = backupPath(entry);
+        if (await exists(backup)) await rename(backup, live);
+      } else {
+        await rm(live, { force: true });
+      }
+      if (entry.staged !== null) await rm(entry.staged, { force: true });
+    }
+    await this.restored(entries);
+    return entries.length;
+  }
+
+  /** After a roll-back or roll-forward: the files on disk, then the journal emptied. */
+  private async restored(entries: JournalEntry[]): Promise<void> {
+    for (const dir of new Set(entries.map((e) => e.dir))) await syncDir(dir);
+    await this.empty();
+    this.current = undefined;
+    dropBackups(entries);
+  }
+
+  /** Writes the journal of `entries` in place and flushes it (its creation too, the first time). */
+  private async write(entries: JournalEntry[]): Promise<void> {
+    const body = JSON.stringify({ entries });
+    const digest = createHash('sha256').update(body).digest('hex');
+    await writeDurably(this.file, `${HEADER}${digest}\n${body}\n`, 0o600);
+    if (!this.created) {
+      await syncDir(path.dirname(this.file));
+      this.created = true;
+    }
+  }
+
+  /** Empties the journal (the file stays, so the next batch need not flush its creation). */
+  private async empty(): Promise<void> {
+    await writeDurably(this.file, '', 0o600).catch(async (error: unknown) => {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    });
+  }
+
+  /**
+   * The batch in the journal: undefined when there is none (no file, an empty one, or one whose
+   * write was cut off: the checksum tells). A file that is not a journal at all is an error.
+   */
+  private async read(): Promise<{ entries: JournalEntry[]; committed: boolean; legacy: boolean } | undefined> {
     let text: string;
     try {
       text = await readFile(this.file, 'utf8');
@@ -190,22 +353,93 @@ export class Journal {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
     }
+    this.created = true;
+    if (text === '') return undefined;
+    if (text.startsWith(HEADER)) {
+      const [header, body, mark, ...rest] = text.split('\n');
+      const digest = (header as string).slice(HEADER.length);
+      // Cut off while it was written: no rename had happened yet.
+      if (body === undefined || createHash('sha256').update(body).digest('hex') !== digest) return undefined;
+      const parsed = this.parseWith(this.schema, body);
+      const committed = `${mark}\n` === COMMITTED && rest.join('\n') === '';
+      return { entries: parsed.entries, committed, legacy: false };
+    }
+    const legacy = this.parseWith(this.legacySchema, text);
+    return { entries: legacy.entries.map((e) => ({ ...e, text: null, mode: 0o644, oldText: null, oldMode: 0o644 })), committed: false, legacy: true };
+  }
+
+  private parseWith<T>(schema: z.ZodType<T>, text: string): T {
     let parsed;
     try {
-      parsed = this.schema.safeParse(JSON.parse(text));
+      parsed = schema.safeParse(JSON.parse(text));
     } catch {
       parsed = undefined;
     }
     if (parsed === undefined || !parsed.success) {
       throw new Error(`${this.file} is not a journal Portico wrote: move it away to start`);
     }
-    return parsed.data.entries;
+    return parsed.data;
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  return stat(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** The text and permission bits of a file just linked as a backup. */
+function readOld(file: string): { text: string; mode: number } {
+  try {
+    return { text: readFileSync(file, 'utf8'), mode: statSync(file).mode & 0o7777 };
+  } catch (error) {
+    throw storageError('reading', file, error);
+  }
+}
+
+function dropBackups(entries: JournalEntry[]): void {
+  for (const entry of entries.filter((e) => e.backedUp)) {
+    try {
+      rmSync(backupPath(entry), { force: true });
+    } catch {
+      // Left for the next start, which clears the backup folder.
+    }
+  }
+}
+
+async function sameText(file: string, text: string): Promise<boolean> {
+  return readFile(file, 'utf8').then(
+    (found) => found === text,
+    () => false,
+  );
+}
+
+/** Replaces `file` with `text` (a new inode, flushed), as a roll-back or roll-forward at start does. */
+async function replaceDurably(file: string, text: string, mode: number): Promise<void> {
+  const temp = path.join(path.dirname(file), `.${path.basename(file)}.recover.tmp`);
+  await writeDurably(temp, text, mode);
+  await rename(temp, file);
+}
+
+/** Appends `text` to `file` and flushes it. */
+async function appendDurably(file: string, text: string): Promise<void> {
+  try {
+    const handle = await open(file, 'a');
+    try {
+      await handle.write(text);
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    throw storageError('committing', file, error);
   }
 }
 
 /**
- * Writes the new files of a batch into `stageDir`, where the swap takes them from, each flushed;
- * answers each staged path by name. Nothing is left half-staged when a write fails (a full or
+ * Writes the new files of a batch into `stageDir`, where the swap takes them from; answers each
+ * staged path by name. They are not flushed: the journal holds their text (see above). Nothing is left half-staged when a write fails (a full or
  * read-only disk).
  */
 export async function writeStaged(stageDir: string, changes: FileChange[]): Promise<Map<string, string>> {
@@ -218,7 +452,7 @@ export async function writeStaged(stageDir: string, changes: FileChange[]): Prom
       const file = path.join(stageDir, change.name);
       // A mode applies only to a file the write creates: a leftover must not lend a key its own.
       if (change.mode !== undefined) await rm(file, { force: true });
-      await writeDurably(file, change.text, change.mode);
+      await naming('writing', file, () => writeFile(file, change.text as string, { mode: change.mode ?? 0o644 }));
       staged.set(change.name, file);
     }),
   );

@@ -179,3 +179,13 @@ export async function exited(child: ChildProcess, timeoutMs = 10_000): Promise<b
     });
   });
 }
+
+/**
+ * True when the journal of config directory `dir` holds a batch that was never committed: one left
+ * pending. Between batches the file is empty, or holds the last committed batch until its files
+ * are flushed (in the background, after the answer).
+ */
+export async function pendingJournal(dir: string): Promise<boolean> {
+  const text = await readFile(path.join(dir, '.portico', 'journal.json'), 'utf8').catch(() => '');
+  return text !== '' && !text.endsWith('\ncommitted\n');
+}

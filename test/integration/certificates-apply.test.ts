@@ -28,6 +28,8 @@ const SERVING = FROM;
 async function snapshot(dir: string): Promise<Record<string, string>> {
   const files: Record<string, string> = {};
   for (const name of ((await readdir(dir, { recursive: true })) as string[]).sort()) {
+    // The journal: empty between batches, or the last committed one until its background flush.
+    if (name === path.join('.portico', 'journal.json')) continue;
     const file = path.join(dir, name);
     const info = await stat(file);
     files[name] = info.isDirectory() ? 'dir' : `${(info.mode & 0o777).toString(8)} ${await readFile(file, 'utf8')}`;

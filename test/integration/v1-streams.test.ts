@@ -6,7 +6,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import { accepts, eventually, holdPort, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
-import { startInProcess, type InProcess } from '../helpers/portico.js';
+import { pendingJournal, startInProcess, type InProcess } from '../helpers/portico.js';
 
 const FROM = 23000;
 const TO = 23099;
@@ -160,8 +160,7 @@ describe('/v1/streams (managed nginx)', () => {
     ]);
     assert.deepEqual([removed.status, recreated.status], [204, 201]);
     assert.equal(await roundTrip(port, 'y', { expectBytes: 3 }), 'B:y');
-    const journal = await readdir(`${portico.settings.streamDir}/.portico`);
-    assert.ok(!journal.includes('journal.json'), 'a journal was left pending');
+    assert.equal(await pendingJournal(portico.settings.streamDir), false, 'a journal was left pending');
     await removeAll();
   });
 
