@@ -57,6 +57,9 @@ COPY --from=build /src/bin ./bin
 # API_ALLOWED_HOSTS: a request's Host must name the API (README "Browsers"); from the host through a
 # published port it is 127.0.0.1 or localhost, from another container on a Docker network it is the
 # container's address (allowed anyway) or its name, `portico` in docs/container.md's examples.
+# Any program sends whatever Host it likes, so that check stops browsers only: BIND_ADDRESS 0.0.0.0
+# makes every container on the network a client, and Portico refuses to start here without API_TOKEN
+# or API_TOKENS_FILE (README "Container").
 ENV NODE_ENV=production \
     NGINX_MODE=managed \
     NGINX_BIN=/usr/sbin/nginx \

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { allowedHostsSchema, allowedOriginsSchema, type AllowedHost } from './model/api-host.js';
-import { PATH_PATTERN, TIME_PATTERN, isBracketableIPv6, isIPv4, isPortText } from './model/net.js';
+import { PATH_PATTERN, TIME_PATTERN, ipv6Bits, isBracketableIPv6, isIPv4, isPortText } from './model/net.js';
 
 /** The phases of a batch a test may pause after (PORTICO_TEST_DELAY). */
 export const TEST_DELAY_PHASES = ['read', 'plan', 'stage', 'test', 'swap', 'reload', 'commit'] as const;
@@ -145,10 +145,30 @@ const envSchema = z.object({
   if (e.API_REQUEST_TIMEOUT < e.API_HEADERS_TIMEOUT) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['API_REQUEST_TIMEOUT'], message: 'must be at least API_HEADERS_TIMEOUT (the headers are part of the request)' });
   }
+  // The README's rule, enforced: an API reachable from beyond this machine's loopback has tokens. In a
+  // container, BIND_ADDRESS 0.0.0.0 makes it reachable from every container on the same Docker network
+  // (any Host header passes a script's request), and through Docker before 28 from the LAN, whatever
+  // address the port is published on.
+  if (!isLoopbackBindAddress(e.BIND_ADDRESS) && e.API_TOKEN === undefined && e.API_TOKENS_FILE === undefined) {
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      path: ['BIND_ADDRESS'],
+      message: `${e.BIND_ADDRESS} is not a loopback address: whoever reaches the API could open any port, so set API_TOKEN (16 characters or more) or API_TOKENS_FILE, or keep BIND_ADDRESS on 127.0.0.1`,
+    });
+  }
   if (e.API_MAX_CONNECTIONS_PER_CLIENT > e.API_MAX_CONNECTIONS) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['API_MAX_CONNECTIONS_PER_CLIENT'], message: 'must be at most API_MAX_CONNECTIONS' });
   }
 });
+
+/** True for the addresses only this machine reaches: localhost, 127.0.0.0/8, ::1 (and ::ffff:127.x). */
+export function isLoopbackBindAddress(address: string): boolean {
+  if (address === 'localhost') return true;
+  if (isIPv4(address)) return address.startsWith('127.');
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped !== null) return (mapped[1] as string).startsWith('127.');
+  return isBracketableIPv6(address) && ipv6Bits(address) === 1n;
+}
 
 /** Bounds on the API's own sockets, so that no client can hold it (API_HEADERS_TIMEOUT and the rest). */
 export interface ApiLimits {

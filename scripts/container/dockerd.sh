@@ -120,10 +120,10 @@ restore_host_network() {
   forward_policy=$(sed -n 's/^forward_policy=//p' "$saved")
   if command -v iptables-save >/dev/null && command -v iptables-restore >/dev/null; then
     for table in filter nat; do
-      iptables-save -t "$table" \
+      iptables-save -c -t "$table" \
         | grep -v -e 'DOCKER' -e "$bridge" -e "-s $ours\\." \
         | sed "s/^:FORWARD [A-Z]* /:FORWARD ${forward_policy:-ACCEPT} /" \
-        | iptables-restore -T "$table" || log "could not restore the iptables table $table"
+        | iptables-restore -c -T "$table" || log "could not restore the iptables table $table"
     done
   fi
   [ -z "$ip_forward" ] || printf '%s\n' "$ip_forward" > /proc/sys/net/ipv4/ip_forward

@@ -25,4 +25,7 @@ printf 'test-container: engine and base images ready in %d s\n' "$((SECONDS - st
 # The README's commands run with Debian's client first on PATH (/usr/local/bin may hold another), the
 # data plane published on loopback only, and the local base images in NODE_IMAGE and NGINX_IMAGE.
 export PATH=/usr/bin:$PATH PUBLISH_ADDRESS=127.0.0.1
+# The README's commands take the API's token from the shell; the tests send it.
+API_TOKEN=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
+export API_TOKEN
 node --import tsx --test --test-reporter=spec --test-concurrency=1 test/container/*.test.ts

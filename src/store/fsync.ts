@@ -2,6 +2,7 @@
  * Durable file operations: a write is complete only when its data and its directory entry are on
  * disk, so that a crash (of Portico or of the machine) leaves either the old or the new file.
  */
+import { randomBytes } from 'node:crypto';
 import { chmod, open, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PorticoError } from '../errors.js';
@@ -93,7 +94,19 @@ export async function closedAncestor(dir: string): Promise<string | undefined> {
   }
 }
 
-/** Writes a scratch file nobody relies on surviving a crash (throwaway test configs). */
+/**
+ * Writes a scratch file nobody relies on surviving a crash (throwaway test configs). Through a new
+ * file of a random name (O_EXCL) renamed over `file`: a symlink someone left at `file` (the sidecar's
+ * /etc/nginx is a volume other containers may write) is replaced, never followed, so Portico, root
+ * there, writes through it to no other file.
+ */
 export async function writeScratch(file: string, text: string): Promise<void> {
-  await writeFile(file, text);
+  const fresh = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}`);
+  await writeFile(fresh, text, { flag: 'wx', mode: 0o644 });
+  try {
+    await rename(fresh, file);
+  } catch (error) {
+    await rm(fresh, { force: true });
+    throw error;
+  }
 }

@@ -19,7 +19,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { fixtureCert, fixturePem } from '../helpers/backends.js';
-import { bridgeGateway, containerProcesses, containerUnavailable, docker, readmeBlock, runBlock } from '../helpers/docker.js';
+import { bridgeGateway, containerProcesses, containerUnavailable, docker, readmeBlock, requestsFromContainer, runBlock } from '../helpers/docker.js';
 import { eventually, roundTrip } from '../helpers/net.js';
 import { REPO } from '../helpers/portico.js';
 
@@ -30,11 +30,13 @@ const CERT = fixtureCert('portico');
 const CA = fixturePem('ca.crt');
 const PAGE = 'answered by the backend on the host';
 const unavailable = containerUnavailable();
+/** API_TOKEN, which the README's commands pass on from the shell (run-tests.sh exports one). */
+const TOKEN = process.env.API_TOKEN ?? '';
 
 async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: string }> {
   const response = await fetch(`${API}${path}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(30_000),
   });
@@ -186,6 +188,42 @@ describe('the compose sidecar: external mode through a real Docker engine', { sk
     assert.equal(apps.status, 200);
     assert.match(apps.body, /"name":"shop"/);
     assert.equal((await httpsGet('/after')).status, 200);
+  });
+
+  it('another container on the project network reaches http://nginx:5000 with any Host, and without the token changes nothing (401)', async () => {
+    const nginx = await serviceId('nginx');
+    const network = (await docker(['inspect', '-f', '{{range $name, $_ := .NetworkSettings.Networks}}{{$name}}{{end}}', nginx])).trim();
+    assert.equal(network, `${PROJECT}_default`);
+    const files = async () => docker(['exec', nginx, 'sh', '-c', 'ls /etc/nginx/stream.d /etc/nginx/portico.d; cat /etc/nginx/stream.d/*.conf | sha256sum']);
+    const before = await files();
+    const body = JSON.stringify({ backend: 'echo:7000' });
+    const answers = await requestsFromContainer(network, [
+      { url: 'http://nginx:5000/createstream/9005/echo:7000', method: 'GET', host: 'nginx:5000' },
+      { url: 'http://nginx:5000/v1/streams', method: 'POST', host: 'portico', headers: { 'content-type': 'application/json' }, body },
+      { url: 'http://nginx:5000/v1/streams', method: 'POST', host: 'nginx', body },
+      { url: 'http://nginx:5000/v1/streams/9000', method: 'DELETE', host: 'nginx' },
+      { url: 'http://nginx:5000/v1/apps/shop', method: 'DELETE', host: 'portico:5000' },
+      { url: 'http://nginx:5000/removestream/9000', method: 'GET', host: 'nginx:5000', headers: { authorization: 'Bearer wrong-token-wrong-token' } },
+      { url: 'http://nginx:5000/v1/streams/9000', method: 'DELETE', host: 'nginx.attacker.example:5000', headers: { authorization: `Bearer ${TOKEN}` } },
+      // With the token, the same neighbour is served: the 401s are the token's doing.
+      { url: 'http://nginx:5000/getstreams', method: 'GET', host: 'nginx:5000', headers: { authorization: `Bearer ${TOKEN}` } },
+    ]);
+    assert.deepEqual(answers.map((a) => a.status), [401, 401, 401, 401, 401, 401, 403, 200], JSON.stringify(answers));
+    assert.equal(await files(), before);
+    const logs = await docker(['logs', await serviceId('portico')]);
+    assert.ok(!logs.includes(TOKEN) && !logs.includes('wrong-token-wrong-token'), 'a token reached the container log');
+    assert.ok(!logs.includes('PRIVATE KEY'), 'a private key reached the container log');
+  });
+
+  it('docker-compose refuses to start the project without API_TOKEN, saying why', async () => {
+    const env = { ...process.env };
+    delete env.API_TOKEN;
+    const refused = await run('docker-compose', ['-p', PROJECT, 'config'], { cwd: REPO, timeout: 60_000, env }).then(
+      (out) => ({ code: 0, output: `${out.stdout}${out.stderr}` }),
+      (error: { code?: number; stdout?: string; stderr?: string }) => ({ code: error.code ?? -1, output: `${error.stdout ?? ''}${error.stderr ?? ''}` }),
+    );
+    assert.notEqual(refused.code, 0, refused.output);
+    assert.match(refused.output, /set API_TOKEN \(16 characters or more\)/);
   });
 
   it('a change nginx refuses answers 422 with its message, and the nginx container keeps its config', async () => {

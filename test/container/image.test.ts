@@ -12,22 +12,26 @@
  * host's address as a container sees it. `make test-container` runs this; `make test` does not.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import { fixtureCert, fixturePem } from '../helpers/backends.js';
 import { http3Flags, launchChromium } from '../helpers/chromium.js';
 import {
   bridgeGateway,
   containerProcesses,
   containerUnavailable,
+  DOCKER,
   docker,
   fromLine,
   imageSize,
   inspect,
   readmeBlock,
+  requestsFromContainer,
   runBlock,
 } from '../helpers/docker.js';
 import { eventually, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
@@ -39,11 +43,13 @@ const CERT = fixtureCert('portico');
 const CA = fixturePem('ca.crt');
 const PAGE = 'answered by the backend on the host';
 const unavailable = containerUnavailable();
+/** API_TOKEN, which the README's commands pass on from the shell (run-tests.sh exports one). */
+const TOKEN = process.env.API_TOKEN ?? '';
 
 async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: string }> {
   const response = await fetch(`${API}${path}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(30_000),
   });
@@ -178,6 +184,40 @@ describe('the image alone: managed mode through a real Docker engine', { skip: u
     }, 5000, 250);
     assert.ok(logged, `no HTTP/3.0 line for GET / in the container's access log:\n${accessLog}`);
     t.diagnostic(accessLog.split('\n').find((line) => h3Line.test(line)) ?? '');
+  });
+
+  it('another container on the bridge reaches the API with any Host it likes, and without the token changes nothing (401)', async () => {
+    const address = await inspect(CONTAINER, '{{.NetworkSettings.IPAddress}}');
+    assert.match(address ?? '', /^\d+\.\d+\.\d+\.\d+$/);
+    const url = `http://${address}:5000`;
+    const before = (await api('GET', '/getstreams')).body;
+    const json = { 'content-type': 'application/json' };
+    const answers = await requestsFromContainer('bridge', [
+      { url: `${url}/createstream/9005/${gateway}:${echo.port}`, method: 'GET', host: `${address}:5000` },
+      { url: `${url}/v1/streams`, method: 'POST', host: 'portico', headers: json, body: JSON.stringify({ backend: `${gateway}:${echo.port}` }) },
+      { url: `${url}/v1/streams`, method: 'POST', host: 'portico:5000', body: JSON.stringify({ backend: `${gateway}:${echo.port}` }) },
+      { url: `${url}/v1/streams/9000`, method: 'DELETE', host: 'portico' },
+      { url: `${url}/removestream/9000`, method: 'GET', host: `${address}` },
+      { url: `${url}/v1/streams/9000`, method: 'DELETE', host: 'rebound.attacker.example:5000', headers: { authorization: `Bearer ${TOKEN}` } },
+      { url: `${url}/v1/streams/9000`, method: 'DELETE', host: 'portico', headers: { authorization: 'Bearer wrong-token-wrong-token' } },
+      // The same neighbour with the token is served: the 401s above are the token's doing, not the network's.
+      { url: `${url}/getstreams`, method: 'GET', host: 'portico', headers: { authorization: `Bearer ${TOKEN}` } },
+    ]);
+    assert.deepEqual(answers.map((a) => a.status), [401, 401, 401, 401, 401, 403, 401, 200], JSON.stringify(answers));
+    assert.equal((await api('GET', '/getstreams')).body, before);
+    assert.deepEqual((await docker(['exec', CONTAINER, 'ls', '/var/lib/portico/stream.d'])).split('\n'), ['_conductor_9000.conf']);
+    const logs = await docker(['logs', CONTAINER]);
+    assert.ok(!logs.includes(TOKEN) && !logs.includes('wrong-token-wrong-token'), 'a token reached the container log');
+    assert.ok(!logs.includes('PRIVATE KEY'), 'a private key reached the container log');
+  });
+
+  it('refuses to start without API_TOKEN, naming BIND_ADDRESS and the settings that would allow it', async () => {
+    const started = await promisify(execFile)(DOCKER, ['run', '--rm', '-e', 'API_TOKEN=', 'portico'], { timeout: 60_000 }).then(
+      (out) => ({ code: 0, output: `${out.stdout}${out.stderr}` }),
+      (error: { code?: number; stdout?: string; stderr?: string }) => ({ code: error.code ?? -1, output: `${error.stdout ?? ''}${error.stderr ?? ''}` }),
+    );
+    assert.notEqual(started.code, 0, started.output);
+    assert.match(started.output, /BIND_ADDRESS: 0\.0\.0\.0 is not a loopback address: .*set API_TOKEN \(16 characters or more\) or API_TOKENS_FILE/);
   });
 
   it('docker stop lets nginx finish a request in flight, and the container exits 0', async () => {

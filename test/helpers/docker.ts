@@ -18,7 +18,7 @@ export const DOCKER = '/usr/bin/docker';
 
 /** Why the container tests cannot run here, or undefined when they can. */
 export function containerUnavailable(): string | undefined {
-  for (const name of ['DOCKER_HOST', 'NODE_IMAGE', 'NGINX_IMAGE']) {
+  for (const name of ['DOCKER_HOST', 'NODE_IMAGE', 'NGINX_IMAGE', 'API_TOKEN']) {
     if ((process.env[name] ?? '') === '') return `${name} is not set: run the container tests with \`make test-container\``;
   }
   return undefined;
@@ -93,4 +93,38 @@ export async function containerProcesses(container: string): Promise<Array<{ uid
     .map((line) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line))
     .filter((m): m is RegExpExecArray => m !== null)
     .map((m) => ({ uid: Number(m[1]), pid: Number(m[2]), args: m[3] as string }));
+}
+
+/** What a neighbour container got for one request: the status, or 0 when it could not connect. */
+export interface NeighbourAnswer {
+  status: number;
+  body: string;
+}
+
+/**
+ * Requests sent from a throwaway container on `network` (NODE_IMAGE's node): a neighbour's view of
+ * the API, with whatever Host it chooses. Sequential, each bounded; answers one result per request.
+ */
+export async function requestsFromContainer(
+  network: string,
+  requests: Array<{ url: string; method: string; host: string; headers?: Record<string, string>; body?: string }>,
+): Promise<NeighbourAnswer[]> {
+  const script = `
+    const http = require('node:http');
+    const one = (r) => new Promise((resolve) => {
+      const u = new URL(r.url);
+      const req = http.request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: r.method, timeout: 10000,
+        headers: { host: r.host, ...(r.headers || {}) } }, (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode, body: body.slice(0, 500) }));
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', (e) => resolve({ status: 0, body: e.message }));
+      req.end(r.body);
+    });
+    (async () => { const out = []; for (const r of JSON.parse(process.argv[1])) out.push(await one(r)); console.log(JSON.stringify(out)); })();`;
+  const image = process.env.NODE_IMAGE as string;
+  const out = await docker(['run', '--rm', '--network', network, image, 'node', '-e', script, JSON.stringify(requests)], 60_000);
+  return JSON.parse(out) as NeighbourAnswer[];
 }

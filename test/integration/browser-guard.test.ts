@@ -6,6 +6,8 @@
  *
  * BIND_ADDRESS is 0.0.0.0 in the settings; the API is served, as main.ts serves it, on 127.0.0.1
  * and on 127.0.0.3, which is what a client reaching a 0.0.0.0 listener through either address sees.
+ * An API beyond loopback needs a token (settings.ts), so every request here carries API_TOKEN: the
+ * guard is what refuses them, not the token check.
  * Ports 26300-26319.
  */
 import assert from 'node:assert/strict';
@@ -23,6 +25,8 @@ const API = 26310;
 /** The port every hostile create aims at: it must never listen. */
 const TARGET = 26301;
 const run = promisify(execFile);
+const TOKEN = 'browser-guard-test-token';
+const AUTH = `Authorization: Bearer ${TOKEN}`;
 
 describe('the browser guard, over raw sockets', () => {
   let portico: InProcess;
@@ -31,7 +35,7 @@ describe('the browser guard, over raw sockets', () => {
 
   /** One request to the API on 127.0.0.1 (or `address`), `Connection: close` added. */
   const raw = (lines: string[], body = '', address = '127.0.0.1'): Promise<RawAnswer> =>
-    rawRequest(address, API, [...lines, 'Connection: close'].join('\r\n'), body);
+    rawRequest(address, API, [...lines, AUTH, 'Connection: close'].join('\r\n'), body);
   const streamFiles = async () => (await readdir(portico.settings.streamDir)).filter((f) => f.endsWith('.conf'));
   const createTarget = `/createstream/${TARGET}/127.0.0.1:22`;
   const json = (port: number) => JSON.stringify({ port, backend: `127.0.0.1:${echo.port}` });
@@ -41,6 +45,7 @@ describe('the browser guard, over raw sockets', () => {
     portico = await startInProcess({
       PORT_RANGE: `${FROM}-${FROM + 9}`,
       BIND_ADDRESS: '0.0.0.0',
+      API_TOKEN: TOKEN,
       BIND_PORT: String(API),
       API_ALLOWED_HOSTS: 'portico, api.example.com:8443',
       API_ALLOWED_ORIGINS: 'https://ops.example.com',
@@ -88,7 +93,7 @@ describe('the browser guard, over raw sockets', () => {
       assert.equal(res.status, 200, `Host: ${host} on ${address}: ${res.body}`);
     }
     // HTTP/1.0 may leave Host out, and no browser does.
-    assert.equal((await rawRequest('127.0.0.1', API, 'GET /v1/status HTTP/1.0')).status, 200);
+    assert.equal((await rawRequest('127.0.0.1', API, `GET /v1/status HTTP/1.0\r\n${AUTH}`)).status, 200);
   });
 
   it('answers 400 to two Host headers (even two right ones), to HTTP/1.1 without Host, and to two Origins', async () => {
@@ -201,18 +206,18 @@ describe('the browser guard, over raw sockets', () => {
 
   it('serves curl, wget, Python and node\'s fetch as before: they send a Host naming the API and nothing a browser adds', async () => {
     const url = `http://127.0.0.1:${API}`;
-    const { stdout: created } = await run('curl', ['-sS', '--fail-with-body', `${url}/createstream/${FROM + 2}/127.0.0.1:${echo.port}`]);
+    const { stdout: created } = await run('curl', ['-sS', '--fail-with-body', '-H', AUTH, `${url}/createstream/${FROM + 2}/127.0.0.1:${echo.port}`]);
     assert.equal(created, '{"result":"ok"}');
-    const { stdout: posted } = await run('curl', ['-sS', '--fail-with-body', '-H', 'content-type: application/json', '-d', json(FROM + 3), `http://localhost:${API}/v1/streams`]);
+    const { stdout: posted } = await run('curl', ['-sS', '--fail-with-body', '-H', AUTH, '-H', 'content-type: application/json', '-d', json(FROM + 3), `http://localhost:${API}/v1/streams`]);
     assert.equal(JSON.parse(posted).port, FROM + 3);
-    const { stdout: listed } = await run('wget', ['-q', '-O', '-', `${url}/getstreams`]);
+    const { stdout: listed } = await run('wget', ['-q', '-O', '-', `--header=${AUTH}`, `${url}/getstreams`]);
     assert.equal(JSON.parse(listed).length, 2);
-    const python = "import json, urllib.request; print(json.load(urllib.request.urlopen('%s/v1/status'))['streams'])";
-    const { stdout: counted } = await run('python3', ['-c', python.replace('%s', url)]);
+    const python = "import json, urllib.request; print(json.load(urllib.request.urlopen(urllib.request.Request('%s/v1/status', headers={'Authorization': 'Bearer %t'})))['streams'])";
+    const { stdout: counted } = await run('python3', ['-c', python.replace('%s', url).replace('%t', TOKEN)]);
     assert.equal(counted.trim(), '2');
-    const removed = await fetch(`${url}/v1/streams/${FROM + 3}`, { method: 'DELETE' });
+    const removed = await fetch(`${url}/v1/streams/${FROM + 3}`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } });
     assert.equal(removed.status, 204);
-    const viaFetch = await fetch(`${url}/removestream/${FROM + 2}`);
+    const viaFetch = await fetch(`${url}/removestream/${FROM + 2}`, { headers: { authorization: `Bearer ${TOKEN}` } });
     assert.deepEqual(await viaFetch.json(), { result: 'ok' });
     assert.deepEqual(await streamFiles(), []);
   });

@@ -73,6 +73,14 @@ describe('settings', () => {
     assert.equal(loadSettings({ PORT_RESERVATION_TTL: '0' }).portReservationTtlMs, 0);
   });
 
+  it('BIND_ADDRESS beyond loopback needs API_TOKEN or API_TOKENS_FILE; loopback addresses need neither', () => {
+    for (const address of ['127.0.0.1', '127.0.0.2', 'localhost', '::1', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1']) {
+      assert.equal(loadSettings({ BIND_ADDRESS: address }).bindAddress, address);
+    }
+    assert.equal(loadSettings({ BIND_ADDRESS: '0.0.0.0', API_TOKEN: 'a-token-of-sixteen-chars' }).bindAddress, '0.0.0.0');
+    assert.equal(loadSettings({ BIND_ADDRESS: '::', API_TOKENS_FILE: '/run/portico/tokens' }).bindAddress, '::');
+  });
+
   it('NGINX_TIMEOUT_MS takes milliseconds from 1 up', () => {
     assert.equal(loadSettings({}).nginxTimeoutMs, 10_000);
     assert.equal(loadSettings({ NGINX_TIMEOUT_MS: '1' }).nginxTimeoutMs, 1);
@@ -116,6 +124,11 @@ describe('settings', () => {
     [{ API_MAX_CONNECTIONS: '0' }, /API_MAX_CONNECTIONS: must be a whole number from 1 to 100000/],
     [{ API_MAX_CONNECTIONS_PER_CLIENT: '-1' }, /API_MAX_CONNECTIONS_PER_CLIENT: must be a whole number/],
     [{ API_MAX_CONNECTIONS: '10', API_MAX_CONNECTIONS_PER_CLIENT: '20' }, /API_MAX_CONNECTIONS_PER_CLIENT: must be at most API_MAX_CONNECTIONS/],
+    // Without a token, an API beyond loopback (a container's 0.0.0.0: every container on its network) is anyone's.
+    [{ BIND_ADDRESS: '0.0.0.0' }, /BIND_ADDRESS: 0\.0\.0\.0 is not a loopback address: .*set API_TOKEN \(16 characters or more\) or API_TOKENS_FILE/],
+    [{ BIND_ADDRESS: '::' }, /BIND_ADDRESS: :: is not a loopback address/],
+    [{ BIND_ADDRESS: '10.213.0.2', API_TOKEN: '' }, /BIND_ADDRESS: 10\.213\.0\.2 is not a loopback address/],
+    [{ BIND_ADDRESS: '::ffff:10.0.0.1' }, /BIND_ADDRESS: ::ffff:10\.0\.0\.1 is not a loopback address/],
   ];
   for (const [env, message] of refused) {
     it(`refuses ${JSON.stringify(env)} naming the variable`, () => {
