@@ -131,6 +131,8 @@ const envSchema = z.object({
     .transform((text) => path.resolve(text))
     .optional()
     .or(z.literal('').transform(() => undefined)),
+  // stream-conductor's behaviour, on purpose: an API beyond loopback that anyone who reaches it may use.
+  API_WITHOUT_TOKENS: z.enum(['allow', '']).default(''),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PORTICO_TEST_DELAY: testDelaySchema.optional(),
 }).superRefine((e, ctx) => {
@@ -149,11 +151,13 @@ const envSchema = z.object({
   // container, BIND_ADDRESS 0.0.0.0 makes it reachable from every container on the same Docker network
   // (any Host header passes a script's request), and through Docker before 28 from the LAN, whatever
   // address the port is published on.
-  if (!isLoopbackBindAddress(e.BIND_ADDRESS) && e.API_TOKEN === undefined && e.API_TOKENS_FILE === undefined) {
+  // API_WITHOUT_TOKENS=allow is the way out for a network where that is wanted (stream-conductor's
+  // drop-in use on a private network): said out loud, never by default.
+  if (!isLoopbackBindAddress(e.BIND_ADDRESS) && e.API_TOKEN === undefined && e.API_TOKENS_FILE === undefined && e.API_WITHOUT_TOKENS !== 'allow') {
     ctx.addIssue({
       code: z.ZodIssueCode.custom,
       path: ['BIND_ADDRESS'],
-      message: `${e.BIND_ADDRESS} is not a loopback address: whoever reaches the API could open any port, so set API_TOKEN (16 characters or more) or API_TOKENS_FILE, or keep BIND_ADDRESS on 127.0.0.1`,
+      message: `${e.BIND_ADDRESS} is not a loopback address: whoever reaches the API could open any port, so set API_TOKEN (16 characters or more) or API_TOKENS_FILE, or keep BIND_ADDRESS on 127.0.0.1 (or, on a network where anyone may, API_WITHOUT_TOKENS=allow)`,
     });
   }
   if (e.API_MAX_CONNECTIONS_PER_CLIENT > e.API_MAX_CONNECTIONS) {

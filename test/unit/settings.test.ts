@@ -79,6 +79,8 @@ describe('settings', () => {
     }
     assert.equal(loadSettings({ BIND_ADDRESS: '0.0.0.0', API_TOKEN: 'a-token-of-sixteen-chars' }).bindAddress, '0.0.0.0');
     assert.equal(loadSettings({ BIND_ADDRESS: '::', API_TOKENS_FILE: '/run/portico/tokens' }).bindAddress, '::');
+    // stream-conductor's drop-in use on a private network, said out loud.
+    assert.equal(loadSettings({ BIND_ADDRESS: '0.0.0.0', API_WITHOUT_TOKENS: 'allow' }).bindAddress, '0.0.0.0');
   });
 
   it('NGINX_TIMEOUT_MS takes milliseconds from 1 up', () => {
@@ -129,6 +131,7 @@ describe('settings', () => {
     [{ BIND_ADDRESS: '::' }, /BIND_ADDRESS: :: is not a loopback address/],
     [{ BIND_ADDRESS: '10.213.0.2', API_TOKEN: '' }, /BIND_ADDRESS: 10\.213\.0\.2 is not a loopback address/],
     [{ BIND_ADDRESS: '::ffff:10.0.0.1' }, /BIND_ADDRESS: ::ffff:10\.0\.0\.1 is not a loopback address/],
+    [{ BIND_ADDRESS: '0.0.0.0', API_WITHOUT_TOKENS: 'yes' }, /API_WITHOUT_TOKENS: /],
   ];
   for (const [env, message] of refused) {
     it(`refuses ${JSON.stringify(env)} naming the variable`, () => {
