@@ -2,8 +2,10 @@
  * One rung of the scale ladder: Portico holding `level` streams (filled through the API) beside a
  * floor nginx holding as many mirror files. At that level, interleaved so that noise on the shared
  * machine hurts all alike: single creates, floor changes, and now and then a round of parallel
- * creates; then the list queries and Portico's resident memory.
+ * creates; then the list queries and Portico's resident memory. In external mode's ladder a third
+ * side takes its turn in each iteration: stream-conductor's way of adding a stream, on the same nginx.
  */
+import type { ConductorSample, StreamConductor } from './conductor.js';
 import type { FloorGrowth, FloorNginx, FloorSample } from './floor.js';
 import type { RunningPortico } from './portico.js';
 import { memoryOf, type Memory } from './proc-stats.js';
@@ -24,6 +26,9 @@ export interface Rig {
   floorPorts: number[];
   /** Ports for the floor's mirror files. */
   mirrorPorts: number[];
+  /** What stream-conductor does per request, beside Portico's nginx, on levels that ask for it. */
+  conductor?: StreamConductor;
+  conductorPorts?: number[];
 }
 
 export interface LevelPlan {
@@ -33,6 +38,8 @@ export interface LevelPlan {
   queries: number;
   /** Measurement stops early (with fewer samples) past this, so a slow machine still finishes. */
   budgetMs: number;
+  /** Also time the rig's `conductor` at this level (one per iteration). */
+  conductor?: boolean;
 }
 
 export interface Level {
@@ -42,6 +49,8 @@ export interface Level {
   single: CreateSample[];
   floor: FloorSample[];
   parallel: ParallelSample[];
+  /** stream-conductor's way, when the plan asked for it (absent from runs before it existed). */
+  conductor?: ConductorSample[];
   queries: QuerySamples;
   /** Portico's memory after everything at this level. */
   memory: Memory;
@@ -73,15 +82,19 @@ export async function runLevel(rig: Rig, plan: LevelPlan, progress: (m: string) 
   // Warm-up, not recorded: the first requests at a level compile code paths and fill caches.
   await timeSingleCreate(portico, take(rig.singlePorts, 'single creates'), echoPort);
   await floor.change(take(rig.floorPorts, 'the floor'));
+  const conductor = plan.conductor === true ? rig.conductor : undefined;
+  if (conductor !== undefined) await conductor.change(take(rig.conductorPorts ?? [], 'the conductor'));
 
   const single: CreateSample[] = [];
   const floorSamples: FloorSample[] = [];
   const parallel: ParallelSample[] = [];
+  const conductorSamples: ConductorSample[] = [];
   const parallelEvery = Math.max(1, Math.floor(plan.singles / Math.max(1, plan.parallelRounds)));
   const deadline = started + plan.budgetMs;
   for (let i = 0; i < plan.singles && performance.now() < deadline; i += 1) {
     single.push(await timeSingleCreate(portico, take(rig.singlePorts, 'single creates'), echoPort));
     floorSamples.push(await floor.change(take(rig.floorPorts, 'the floor')));
+    if (conductor !== undefined) conductorSamples.push(await conductor.change(take(rig.conductorPorts ?? [], 'the conductor')));
     if (i % parallelEvery === parallelEvery - 1 && parallel.length < plan.parallelRounds) {
       parallel.push(await timeParallelCreates(portico, PARALLEL_COUNT, echoPort));
       progress(`level ${plan.level}: ${i + 1}/${plan.singles} single creates, ${parallel.length}/${plan.parallelRounds} parallel rounds`);
@@ -100,6 +113,7 @@ export async function runLevel(rig: Rig, plan: LevelPlan, progress: (m: string) 
     single,
     floor: floorSamples,
     parallel,
+    ...(conductor !== undefined && { conductor: conductorSamples }),
     queries,
     memory,
     seconds: (performance.now() - started) / 1000,
