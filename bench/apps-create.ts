@@ -7,8 +7,10 @@
  * its size. Portico and Caddy alternate, so that noise on the shared machine hurts both alike.
  */
 import { waitUntilAnswers, type BenchApp } from './apps-mix.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { caddyRoute, type RunningCaddy } from './caddy.js';
 import { expectOk } from './http.js';
+import { SETTLE_MS } from './ladder.js';
 import type { RunningPortico } from './portico.js';
 
 export interface ServedSample {
@@ -86,7 +88,10 @@ export async function timeCreates(options: {
   const deadline = performance.now() + options.budgetMs;
   for (let i = 0; i <= options.count && performance.now() < deadline; i += 1) {
     created += 1;
+    // The previous removal's reload: nginx's master must be past its signal-blocked sleep (`SETTLE_MS`).
+    await sleep(SETTLE_MS);
     const p = await porticoCreate(portico, newApp('p', created, backend), backend);
+    await sleep(SETTLE_MS);
     const c = caddy === undefined ? undefined : await caddyCreate(caddy, newApp('c', created, backend), backend);
     if (i === 0) continue;
     result.portico.push(p);

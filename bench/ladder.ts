@@ -7,6 +7,7 @@
  */
 import type { ConductorSample, StreamConductor } from './conductor.js';
 import type { FloorGrowth, FloorNginx, FloorSample } from './floor.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { RunningPortico } from './portico.js';
 import { memoryOf, type Memory } from './proc-stats.js';
 import { fillTo, timeQueries, type Fill, type QuerySamples } from './scale.js';
@@ -15,6 +16,14 @@ import { timeParallelCreates, timeSingleCreate, type CreateSample, type Parallel
 /** Requests in flight while filling: large batches, as an orchestrator creating routes would send. */
 export const FILL_CONCURRENCY = 500;
 export const PARALLEL_COUNT = 200;
+/**
+ * A pause before each timed change to Portico's nginx (untimed). After starting new workers, nginx's
+ * master sleeps 100 ms with its signals blocked (`ngx_msleep(100)` in the master's cycle) before it
+ * quits the old ones: a SIGHUP sent meanwhile waits for the end of that sleep. Without the pause a
+ * create that follows the previous sample's reload (Portico's own removal, or stream-conductor's
+ * reload on the shared nginx in external mode) pays the rest of that sleep, which is not its own.
+ */
+export const SETTLE_MS = 150;
 
 export interface Rig {
   portico: RunningPortico;
@@ -92,10 +101,15 @@ export async function runLevel(rig: Rig, plan: LevelPlan, progress: (m: string) 
   const parallelEvery = Math.max(1, Math.floor(plan.singles / Math.max(1, plan.parallelRounds)));
   const deadline = started + plan.budgetMs;
   for (let i = 0; i < plan.singles && performance.now() < deadline; i += 1) {
+    await sleep(SETTLE_MS);
     single.push(await timeSingleCreate(portico, take(rig.singlePorts, 'single creates'), echoPort));
     floorSamples.push(await floor.change(take(rig.floorPorts, 'the floor')));
-    if (conductor !== undefined) conductorSamples.push(await conductor.change(take(rig.conductorPorts ?? [], 'the conductor')));
+    if (conductor !== undefined) {
+      await sleep(SETTLE_MS);
+      conductorSamples.push(await conductor.change(take(rig.conductorPorts ?? [], 'the conductor')));
+    }
     if (i % parallelEvery === parallelEvery - 1 && parallel.length < plan.parallelRounds) {
+      await sleep(SETTLE_MS);
       parallel.push(await timeParallelCreates(portico, PARALLEL_COUNT, echoPort));
       progress(`level ${plan.level}: ${i + 1}/${plan.singles} single creates, ${parallel.length}/${plan.parallelRounds} parallel rounds`);
     }
