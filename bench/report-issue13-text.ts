@@ -104,8 +104,11 @@ export function issue13Measured(r: Results): string {
       'nginx\'s master sleeps 100 ms with its signals blocked (`ngx_msleep(100)`, between `ngx_start_worker_processes` and the ' +
       'old workers\' quit, in `ngx_master_process_cycle`); a SIGHUP sent meanwhile waits out the sleep. Without the pause, a ' +
       'sample that follows the previous one\'s reload on the same nginx (Portico\'s untimed removal; stream-conductor\'s reload on ' +
-      'the shared nginx) paid up to that much of someone else\'s reload: a first run without it measured external mode\'s `reload` ' +
-      'phase at 54-61 ms for 0-1,000 streams, against 4-36 ms with it.',
+      'the shared nginx) paid up to that much of someone else\'s reload: a first full run without it (2026-12-04) measured external ' +
+      'mode\'s `reload` phase at 54.3 / 57.6 / 60.9 ms at 0 / 200 / 1,000 streams' +
+      (r.external === undefined
+        ? '.'
+        : `, this run with it ${r.external.levels.filter((l) => l.plan.level <= 1000).map((l) => ms(phaseMedian(l.single.map((x) => x.phasesMs), 'reload'))).join(' / ')} ms.`),
   );
   const c = r.apps?.creates;
   if (c !== undefined) {

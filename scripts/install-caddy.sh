@@ -27,7 +27,7 @@ if [ ! -e "$policy" ]; then
   chmod 755 "$policy"
   ours=true
 fi
-trap '[ "$ours" = true ] && rm -f "$policy"' EXIT
+trap 'if [ "$ours" = true ]; then rm -f "$policy"; fi' EXIT
 
 log "$caddy is missing: installing Debian's caddy (its service is not started)"
 export DEBIAN_FRONTEND=noninteractive
