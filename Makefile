@@ -81,8 +81,10 @@ container-images:
 
 # Portico runs built, through bin/portico as `make start` runs it; the benchmark itself through tsx.
 # wrk drives the data plane's HTTP half: Debian's package, installed when missing (root only; without
-# it the benchmark reports the HTTP half as skipped).
+# it the benchmark reports the HTTP half as skipped). Caddy is the apps rung's peer, installed the
+# same way by scripts/install-caddy.sh (its system service never started; without it that rung is skipped).
 bench: build
+	@scripts/install-caddy.sh
 	@command -v wrk >/dev/null || { [ "$$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; } || echo "make bench: no wrk, and installing it needs root: the HTTP data plane is skipped" >&2
 	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx bench/run.ts
 

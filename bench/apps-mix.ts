@@ -89,11 +89,12 @@ const PROBE_EVERY_MS = 2;
 export const SERVED_STREAK = 10;
 
 /**
- * Polls GET / with Host `host` until `backend` answered it (200 with its name) `SERVED_STREAK` times
- * in a row; answers `performance.now()` when the first of those answers arrived. Answers from another
+ * Polls GET / with Host `host` until `backend` answered it (200 with its name) `streak` times in a
+ * row (a new Host: once is enough, no old config knew it); answers `performance.now()` when the
+ * first of those answers arrived. Answers from another
  * backend before that are expected (the old config). Throws after `timeoutMs`.
  */
-export async function waitUntilAnswers(port: number, host: string, backend: string, timeoutMs: number): Promise<number> {
+export async function waitUntilAnswers(port: number, host: string, backend: string, timeoutMs: number, streakNeeded = SERVED_STREAK): Promise<number> {
   const deadline = performance.now() + timeoutMs;
   let last = 'nothing';
   let streak = 0;
@@ -103,12 +104,12 @@ export async function waitUntilAnswers(port: number, host: string, backend: stri
     if (answer.status === 200 && answer.body === backend) {
       if (streak === 0) streakStart = performance.now();
       streak += 1;
-      if (streak >= SERVED_STREAK) return streakStart;
+      if (streak >= streakNeeded) return streakStart;
     } else {
       streak = 0;
       last = `${answer.status} ${answer.body.slice(0, 100)}`;
     }
     await sleep(PROBE_EVERY_MS);
   }
-  throw new Error(`${host} via ${port} was not answered by ${backend} ${SERVED_STREAK} times in a row within ${timeoutMs} ms (last other answer: ${last})`);
+  throw new Error(`${host} via ${port} was not answered by ${backend} ${streakNeeded} times in a row within ${timeoutMs} ms (last other answer: ${last})`);
 }

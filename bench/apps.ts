@@ -4,11 +4,15 @@
  * (`apps-floor.ts`). Then, interleaved so that noise on the shared machine hurts both alike, one app
  * replaced through `PUT /v1/apps/:name` (request → only the new upstream answers through nginx) and the
  * floor's change of the same file; then `GET /v1/apps` and Portico's memory. Runs after the stream
- * ladder, on ports 29500-29599, so it changes none of the stream figures.
+ * ladder, on ports 29500-29599, so it changes none of the stream figures. Beside it Caddy (issue 13,
+ * goal 5; `caddy.ts`), filled with the same apps as routes: a new app until served, Portico against
+ * Caddy, at 0 hosts before the fills and at the rung's size after them (`apps-create.ts`).
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { timeCreates, type CreatesAt } from './apps-create.js';
 import { startAppsFloor, type AppsFloorGrowth, type AppsFloorSample } from './apps-floor.js';
 import { SERVED_STREAK, appHost, appName, benchApp, httpGet, startNameBackend, waitUntilAnswers, type BenchApp } from './apps-mix.js';
+import { caddyRoute, caddyVersion, startCaddy, type RunningCaddy } from './caddy.js';
 import type { Cleanup } from './cleanup.js';
 import { expectOk, request } from './http.js';
 import { freePortsIn } from './net.js';
@@ -23,6 +27,17 @@ export interface AppsPlan {
   queries: number;
   /** Measurement stops early (with fewer samples) past this, so a slow machine still finishes. */
   budgetMs: number;
+  /** New apps until served (and as many Caddy routes), at 0 hosts and at `apps`; and the time allowed each. */
+  creates: { atEmpty: number; atFull: number; budgetMs: number };
+}
+
+export interface AppCreates {
+  /** Caddy's version, or why it did not run. */
+  caddy: { version: string } | { skipped: string };
+  empty: CreatesAt;
+  full: CreatesAt;
+  /** Seconds for Caddy's fill (one POST /load of every route) until the last host is served. */
+  caddyFillMs?: number;
 }
 
 export interface AppsFill {
@@ -59,6 +74,8 @@ export interface AppsRung {
   memory: Memory;
   /** Answers in a row from the new upstream that count a change as served (`SERVED_STREAK`). */
   servedStreak: number;
+  /** Absent from runs before issue 13. */
+  creates?: AppCreates;
   seconds: number;
 }
 
@@ -78,6 +95,8 @@ export interface AppsRungOptions {
 const BACKENDS = 4;
 /** The backends app 0's upstream alternates between, one replace after another; no other app uses them. */
 const REPLACE_BACKENDS = ['r0', 'r1'] as const;
+/** The backend of the new apps and Caddy's new routes. */
+const CREATE_BACKEND = 'c0';
 const FILL_REQUEST_TIMEOUT_MS = 180_000;
 const SERVE_TIMEOUT_MS = 15_000;
 /** Apps checked to be served after the fill, spread over the names. */
@@ -142,12 +161,14 @@ async function timeList(portico: RunningPortico, expected: number): Promise<numb
 export async function runAppsRung(options: AppsRungOptions): Promise<AppsRung> {
   const { plan, cleanup, progress } = options;
   const started = performance.now();
-  const [http, https, api, floorHttp, floorHttps, ...backendPorts] = await freePortsIn(options.range.from, options.range.to - 10, 5 + BACKENDS + REPLACE_BACKENDS.length);
+  const [http, https, api, floorHttp, floorHttps, caddyHttp, caddyAdmin, ...backendPorts] = await freePortsIn(options.range.from, options.range.to - 10, 7 + BACKENDS + REPLACE_BACKENDS.length + 1);
   // PORT_RANGE is required but unused (no stream is created): the top of the range, free or not.
   const portRange = { from: options.range.to - 9, to: options.range.to };
-  const backends = await Promise.all(backendPorts.map((port, k) => startNameBackend(k < BACKENDS ? `b${k}` : (REPLACE_BACKENDS[k - BACKENDS] as string), port)));
+  const backendName = (k: number): string => (k < BACKENDS ? `b${k}` : (REPLACE_BACKENDS[k - BACKENDS] ?? CREATE_BACKEND));
+  const backends = await Promise.all(backendPorts.map((port, k) => startNameBackend(backendName(k), port)));
   for (const b of backends) cleanup.push(`apps backend ${b.name}`, () => b.close());
-  const replacers = backends.slice(BACKENDS);
+  const replacers = backends.slice(BACKENDS, BACKENDS + REPLACE_BACKENDS.length);
+  const createBackend = backends.at(-1) as { name: string; port: number };
   const stateDir = await mkdtemp('/tmp/portico-bench-apps-state-');
   cleanup.push('apps portico state dir', () => rm(stateDir, { recursive: true, force: true }));
   const floorDir = await mkdtemp('/tmp/portico-bench-apps-floor-');
@@ -166,11 +187,17 @@ export async function runAppsRung(options: AppsRungOptions): Promise<AppsRung> {
   });
   cleanup.push('apps portico', () => portico.stop());
   await portico.ready();
+  const caddy = await startPeer(caddyHttp as number, caddyAdmin as number, cleanup, progress);
+  const createsAt = (hosts: number, count: number): Promise<CreatesAt> =>
+    timeCreates({ portico, caddy: caddy.running, hosts, count, budgetMs: plan.creates.budgetMs, backend: createBackend });
+  progress(`apps: ${plan.creates.atEmpty} new apps until served at 0 apps${caddy.running === undefined ? '' : ', alternating with as many Caddy routes at 0 hosts'}`);
+  const empty = await createsAt(0, plan.creates.atEmpty);
 
   const apps = Array.from({ length: plan.apps }, (_, i) => benchApp(i, plan.apps, backendPorts.slice(0, BACKENDS), (replacers[0] as { port: number }).port));
   progress(`apps: filling portico with ${plan.apps} apps, ${options.fillConcurrency} requests in flight`);
   const filled = await fill(portico, apps, options.fillConcurrency, new Set(backends.slice(0, BACKENDS).map((b) => b.name)));
   progress(`apps: filled in ${(filled.ms / 1000).toFixed(1)} s with ${filled.reloads} reloads; starting the floor on a copy of its files`);
+  const caddyFillMs = caddy.running === undefined ? undefined : await fillCaddy(caddy.running, apps);
 
   const floor = await startAppsFloor({
     nginxBin: options.nginxBin,
@@ -203,5 +230,34 @@ export async function runAppsRung(options: AppsRungOptions): Promise<AppsRung> {
   await timeList(portico, plan.apps);
   const queries: number[] = [];
   for (let i = 0; i < plan.queries; i += 1) queries.push(await timeList(portico, plan.apps));
-  return { plan, fill: filled, floorGrowth, replace, floor: floorSamples, queries, memory: await memoryOf(portico.pid), servedStreak: SERVED_STREAK, seconds: (performance.now() - started) / 1000 };
+  const memory = await memoryOf(portico.pid);
+  progress(`apps: ${plan.creates.atFull} new apps until served at ${plan.apps} apps${caddy.running === undefined ? '' : `, alternating with as many Caddy routes at ${plan.apps} hosts`}`);
+  const full = await createsAt(plan.apps, plan.creates.atFull);
+  await caddy.running?.stop();
+  const creates: AppCreates = { caddy: caddy.running === undefined ? { skipped: caddy.skipped } : { version: caddy.running.version }, empty, full, ...(caddyFillMs !== undefined && { caddyFillMs }) };
+  return { plan, fill: filled, floorGrowth, replace, floor: floorSamples, queries, memory, servedStreak: SERVED_STREAK, creates, seconds: (performance.now() - started) / 1000 };
+}
+
+/** Caddy, started on its own loopback ports; or why not (not installed). */
+async function startPeer(httpPort: number, adminPort: number, cleanup: Cleanup, progress: (m: string) => void): Promise<{ running?: RunningCaddy; skipped: string }> {
+  const version = await caddyVersion();
+  if (version === undefined) {
+    progress('apps: no /usr/bin/caddy (scripts/install-caddy.sh installs it as root): Caddy is skipped');
+    return { skipped: 'no /usr/bin/caddy (`make bench` installs it as root: scripts/install-caddy.sh)' };
+  }
+  const dir = await mkdtemp('/tmp/portico-bench-caddy-');
+  cleanup.push('caddy dir', () => rm(dir, { recursive: true, force: true }));
+  progress(`apps: starting caddy ${version} (HTTP ${httpPort}, admin ${adminPort}, automatic HTTPS off)`);
+  const running = await startCaddy({ dir, httpPort, adminPort, version, onSpawn: (stop) => cleanup.push('caddy', stop) });
+  return { running, skipped: '' };
+}
+
+/** Loads every app as a Caddy route in one POST /load; answers ms until the last app is served. */
+async function fillCaddy(caddy: RunningCaddy, apps: BenchApp[]): Promise<number> {
+  const start = performance.now();
+  await caddy.load(apps.map(caddyRoute));
+  const last = apps.at(-1) as BenchApp;
+  const served = await httpGet(caddy.httpPort, last.serverNames[0] as string);
+  if (served.status !== 200 || !/^b\d$/.test(served.body)) throw new Error(`after Caddy's fill, ${last.name} answers ${served.status} ${served.body.slice(0, 100)}`);
+  return performance.now() - start;
 }

@@ -5,6 +5,7 @@
 import type { AppsRung } from './apps.js';
 import type { DataPlane, Side, Workload } from './dataplane.js';
 import type { Level } from './ladder.js';
+import type { ExternalLadder } from './ladder-external.js';
 import type { Machine } from './machine.js';
 import type { Memory } from './proc-stats.js';
 import type { QuerySamples } from './scale.js';
@@ -39,11 +40,13 @@ export interface Results {
   dataPlane: DataPlane;
   /** Restarted on the full tree: as `make start` runs it (`nodeArgs`), then with node's defaults. */
   restarts: Restart[];
+  /** The ladder again with Portico in external mode (absent from runs before issue 13). */
+  external?: ExternalLadder;
   /** 1,000 HTTP apps on a second Portico (absent from runs before the rung existed). */
   apps?: AppsRung;
 }
 
-export const TARGETS = { createVsFloor: 1.25, parallelVsSingle: 3, queryMs: 10, rssMb: 120, efficiency: 0.97 };
+export const TARGETS = { createVsFloor: 1.25, parallelVsSingle: 3, queryMs: 10, rssMb: 120, efficiency: 0.97, appCreateMs: 40, appVsCaddy: 3 };
 
 export const ms = (value: number): string => (Number.isFinite(value) ? value.toFixed(1) : '–');
 export const times = (value: number, digits = 2): string => (Number.isFinite(value) ? `${value.toFixed(digits)}×` : '–');

@@ -7,7 +7,8 @@
  * Portico spends beyond this, on a tree of the same size, is its own overhead.
  */
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
-import { waitUntilServing } from './net.js';
+import { expectOk } from './http.js';
+import { LOOPBACK, waitUntilServing } from './net.js';
 import { startOwnNginx, type OwnNginx } from './own-nginx.js';
 import { since } from './stats.js';
 
@@ -58,6 +59,20 @@ export async function timeChange(
   return { testMs: tested - start, reloadMs: served - tested, totalMs: since(start) };
 }
 
+/**
+ * The text Portico generates for a stream to 127.0.0.1:`echoPort` on a given port, from a dry run
+ * (nothing written): the floors' and stream-conductor's files are that very text.
+ */
+export async function generatedStreamText(apiPort: number, echoPort: number): Promise<(port: number) => string> {
+  const dry = JSON.parse((await expectOk(apiPort, 'POST', '/v1/streams?dryRun=true', { upstreams: [{ address: `${LOOPBACK}:${echoPort}` }] })).body) as {
+    port: number;
+    files: Array<{ text: string }>;
+  };
+  const generated = dry.files[0]?.text ?? '';
+  const portPattern = new RegExp(`\\b${dry.port}\\b`, 'g');
+  return (port) => generated.replace(portPattern, String(port));
+}
+
 /** A reload of a 5,000-listener nginx on a busy machine can take seconds. */
 const SERVE_TIMEOUT_MS = 15_000;
 const WRITE_SLICE = 200;
@@ -78,7 +93,10 @@ export interface FloorOptions {
 export async function startFloor(options: FloorOptions): Promise<FloorNginx> {
   const { dir, streamText } = options;
   for (const sub of ['stream.d', 'http.d']) await mkdir(`${dir}/${sub}`, { recursive: true });
-  await copyFile(`${options.porticoStateDir}/mime.types`, `${dir}/mime.types`);
+  // Managed mode's main config includes a media types file; an operator's config for streams alone does not.
+  await copyFile(`${options.porticoStateDir}/mime.types`, `${dir}/mime.types`).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') throw error;
+  });
   const changeFile = `${dir}/stream.d/_conductor_change.conf`;
   await writeFile(changeFile, streamText(options.firstPort));
   const nginx: OwnNginx = await startOwnNginx({

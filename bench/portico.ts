@@ -1,7 +1,8 @@
 /**
  * A real Portico, started the way an operator would (through bin/portico, as `make start`, `npm start`
  * and the container run it; `make bench` builds it first) in managed mode, talked to only through its
- * HTTP API: the benchmark measures the service, not its modules. Not through tsx: its loader alone
+ * HTTP API: the benchmark measures the service, not its modules. With `external`, it runs beside an
+ * nginx the benchmark started itself (`operator-nginx.ts`), as a sidecar would (NGINX_MODE=external). Not through tsx: its loader alone
  * adds some 35 MB to the resident memory that the benchmark reports.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -21,6 +22,18 @@ export interface PorticoOptions {
   httpsPort: number;
   /** Options for node itself (PORTICO_NODE_FLAGS); absent: the launcher's own, as `make start` runs it. */
   nodeArgs?: string[];
+  /** NGINX_MODE=external beside this operator's nginx; absent: managed mode. */
+  external?: ExternalNginxPaths;
+}
+
+/** What a sidecar is told about the operator's nginx (NGINX_CONF, NGINX_PID_FILE, NGINX_ERROR_LOG, STREAM_CONFIG_PATH). */
+export interface ExternalNginxPaths {
+  conf: string;
+  pidFile: string;
+  errorLog: string;
+  streamDir: string;
+  /** HTTP_CONFIG_PATH: a folder of the benchmark's (the operator's config includes no apps). */
+  httpDir: string;
 }
 
 export interface RunningPortico {
@@ -29,11 +42,11 @@ export interface RunningPortico {
   /** HTTP_PORT: where its apps are served. */
   httpPort: number;
   stateDir: string;
-  /** The managed nginx's error log, where reloads are counted. */
+  /** nginx's error log (managed, or the operator's), where reloads are counted. */
   errorLog: string;
   /** Resolves once GET /healthz answers; rejects (quoting Portico's output) if it exits or times out. */
   ready(): Promise<void>;
-  /** The managed nginx master's pid (known once `ready()` resolved). */
+  /** The managed nginx master's pid (known once `ready()` resolved; never in external mode). */
   nginxPid(): number;
   /** The last lines Portico wrote (warnings and errors), for diagnosing a failed run. */
   output(): string;
@@ -64,7 +77,7 @@ export function spawnPortico(options: PorticoOptions): RunningPortico {
     env: {
       ...env,
       ...(options.nodeArgs === undefined ? {} : { PORTICO_NODE_FLAGS: options.nodeArgs.join(' ') }),
-      NGINX_MODE: 'managed',
+      ...modeEnv(options.external),
       NGINX_BIN: nginxBin,
       STATE_DIR: stateDir,
       PORT_RANGE: `${portRange.from}-${portRange.to}`,
@@ -87,7 +100,8 @@ export function spawnPortico(options: PorticoOptions): RunningPortico {
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
-  const pidFile = `${stateDir}/nginx.pid`;
+  // The operator's nginx is not Portico's to stop: only a managed one is looked for.
+  const pidFile = options.external === undefined ? `${stateDir}/nginx.pid` : '';
   let nginxPid: number | undefined;
 
   return {
@@ -95,7 +109,7 @@ export function spawnPortico(options: PorticoOptions): RunningPortico {
     apiPort: bindPort,
     httpPort: options.httpPort,
     stateDir,
-    errorLog: `${stateDir}/logs/error.log`,
+    errorLog: options.external?.errorLog ?? `${stateDir}/logs/error.log`,
     output: () => output,
     nginxPid() {
       if (nginxPid === undefined) throw new Error('portico is not ready: its nginx pid is unknown');
@@ -121,7 +135,20 @@ export function spawnPortico(options: PorticoOptions): RunningPortico {
   };
 }
 
+function modeEnv(external: ExternalNginxPaths | undefined): Record<string, string> {
+  if (external === undefined) return { NGINX_MODE: 'managed' };
+  return {
+    NGINX_MODE: 'external',
+    NGINX_CONF: external.conf,
+    NGINX_PID_FILE: external.pidFile,
+    NGINX_ERROR_LOG: external.errorLog,
+    STREAM_CONFIG_PATH: external.streamDir,
+    HTTP_CONFIG_PATH: external.httpDir,
+  };
+}
+
 async function readPid(file: string): Promise<number | undefined> {
+  if (file === '') return undefined;
   const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
   return Number.isInteger(pid) && pid > 1 ? pid : undefined;
 }

@@ -4,6 +4,7 @@
  */
 import { count, nodeCommand, type Results } from './figures.js';
 import { memorySection, scaleFindings } from './report-findings.js';
+import { issue13Measured } from './report-issue13-text.js';
 
 export function renderDocument(r: Results, tables: string, misses: string[]): string {
   const m = r.machine;
@@ -63,7 +64,7 @@ ${memorySection(r)}
   \`/proc/<pid>/stat\` over the round; efficiency is work per CPU second, and the ratio divides the generated
   config's by the reference's (≥ 1: Portico's config costs no more). The TCP blaster counts bytes echoed back
   (each crossed nginx twice); a round of short connections counts connections; wrk counts requests.
-${appsMeasured(r)}- p90 is nearest-rank: with few samples (the parallel rounds) it is close to the maximum.
+${appsMeasured(r)}${issue13Measured(r)}- p90 is nearest-rank: with few samples (the parallel rounds) it is close to the maximum.
 
 ## Caveat
 

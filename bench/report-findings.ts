@@ -26,12 +26,12 @@ export function scaleFindings(r: Results): string[] {
       `a create without a port binds and closes a socket on the candidate port (nginx would fail to bind a port another ` +
       `process holds), and the search walks up from the bottom of PORT_RANGE past every claimed port. The last batch of a ` +
       `200-parallel round: ${r.levels.map((l) => `${ms(last('plan')(l))} ms for ${changes(l)} changes at ${count(l.plan.level)}`).join(', ')}.`,
-    `3. **Per-change durability in \`stage\`**: each staged file is written and fsync'd on its own (side by side, four at a ` +
-      `time through libuv's thread pool) before the swap, so that an acknowledged change survives a power cut; the swap's ` +
-      `links and renames are synchronous metadata calls, and the journal and each directory are fsync'd once per batch. ` +
+    `3. **Durability per batch (group commit)**: \`stage\` writes each file without flushing it; \`swap\` writes the ` +
+      `batch's journal (every file's old and new text) and flushes it once, then renames; \`commit\` appends the commit ` +
+      `mark and flushes it, and the live files are flushed in the background, so an acknowledged change survives a power cut. ` +
       `The last 200-parallel batch: \`stage\` ${r.levels.map((l) => `${ms(last('stage')(l))} ms for ${changes(l)} files at ${count(l.plan.level)}`).join(', ')}; ` +
-      `\`swap\` ${perLevel(r, last('swap'))}; \`commit\` ${perLevel(r, last('commit'))}. At ${count(first.plan.level)} streams this, ` +
-      `not \`nginx -t\`, is why 200 parallel creates take many times one create.`,
+      `\`swap\` ${perLevel(r, last('swap'))}; \`commit\` ${perLevel(r, last('commit'))}. What still grows with ` +
+      `the changes at ${count(first.plan.level)} streams is here and in \`plan\`.`,
     `4. **\`nginx -t\` itself grows faster than the tree** (nginx, not Portico): the floor's bare \`nginx -t\` took ` +
       `${perLevel(r, (l) => med(l.floor.map((f) => f.testMs)))}; Portico's \`test\` phase follows it ` +
       `(${perLevel(r, single('test'))}), as its \`reload\` follows the floor's HUP → echo.`,

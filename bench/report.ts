@@ -4,7 +4,9 @@
 import type { DataPlane } from './dataplane.js';
 import { TARGETS, count, cpuPerUnit, efficiency, howRun, mb, med, ms, nodeCommand, p90, phaseMedian, times, verdict, type Results } from './figures.js';
 import { appsTables } from './report-apps.js';
+import { issue13Tables, issue13Targets } from './report-issue13.js';
 import { renderDocument } from './report-doc.js';
+import { issue13Misses } from './report-issue13-text.js';
 import { explainMisses } from './report-text.js';
 import { summarize } from './stats.js';
 
@@ -160,6 +162,8 @@ export function renderTables(r: Results): string {
     '### Targets',
     ...targetTable(r),
     '',
+    ...issue13Targets(r),
+    '',
     '### (1) Create latency beside the floor, by size of the tree (median / p90 ms)',
     ...createTable(r),
     '',
@@ -181,9 +185,10 @@ export function renderTables(r: Results): string {
     ...dataPlaneTable(r.dataPlane),
     ...r.dataPlane.skipped.map((s) => `\nSkipped: ${s}.`),
     ...appsTables(r.apps),
+    ...issue13Tables(r),
   ].join('\n');
 }
 
 export function renderResults(r: Results): string {
-  return renderDocument(r, renderTables(r), explainMisses(r));
+  return renderDocument(r, renderTables(r), [...explainMisses(r), ...issue13Misses(r)]);
 }

@@ -4,8 +4,10 @@
  * streams (filled through the API); at each rung single creates, floor changes, rounds of 200
  * parallel creates, the list queries and Portico's memory; then the data plane (generated vs
  * hand-written config) and Portico's memory after a restart on the full tree; last, on a second
- * Portico, 1,000 HTTP apps: the fill, one app replaced beside its floor, and the list. Writes
- * bench/RESULTS.md and prints the same tables.
+ * Portico, 1,000 HTTP apps: the fill, one app replaced beside its floor, and the list. Then (issue
+ * 13) the same ladder with Portico in external mode beside an operator's nginx, its own floor and
+ * stream-conductor's way of adding a stream; and, in the apps rung, new apps until served beside
+ * Caddy. Writes bench/RESULTS.md and prints the same tables.
  *
  * Everything runs on 127.0.0.1; every process started here is stopped by its pid and every
  * temporary directory removed, also on failure or Ctrl-C. Loops are bounded in count and time.
@@ -16,9 +18,10 @@ import { fileURLToPath } from 'node:url';
 import { runAppsRung, type AppsPlan } from './apps.js';
 import { Cleanup } from './cleanup.js';
 import { runDataPlane, type DataPlane } from './dataplane.js';
-import { startFloor } from './floor.js';
+import { generatedStreamText, startFloor } from './floor.js';
 import { expectOk } from './http.js';
 import { FILL_CONCURRENCY, PARALLEL_COUNT, runLevel, type Level, type LevelPlan, type Rig } from './ladder.js';
+import { runExternalLadder } from './ladder-external.js';
 import { describeMachine } from './machine.js';
 import { assertOutsideEphemeral, ephemeralPort, freePortsIn, LOOPBACK, startEchoServer } from './net.js';
 import { launcherNodeFlags, spawnPortico, type PorticoOptions, type RunningPortico } from './portico.js';
@@ -54,10 +57,22 @@ const LEVELS: LevelPlan[] = QUICK
       { level: 1000, singles: 30, parallelRounds: 3, queries: 30, budgetMs: 150_000 },
       { level: 5000, singles: 30, parallelRounds: 3, queries: 30, budgetMs: 300_000 },
     ];
+/**
+ * External mode's ladder (issue 13, goal 1): managed mode's rungs and samples, plus a rung at 200
+ * streams, and stream-conductor's way beside Portico at 0, 200 and 1,000.
+ */
+const EXTERNAL_LEVELS: LevelPlan[] = QUICK
+  ? [0, 200, 500].map((level) => ({ level, singles: 4, parallelRounds: level === 200 ? 0 : 1, queries: 4, budgetMs: 60_000, conductor: level <= 200 }))
+  : [
+      { level: 0, singles: 30, parallelRounds: 5, queries: 30, budgetMs: 90_000, conductor: true },
+      { level: 200, singles: 30, parallelRounds: 0, queries: 10, budgetMs: 60_000, conductor: true },
+      { level: 1000, singles: 30, parallelRounds: 3, queries: 30, budgetMs: 150_000, conductor: true },
+      { level: 5000, singles: 30, parallelRounds: 3, queries: 30, budgetMs: 300_000 },
+    ];
 const DATA_PLANE_ROUNDS = QUICK ? 1 : 6;
 const APPS_PLAN: AppsPlan = QUICK
-  ? { apps: 100, replaces: 4, queries: 4, budgetMs: 60_000 }
-  : { apps: 1000, replaces: 30, queries: 30, budgetMs: 150_000 };
+  ? { apps: 100, replaces: 4, queries: 4, budgetMs: 60_000, creates: { atEmpty: 4, atFull: 4, budgetMs: 60_000 } }
+  : { apps: 1000, replaces: 30, queries: 30, budgetMs: 150_000, creates: { atEmpty: 30, atFull: 20, budgetMs: 150_000 } };
 const RESTART_QUERIES = 20;
 
 function progress(message: string): void {
@@ -96,20 +111,14 @@ async function setUp(nginxBin: string, cleanup: Cleanup): Promise<{ rig: Rig; op
   const portico = await startPortico(options, cleanup);
   const idle = await memoryOf(portico.pid);
 
-  // The text Portico generates for a stream to the echo backend, from a dry run (nothing written).
-  const dry = JSON.parse((await expectOk(portico.apiPort, 'POST', '/v1/streams?dryRun=true', { upstreams: [{ address: `${LOOPBACK}:${echo.port}` }] })).body) as {
-    port: number;
-    files: Array<{ text: string }>;
-  };
-  const generated = dry.files[0]?.text ?? '';
-  const portPattern = new RegExp(`\\b${dry.port}\\b`, 'g');
+  const streamText = await generatedStreamText(portico.apiPort, echo.port);
   progress('starting the floor nginx');
   const floor = await startFloor({
     nginxBin,
     dir: floorDir,
     porticoStateDir: stateDir,
     porticoMainConfig: await readFile(`${stateDir}/nginx.conf`, 'utf8'),
-    streamText: (port) => generated.replace(portPattern, String(port)),
+    streamText,
     firstPort: floorPorts.shift() as number,
     onSpawn: (stop) => cleanup.push('floor nginx', stop),
   });
@@ -180,9 +189,22 @@ async function measure(nginxBin: string, cleanup: Cleanup, rigOut: { rig?: Rig }
     progress(`restarting portico on the full tree with node ${nodeArgs.length > 0 ? nodeArgs.join(' ') : "'s defaults"}`);
     restarts.push(await restart(rig, options, cleanup, levels.at(-1)?.plan.level ?? 0, nodeArgs));
   }
+  // External mode's ladder takes the same ports: managed mode's Portico and floor stop first.
+  await rig.portico.stop();
+  await rig.floor.stop();
+  const external = await runExternalLadder({
+    repoDir: REPO_DIR,
+    nginxBin,
+    plans: EXTERNAL_LEVELS,
+    echoPort: rig.echoPort,
+    nodeArgs: SHIPPED_FLAGS,
+    ranges: RANGES,
+    cleanup,
+    progress,
+  });
   // Last, on a Portico of its own: nothing above is measured while its apps exist.
   const apps = await runAppsRung({ repoDir: REPO_DIR, nginxBin, plan: APPS_PLAN, range: RANGES.apps, fillConcurrency: FILL_CONCURRENCY, nodeArgs: SHIPPED_FLAGS, cleanup, progress });
-  return { range: RANGES.portico, nodeArgs: SHIPPED_FLAGS, idle, levels, dataPlane, restarts, apps };
+  return { range: RANGES.portico, nodeArgs: SHIPPED_FLAGS, idle, levels, dataPlane, restarts, external, apps };
 }
 
 /**
@@ -233,7 +255,8 @@ async function main(): Promise<void> {
   const results: Results = {
     machine: describeMachine(nginxBin),
     date: new Date().toISOString(),
-    command: 'make bench',
+    // As run: `make bench`, or what BENCH_COMMAND says wrapped it (a private network namespace, say).
+    command: process.env.BENCH_COMMAND ?? 'make bench',
     durationS: (performance.now() - started) / 1000,
     load: { before: loadBefore, after: await loadAverage() },
     ...measured,
