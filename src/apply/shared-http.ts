@@ -8,7 +8,7 @@ import { PorticoError } from '../errors.js';
 import { CACHE_CREDENTIALS_VARIABLE, type App } from '../model/app.js';
 import { SHARED_HTTP_FILE, type SharedHttp } from '../model/http-shared.js';
 import { readSharedHttp } from '../parse/http-shared.js';
-import { STICKY } from '../render/app.js';
+import { STICKY } from '../model/app-file.js';
 import { sharedHttpOf, sharedServerNamesHash, type SharedHttpRenderer, type SharedHttpView } from '../render/http-shared.js';
 import type { Settings } from '../settings.js';
 import type { AppTree } from '../store/apps.js';

@@ -22,8 +22,8 @@ export const ADDRESS_PATTERN_V6 = /^\[([0-9A-Fa-f:.]{2,45})\]:(\d{1,5})$/;
 export const ADDRESS_PATTERN_NAME = /^([A-Za-z0-9.-]{1,253}):(\d{1,5})$/;
 
 /**
- * An upstream group name or other nginx identifier Portico generates. The longest is an app's sticky
- * variable: "portico_app_", a 63-character app name, "_r63" and "_key", 83 characters.
+ * An upstream group name or other nginx identifier Portico generates. The longest is an app's group:
+ * a 63-character app name and "_r63_portico", 75 characters (79 in format 1, see model/app-file.ts).
  */
 export const NAME_PATTERN = /^[A-Za-z0-9_]{1,96}$/;
 /** An absolute path of the state or config directories; settings refuse any other. */

@@ -4,8 +4,7 @@
  * name.
  */
 import type { AppBalance, AppUpstream } from '../model/app.js';
-import { UPSTREAM_KEEPALIVE, type StickyView } from '../render/app.js';
-import { ZONE_KB } from '../render/stream.js';
+import { APP_ZONE, LEGACY_ZONE_KB, UPSTREAM_KEEPALIVE, type StickyView } from '../model/app-file.js';
 import { fail, single, type Directive } from './directive.js';
 
 export interface AppGroupRead {
@@ -33,16 +32,18 @@ function readServer(directive: Directive): AppUpstream {
 }
 
 /**
- * Reads `upstream NAME { zone NAME 64k; [method;] server ...; keepalive 16; }`, the group of one
- * route: `name` is the name it must have, `sticky` the cookie and variables of that route.
+ * Reads `upstream NAME { zone portico_apps 32m; [method;] server ...; keepalive 32; }`, the group of
+ * one route: `name` is the name it must have, `sticky` the cookie and variables of that route. A
+ * file of format 1 (`legacy`, see model/app-file.ts) has `zone NAME 64k;` instead.
  */
-export function readAppGroup(directive: Directive, name: string, sticky: StickyView): AppGroupRead {
+export function readAppGroup(directive: Directive, name: string, sticky: StickyView, legacy = false): AppGroupRead {
   if (directive.args.length !== 1 || directive.args[0] !== name) {
     fail(`upstream block must be named ${name} (upstream blocks are numbered by route, from r0)`, directive);
   }
   const [zone, ...rest] = directive.block ?? [];
-  if (zone?.name !== 'zone' || zone.block !== undefined || zone.args.join(' ') !== `${name} ${ZONE_KB}k`) {
-    fail(`upstream ${name} must start with "zone ${name} ${ZONE_KB}k;"`, zone ?? directive);
+  const zoneArgs = legacy ? `${name} ${LEGACY_ZONE_KB}k` : `${APP_ZONE.name} ${APP_ZONE.sizeMb}m`;
+  if (zone?.name !== 'zone' || zone.block !== undefined || zone.args.join(' ') !== zoneArgs) {
+    fail(`upstream ${name} must start with "zone ${zoneArgs};"`, zone ?? directive);
   }
   const keepalive = rest.pop();
   if (keepalive?.name !== 'keepalive' || single(keepalive) !== String(UPSTREAM_KEEPALIVE)) {

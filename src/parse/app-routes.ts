@@ -7,7 +7,7 @@
  * answering 404.
  */
 import type { Route } from '../model/app.js';
-import type { StickyView } from '../render/app.js';
+import { isAppGroupName, type StickyView } from '../model/app-file.js';
 import type { AppGroupRead } from './app-group.js';
 import type { LocationRead, ProxyRead } from './app-location.js';
 import { fail } from './directive.js';
@@ -119,7 +119,7 @@ export function readRoutes(locations: LocationRead[], groups: RouteGroup[], app:
     }
     const index = groups.findIndex((g) => g.name === location.proxy?.group);
     if (index < 0) {
-      const theirs = /^portico_app_\w+_r\d+$/.test(location.proxy.group) ? ', it belongs to another app' : '';
+      const theirs = isAppGroupName(location.proxy.group) ? ', it belongs to another app' : '';
       fail(`proxy_pass names "${location.proxy.group}", which is not a group of app "${app}"${theirs} (${groups.map((g) => g.name).join(', ')})`, location);
     }
     perRoute[index]?.push(location);

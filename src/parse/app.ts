@@ -7,7 +7,8 @@
  * identifier must be the one of the app named by the file, and what is read passes the app schema.
  */
 import { APP_NAME_PATTERN, appSchema, type App } from '../model/app.js';
-import { STICKY, appGroupName, type AppFileOptions } from '../render/app.js';
+import { STICKY, appGroupName, legacyAppGroupName } from '../model/app-file.js';
+import type { AppFileOptions } from '../render/app.js';
 import { readAppGroup } from './app-group.js';
 import type { LocationRead } from './app-location.js';
 import { locationKey, readRoutes, type RouteGroup } from './app-routes.js';
@@ -79,9 +80,11 @@ export function readApp(text: string, options: AppFileOptions, name: string): Ap
     if (list === undefined) fail(`unexpected "${directive.name}" at the top of an app file`, directive);
     list.push(directive);
   }
+  // Format 1 (before issue 13) is told by its first group's name; a file is all one format.
+  const legacy = upstreams[0]?.args[0] === legacyAppGroupName(name, 0);
   const groups: RouteGroup[] = upstreams.map((directive, i) => {
-    const groupName = appGroupName(name, i);
-    return { name: groupName, sticky: STICKY, group: readAppGroup(directive, groupName, STICKY) };
+    const groupName = legacy ? legacyAppGroupName(name, i) : appGroupName(name, i);
+    return { name: groupName, sticky: STICKY, group: readAppGroup(directive, groupName, STICKY, legacy) };
   });
   if (groups.length === 0) fail('no upstream block: an app has at least one route');
   // The sticky cookie's maps are in the shared file: an app file holds none.

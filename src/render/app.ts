@@ -7,8 +7,10 @@
  */
 import { certificatePath, keyPath, type StreamFileOptions } from '../model/stream.js';
 import { CACHE_CREDENTIALS_VARIABLE, type App, type AppUpstream, type Route } from '../model/app.js';
+import { APP_ZONE, STICKY, UPSTREAM_KEEPALIVE, appGroupName, type StickyView } from '../model/app-file.js';
 import { compileTemplate, type Template } from './engine.js';
-import { ZONE_KB } from './stream.js';
+
+export { STICKY, UPSTREAM_KEEPALIVE, appGroupName, type StickyView };
 
 /** The listeners every app shares, and where the certificates are. */
 export interface AppFileOptions extends StreamFileOptions {
@@ -16,17 +18,17 @@ export interface AppFileOptions extends StreamFileOptions {
   httpsPort: number;
 }
 
-/**
- * Idle keep-alive connections each worker keeps to an app's upstream group. 32 as in make bench's
- * hand-tuned reference: with 16, reopened upstream connections were about half of the gap in
- * nginx's CPU per request between a generated app and the reference.
+/*
+ * UPSTREAM_KEEPALIVE: 32 as in make bench's hand-tuned reference: with 16, reopened upstream
+ * connections were about half of the gap in nginx's CPU per request between a generated app and
+ * the reference.
  */
-export const UPSTREAM_KEEPALIVE = 32;
 
 
 export interface AppGroupView {
   name: string;
-  zoneKb: number;
+  zone: string;
+  zoneMb: number;
   leastConn: boolean;
   random: boolean;
   ipHash: boolean;
@@ -35,20 +37,6 @@ export interface AppGroupView {
   servers: Array<{ address: string; weight: number | null }>;
   keepalive: number;
 }
-
-export interface StickyView {
-  cookie: string;
-  key: string;
-  setCookie: string;
-}
-
-/**
- * The cookie of every sticky route and the two variables the shared file's maps make of it: the key
- * a sticky group hashes (the cookie, or a new `$request_id` on a client's first request) and the
- * Set-Cookie that hands a new client its id. One for all apps: a cookie is scoped to its host anyway,
- * and a map per route cost nginx -t 0.6 s at 500 sticky routes (739 ms against 144 ms with one).
- */
-export const STICKY: StickyView = { cookie: 'portico_sticky', key: 'portico_sticky_key', setCookie: 'portico_sticky_set' };
 
 export interface LocationView {
   /** `location = PATH` or `location PATH`. */
@@ -93,16 +81,12 @@ export interface AppView {
   servers: ServerView[];
 }
 
-export function appGroupName(app: string, route: number): string {
-  return `portico_app_${app.replace(/-/g, '_')}_r${route}`;
-}
-
-
 function groupView(app: App, route: Route, index: number): AppGroupView {
   const balance = route.balance;
   return {
     name: appGroupName(app.name, index),
-    zoneKb: ZONE_KB,
+    zone: APP_ZONE.name,
+    zoneMb: APP_ZONE.sizeMb,
     leastConn: balance === 'least_conn',
     random: balance === 'random',
     ipHash: balance === 'ip_hash',

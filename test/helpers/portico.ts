@@ -189,3 +189,12 @@ export async function pendingJournal(dir: string): Promise<boolean> {
   const text = await readFile(path.join(dir, '.portico', 'journal.json'), 'utf8').catch(() => '');
   return text !== '' && !text.endsWith('\ncommitted\n');
 }
+
+/**
+ * True for a config directory's journal file: a snapshot of "what changed on disk" leaves it out,
+ * since between batches it is empty or holds the last committed batch until its background flush
+ * empties it, after the answer (`pendingJournal` tells a batch left pending).
+ */
+export function isJournalFile(name: string): boolean {
+  return name === path.join('.portico', 'journal.json') || name.endsWith(`${path.sep}.portico${path.sep}journal.json`);
+}

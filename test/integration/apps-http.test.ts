@@ -14,7 +14,7 @@ import request from 'supertest';
 import type { App } from '../../src/model/app.js';
 import { CookieJar, openWebSocket, send, sendToBackend, startBackend, type Backend, type SendOptions } from '../helpers/http.js';
 import { eventually, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
-import { startInProcess, type InProcess } from '../helpers/portico.js';
+import { startInProcess, type InProcess, isJournalFile } from '../helpers/portico.js';
 
 const HTTP = 27410;
 const HTTPS = 27411;
@@ -25,7 +25,7 @@ const tally = (names: string[]): Record<string, number> =>
 
 /** Every file under `dir` (recursively) with its bytes; a directory as "<dir>". */
 async function snapshot(dir: string): Promise<Map<string, string>> {
-  const names = ((await readdir(dir, { recursive: true })) as string[]).sort();
+  const names = ((await readdir(dir, { recursive: true })) as string[]).filter((name) => !isJournalFile(name)).sort();
   const files = new Map<string, string>();
   for (const name of names) files.set(name, await readFile(path.join(dir, name)).then((b) => b.toString('base64'), () => '<dir>'));
   return files;

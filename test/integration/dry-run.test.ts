@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import { accepts, startEcho, type EchoServer } from '../helpers/net.js';
-import { startInProcess, type InProcess } from '../helpers/portico.js';
+import { startInProcess, type InProcess, isJournalFile } from '../helpers/portico.js';
 
 const FROM = 29300;
 const HTTP_PORT = 29310;
@@ -21,7 +21,7 @@ const UNRESOLVABLE = 'no-such-host.invalid';
 async function configFiles(p: InProcess): Promise<Map<string, string>> {
   const files = new Map<string, string>();
   for (const dir of [p.settings.streamDir, p.settings.httpDir]) {
-    for (const name of ((await readdir(dir, { recursive: true })) as string[]).sort()) {
+    for (const name of ((await readdir(dir, { recursive: true })) as string[]).filter((n) => !isJournalFile(n)).sort()) {
       const text = await readFile(path.join(dir, name), 'utf8').catch(() => '<dir>');
       files.set(path.join(dir, name), text);
     }

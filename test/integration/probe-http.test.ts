@@ -11,7 +11,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import { send, type Answer } from '../helpers/http.js';
-import { nginxBin, startInProcess, type InProcess } from '../helpers/portico.js';
+import { nginxBin, startInProcess, type InProcess, isJournalFile } from '../helpers/portico.js';
 import { execFileSync } from 'node:child_process';
 
 const HTTP = 26410;
@@ -54,7 +54,7 @@ async function startCacheControlUpstream(): Promise<EchoUpstream> {
 
 /** Every file under `dir` with its bytes, to show a refused change wrote nothing. */
 async function snapshot(dir: string): Promise<string> {
-  const names = ((await readdir(dir, { recursive: true })) as string[]).sort();
+  const names = ((await readdir(dir, { recursive: true })) as string[]).filter((name) => !isJournalFile(name)).sort();
   const parts = await Promise.all(names.map(async (n) => `${n}:${await readFile(`${dir}/${n}`, 'utf8').catch(() => '<dir>')}`));
   return parts.join('\n');
 }

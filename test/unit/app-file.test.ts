@@ -46,6 +46,20 @@ describe('app files', () => {
     }
   });
 
+  it('reads back the files of format 1 (before issue 13: portico_app_ names, a zone per group) as the same apps', async () => {
+    const cases = (await readdir(`${GOLDEN}format1`)).filter((f) => f.endsWith('.conf'));
+    assert.ok(cases.length >= 20, 'format 1 cases are missing');
+    for (const file of cases) {
+      const app = appSchema.parse(JSON.parse(await readFile(`${GOLDEN}${file.replace(/\.conf$/, '.json')}`, 'utf8')));
+      const legacy = await readFile(`${GOLDEN}format1/${file}`, 'utf8');
+      assert.match(legacy, /upstream portico_app_\w+_r0 \{\n    zone portico_app_\w+_r0 64k;/);
+      assert.deepEqual(read(legacy, app.name), app, `format 1's ${file} does not read back`);
+      // A file mixing the two formats is a hand edit Portico cannot represent.
+      const mixed = legacy.replace(/zone portico_app_(\w+)_r0 64k;/, 'zone portico_apps 32m;');
+      assert.throws(() => read(mixed, app.name), /must start with "zone portico_app_\w+_r0 64k;"/);
+    }
+  });
+
   it('parse(render(x)) equals x for every app the schema admits', () => {
     fc.assert(
       fc.property(appArbitrary, (app) => {
@@ -82,7 +96,7 @@ describe('app files', () => {
     }));
     const app = appSchema.parse({ name, serverNames: ['a.example'], routes });
     const text = render(app);
-    assert.match(text, new RegExp(`upstream portico_app_${'x'.repeat(31)}_${'y'.repeat(31)}_r63 \\{`));
+    assert.match(text, new RegExp(`upstream ${'x'.repeat(31)}_${'y'.repeat(31)}_r63_portico \\{`));
     assert.match(text, /hash \$portico_sticky_key consistent;/);
     assert.deepEqual(read(text, name), app);
   });
@@ -96,9 +110,9 @@ describe('app files', () => {
     const everywhere = (from: string, to: string): string => shopText.replaceAll(from, to);
     const cases: Array<[string, RegExp, string?]> = [
       [edit('        proxy_http_version 1.1;\n', '        proxy_http_version 1.1;\n        proxy_buffering off;\n'), /line \d+: unexpected "proxy_buffering" in location \//],
-      [everywhere('http://portico_app_shop_r1;', 'http://portico_app_blog_r1;'), /proxy_pass names "portico_app_blog_r1", which is not a group of app "shop", it belongs to another app/],
-      [everywhere('http://portico_app_shop_r1;', 'http://10.0.0.9:80;'), /"proxy_pass" must read "proxy_pass http:\/\/GROUP"/],
-      [shopText, /upstream block must be named portico_app_blog_r0/, 'blog'],
+      [everywhere('http://shop_r1_portico;', 'http://blog_r1_portico;'), /proxy_pass names "blog_r1_portico", which is not a group of app "shop", it belongs to another app/],
+      [everywhere('http://shop_r1_portico;', 'http://10.0.0.9:80;'), /"proxy_pass" must read "proxy_pass http:\/\/GROUP"/],
+      [shopText, /upstream block must be named blog_r0_portico/, 'blog'],
       [shopText, /"Shop" is not an app name/, 'Shop'],
       [edit(/(server \{\n    listen 8443 ssl;[^]*?)location \/api\/ \{/, '$1location /apx/ {'), /"location \/api\/" of the HTTP server is missing from the TLS server/],
       [edit(/(server \{\n    listen 8443 ssl;[^]*?)proxy_cache_valid 200 301 302 10s;/, '$1proxy_cache_valid 200 301 302 20s;'), /"location = \/api" differs between the HTTP and the TLS server/],
@@ -122,16 +136,17 @@ describe('app files', () => {
       [edit(/\n        add_header Alt-Svc 'h3=":8443"' always;/, ''), /lacks the Alt-Svc header of HTTP\/3/],
       [edit('    listen 8443 quic;\n', ''), /Alt-Svc advertises HTTP\/3, but the server does not listen on QUIC/],
       [edit('        proxy_set_header Connection "";\n', '        proxy_set_header Connection "";\n        add_header Alt-Svc \'h3=":8443"\' always;\n'), /Alt-Svc belongs to the TLS server, not to the HTTP one/],
-      [edit('    zone portico_app_shop_r1 64k;', '    zone portico_app_shop_r1 1m;'), /must start with "zone portico_app_shop_r1 64k;"/],
-      [edit('    keepalive 32;\n}\n\nupstream portico_app_shop_r1', '    keepalive 8;\n}\n\nupstream portico_app_shop_r1'), /must end with "keepalive 32;"/],
+      [edit(/    zone portico_apps 32m;/, '    zone portico_apps 1m;'), /must start with "zone portico_apps 32m;"/],
+      [edit(/    zone portico_apps 32m;/, '    zone shop_r0_portico 64k;'), /upstream shop_r0_portico must start with "zone portico_apps 32m;"/],
+      [edit('    keepalive 32;\n}\n\nupstream shop_r1_portico', '    keepalive 8;\n}\n\nupstream shop_r1_portico'), /must end with "keepalive 32;"/],
       [edit('server 10.0.0.2:80;', 'server 10.0.0.2:80 down;'), /unexpected server parameter "down"/],
       [everywhere('server 10.0.0.2:80;', 'server 10.0.0.2:80 weight=0;'), /routes\.0\.upstreams\.1\.weight: must be an integer from 1 to 1000/],
       [edit('server 10.0.0.2:80;', 'server evil.example;'), /routes\.0\.upstreams\.1\.address: must be host:port/],
       [edit('hash $portico_sticky_key consistent;', 'hash $remote_addr consistent;'), /"hash" must read "hash \$portico_sticky_key consistent"/],
       [edit('\nserver {', '\nmap $cookie_x $portico_sticky_key { default $cookie_x; }\n\nserver {'), /unexpected map: an app file holds no map/],
-      [everywhere('        add_header Set-Cookie $portico_sticky_set;\n', ''), /"add_header Set-Cookie \$portico_sticky_set" goes with the sticky balancing of portico_app_shop_r0/],
+      [everywhere('        add_header Set-Cookie $portico_sticky_set;\n', ''), /"add_header Set-Cookie \$portico_sticky_set" goes with the sticky balancing of shop_r0_portico/],
       [plainText.replace('    location / {\n', '    location /other/ {\n        return 404;\n    }\n\n    location / {\n'), /"location \/other\/" answers 404: only "location \/" does/],
-      [everywhere('location = /api {', 'location = /apx {'), /route 1 \(proxy_pass to portico_app_shop_r1\) must have "location PATH\/", or "location = PATH" and "location PATH\/"/],
+      [everywhere('location = /api {', 'location = /apx {'), /route 1 \(proxy_pass to shop_r1_portico\) must have "location PATH\/", or "location = PATH" and "location PATH\/"/],
       [`# portico-defaults: default=false\n# portico-defaults: tls.http2=false\n${shopText}`, /"portico-defaults:" is given twice/],
       [`# portico-defaults: routes.0.balance=round_robin\n${shopText}`, /"routes.0.balance" is recorded as round_robin but the directives say otherwise/],
       [`# portico-defaults: routes.1.path=root\n${shopText}`, /"routes.1.path" is recorded as root but the directives say otherwise/],
@@ -142,7 +157,7 @@ describe('app files', () => {
       [`${shopText}\nlimit_req_zone $binary_remote_addr zone=x:1m rate=1r/s;\n`, /unexpected "limit_req_zone" at the top of an app file/],
       [edit('    location / {\n', '    location ~ ^/ {\n'), /a location must read "location PATH \{" or "location = PATH \{"/],
       [plainText.replace('    location / {\n', '    location = /x {\n        return 404;\n    }\n\n    location / {\n'), /"location = \/x" answers 404/],
-      [plainText.replace(/\n    location \/ \{[^}]*\}\n/, '\n    location / {\n        return 404;\n    }\n'), /upstream portico_app_shop_r0 \(route 0\) is not used by any location/],
+      [plainText.replace(/\n    location \/ \{[^}]*\}\n/, '\n    location / {\n        return 404;\n    }\n'), /upstream shop_r0_portico \(route 0\) is not used by any location/],
       [plainText.replace(/location \/ \{/, 'location /x/ {'), /the server has no "location \/"/],
       [plainText.replace('    location / {\n', '    location / {\n        return 404;\n    }\n\n    location / {\n'), /"location \/" is given twice/],
       [plainText.replace('listen 8080;', 'listen 8080;\n    return 301 https://$host:8443$request_uri;'), /the HTTP server redirects to HTTPS: it has no locations/],
