@@ -12,36 +12,21 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
-import { request as httpsRequest } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { fixtureCert, fixturePem } from '../helpers/backends.js';
+import { fixtureCert } from '../helpers/backends.js';
+import { api, httpsGet, PAGE, startPageBackend } from '../helpers/container-app.js';
 import { bridgeGateway, containerProcesses, containerUnavailable, docker, readmeBlock, requestsFromContainer, runBlock } from '../helpers/docker.js';
 import { eventually, roundTrip } from '../helpers/net.js';
 import { REPO } from '../helpers/portico.js';
 
 const run = promisify(execFile);
-const API = 'http://127.0.0.1:5000';
 const PROJECT = 'portico';
 const CERT = fixtureCert('portico');
-const CA = fixturePem('ca.crt');
-const PAGE = 'answered by the backend on the host';
 const unavailable = containerUnavailable();
 /** API_TOKEN, which the README's commands pass on from the shell (run-tests.sh exports one). */
 const TOKEN = process.env.API_TOKEN ?? '';
-
-async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: string }> {
-  const response = await fetch(`${API}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000),
-  });
-  return { status: response.status, body: await response.text() };
-}
 
 const ready = async (): Promise<boolean> => (await api('GET', '/readyz').catch(() => ({ status: 0, body: '' }))).status === 200;
 
@@ -56,39 +41,6 @@ async function serviceId(service: string): Promise<string> {
   const id = (await compose(['ps', '-q', service])).trim().split('\n')[0] ?? '';
   assert.match(id, /^[0-9a-f]{12,}$/, `no container for the service ${service}`);
   return id;
-}
-
-async function startPageBackend(host: string): Promise<{ port: number; close(): Promise<void> }> {
-  const server: Server = createServer((req, res) => {
-    res.writeHead(200, { 'content-type': 'text/plain' });
-    res.end(`${PAGE} ${req.url}\n`);
-  });
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, host, () => resolve()));
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-function httpsGet(path: string, timeoutMs = 5000): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(
-      { host: '127.0.0.1', port: 443, path, servername: 'portico.test', headers: { host: 'portico.test' }, ca: CA, agent: false, timeout: timeoutMs },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (body += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`https://portico.test${path}: no answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 /** One request to the app and one round trip through the stream; answers what went wrong, or ''. */

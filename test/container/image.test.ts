@@ -13,13 +13,11 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
-import { request as httpsRequest } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { fixtureCert, fixturePem } from '../helpers/backends.js';
+import { fixtureCert } from '../helpers/backends.js';
+import { api, httpsGet, PAGE, startPageBackend } from '../helpers/container-app.js';
 import { http3Flags, launchChromium } from '../helpers/chromium.js';
 import {
   bridgeGateway,
@@ -36,64 +34,12 @@ import {
 } from '../helpers/docker.js';
 import { eventually, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
 
-const API = 'http://127.0.0.1:5000';
 const CONTAINER = 'portico';
 const VOLUME = 'portico-state';
 const CERT = fixtureCert('portico');
-const CA = fixturePem('ca.crt');
-const PAGE = 'answered by the backend on the host';
 const unavailable = containerUnavailable();
 /** API_TOKEN, which the README's commands pass on from the shell (run-tests.sh exports one). */
 const TOKEN = process.env.API_TOKEN ?? '';
-
-async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: string }> {
-  const response = await fetch(`${API}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000),
-  });
-  return { status: response.status, body: await response.text() };
-}
-
-/** An HTTP backend on `host`; `/slow` answers after `slowMs`. */
-async function startPageBackend(host: string, slowMs: number): Promise<{ port: number; close(): Promise<void> }> {
-  const server: Server = createServer((req, res) => {
-    const answer = () => {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-      res.end(`<!doctype html><title>page</title><p id="answer">${PAGE} ${req.url}</p>\n`);
-    };
-    if (req.url === '/slow') setTimeout(answer, slowMs);
-    else answer();
-  });
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, host, () => resolve()));
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-/** GET `path` over HTTPS through the published 443 with SNI and Host portico.test, trusting the test CA. */
-function httpsGet(path: string, timeoutMs = 10_000): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(
-      { host: '127.0.0.1', port: 443, path, servername: 'portico.test', headers: { host: 'portico.test' }, ca: CA, agent: false, timeout: timeoutMs },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (body += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`https://portico.test${path}: no answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 async function removeContainer(): Promise<void> {
   await docker(['rm', '-f', CONTAINER]).catch(() => undefined);
