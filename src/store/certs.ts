@@ -120,6 +120,11 @@ export class CertStore {
     await this.journal.commit();
   }
 
+  /** Waits until the last committed batch is on disk and the journal is empty (see `Journal.settle`). */
+  settle(): Promise<void> {
+    return this.journal.settle();
+  }
+
   /** Restores the files as they were before the last swap. */
   async rollBack(staged: StagedTree): Promise<void> {
     await this.journal.rollBack();

@@ -199,6 +199,11 @@ export class ConfigDir<P> {
     }
   }
 
+  /** Waits until the last committed batch is on disk and the journal is empty (see `Journal.settle`). */
+  settle(): Promise<void> {
+    return this.journal.settle();
+  }
+
   /** Restores the tree as it was before the last swap. */
   async rollBack(staged: StagedTree): Promise<void> {
     await this.journal.rollBack();

@@ -123,6 +123,11 @@ export class ConfigTree {
     return this.files.commit(staged);
   }
 
+  /** See `ConfigDir.settle`. */
+  settle(): Promise<void> {
+    return this.files.settle();
+  }
+
   rollBack(staged: StagedTree): Promise<void> {
     return this.files.rollBack(staged);
   }

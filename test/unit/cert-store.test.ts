@@ -67,6 +67,7 @@ describe('CertStore', () => {
     await certs.swap(staged);
     await certs.commit();
     assert.deepEqual(await contents(dir), pairOn('edge', B));
+    await certs.settle();
     assert.equal(await new CertStore(dir).open(), undefined, 'a committed swap left a journal');
     assert.deepEqual(await contents(dir), pairOn('edge', B));
     assert.deepEqual(await certs.files('edge'), { certificatePem: B.cert, keyPem: B.key });

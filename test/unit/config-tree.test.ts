@@ -114,6 +114,8 @@ describe('ConfigTree', () => {
     );
     await tree.swap(staged);
     await tree.commit(staged);
+    // Committed: a start from here finishes nothing once the background flush has settled.
+    await tree.settle();
     const after = { '_conductor_9000.conf': conf(9000, 'new:1'), '_conductor_9002.conf': conf(9002, 'c:1') };
     assert.deepEqual(await snapshot(`${root}/stream.d`), after);
     const restarted = new ConfigTree({ streamDir: `${root}/stream.d`, streamPrefix: '_conductor_', stateDir: root, certDir: `${root}/certs` });
