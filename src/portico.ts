@@ -124,6 +124,9 @@ export async function startPortico(settings: Settings, options: StartOptions): P
     if (settings.testDelay !== undefined) {
       log.warn({ testDelay: settings.testDelay }, 'PORTICO_TEST_DELAY is set: every batch pauses after one phase (for crash tests only)');
     }
+    if (settings.testScope === 'tree' && settings.errorLog === undefined) {
+      log.info('each change tests the whole tree with nginx -t before its reload: without NGINX_ERROR_LOG, nginx\'s refusal of a reload cannot be read');
+    }
     const tree = new ConfigTree(settings);
     const restored = await tree.open();
     const certs = new CertStore(settings.certDir);
@@ -235,6 +238,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       nginx,
       kinds: { stream: streams, app: appKind, certificate: certificateKind },
       reloadMinIntervalMs: settings.reloadMinIntervalMs,
+      testScope: settings.testScope,
       testDelay: settings.testDelay,
       log: log.child({ module: 'apply' }),
     });

@@ -109,6 +109,8 @@ const envSchema = z.object({
     .regex(TIME_PATTERN, 'must be an nginx time such as 30s or 500ms (0 turns reservations off)')
     .refine((time) => nginxTimeMs(time) <= MAX_RESERVATION_MS, 'must be at most 1h')
     .default('30s'),
+  // Test the whole staged tree with `nginx -t` before every reload, as before issue 13 (see `testScope`).
+  FULL_TREE_TEST: z.enum(['true', 'false', '']).default(''),
   RELOAD_MIN_INTERVAL: z.string().regex(TIME_PATTERN, 'must be an nginx time such as 0, 500ms or 5s').default('0'),
   WORKER_SHUTDOWN_TIMEOUT: z
     .string()
@@ -211,6 +213,13 @@ export interface Settings {
   /** How long a port handed out by getfreeport or /v1/ports/free stays reserved (0: not at all). */
   portReservationTtlMs: number;
   workerShutdownTimeout: string;
+  /**
+   * What `nginx -t` reads before a reload (apply/applier.ts): `changed`, the new and changed files on
+   * a throwaway config, the master's own parse at the reload being the whole-tree test; or `tree`, the
+   * whole staged tree first (FULL_TREE_TEST=true, and always when the master's refusal cannot be
+   * read: external mode without NGINX_ERROR_LOG).
+   */
+  testScope: 'changed' | 'tree';
   /** At most one reload per this many milliseconds (0: no bound); changes meanwhile join the next batch. */
   reloadMinIntervalMs: number;
   /** How long a graceful stop of managed nginx may take: the shutdown timeout and 5 s more. */
@@ -277,6 +286,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     portReservationTtlMs: nginxTimeMs(e.PORT_RESERVATION_TTL),
     workerShutdownTimeout: e.WORKER_SHUTDOWN_TIMEOUT,
     reloadMinIntervalMs: nginxTimeMs(e.RELOAD_MIN_INTERVAL),
+    testScope: e.FULL_TREE_TEST === 'true' || (!managed && e.NGINX_ERROR_LOG === undefined) ? 'tree' : 'changed',
     stopTimeoutMs: nginxTimeMs(e.WORKER_SHUTDOWN_TIMEOUT) + 5000,
     apiToken: e.API_TOKEN,
     apiAllowedHosts: e.API_ALLOWED_HOSTS,

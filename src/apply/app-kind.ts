@@ -197,6 +197,7 @@ export class AppKind implements BatchKind<AppChange, PlannedApp> {
       // Apps share their listeners: until the old workers stop accepting, a connection may still
       // reach the old config, where a new app's name falls to the catch-all server.
       drainOld: before,
+      servers: work.flatMap(({ planned }) => (planned.app?.serverNames ?? []).flatMap((name) => [httpPort, httpsPort].map((port) => ({ port, name })))),
     };
   }
 

@@ -5,22 +5,40 @@
  * see `batch.ts`), and every kind goes through the same steps.
  *
  * One batch, in order (`applyBatch`): read the tree → plan (allocate ports, find conflicts) → render
- * and read back → stage → test the staged tree → (isolate culprits, test again) → swap → reload and
- * verify → commit; any failure after the swap rolls the tree back and reloads it. A change's promise
- * settles only when its batch is committed or it is rejected, so an acknowledged change is on disk
- * and served. Each change carries who asked for it (`by`: the request's id and its token's name),
- * and each batch's log line lists them.
+ * and read back → stage → test → (isolate culprits, test again) → swap → reload and verify → commit;
+ * any failure after the swap rolls the tree back (and reloads it, unless nginx kept the old config).
+ * A change's promise settles only when its batch is committed or it is rejected, so an acknowledged
+ * change is on disk and served. Each change carries who asked for it (`by`: the request's id and its
+ * token's name), and each batch's log line lists them.
+ *
+ * What the test reads (`testScope`):
+ * - `changed` (the default): only the batch's new and changed files, with the files they need (the
+ *   apps' shared file), on a throwaway config. What spans files is Portico's own, decided in
+ *   TypeScript over the whole set while planning: one stream per port, and none on a port a file
+ *   Portico cannot read claims (`plan.ts`); a server name belongs to one app, one app at most is the
+ *   default (`app-kind.ts`); `reuseport` once per listener, the server name hash sized for every
+ *   name (the shared file, `shared-http.ts`); every upstream group and zone named after its file.
+ *   The master's own parse at the reload is then the whole-tree test: what only it can see (a hand
+ *   edit, a file deleted behind Portico's back) makes it refuse the new config, keep serving the
+ *   old one and log why, which the reload reads (`nginx/verify.ts`) and the batch rolls back on,
+ *   answering nginx's line. A change then costs one parse of the tree instead of two.
+ * - `tree` (FULL_TREE_TEST=true, or external mode without NGINX_ERROR_LOG, where the master's
+ *   refusal cannot be read): `nginx -t` of the whole staged tree before the swap.
+ * A dry run always tests the whole staged tree: it answers what would happen, and costs no reload.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { PorticoError, asPorticoError } from '../errors.js';
+import type { TestResult } from '../nginx/exec.js';
+import { ignoredServers } from '../nginx/ignored-servers.js';
 import type { Nginx } from '../nginx/nginx.js';
+import { ReloadRefused } from '../nginx/verify.js';
 import type { FileChange, StagedTree } from '../store/config-dir.js';
 import { rejected, type BatchKind, type Pending, type Requester, type Work } from './batch.js';
 import type { CertificateChange, CertificateResult, PlannedCertificate } from './certificate-kind.js';
 import type { AppChange, AppResult, PlannedApp } from './app-kind.js';
 import type { Change, Outcome, PlannedChange } from './plan.js';
-import type { TestDelay } from '../settings.js';
+import type { Settings, TestDelay } from '../settings.js';
 import { PhaseTimer, type AfterPhase, type BatchReport } from './report.js';
 import type { ChangeResult } from './stream-kind.js';
 
@@ -50,6 +68,8 @@ export interface ApplierDeps {
   kinds: Kinds;
   /** RELOAD_MIN_INTERVAL: a batch waits until this long after the last reload (0: it never waits). */
   reloadMinIntervalMs: number;
+  /** What a batch's `nginx -t` reads: what changed, or the whole staged tree (see the top of this file). */
+  testScope: Settings['testScope'];
   /** PORTICO_TEST_DELAY, for tests only: a pause right after one phase of every batch. */
   testDelay?: TestDelay | undefined;
   log: Logger;
@@ -150,13 +170,27 @@ export class Applier {
     for (const item of items) item.reject(wrapped.within(kind.describe(item.change)));
   }
 
-  /** Stages `work` and the files it shares, and tests the staged tree. */
-  private async stageAndTest<C, P>(kind: BatchKind<C, P>, work: Array<Work<C, P>>, files: string[], timer: PhaseTimer) {
+  /** Stages `work` and the files it shares, and tests them: the whole staged tree, or only what changed (`scope`). */
+  private async stageAndTest<C, P>(kind: BatchKind<C, P>, work: Array<Work<C, P>>, files: string[], timer: PhaseTimer, scope: Settings['testScope']) {
     const shared = await kind.shared(work);
     const staged = await kind.staging.stage([...work.flatMap((w) => w.files), ...shared], { files });
     await timer.mark('stage');
-    const verdict = await this.deps.nginx.test(await kind.testTree(staged.includes, work));
+    const tested = scope === 'tree' ? await this.deps.nginx.test(await kind.testTree(staged.includes, work)) : await this.testChanged(kind, work, staged);
+    // nginx only warns when it ignores a server: one of the batch's is a failure all the same.
+    const ignored = ignoredServers(tested.lines, kind.reloadPlan(work)?.servers ?? []);
+    const verdict = ignored.length > 0 ? { ...tested, ok: false, lines: ignored } : tested;
     return { staged, shared, verdict };
+  }
+
+  /** `nginx -t` of the files `work` writes (with the staged files they share) on a throwaway config; nothing to test for removals alone. */
+  private async testChanged<C, P>(kind: BatchKind<C, P>, work: Array<Work<C, P>>, staged: StagedTree): Promise<TestResult> {
+    if (staged.staged.size === 0) return { ok: true, lines: [], exitCode: 0, command: '' };
+    const workNames = new Set(work.flatMap((w) => w.files.map((f) => f.name)));
+    // In the order nginx's glob reads them in the live tree.
+    const byName = [...staged.staged].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const files = byName.filter(([name]) => workNames.has(name)).map(([, file]) => file);
+    const shared = byName.filter(([name]) => !workNames.has(name)).map(([, file]) => file);
+    return this.deps.nginx.test(await kind.testFile(files, shared, work));
   }
 
   /** Applies one batch of changes, then lets the kind free what its planning held (`BatchKind.settle`). */
@@ -186,7 +220,8 @@ export class Applier {
       return;
     }
 
-    let { staged, verdict } = await this.stageAndTest(kind, work, files, timer);
+    const scope = this.deps.testScope;
+    let { staged, verdict } = await this.stageAndTest(kind, work, files, timer, scope);
     await timer.mark('test');
     if (!verdict.ok) {
       // Name the culprits: each new file alone; drop those that fail, test the rest once more.
@@ -195,7 +230,7 @@ export class Applier {
       work = work.filter((w) => !culprits.has(w));
       if (culprits.size > 0 && work.length > 0) {
         await kind.staging.unstage(staged);
-        ({ staged, verdict } = await this.stageAndTest(kind, work, files, timer));
+        ({ staged, verdict } = await this.stageAndTest(kind, work, files, timer, scope));
         await timer.mark('retest');
       }
       if (!verdict.ok) {
@@ -225,7 +260,10 @@ export class Applier {
       await kind.staging.commit(staged);
       await timer.mark('commit');
     } catch (error) {
-      const failure = await this.rollBack(kind, asPorticoError(error, 'swapping and reloading'), staged, reloadPlan !== undefined);
+      // A master that refused the new tree kept serving the old one: restoring the files is enough.
+      const reloadBack = reloadPlan !== undefined && !(error instanceof ReloadRefused);
+      if (error instanceof ReloadRefused) this.deps.log.warn({ nginx: error.nginx }, 'nginx refused the new tree at the reload and kept the old one: rolling the files back');
+      const failure = await this.rollBack(kind, asPorticoError(error, 'swapping and reloading'), staged, reloadBack);
       await timer.mark('rollback');
       for (const w of work) w.item.reject(failure.within(kind.describe(w.item.change)));
       this.report(name, timer, 'rolled-back', items, 0);
@@ -244,7 +282,7 @@ export class Applier {
     for (const w of work) {
       const files = w.files.flatMap((f) => staged.staged.get(f.name) ?? []);
       if (files.length === 0) continue; // a removal: nothing new to test
-      const verdict = await this.deps.nginx.test(await kind.testFile(files, shared, w));
+      const verdict = await this.deps.nginx.test(await kind.testFile(files, shared, [w]));
       if (verdict.ok) continue;
       culprits.add(w);
       w.item.reject(rejected('testing config', unstagePaths(kind, verdict.lines, staged)).within(kind.describe(w.item.change)));
@@ -279,7 +317,7 @@ export class Applier {
     over.planned = work;
     const w = work[0];
     if (w === undefined) return; // rejected while planning
-    const { staged, shared, verdict } = await this.stageAndTest(kind, w.unchanged ? [] : [w], files, timer);
+    const { staged, shared, verdict } = await this.stageAndTest(kind, w.unchanged ? [] : [w], files, timer, 'tree');
     let answer: unknown;
     try {
       const lines = unstagePaths(kind, verdict.lines, staged);

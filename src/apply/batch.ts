@@ -58,8 +58,12 @@ export interface BatchKind<C, P> {
   shared(work: Array<Work<C, P>>): Promise<FileChange[]>;
   /** A main config reading the staged tree `includes` (of `work`) in place of the live directory. */
   testTree(includes: string[], work: Array<Work<C, P>>): Promise<string>;
-  /** A main config reading the staged `files` of one change alone (with the shared files), to name a culprit. */
-  testFile(files: string[], shared: string[], work: Work<C, P>): Promise<string>;
+  /**
+   * A main config reading only the staged `files` of `work` (with the `shared` files they need) on a
+   * throwaway config: what a batch tests when only what changed is tested, and what names a culprit
+   * (one change alone) when a test fails.
+   */
+  testFile(files: string[], shared: string[], work: Array<Work<C, P>>): Promise<string>;
   /** What to check after the reload of `work`; undefined when nginx reads none of its files (no reload, no master needed). */
   reloadPlan(work: Array<Work<C, P>>): ReloadPlan | undefined;
   /**

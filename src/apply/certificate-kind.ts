@@ -165,8 +165,8 @@ export class CertificateKind implements BatchKind<CertificateChange, PlannedCert
     return this.probe(work);
   }
 
-  testFile(_files: string[], _shared: string[], work: Work<CertificateChange, PlannedCertificate>): Promise<string> {
-    return this.probe([work]);
+  testFile(_files: string[], _shared: string[], work: Array<Work<CertificateChange, PlannedCertificate>>): Promise<string> {
+    return this.probe(work);
   }
 
   /**

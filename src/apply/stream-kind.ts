@@ -105,6 +105,8 @@ export class StreamKind implements BatchKind<Change, PlannedChange> {
       opened: work.flatMap((w) => (w.planned.outcome === 'created' ? listenersOf(w.planned.stream) : [])),
       closed: work.flatMap((w) => (w.planned.outcome === 'deleted' ? listenersOf(w.planned.previous) : [])),
       drainOld: work.some((w) => w.planned.outcome !== 'created'),
+      // A stream server has no name: nginx keeps one server per listener and ignores the others.
+      servers: work.flatMap((w) => (w.planned.stream === undefined ? [] : [{ port: w.planned.port, name: '' }])),
     };
   }
 

@@ -9,6 +9,7 @@ import { PorticoError } from '../errors.js';
 import { describeBuild, testConfig, type NginxBuild, type NginxCommand, type TestResult } from './exec.js';
 import type { NginxProcess } from './process.js';
 import { ErrorLogCursor } from './error-log.js';
+import type { ServerClaim } from './ignored-servers.js';
 import { reloadMaster, waitForListener, waitForUdpListener } from './verify.js';
 
 /** A listener to check after a reload: `host` is where to connect (127.0.0.1 for a wildcard). */
@@ -32,6 +33,8 @@ export interface ReloadPlan {
   closed: Listener[];
   /** Wait until old workers stop accepting: a stream was replaced or removed. */
   drainOld?: boolean;
+  /** The servers the new config adds or changes: nginx ignoring one of them (or another for one of them) fails the reload. */
+  servers?: ServerClaim[];
 }
 
 /** What a reopen of the logs did: the master signalled, and whether it was seen writing the error log's path again. */
@@ -170,6 +173,7 @@ export class Nginx {
     await reloadMaster(pid, this.errorLog, this.cmd.timeoutMs, {
       drainOld: plan.drainOld ?? plan.closed.length > 0,
       logsNotices: this.process.mode === 'managed',
+      servers: plan.servers ?? [],
     });
     const [opened, closed] = await Promise.all([
       Promise.all(

@@ -13,8 +13,15 @@ import { PorticoError } from '../errors.js';
 import { isUdpPortBound } from '../ports/probe.js';
 import { ErrorLogCursor } from './error-log.js';
 import { tidyLogLine } from './exec.js';
+import { ignoredServers, type ServerClaim } from './ignored-servers.js';
 
 const FAILURE = /\[(emerg|alert|crit)\]/;
+
+/**
+ * The master refused the new config (its parse failed, or a port could not be bound) and logged why:
+ * it keeps running the old config, so the old files only need to be put back, with no reload.
+ */
+export class ReloadRefused extends PorticoError {}
 
 /**
  * How long a failed reload may keep the master busy: on `bind() failed` nginx tries again five
@@ -33,6 +40,8 @@ export interface ReloadOptions {
    * is unknown and new worker processes under the master are looked for as well.
    */
   logsNotices: boolean;
+  /** Servers the new config adds or changes: a warning that nginx ignores one fails the reload (`ignored-servers.ts`). */
+  servers: ServerClaim[];
 }
 
 /**
@@ -66,9 +75,10 @@ async function signalAndWatch(pid: number, cursor: ErrorLogCursor, hasLog: boole
   const deadline = Date.now() + timeoutMs;
   const master = ` ${pid}#`;
   let started = false;
+  let log: string[] = [];
   for (let delay = 1; Date.now() < deadline; delay = Math.min(delay * 2, POLL_MAX_MS)) {
     await sleep(delay);
-    const log = (await cursor.lines()).filter((line) => line.includes(master));
+    log = (await cursor.lines()).filter((line) => line.includes(master));
     const lastFailure = log.findLastIndex((line) => FAILURE.test(line));
     // New workers after the last error: a bind() that failed at first may succeed on a retry.
     started = log.findLastIndex((line) => line.includes('start worker process')) > lastFailure;
@@ -78,13 +88,21 @@ async function signalAndWatch(pid: number, cursor: ErrorLogCursor, hasLog: boole
     const retrying = (log[lastFailure] as string).includes('bind()') && !log.some((l) => l.includes(BIND_RETRY_MARK));
     if (retrying) continue; // nginx tries bind() five times, 500 ms apart: wait for its verdict
     const failures = [...new Set(log.filter((line) => FAILURE.test(line)).map(tidyLogLine))];
-    throw new PorticoError('NginxRejected', `nginx refused the new config: ${failures.join('; ')}`, {
+    throw new ReloadRefused('NginxRejected', `nginx refused the new config: ${failures.join('; ')}`, {
       nginx: failures,
       command: `kill -HUP ${pid}`,
     });
   }
   if (!started) {
     throw new PorticoError('NginxRejected', `nginx started no new workers within ${timeoutMs} ms of the reload signal`, {
+      command: `kill -HUP ${pid}`,
+    });
+  }
+  // Logged while the master parsed the new config, before it started the workers: they run it.
+  const ignored = ignoredServers(log, options.servers).map(tidyLogLine);
+  if (ignored.length > 0) {
+    throw new PorticoError('NginxRejected', `nginx took the new config but ignores a server of it: ${ignored.join('; ')}`, {
+      nginx: ignored,
       command: `kill -HUP ${pid}`,
     });
   }

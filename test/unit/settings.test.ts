@@ -35,6 +35,16 @@ describe('settings', () => {
     assert.equal(s.errorLog, undefined);
   });
 
+  it('tests only what a change writes unless FULL_TREE_TEST=true, or unless a refused reload cannot be read (external mode without NGINX_ERROR_LOG)', () => {
+    assert.equal(loadSettings({}).testScope, 'changed');
+    assert.equal(loadSettings({ FULL_TREE_TEST: 'false' }).testScope, 'changed');
+    assert.equal(loadSettings({ FULL_TREE_TEST: 'true' }).testScope, 'tree');
+    assert.equal(loadSettings({ NGINX_MODE: 'external' }).testScope, 'tree');
+    assert.equal(loadSettings({ NGINX_MODE: 'external', NGINX_ERROR_LOG: '/var/log/nginx/error.log' }).testScope, 'changed');
+    assert.equal(loadSettings({ NGINX_MODE: 'external', NGINX_ERROR_LOG: '/var/log/nginx/error.log', FULL_TREE_TEST: 'true' }).testScope, 'tree');
+    assert.throws(() => loadSettings({ FULL_TREE_TEST: 'yes' }), /FULL_TREE_TEST/);
+  });
+
   it('takes every variable it documents', () => {
     const s = loadSettings({
       PORT_RANGE: '1000-1000',
