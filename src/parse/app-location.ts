@@ -7,6 +7,7 @@
  * (the order they are sent in and stored in).
  */
 import { CACHE_CREDENTIALS_VARIABLE } from '../model/app.js';
+import { proxyHeaderValue, proxyHeaders, type ProxyHeader } from '../model/app-file.js';
 import { fail, flag, single, type Directive } from './directive.js';
 
 export interface ProxyRead {
@@ -32,19 +33,6 @@ export interface LocationRead {
   proxy?: ProxyRead;
   altSvc?: { port: number; maxAge?: number; line: number };
 }
-
-/** The `proxy_set_header`s of every proxying location, then those of a WebSocket route or of another. */
-const FIXED_HEADERS: Array<[string, string]> = [
-  ['Host', '$host'],
-  ['X-Forwarded-For', '$proxy_add_x_forwarded_for'],
-  ['X-Forwarded-Proto', '$scheme'],
-  ['X-Real-IP', '$remote_addr'],
-];
-const WEBSOCKET_HEADERS: Array<[string, string]> = [
-  ['Upgrade', '$http_upgrade'],
-  ['Connection', '$portico_connection_upgrade'],
-];
-const PLAIN_HEADERS: Array<[string, string]> = [['Connection', '']];
 
 const ONCE = new Set([
   'rewrite',
@@ -74,13 +62,16 @@ function readHeaders(sets: Directive[], location: Directive, where: string): boo
     if (d.block !== undefined || d.args.length !== 2) fail('"proxy_set_header" must have a name and a value', d);
     return d.args as [string, string];
   });
-  const websocket = got.some(([name]) => name === 'Upgrade');
-  const want = [...FIXED_HEADERS, ...(websocket ? WEBSOCKET_HEADERS : PLAIN_HEADERS)];
-  const same = got.length === want.length && got.every(([n, v], i) => n === want[i]?.[0] && v === want[i]?.[1]);
-  if (!same) {
-    fail(`${where} must set the request headers ${want.map(([n, v]) => `${n} ${v === '' ? '""' : v}`).join(', ')}, in this order`, location);
-  }
-  return websocket;
+  const matches = (websocket: boolean): boolean => {
+    const want = proxyHeaders(websocket);
+    return got.length === want.length && got.every(([n, v], i) => n === want[i]?.name && v === proxyHeaderValue(want[i] as ProxyHeader));
+  };
+  if (matches(true)) return true;
+  if (matches(false)) return false;
+  // The list to name in the error: a WebSocket route's when the file sets a header only it sets (Upgrade).
+  const plain = new Set(proxyHeaders(false).map((h) => h.name));
+  const want = proxyHeaders(got.some(([name]) => !plain.has(name) && proxyHeaders(true).some((h) => h.name === name)));
+  fail(`${where} must set the request headers ${want.map((h) => `${h.name} ${h.variable === null ? '""' : proxyHeaderValue(h)}`).join(', ')}, in this order`, location);
 }
 
 /** Reads `location [=] PATH { ... }`. */

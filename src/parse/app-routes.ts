@@ -2,12 +2,12 @@
  * Turns the locations of an app's server back into its routes. Pure.
  *
  * Route N is what proxies to the group `..._rN`: a path "/x/" is `location /x/`, a path "/x" is
- * `location = /x` and `location /x/`, with the same proxying; `replacePath` is read from the rewrites
- * and must give back exactly the rewrites the renderer writes. A path no route serves is `location /`
- * answering 404.
+ * `location = /x` and `location /x/`, with the same proxying, as `routeLocations` of model/app-file.ts
+ * lays them out; `replacePath` is read from the rewrites and must give back exactly the rewrites that
+ * function writes. A path no route serves is `location /` answering 404.
  */
 import type { Route } from '../model/app.js';
-import { isAppGroupName, type StickyView } from '../model/app-file.js';
+import { isAppGroupName, replacePathOf, routeLocations, type StickyView } from '../model/app-file.js';
 import type { AppGroupRead } from './app-group.js';
 import type { LocationRead, ProxyRead } from './app-location.js';
 import { fail } from './directive.js';
@@ -22,36 +22,14 @@ export function locationKey(location: Pick<LocationRead, 'exact' | 'path'>): str
   return `${location.exact ? '= ' : ''}${location.path}`;
 }
 
-/** `^` and a path prefix as a regex: only "." of the path alphabet is special. */
-const prefixRegex = (path: string): string => `^${path.replace(/\./g, '\\.')}`;
-
-type Rewrite = { regex: string; replacement: string };
-
-/** The rewrites of a route's locations for `path` and `replacePath`: [prefix location's, exact location's]. */
-function rewritesFor(path: string, replacePath: string | undefined): [Rewrite | undefined, Rewrite | undefined] {
-  if (replacePath === undefined) return [undefined, undefined];
-  if (path.endsWith('/')) {
-    return replacePath.endsWith('/')
-      ? [{ regex: `${prefixRegex(path)}(.*)$`, replacement: `${replacePath}$1` }, undefined]
-      : [{ regex: `${prefixRegex(path.slice(0, -1))}(/.*)$`, replacement: `${replacePath}$1` }, undefined];
-  }
-  return [
-    { regex: `${prefixRegex(path)}(/.*)$`, replacement: `${replacePath.replace(/\/$/, '')}$1` },
-    { regex: `${prefixRegex(path)}$`, replacement: replacePath },
-  ];
-}
-
 /** The replacePath the rewrites of a route's locations were written for; throws when they are not such rewrites. */
 function readReplacePath(path: string, prefix: LocationRead, exact: LocationRead | undefined): string | undefined {
   const given = exact === undefined ? prefix.rewrite : exact.rewrite;
-  let candidate: string | undefined;
-  if (given !== undefined) {
-    candidate = exact === undefined ? given.replacement.replace(/\$1$/, '') : given.replacement;
-    if (candidate === '') candidate = '/';
-  }
-  const wanted = rewritesFor(path, candidate);
-  for (const [location, want] of [[prefix, wanted[0]], [exact, wanted[1]]] as const) {
+  const candidate = given === undefined ? undefined : replacePathOf(given, exact !== undefined);
+  const wanted = routeLocations(path, candidate);
+  for (const location of [prefix, exact]) {
     if (location === undefined) continue;
+    const want = wanted.find((w) => w.exact === location.exact)?.rewrite;
     const got = location.rewrite;
     if (want === undefined && got !== undefined) fail(`location ${locationKey(location)} has a rewrite its route does not have`, got);
     if (want !== undefined && (got?.regex !== want.regex || got.replacement !== want.replacement)) {
@@ -63,18 +41,18 @@ function readReplacePath(path: string, prefix: LocationRead, exact: LocationRead
 
 /** One route from the locations that proxy to its group. */
 function readRoute(locations: LocationRead[], index: number, { name, sticky, group }: RouteGroup): Route {
-  const [a, b, ...more] = [...locations].sort((x, y) => Number(y.exact) - Number(x.exact));
-  if (a === undefined) fail(`upstream ${name} (route ${index}) is not used by any location`);
-  let path: string;
-  let prefix: LocationRead;
-  let exact: LocationRead | undefined;
-  if (b === undefined && !a.exact && a.path.endsWith('/')) {
-    [path, prefix] = [a.path, a];
-  } else if (b !== undefined && more.length === 0 && a.exact && !b.exact && !a.path.endsWith('/') && b.path === `${a.path}/`) {
-    [path, prefix, exact] = [a.path, b, a];
-  } else {
+  // The route's path is its exact location's, or its one prefix location's; its locations must be
+  // the ones that path is written as.
+  const exact = locations.find((l) => l.exact);
+  const first = exact ?? locations[0];
+  if (first === undefined) fail(`upstream ${name} (route ${index}) is not used by any location`);
+  const path = first.path;
+  const want = routeLocations(path, undefined).map(locationKey).sort();
+  const got = locations.map(locationKey).sort();
+  const prefix = locations.find((l) => !l.exact);
+  if (prefix === undefined || got.length !== want.length || got.some((key, i) => key !== want[i])) {
     const keys = locations.map((l) => `"location ${locationKey(l)}"`).join(', ');
-    fail(`route ${index} (proxy_pass to ${name}) must have "location PATH/", or "location = PATH" and "location PATH/"; it has ${keys}`, a);
+    fail(`route ${index} (proxy_pass to ${name}) must have "location PATH/", or "location = PATH" and "location PATH/"; it has ${keys}`, first);
   }
   const proxy = prefix.proxy as ProxyRead;
   if (exact !== undefined && JSON.stringify(exact.proxy) !== JSON.stringify(proxy)) {

@@ -3,8 +3,8 @@
  * the locations) or the TLS server (listeners for TLS and QUIC, HTTP/2, certificate, client CA, the
  * 421 for a Host that is not the TLS server name, the locations). Pure.
  */
+import type { AppFileOptions } from '../model/app-file.js';
 import { CERT_ID_PATTERN } from '../model/certificate.js';
-import type { AppFileOptions } from '../render/app.js';
 import { readLocation, type LocationRead } from './app-location.js';
 import { fail, flag, single, type Directive } from './directive.js';
 

@@ -7,8 +7,7 @@
  * identifier must be the one of the app named by the file, and what is read passes the app schema.
  */
 import { APP_NAME_PATTERN, appSchema, type App } from '../model/app.js';
-import { STICKY, appGroupName, legacyAppGroupName } from '../model/app-file.js';
-import type { AppFileOptions } from '../render/app.js';
+import { STICKY, appGroupName, legacyAppGroupName, type AppFileOptions } from '../model/app-file.js';
 import { readAppGroup } from './app-group.js';
 import type { LocationRead } from './app-location.js';
 import { locationKey, readRoutes, type RouteGroup } from './app-routes.js';

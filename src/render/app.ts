@@ -5,18 +5,23 @@
  * What spans apps (the catch-all server, `reuseport` on the QUIC listener, the maps and the cache
  * every app uses) is in the shared file (`render/http-shared.ts`), rendered from the set of apps.
  */
-import { certificatePath, keyPath, type StreamFileOptions } from '../model/stream.js';
+import { certificatePath, keyPath } from '../model/stream.js';
 import { CACHE_CREDENTIALS_VARIABLE, type App, type AppUpstream, type Route } from '../model/app.js';
-import { APP_ZONE, STICKY, UPSTREAM_KEEPALIVE, appGroupName, type StickyView } from '../model/app-file.js';
+import {
+  APP_ZONE,
+  STICKY,
+  UPSTREAM_KEEPALIVE,
+  appGroupName,
+  proxyHeaders,
+  routeLocations,
+  type AppFileOptions,
+  type ProxyHeader,
+  type Rewrite,
+  type StickyView,
+} from '../model/app-file.js';
 import { compileTemplate, type Template } from './engine.js';
 
-export { STICKY, UPSTREAM_KEEPALIVE, appGroupName, type StickyView };
-
-/** The listeners every app shares, and where the certificates are. */
-export interface AppFileOptions extends StreamFileOptions {
-  httpPort: number;
-  httpsPort: number;
-}
+export { STICKY, UPSTREAM_KEEPALIVE, appGroupName, type AppFileOptions, type StickyView };
 
 /*
  * UPSTREAM_KEEPALIVE: 32 as in make bench's hand-tuned reference: with 16, reopened upstream
@@ -42,14 +47,19 @@ export interface LocationView {
   /** `location = PATH` or `location PATH`. */
   exact: boolean;
   path: string;
-  /** `rewrite REGEX REPLACEMENT break;` lines, for `replacePath`. */
-  rewrites: Array<{ regex: string; replacement: string }>;
+  /** `rewrite REGEX REPLACEMENT break;` lines, for `replacePath` (one at most). */
+  rewrites: Rewrite[];
   /** null: `return 404` (no route). */
   proxy: {
     /** TLS to the upstream. */
     https: boolean;
     group: string;
-    websocket: boolean;
+    /**
+     * The `proxy_set_header`s (model/app-file.ts): the template prints each name with the `hostname`
+     * guard (header names Portico sets are letters, digits and hyphens; `headername` is the guard of
+     * the user's response headers and refuses Host, Connection and Upgrade) and each variable with `name`.
+     */
+    requestHeaders: readonly ProxyHeader[];
     /** `credentials`: the variable whose requests bypass the cache, or null when the route shares authenticated answers. */
     cache: { ttl: string; credentials: string | null } | null;
     maxBodySize: string | null;
@@ -96,21 +106,12 @@ function groupView(app: App, route: Route, index: number): AppGroupView {
   };
 }
 
-/** A `rewrite` regex for a path prefix: only "." of the path alphabet is special in a regex. */
-function prefixRegex(path: string): string {
-  return `^${path.replace(/\./g, '\\.')}`;
-}
-
-/**
- * The locations of one route. A path `/api` matches `/api` and `/api/...`, not `/apix`: an exact
- * location and a prefix location ending in "/". `replacePath` swaps the prefix, keeping the rest and
- * the query (`/api/x?q=1` → `/x?q=1` with replacePath "/").
- */
-function routeLocations(app: App, route: Route, index: number, altSvc: LocationView['altSvc']): LocationView[] {
+/** The locations of one route, as model/app-file.ts lays them out for its path and replacePath. */
+function routeLocationViews(app: App, route: Route, index: number, altSvc: LocationView['altSvc']): LocationView[] {
   const proxy: LocationView['proxy'] = {
     https: route.upstreamTls === true,
     group: appGroupName(app.name, index),
-    websocket: route.websocket === true,
+    requestHeaders: proxyHeaders(route.websocket === true),
     cache:
       route.cache === undefined
         ? null
@@ -119,30 +120,17 @@ function routeLocations(app: App, route: Route, index: number, altSvc: LocationV
     headers: Object.entries(route.headers ?? {}).map(([name, value]) => ({ name, value })),
     sticky: route.balance === 'sticky' ? STICKY : null,
   };
-  const path = route.path ?? '/';
-  if (path.endsWith('/')) {
-    // Both spellings swap "/static/x" for "/v1/x"; each replacePath has its own, so the file reads back
-    // as the replacePath it was written from ("/v1" or "/v1/").
-    const replacePath = route.replacePath;
-    const rewrites =
-      replacePath === undefined
-        ? []
-        : replacePath.endsWith('/')
-          ? [{ regex: `${prefixRegex(path)}(.*)$`, replacement: `${replacePath}$1` }]
-          : [{ regex: `${prefixRegex(path.slice(0, -1))}(/.*)$`, replacement: `${replacePath}$1` }];
-    return [{ exact: false, path, rewrites, proxy, altSvc }];
-  }
-  const base = route.replacePath?.replace(/\/$/, '');
-  const exactRewrite = route.replacePath === undefined ? [] : [{ regex: `${prefixRegex(path)}$`, replacement: route.replacePath }];
-  const restRewrite = base === undefined ? [] : [{ regex: `${prefixRegex(path)}(/.*)$`, replacement: `${base}$1` }];
-  return [
-    { exact: true, path, rewrites: exactRewrite, proxy, altSvc },
-    { exact: false, path: `${path}/`, rewrites: restRewrite, proxy, altSvc },
-  ];
+  return routeLocations(route.path ?? '/', route.replacePath).map(({ exact, path, rewrite }) => ({
+    exact,
+    path,
+    rewrites: rewrite === undefined ? [] : [rewrite],
+    proxy,
+    altSvc,
+  }));
 }
 
 function locations(app: App, altSvc: LocationView['altSvc']): LocationView[] {
-  const out = app.routes.flatMap((route, i) => routeLocations(app, route, i, altSvc));
+  const out = app.routes.flatMap((route, i) => routeLocationViews(app, route, i, altSvc));
   // Without a route for "/", nginx would serve files from its html directory: answer 404 instead.
   if (!out.some((l) => !l.exact && l.path === '/')) out.push({ exact: false, path: '/', rewrites: [], proxy: null, altSvc });
   return out.sort((a, b) => (a.path === b.path ? Number(b.exact) - Number(a.exact) : a.path < b.path ? -1 : 1));
