@@ -21,7 +21,7 @@ import {
 } from '../model/app-file.js';
 import { compileTemplate, type Template } from './engine.js';
 
-export { STICKY, UPSTREAM_KEEPALIVE, appGroupName, type AppFileOptions, type StickyView };
+export { STICKY, UPSTREAM_KEEPALIVE, appGroupName, type StickyView };
 
 /*
  * UPSTREAM_KEEPALIVE: 32 as in make bench's hand-tuned reference: with 16, reopened upstream

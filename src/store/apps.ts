@@ -10,7 +10,7 @@ import { APP_NAME_PATTERN } from '../model/app.js';
 import { SHARED_HTTP_FILE, type SharedHttp } from '../model/http-shared.js';
 import { readApp } from '../parse/app.js';
 import { readSharedHttp } from '../parse/http-shared.js';
-import type { AppFileOptions } from '../render/app.js';
+import type { AppFileOptions } from '../model/app-file.js';
 import { ConfigDir } from './config-dir.js';
 
 export interface UnreadableAppFile {
