@@ -87,6 +87,7 @@ export class TestConfigs {
     const text = isolatedMain(context, [...shared, ...files], {
       errorLog: `${s.stateDir}/logs/test-error.log`,
       pidFile: `${s.stateDir}/scratch/isolated.pid`,
+      workerConnections: this.mainView().workerConnections,
     });
     return this.tree.writeScratch('test-file.conf', text);
   }

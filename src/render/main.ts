@@ -84,17 +84,19 @@ export function createMainRenderer(source: string): MainRenderer {
 }
 
 /**
- * A main config for testing one file alone, so that a failure names its culprit: a stream file, or
- * an app file after the files the apps share.
+ * A main config for testing some files on their own: the files a batch writes (only what changed is
+ * tested), or one alone, so that a failure names its culprit. Stream files, or app files after the
+ * files the apps share.
  */
-export function isolatedMain(context: 'stream' | 'http', files: string[], paths: { errorLog: string; pidFile: string }): string {
+export function isolatedMain(context: 'stream' | 'http', files: string[], paths: { errorLog: string; pidFile: string; workerConnections: number }): string {
   const includes = files.map((file) => `include ${helpers.path(file)};`).join(' ');
   // A stream file alone must pass where it passes in the tree: an SNI map of long names needs the bucket.
   const settings = context === 'stream' ? `map_hash_bucket_size ${STREAM_MAP_HASH_BUCKET_SIZE}; ` : '';
   return [
     `pid ${helpers.path(paths.pidFile)};`,
     `error_log ${helpers.path(paths.errorLog)} notice;`,
-    'events { worker_connections 64; }',
+    // nginx refuses more listening sockets than this: a batch may open every port of the range.
+    `events { worker_connections ${helpers.int(String(paths.workerConnections))}; }`,
     `${context} { ${settings}${includes} }`,
     '',
   ].join('\n');

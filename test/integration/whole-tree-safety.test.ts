@@ -8,7 +8,8 @@
  * and a certificate file deleted. Under either scope the next change answers 422 with nginx's own
  * line, leaves the files as they were, and nginx keeps serving what it served. Only the place the
  * error is caught differs: at the reload (`changed`) or at `nginx -t` (`tree`).
- * Uses 127.0.0.1 ports 28800-28811 (scope `changed`) and 28820-28831 (scope `tree`).
+ * Uses 127.0.0.1 ports 28800-28811 (scope `changed`), 28820-28831 (scope `tree`) and 28840-28901
+ * (a large batch).
  */
 import assert from 'node:assert/strict';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
@@ -34,6 +35,24 @@ async function files(portico: InProcess): Promise<Record<string, string[]>> {
   const list = async (dir: string) => (await readdir(dir).catch(() => [])).filter((name) => !isJournalFile(name)).sort();
   return { streams: await list(streamDir), http: await list(httpDir), certs: await list(certDir) };
 }
+
+describe('a large batch tests only what changed', () => {
+  // 60 tcp+udp streams open 120 listening sockets: the throwaway config must allow as many as the live one.
+  it('60 tcp+udp streams created at once pass the changed files\' test and each echoes over TCP', async () => {
+    const echo = await startEcho();
+    const portico = await startInProcess({ PORT_RANGE: '28840-28899', HTTP_PORT: '28900', HTTPS_PORT: '28901' });
+    try {
+      const upstreams = [{ address: `127.0.0.1:${echo.port}` }];
+      const ports = Array.from({ length: 60 }, (_, i) => 28840 + i);
+      const answers = await Promise.all(ports.map((port) => request(portico.app).post('/v1/streams').send({ port, protocol: 'tcp+udp', upstreams })));
+      assert.deepEqual(answers.map((a) => a.status), ports.map(() => 201), JSON.stringify(answers.find((a) => a.status !== 201)?.body));
+      for (const port of ports) assert.equal(await roundTrip(port, `to ${port}`), `to ${port}`);
+    } finally {
+      await portico.stop();
+      await echo.close();
+    }
+  });
+});
 
 for (const { scope, env, base, caughtBy } of SCOPES) {
   describe(`errors only the whole tree shows, FULL_TREE_TEST=${env} (scope ${scope})`, () => {
