@@ -15,15 +15,16 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
-import { Agent, createServer, request as httpRequest, type Server } from 'node:http';
-import { connect, type AddressInfo, type Socket } from 'node:net';
+import { readFile } from 'node:fs/promises';
+import { Agent, request as httpRequest } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import { startEcho, type EchoServer } from '../helpers/net.js';
 import { nginxBin, nginxMasters, startInProcess, type InProcess } from '../helpers/portico.js';
+import { drainingWorkers, reloadsIn, startLeanBackend } from '../helpers/reload-load.js';
 import { versionAtLeast } from '../../src/render/main.js';
 
 const run = promisify(execFile);
@@ -40,43 +41,6 @@ const CONNECTIONS = 20;
 const EXCHANGE_EVERY_MS = 50;
 /** A request or an echo slower than this counts as failed (the loaded machine has 2 cores). */
 const ANSWER_MS = 5000;
-
-const reloadsIn = async (stateDir: string): Promise<number> =>
-  ((await readFile(`${stateDir}/logs/error.log`, 'utf8')).match(/signal 1 \(SIGHUP\) received/g) ?? []).length;
-
-/** The children of `master` whose title says they are old workers draining ("worker process is shutting down"). */
-async function drainingWorkers(master: number): Promise<number> {
-  let count = 0;
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    if (ppid !== master) continue;
-    const title = (await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')).replaceAll('\0', ' ');
-    if (title.includes('worker process is shutting down')) count += 1;
-  }
-  return count;
-}
-
-/** A backend that answers every request 200 with `<name> <url>`, and keeps no record (it serves tens of thousands). */
-async function startLeanBackend(name: string): Promise<{ port: number; requests(): number; close(): Promise<void> }> {
-  let requests = 0;
-  const server: Server = createServer((req, res) => {
-    requests += 1;
-    req.resume();
-    req.on('end', () => res.writeHead(200, { 'content-type': 'text/plain' }).end(`${name} ${req.url}`));
-  });
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', () => resolve()));
-  return {
-    port: (server.address() as AddressInfo).port,
-    requests: () => requests,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 /** A request that did not end in 200 with the backend's own body: when, on which loop, and why. */
 interface Failure {
