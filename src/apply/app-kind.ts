@@ -17,7 +17,7 @@ import type { CertStore, CertificateIndex } from '../store/certs.js';
 import type { FileChange } from '../store/config-dir.js';
 import type { BatchKind, Pending, Staging, Work } from './batch.js';
 import type { PhaseTimer } from './report.js';
-import { renderSharedChecked, sharedHttpView } from './shared-http.js';
+import { renderSharedChecked, sharedHttpNeeds, sharedHttpView } from './shared-http.js';
 import type { TestConfigs } from './test-config.js';
 
 export type AppChange =
@@ -78,6 +78,9 @@ export class AppKind implements BatchKind<AppChange, PlannedApp> {
   /** The apps before the batch being applied: the shared file is rendered from them and the batch's work. */
   private base = new Map<string, App>();
   private baseFiles: string[] = [];
+  /** The files before the batch that nginx includes but Portico cannot read: unreadable apps' (by app name) and foreign ones. */
+  private baseUnreadable: string[] = [];
+  private baseForeign = 0;
 
   constructor(private readonly deps: AppKindDeps) {
     this.staging = deps.store.files;
@@ -88,6 +91,8 @@ export class AppKind implements BatchKind<AppChange, PlannedApp> {
     await timer.mark('read');
     this.base = new Map(tree.apps);
     this.baseFiles = tree.files;
+    this.baseUnreadable = tree.unreadable.map((f) => f.app);
+    this.baseForeign = tree.foreign.length;
     const apps = new Map(tree.apps);
     const unreadable = new Set(tree.unreadable.map((f) => f.app));
     const certificates = await this.deps.certs.index();
@@ -170,7 +175,11 @@ export class AppKind implements BatchKind<AppChange, PlannedApp> {
     const apps = this.after(work);
     const exists = this.baseFiles.includes(SHARED_HTTP_FILE);
     if (apps.size === 0) return exists ? [{ name: SHARED_HTTP_FILE, text: null }] : [];
-    const text = renderSharedChecked(this.deps.renderShared, sharedHttpView([...apps.values()], this.deps.settings));
+    // Deleting an app whose file cannot be read removes that file; nothing else adds or removes one.
+    const deleted = new Set(work.filter(({ planned }) => planned.outcome === 'deleted').map(({ planned }) => planned.name));
+    const unknownFiles = this.baseForeign > 0 || this.baseUnreadable.some((name) => !deleted.has(name));
+    const uses = sharedHttpNeeds(apps.values(), unknownFiles);
+    const text = renderSharedChecked(this.deps.renderShared, sharedHttpView([...apps.values()], this.deps.settings, uses));
     return [{ name: SHARED_HTTP_FILE, text }];
   }
 

@@ -6,7 +6,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { PorticoError } from '../errors.js';
 import { CACHE_CREDENTIALS_VARIABLE, type App } from '../model/app.js';
-import { SHARED_HTTP_FILE, type SharedHttp } from '../model/http-shared.js';
+import { ALL_SHARED_HTTP_USES, SHARED_HTTP_FILE, sharedHttpUses, type SharedHttp, type SharedHttpUses } from '../model/http-shared.js';
 import { readSharedHttp } from '../parse/http-shared.js';
 import { STICKY } from '../model/app-file.js';
 import { sharedHttpOf, sharedServerNamesHash, type SharedHttpRenderer, type SharedHttpView } from '../render/http-shared.js';
@@ -15,17 +15,26 @@ import type { AppTree } from '../store/apps.js';
 
 export type SharedHttpSettings = Pick<Settings, 'httpPort' | 'httpsPort' | 'stateDir' | 'mode'>;
 
-/** What the shared file must say for `apps` (at least one) under `settings`. */
-export function sharedHttpView(apps: App[], settings: SharedHttpSettings): SharedHttpView {
+/**
+ * The parts of the shared file that must be written for `apps`: what their files refer to, or every
+ * part while the directory holds a `*.conf` file Portico cannot read (an app file edited by hand, a
+ * foreign file). nginx includes those too, and they may use any part, as every file could while the
+ * shared file always held them all; what Portico cannot read it cannot know unused.
+ */
+export function sharedHttpNeeds(apps: Iterable<App>, unknownFiles: boolean): SharedHttpUses {
+  return unknownFiles ? { ...ALL_SHARED_HTTP_USES } : sharedHttpUses(apps);
+}
+
+/** What the shared file must say for `apps` (at least one) under `settings`, with the parts `uses` (by default, what the apps use). */
+export function sharedHttpView(apps: App[], settings: SharedHttpSettings, uses: SharedHttpUses = sharedHttpUses(apps)): SharedHttpView {
   return {
     httpPort: settings.httpPort,
     httpsPort: settings.httpsPort,
     httpDefault: !apps.some((app) => app.default === true),
-    cacheDir: `${settings.stateDir}/cache`,
-    cacheKeysMb: 10,
-    cacheMaxMb: 1024,
-    sticky: STICKY,
-    cacheCredentials: CACHE_CREDENTIALS_VARIABLE,
+    upgrade: uses.upgrade,
+    sticky: uses.sticky ? STICKY : undefined,
+    cacheCredentials: uses.cacheCredentials ? CACHE_CREDENTIALS_VARIABLE : undefined,
+    cache: uses.cache ? { dir: `${settings.stateDir}/cache`, keysMb: 10, maxMb: 1024 } : undefined,
     serverNamesHash: sharedServerNamesHash(apps.flatMap((app) => app.serverNames), settings.mode),
   };
 }
@@ -43,26 +52,37 @@ export function renderSharedChecked(render: SharedHttpRenderer, view: SharedHttp
   return text;
 }
 
-/** The first field where `found` differs from `wanted`, as "field: found X, Portico renders Y". */
-function firstDifference(found: SharedHttp, wanted: SharedHttp): string {
-  for (const key of Object.keys(wanted) as Array<keyof SharedHttp>) {
-    if (!isDeepStrictEqual(found[key], wanted[key])) {
-      return `${key} is ${JSON.stringify(found[key]) ?? 'absent'} where Portico renders ${JSON.stringify(wanted[key]) ?? 'none'}`;
-    }
-  }
-  return 'it differs';
+/** The parts the shared file writes only while an app uses them (or while a file Portico cannot read is there). */
+const ON_DEMAND = new Set<keyof SharedHttp>(['upgrade', 'sticky', 'cacheCredentials', 'cache']);
+
+/**
+ * The first field of `found` that is not what Portico renders (`wanted`), or undefined. A superset is
+ * accepted: a map or the cache zone no app uses may be there, exactly as Portico writes it (`full`).
+ * A file written before each was written only on demand holds them all; nginx then defines what no
+ * file uses, which costs only its load time, and the next change of an app writes the file without
+ * them. One changed by hand, or one an app uses and the file lacks, is still a difference.
+ */
+function firstDifference(found: SharedHttp, wanted: SharedHttp, full: SharedHttp): keyof SharedHttp | undefined {
+  return (Object.keys(wanted) as Array<keyof SharedHttp>).find((key) => {
+    if (isDeepStrictEqual(found[key], wanted[key])) return false;
+    const unused = wanted[key] === undefined || wanted[key] === false;
+    return !(ON_DEMAND.has(key) && unused && isDeepStrictEqual(found[key], full[key]));
+  });
 }
 
 /**
  * Why the shared file on disk is not the one Portico would write for the apps as they are, or
- * undefined when it is. The next change of any app rewrites it (or removes it, with no app left).
+ * undefined when it is (or says more, as `firstDifference` accepts). The next change of any app
+ * rewrites it (or removes it, with no app left).
  */
 export function sharedHttpProblem(tree: AppTree, settings: SharedHttpSettings): string | undefined {
   const { shared } = tree;
   if (tree.apps.size === 0) return shared === undefined ? undefined : 'it exists although there is no app (Portico removes it with the last app)';
   if (shared === undefined) return 'it is missing although there are apps';
   if ('reason' in shared) return `it cannot be read as Portico writes it (edited by hand?): ${shared.reason}`;
-  const wanted = sharedHttpOf(sharedHttpView([...tree.apps.values()], settings));
-  if (isDeepStrictEqual(shared.read, wanted)) return undefined;
-  return `it is not what Portico writes for the apps (edited by hand?): ${firstDifference(shared.read, wanted)}`;
+  const apps = [...tree.apps.values()];
+  const wanted = sharedHttpOf(sharedHttpView(apps, settings, sharedHttpNeeds(apps, tree.unreadable.length + tree.foreign.length > 0)));
+  const key = firstDifference(shared.read, wanted, sharedHttpOf(sharedHttpView(apps, settings, ALL_SHARED_HTTP_USES)));
+  if (key === undefined) return undefined;
+  return `it is not what Portico writes for the apps (edited by hand?): ${key} is ${JSON.stringify(shared.read[key]) ?? 'absent'} where Portico renders ${JSON.stringify(wanted[key]) ?? 'none'}`;
 }

@@ -4,9 +4,9 @@
  * It accepts exactly the shape `templates/http-shared.conf.hbs` renders, directive for directive
  * (comments aside), and refuses anything else with the line and the reason: so a rendered file is
  * checked like every other (DESIGN invariant 3), and a hand edit is seen and reported, never
- * silently served.
+ * silently served. The maps and the cache zone are each written or not, always in this order.
  */
-import type { SharedHttp, StickyNames } from '../model/http-shared.js';
+import type { SharedCache, SharedHttp, StickyNames } from '../model/http-shared.js';
 import { fail, parseFile, single, type Directive } from './directive.js';
 
 const VARIABLE = /^\$([a-z0-9_]{1,64})$/;
@@ -38,7 +38,20 @@ function args(directive: Directive, count: number, what: string): string[] {
   return directive.args;
 }
 
-function readSticky(queue: Directive[], after: Directive): { sticky: StickyNames; last: Directive } {
+/** Whether the next directive is a `map` of `source` (`test` on its first argument). */
+function nextMap(queue: Directive[], test: (source: string) => boolean): boolean {
+  const next = queue[0];
+  return next?.name === 'map' && test(next.args[0] ?? '');
+}
+
+function readUpgrade(queue: Directive[], after: Directive | undefined): Directive {
+  const upgrade = take(queue, 'map', after);
+  if (upgrade.args.join(' ') !== '$http_upgrade $portico_connection_upgrade') fail('the WebSocket "map" must read $http_upgrade into $portico_connection_upgrade', upgrade);
+  expectEntries(upgrade, [['default', 'upgrade'], ['', '']], 'the WebSocket "map"');
+  return upgrade;
+}
+
+function readSticky(queue: Directive[], after: Directive | undefined): { sticky: StickyNames; last: Directive } {
   const keyMap = take(queue, 'map', after);
   const [source = '', keyVariable = ''] = args(keyMap, 2, 'the sticky key\'s "map"');
   const cookie = COOKIE_VARIABLE.exec(source)?.[1];
@@ -55,7 +68,7 @@ function readSticky(queue: Directive[], after: Directive): { sticky: StickyNames
 }
 
 /** The map that marks a request carrying Authorization or a cookie, so a cached route neither serves nor stores its answer. */
-function readCredentials(queue: Directive[], after: Directive): { cacheCredentials: string; last: Directive } {
+function readCredentials(queue: Directive[], after: Directive | undefined): { cacheCredentials: string; last: Directive } {
   const map = take(queue, 'map', after);
   const [source = '', variable = ''] = args(map, 2, 'the credentials "map"');
   const name = VARIABLE.exec(variable)?.[1];
@@ -64,14 +77,14 @@ function readCredentials(queue: Directive[], after: Directive): { cacheCredentia
   return { cacheCredentials: name, last: map };
 }
 
-function readCache(directive: Directive): { cacheDir: string; cacheKeysMb: number; cacheMaxMb: number } {
+function readCache(directive: Directive): SharedCache {
   const [dir = '', levels, zone = '', max = '', ...rest] = args(directive, 6, '"proxy_cache_path"');
   const keys = /^keys_zone=portico_cache:(\d+)m$/.exec(zone)?.[1];
   const size = /^max_size=(\d+)m$/.exec(max)?.[1];
   if (levels !== 'levels=1:2' || keys === undefined || size === undefined || rest.join(' ') !== 'inactive=1h use_temp_path=off') {
     fail('"proxy_cache_path" must read DIR levels=1:2 keys_zone=portico_cache:Nm max_size=Nm inactive=1h use_temp_path=off', directive);
   }
-  return { cacheDir: dir, cacheKeysMb: number(keys, directive, 'the zone\'s size'), cacheMaxMb: number(size, directive, 'max_size') };
+  return { dir, keysMb: number(keys, directive, 'the zone\'s size'), maxMb: number(size, directive, 'max_size') };
 }
 
 /** The catch-all server: the three listeners, no name, no certificate, 404. */
@@ -94,21 +107,37 @@ function readCatchAll(server: Directive): { httpPort: number; httpsPort: number;
 /** Parses the shared file's text; throws `UnreadableFile` (with the line) if it is not one Portico renders. */
 export function readSharedHttp(text: string): SharedHttp {
   const queue = [...parseFile(text).directives];
-  const upgrade = take(queue, 'map', undefined);
-  if (upgrade.args.join(' ') !== '$http_upgrade $portico_connection_upgrade') fail('the WebSocket "map" must read $http_upgrade into $portico_connection_upgrade', upgrade);
-  expectEntries(upgrade, [['default', 'upgrade'], ['', '']], 'the WebSocket "map"');
-  const { sticky, last: stickyMap } = readSticky(queue, upgrade);
-  const { cacheCredentials, last } = readCredentials(queue, stickyMap);
+  let last: Directive | undefined;
+
+  let upgrade = false;
+  if (nextMap(queue, (source) => source === '$http_upgrade')) {
+    last = readUpgrade(queue, last);
+    upgrade = true;
+  }
+  let sticky: StickyNames | undefined;
+  if (nextMap(queue, (source) => source.startsWith('$cookie_'))) ({ sticky, last } = readSticky(queue, last));
+  let cacheCredentials: string | undefined;
+  if (nextMap(queue, (source) => source.startsWith('$http_authorization'))) ({ cacheCredentials, last } = readCredentials(queue, last));
+  const map = queue[0];
+  if (map?.name === 'map') {
+    fail('a "map" Portico does not write here: the file holds the WebSocket map, then the two sticky maps, then the credentials map, each or not', map);
+  }
 
   let serverNamesHash: SharedHttp['serverNamesHash'];
   if (queue[0]?.name === 'server_names_hash_bucket_size') {
     const bucket = take(queue, 'server_names_hash_bucket_size', last);
     const max = take(queue, 'server_names_hash_max_size', bucket);
     serverNamesHash = { bucketSize: number(single(bucket), bucket, 'the bucket size'), maxSize: number(single(max), max, 'the max size') };
+    last = max;
   }
-  const cache = readCache(take(queue, 'proxy_cache_path', last));
+  let cache: SharedCache | undefined;
+  if (queue[0]?.name === 'proxy_cache_path') {
+    const directive = take(queue, 'proxy_cache_path', last);
+    cache = readCache(directive);
+    last = directive;
+  }
   const server = readCatchAll(take(queue, 'server', last));
   const extra = queue[0];
   if (extra !== undefined) fail(`unexpected "${extra.name}" after the catch-all server`, extra);
-  return { httpPort: server.httpPort, httpsPort: server.httpsPort, httpDefault: server.httpDefault, ...cache, sticky, cacheCredentials, serverNamesHash };
+  return { httpPort: server.httpPort, httpsPort: server.httpsPort, httpDefault: server.httpDefault, upgrade, sticky, cacheCredentials, cache, serverNamesHash };
 }

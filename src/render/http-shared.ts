@@ -1,6 +1,7 @@
 /**
- * Renders the file every HTTP app shares (`portico_http.conf` in the apps' directory): the WebSocket
- * map, the cache zone, and the catch-all server that answers requests no app claims. Pure.
+ * Renders the file every HTTP app shares (`portico_http.conf` in the apps' directory): the maps and
+ * the cache zone the apps use (each only while some app uses it, see model/http-shared.ts), and the
+ * catch-all server that answers requests no app claims. Pure.
  *
  * It holds the decisions that span apps, made here over the whole set: `reuseport` on the QUIC
  * listener (allowed once per address:port), and `default_server` on the plain HTTP port unless an app
@@ -17,8 +18,8 @@ export { SHARED_HTTP_FILE };
  * sticky names as the apps' renderer has them and the server name hash's inputs beside its sizes.
  */
 export interface SharedHttpView extends Omit<SharedHttp, 'sticky' | 'serverNamesHash'> {
-  /** The sticky cookie and its variables (`STICKY`). */
-  sticky: StickyView;
+  /** The sticky cookie and its variables (`STICKY`), when the sticky maps are written. */
+  sticky: StickyView | undefined;
   /** `server_names_hash_*`, sized from every app's server names (`serverNamesHash`), or nothing (see `sharedServerNamesHash`). */
   serverNamesHash: ServerNamesHash | undefined;
 }
@@ -79,11 +80,10 @@ export function sharedHttpOf(view: SharedHttpView): SharedHttp {
     httpPort: view.httpPort,
     httpsPort: view.httpsPort,
     httpDefault: view.httpDefault,
-    cacheDir: view.cacheDir,
-    cacheKeysMb: view.cacheKeysMb,
-    cacheMaxMb: view.cacheMaxMb,
-    sticky: { cookie: sticky.cookie, key: sticky.key, setCookie: sticky.setCookie },
+    upgrade: view.upgrade,
+    sticky: sticky === undefined ? undefined : { cookie: sticky.cookie, key: sticky.key, setCookie: sticky.setCookie },
     cacheCredentials: view.cacheCredentials,
+    cache: view.cache === undefined ? undefined : { dir: view.cache.dir, keysMb: view.cache.keysMb, maxMb: view.cache.maxMb },
     serverNamesHash: hash === undefined ? undefined : { bucketSize: hash.bucketSize, maxSize: hash.maxSize },
   };
 }

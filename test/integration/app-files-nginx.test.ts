@@ -1,7 +1,7 @@
 /**
  * Every golden app file is a config nginx accepts: each is rendered again with the certificates in a
- * temporary directory, included in a main config that holds what the shared HTTP file provides (the
- * WebSocket Connection map, the cache zone, the credentials map), and checked with `nginx -t`.
+ * temporary directory, included in a main config after the shared HTTP file Portico writes for that
+ * app alone (the maps and the cache zone it uses, and only those), and checked with `nginx -t`.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -9,10 +9,11 @@ import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promi
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import fc from 'fast-check';
-import { CACHE_CREDENTIALS_VARIABLE, appCertificateRefs, appSchema, type App } from '../../src/model/app.js';
+import { appCertificateRefs, appSchema, type App } from '../../src/model/app.js';
 import { parseAddress } from '../../src/model/net.js';
-import { STICKY, createAppRenderer } from '../../src/render/app.js';
-import { createSharedHttpRenderer, serverNamesHash } from '../../src/render/http-shared.js';
+import { createAppRenderer } from '../../src/render/app.js';
+import { createSharedHttpRenderer } from '../../src/render/http-shared.js';
+import { sharedHttpView } from '../../src/apply/shared-http.js';
 import { TEMPLATES_DIR } from '../../src/portico.js';
 import { appArbitrary } from '../helpers/arbitraries.js';
 import { REPO, nginxBin, tempDir } from '../helpers/portico.js';
@@ -32,21 +33,22 @@ const cases = await Promise.all(
     })),
 );
 
-/** A main config holding one app file and what the shared HTTP file gives every app (see below). */
-function mainConfig(dir: string, appFile: string): string {
+const renderShared = createSharedHttpRenderer(await readFile(`${TEMPLATES_DIR}/http-shared.conf.hbs`, 'utf8'));
+
+/** The shared HTTP file Portico writes for `apps`, its cache (if any) under `stateDir`. */
+function sharedFile(apps: App[], stateDir: string): string {
+  return renderShared(sharedHttpView(apps, { httpPort: 8080, httpsPort: 8443, stateDir, mode: 'managed' }));
+}
+
+/** A main config holding the shared file and one app file. */
+function mainConfig(dir: string, sharedPath: string, appFile: string): string {
   return [
     `pid ${dir}/nginx.pid;`,
     `error_log ${dir}/logs/error.log notice;`,
     'events { worker_connections 64; }',
     'http {',
     `    access_log ${dir}/logs/access.log;`,
-    // What the shared HTTP file gives every app: the sticky cookie's maps, the Connection header of
-    // WebSocket routes, the cache, and whether a request carries credentials a cache must not share.
-    `    map $cookie_${STICKY.cookie} $${STICKY.key} { "" $request_id; default $cookie_${STICKY.cookie}; }`,
-    `    map $http_authorization$http_cookie $${CACHE_CREDENTIALS_VARIABLE} { "" ""; default 1; }`,
-    `    map $cookie_${STICKY.cookie} $${STICKY.setCookie} { "" "${STICKY.cookie}=$request_id; Path=/"; default ""; }`,
-    '    map $http_upgrade $portico_connection_upgrade { default upgrade; "" ""; }',
-    `    proxy_cache_path ${dir}/cache keys_zone=portico_cache:1m;`,
+    `    include ${sharedPath};`,
     `    include ${appFile};`,
     '}',
     '',
@@ -81,10 +83,14 @@ describe('golden app files', () => {
     assert.ok(cases.length >= 20, 'golden cases are missing');
   });
 
-  /** Runs nginx -t on a main config holding `text` as the app file `name`; answers nginx's stderr. */
-  async function nginxTest(name: string, text: string): Promise<string> {
+  /**
+   * Runs nginx -t on a main config holding `text` as the file of `app`, named `name`, after the shared
+   * file Portico writes for that app alone; answers nginx's stderr.
+   */
+  async function nginxTest(name: string, app: App, text: string): Promise<string> {
     await writeFile(`${dir}/${name}.conf`, text);
-    await writeFile(`${dir}/${name}.main.conf`, mainConfig(dir, `${dir}/${name}.conf`));
+    await writeFile(`${dir}/${name}.shared.conf`, sharedFile([app], dir));
+    await writeFile(`${dir}/${name}.main.conf`, mainConfig(dir, `${dir}/${name}.shared.conf`, `${dir}/${name}.conf`));
     const result = await run(nginxBin(), ['-t', '-q', '-c', `${dir}/${name}.main.conf`, '-p', `${dir}/`], { timeout: 10_000 }).catch(
       (error: { stderr?: string; message: string }) => assert.fail(`nginx -t refuses ${name}: ${error.stderr ?? error.message}`),
     );
@@ -100,7 +106,7 @@ describe('golden app files', () => {
       }
       const text = render(app);
       assert.equal(text, golden.replaceAll(GOLDEN_CERT_DIR, `${dir}/certs`), `${file} renders differently from its golden file`);
-      assert.equal(await nginxTest(file.replace(/\.json$/, ''), text), '', `nginx -t warns about ${file}`);
+      assert.equal(await nginxTest(file.replace(/\.json$/, ''), app, text), '', `nginx -t warns about ${file}`);
     });
   }
 
@@ -120,7 +126,7 @@ describe('golden app files', () => {
           await copyFile(`${FIXTURES}/portico.key`, `${dir}/certs/${id}.key`);
         }
         n += 1;
-        assert.equal(await nginxTest(`arbitrary-${n}`, render(app)), '', `nginx -t warns about ${JSON.stringify(app)}`);
+        assert.equal(await nginxTest(`arbitrary-${n}`, app, render(app)), '', `nginx -t warns about ${JSON.stringify(app)}`);
       }),
       { numRuns: 40 },
     );
@@ -132,7 +138,6 @@ describe('golden app files', () => {
    * shared file and the apps' own files.
    */
   it('the shared file lets nginx build its server name hash for long names and for 1,500 apps', async () => {
-    const renderShared = createSharedHttpRenderer(await readFile(`${TEMPLATES_DIR}/http-shared.conf.hbs`, 'utf8'));
     const label = (rng: () => number, length: number): string =>
       Array.from({ length }, () => 'abcdefghijklmnopqrstuvwxyz0123456789'[Math.floor(rng() * 36)]).join('');
     let seed = 7;
@@ -155,17 +160,7 @@ describe('golden app files', () => {
       const apps: App[] = nameSets.map((serverNames, i) =>
         appSchema.parse({ name: `app-${i}`, serverNames, routes: [{ upstreams: [{ address: '127.0.0.1:9' }] }] }),
       );
-      const shared = renderShared({
-        httpPort: 8080,
-        httpsPort: 8443,
-        httpDefault: true,
-        cacheDir: `${dir}/${name}/cache`,
-        cacheKeysMb: 1,
-        cacheMaxMb: 16,
-        cacheCredentials: CACHE_CREDENTIALS_VARIABLE,
-        sticky: STICKY,
-        serverNamesHash: serverNamesHash(apps.flatMap((app) => app.serverNames)),
-      });
+      const shared = sharedFile(apps, `${dir}/${name}`);
       await writeFile(`${dir}/${name}/portico_http.conf`, shared);
       await Promise.all(apps.map((app) => writeFile(`${dir}/${name}/app_${app.name}.conf`, render(app))));
       const main = [

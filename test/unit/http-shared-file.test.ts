@@ -2,24 +2,33 @@
  * The file every HTTP app shares (`portico_http.conf`) is read back like every other file: what is
  * rendered reads back as what it was rendered from, for any set of apps; a hand edit is refused with
  * its line and reason, or (when nginx would read it) reported as a difference from what Portico
- * writes for the apps as they are.
+ * writes for the apps as they are. A file holding maps or the cache zone no app uses, as Portico
+ * wrote them before they were written on demand, is not a hand edit.
  */
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import type { App } from '../../src/model/app.js';
+import type { App, Route } from '../../src/model/app.js';
+import { ALL_SHARED_HTTP_USES } from '../../src/model/http-shared.js';
 import { readSharedHttp } from '../../src/parse/http-shared.js';
 import { TEMPLATES_DIR } from '../../src/portico.js';
 import { createSharedHttpRenderer, sharedHttpOf } from '../../src/render/http-shared.js';
-import { renderSharedChecked, sharedHttpProblem, sharedHttpView, type SharedHttpSettings } from '../../src/apply/shared-http.js';
+import { renderSharedChecked, sharedHttpNeeds, sharedHttpProblem, sharedHttpView, type SharedHttpSettings } from '../../src/apply/shared-http.js';
 import type { AppTree } from '../../src/store/apps.js';
 import { appArbitrary } from '../helpers/arbitraries.js';
 
 const render = createSharedHttpRenderer(await readFile(`${TEMPLATES_DIR}/http-shared.conf.hbs`, 'utf8'));
 const settings: SharedHttpSettings = { httpPort: 8080, httpsPort: 8443, stateDir: '/var/lib/portico', mode: 'managed' };
-const app = (name: string, extra: Partial<App> = {}): App => ({ name, serverNames: [`${name}.example.com`], routes: [{ upstreams: [{ address: '10.0.0.1:80' }] }], ...extra });
+const upstreams = [{ address: '10.0.0.1:80' }];
+const app = (name: string, extra: Partial<App> = {}): App => ({ name, serverNames: [`${name}.example.com`], routes: [{ upstreams }], ...extra });
+const routed = (name: string, route: Partial<Route>): App => app(name, { routes: [{ upstreams, ...route }] });
+/** A plain app's file: no map, no cache zone. */
 const text = render(sharedHttpView([app('shop')], settings));
+/** The same with every map and the cache zone. */
+const full = render(sharedHttpView([app('shop')], settings, ALL_SHARED_HTTP_USES));
+/** What the version before maps were written on demand wrote for app "shop" (the same settings): every part. */
+const before = await readFile(new URL('../golden/http-shared/before-maps-on-demand.conf', import.meta.url), 'utf8');
 
 describe('the shared HTTP file, read back', () => {
   it('reads back as what it was rendered from, for any apps, ports and mode', () => {
@@ -29,14 +38,28 @@ describe('the shared HTTP file, read back', () => {
         fc.integer({ min: 1, max: 65535 }),
         fc.integer({ min: 1, max: 65535 }),
         fc.constantFrom<'managed' | 'external'>('managed', 'external'),
-        (apps, httpPort, httpsPort, mode) => {
-          const view = sharedHttpView(apps, { ...settings, httpPort, httpsPort, mode });
+        fc.boolean(),
+        (apps, httpPort, httpsPort, mode, unknownFiles) => {
+          const view = sharedHttpView(apps, { ...settings, httpPort, httpsPort, mode }, sharedHttpNeeds(apps, unknownFiles));
           assert.deepEqual(readSharedHttp(render(view)), sharedHttpOf(view));
           assert.equal(renderSharedChecked(render, view), render(view));
         },
       ),
       { numRuns: 200 },
     );
+  });
+
+  it('reads back which maps and whether the cache zone are there: none for a plain app, all of them as the previous version wrote them', () => {
+    const plain = readSharedHttp(text);
+    assert.deepEqual([plain.upgrade, plain.sticky, plain.cacheCredentials, plain.cache], [false, undefined, undefined, undefined]);
+    assert.doesNotMatch(text, /^\s*(map|proxy_cache_path) /m);
+    const all = sharedHttpOf(sharedHttpView([app('shop')], settings, ALL_SHARED_HTTP_USES));
+    assert.deepEqual(readSharedHttp(full), all);
+    assert.deepEqual(readSharedHttp(before), all, 'the four maps and the cache zone of a file written before read back as Portico writes them');
+    assert.deepEqual(all.sticky, { cookie: 'portico_sticky', key: 'portico_sticky_key', setCookie: 'portico_sticky_set' });
+    assert.deepEqual(all.cache, { dir: '/var/lib/portico/cache', keysMb: 10, maxMb: 1024 });
+    assert.equal(all.cacheCredentials, 'portico_cache_credentials');
+    assert.equal(all.upgrade, true);
   });
 
   it('tells apart what nginx would serve differently: a default app, the server name hash', () => {
@@ -54,26 +77,29 @@ describe('the shared HTTP file, read back', () => {
     ['a directive after the server', (t) => `${t}\nserver_tokens on;\n`, /unexpected "server_tokens" after the catch-all server/],
     ['another WebSocket map', (t) => t.replace('default upgrade;', 'default close;'), /the WebSocket "map" must map exactly "default" to "upgrade"/],
     ['the sticky cookie without HttpOnly', (t) => t.replace('HttpOnly; ', ''), /the sticky cookie's "map" must map exactly/],
-    ['no cache zone', (t) => t.replace(/proxy_cache_path [^;]*;/, ''), /expected "proxy_cache_path", found "server"/],
+    ['a map of another variable', (t) => t.replace('# Requests no app claims', 'map $host $mine { default 1; }\n# Requests no app claims'), /line \d+: expected "server", found "map"/],
+    ['another map among them', (t) => t.replace('# Sticky routes', 'map $host $mine { default 1; }\n# Sticky routes'), /line \d+: a "map" Portico does not write here/],
+    ['the maps in another order', (t) => t.replace(/(map \$http_upgrade[^}]*\})([\s\S]*?)(map \$http_authorization[^}]*\})/, '$3$2$1'), /a "map" Portico does not write here/],
+    ['the credentials map of other headers', (t) => t.replace('$http_authorization$http_cookie', '$http_authorization'), /the credentials "map" must read \$http_authorization\$http_cookie/],
     ['a cache kept forever', (t) => t.replace('inactive=1h', 'inactive=365d'), /"proxy_cache_path" must read DIR levels=1:2/],
     ['half of the server name hash', (t) => t.replace(/server_names_hash_max_size \d+;/, ''), /expected "server_names_hash_max_size", found "proxy_cache_path"/],
     ['a syntax error', (t) => t.replace('return 404;', 'return 404'), /line \d+: /],
   ];
   for (const [what, edit, message] of refused) {
     it(`refuses a hand edit that adds or changes what Portico does not write: ${what}`, () => {
-      const edited = edit(text);
-      assert.notEqual(edited, text, 'the edit applies');
+      const edited = edit(full);
+      assert.notEqual(edited, full, 'the edit applies');
       assert.throws(() => readSharedHttp(edited), message);
     });
   }
 
   it('ignores comments, which nginx ignores too', () => {
-    assert.deepEqual(readSharedHttp(`# a note\n${text.replaceAll('\n}', '\n    # inside\n}')}`), readSharedHttp(text));
+    for (const file of [text, full]) assert.deepEqual(readSharedHttp(`# a note\n${file.replaceAll('\n}', '\n    # inside\n}')}`), readSharedHttp(file));
   });
 });
 
 describe('sharedHttpProblem (what /v1/status reports)', () => {
-  const tree = (apps: App[], file: string | undefined): AppTree => {
+  const tree = (apps: App[], file: string | undefined, unreadable: AppTree['unreadable'] = []): AppTree => {
     let shared: AppTree['shared'];
     if (file !== undefined) {
       try {
@@ -82,20 +108,52 @@ describe('sharedHttpProblem (what /v1/status reports)', () => {
         shared = { reason: (error as Error).message };
       }
     }
-    return { apps: new Map(apps.map((a) => [a.name, a])), unreadable: [], foreign: [], files: [], shared };
+    return { apps: new Map(apps.map((a) => [a.name, a])), unreadable, foreign: [], files: [], shared };
   };
+  const cached = routed('shop', { cache: { ttl: '1m' } });
+  const cachedText = render(sharedHttpView([cached], settings));
 
   it('nothing to report when the file is what Portico writes for the apps, or absent with no app', () => {
     assert.equal(sharedHttpProblem(tree([app('shop')], text), settings), undefined);
+    assert.equal(sharedHttpProblem(tree([cached], cachedText), settings), undefined);
     assert.equal(sharedHttpProblem(tree([], undefined), settings), undefined);
   });
 
-  it('reports a readable hand edit by the first field that differs', () => {
+  it('nothing to report for maps and a cache zone no app uses, as Portico writes them: a file written before they were written on demand', () => {
+    assert.equal(sharedHttpProblem(tree([app('shop')], before), settings), undefined);
+    assert.equal(sharedHttpProblem(tree([app('shop')], full), settings), undefined);
+    assert.equal(sharedHttpProblem(tree([cached, routed('chat', { websocket: true })], full), settings), undefined);
+    // One part too many, the others as needed.
+    const withUpgrade = render(sharedHttpView([app('shop')], settings, { ...ALL_SHARED_HTTP_USES, sticky: false, cache: false, cacheCredentials: false }));
+    assert.equal(sharedHttpProblem(tree([app('shop')], withUpgrade), settings), undefined);
+  });
+
+  it('reports a readable hand edit by the first field that differs, in a part no app uses too', () => {
     assert.equal(
-      sharedHttpProblem(tree([app('shop')], text.replace('max_size=1024m', 'max_size=2048m')), settings),
-      'it is not what Portico writes for the apps (edited by hand?): cacheMaxMb is 2048 where Portico renders 1024',
+      sharedHttpProblem(tree([cached], cachedText.replace('max_size=1024m', 'max_size=2048m')), settings),
+      'it is not what Portico writes for the apps (edited by hand?): cache is {"dir":"/var/lib/portico/cache","keysMb":10,"maxMb":2048} where Portico renders {"dir":"/var/lib/portico/cache","keysMb":10,"maxMb":1024}',
     );
     assert.match(sharedHttpProblem(tree([app('shop')], text.replace('listen 8080 default_server;', 'listen 8080;')), settings) ?? '', /httpDefault is false where Portico renders true/);
+    assert.equal(
+      sharedHttpProblem(tree([app('shop')], full.replace('max_size=1024m', 'max_size=2048m')), settings),
+      'it is not what Portico writes for the apps (edited by hand?): cache is {"dir":"/var/lib/portico/cache","keysMb":10,"maxMb":2048} where Portico renders none',
+    );
+  });
+
+  it('reports a map or the cache zone an app uses and the file lacks (nginx would refuse the app)', () => {
+    assert.equal(
+      sharedHttpProblem(tree([app('shop'), routed('chat', { websocket: true })], text), settings),
+      'it is not what Portico writes for the apps (edited by hand?): upgrade is false where Portico renders true',
+    );
+    assert.match(sharedHttpProblem(tree([routed('shop', { balance: 'sticky' })], text), settings) ?? '', /sticky is absent where Portico renders \{"cookie":"portico_sticky"/);
+    assert.match(sharedHttpProblem(tree([cached], cachedText.replace(/proxy_cache_path [^;]*;/, '')), settings) ?? '', /cache is absent where Portico renders \{"dir"/);
+    assert.match(sharedHttpProblem(tree([routed('shop', { cache: { ttl: '1m', shareAuthenticated: true } })], text), settings) ?? '', /cache is absent/);
+  });
+
+  it('wants every part while an app file cannot be read (it may use any)', () => {
+    const unreadable = [{ name: 'app_edited.conf', app: 'edited', reason: 'line 3: edited' }];
+    assert.match(sharedHttpProblem(tree([app('shop')], text, unreadable), settings) ?? '', /upgrade is false where Portico renders true/);
+    assert.equal(sharedHttpProblem(tree([app('shop')], full, unreadable), settings), undefined);
   });
 
   it('reports an unreadable one with the reader\'s reason, a missing one, and one left with no app', () => {
