@@ -14,6 +14,7 @@ import { Applier } from './apply/applier.js';
 import { PortAllocator } from './apply/port-allocator.js';
 import { AppKind } from './apply/app-kind.js';
 import { CertificateKind } from './apply/certificate-kind.js';
+import { chooseQuicBpf } from './apply/quic-bpf.js';
 import { StreamKind } from './apply/stream-kind.js';
 import { TestConfigs } from './apply/test-config.js';
 import { PorticoError } from './errors.js';
@@ -159,8 +160,10 @@ export async function startPortico(settings: Settings, options: StartOptions): P
     const build = await nginx.describe();
     const missing = REQUIRED_MODULES.filter((m) => !build.modules.includes(m));
     if (missing.length > 0) log.warn({ missing }, `nginx ${build.version} lacks modules some features need`);
+    // Before the main config is written: it says quic_bpf on when QUIC_BPF and this host allow it.
+    const quicBpf = await chooseQuicBpf(settings, build, { cmd, tree, stateDir: settings.stateDir }, log.child({ module: 'nginx' }));
     // The main config uses what this nginx's version knows (keepalive_min_timeout from 1.27.4).
-    const tests = new TestConfigs(settings, tree, createMainRenderer(mainTemplate), build.version);
+    const tests = new TestConfigs(settings, tree, createMainRenderer(mainTemplate), build.version, quicBpf.on);
 
     await warnOnEphemeralOverlap(settings, log);
     if (settings.mode === 'managed') {

@@ -116,6 +116,7 @@ const envSchema = z.object({
     .string()
     .regex(TIME_PATTERN, 'must be an nginx time such as 30s or 5m')
     .default('30s'),
+  QUIC_BPF: z.enum(['auto', 'on', 'off']).default('auto'),
   API_HEADERS_TIMEOUT: apiTimeoutSchema.default('5s'),
   API_REQUEST_TIMEOUT: apiTimeoutSchema.default('10s'),
   API_MAX_CONNECTIONS: connectionCountSchema.default('1024'),
@@ -214,6 +215,14 @@ export interface Settings {
   portReservationTtlMs: number;
   workerShutdownTimeout: string;
   /**
+   * QUIC_BPF: whether managed mode's main config says `quic_bpf on` (nginx routes each QUIC packet to
+   * the worker that owns its connection, also across reloads). `on`: it does, or start-up stops where
+   * this host does not let nginx load its eBPF program; `off`: never; `auto` (the default): when a
+   * probe at start-up shows the host lets it (apply/quic-bpf.ts). External mode ignores it: the main
+   * config is the operator's.
+   */
+  quicBpf: 'auto' | 'on' | 'off';
+  /**
    * What `nginx -t` reads before a reload (apply/applier.ts): `changed`, the new and changed files on
    * a throwaway config, the master's own parse at the reload being the whole-tree test; or `tree`, the
    * whole staged tree first (FULL_TREE_TEST=true, and always when the master's refusal cannot be
@@ -285,6 +294,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     nginxTimeoutMs: e.NGINX_TIMEOUT_MS,
     portReservationTtlMs: nginxTimeMs(e.PORT_RESERVATION_TTL),
     workerShutdownTimeout: e.WORKER_SHUTDOWN_TIMEOUT,
+    quicBpf: e.QUIC_BPF,
     reloadMinIntervalMs: nginxTimeMs(e.RELOAD_MIN_INTERVAL),
     testScope: e.FULL_TREE_TEST === 'true' || (!managed && e.NGINX_ERROR_LOG === undefined) ? 'tree' : 'changed',
     stopTimeoutMs: nginxTimeMs(e.WORKER_SHUTDOWN_TIMEOUT) + 5000,

@@ -26,6 +26,8 @@ export class TestConfigs {
     private readonly renderMain: MainRenderer,
     /** The version of the nginx binary (`nginx -V`): what the main config may use. */
     private readonly nginxVersion: string,
+    /** `quic_bpf on` in managed mode's main config: QUIC_BPF as decided at start-up (apply/quic-bpf.ts). */
+    private readonly quicBpf = false,
   ) {}
 
   /** The view of managed mode's main config. */
@@ -42,6 +44,7 @@ export class TestConfigs {
       httpIncludes: includes.http ?? [`${s.httpDir}/*.conf`],
       workerShutdownTimeout: s.workerShutdownTimeout,
       keepaliveMinTimeout: keepaliveMinTimeoutFor(this.nginxVersion),
+      quicBpf: this.quicBpf,
       // A tcp+udp stream opens two listening sockets on its port, and the apps share three more.
       ...sizeWorkers(listenersFor(rangeSize(s.portRange))),
     };

@@ -91,6 +91,32 @@ export async function testConfig(cmd: NginxCommand, conf: string): Promise<TestR
   return { ok: result.exitCode === 0, lines, exitCode: result.exitCode, command };
 }
 
+/** What one foreground run of nginx that ends on its own did (see `runToExit`). */
+export interface RunResult {
+  /** Undefined when it did not exit within the timeout (it was killed) or could not be spawned. */
+  exitCode: number | undefined;
+  /** nginx's stderr, line by line, tidied as `nginx: [level] ...`. */
+  lines: string[];
+  timedOut: boolean;
+  command: string;
+}
+
+/**
+ * Runs nginx (not `-t`) on `conf`, a config made to end the run on its own before a worker starts
+ * (the quic_bpf probe: apply/quic-bpf.ts), and answers its exit code and stderr. A run past the
+ * timeout is killed (SIGKILL): before its pid file nginx is one process.
+ */
+export async function runToExit(cmd: NginxCommand, conf: string): Promise<RunResult> {
+  const args = [...prefixArgs(cmd), '-c', conf, '-e', 'stderr'];
+  const result = await runToFile(cmd.bin, args, cmd.timeoutMs);
+  const lines = result.stderr
+    .split('\n')
+    .map((line) => tidyLogLine(line.trim()))
+    .filter((line) => line !== '');
+  if (result.error !== undefined && result.exitCode === undefined && !result.timedOut) lines.push(`cannot run ${cmd.bin}: ${result.error}`);
+  return { exitCode: result.exitCode, lines, timedOut: result.timedOut, command: `${cmd.bin} ${args.join(' ')}` };
+}
+
 export interface NginxBuild {
   version: string;
   modules: string[];

@@ -170,11 +170,14 @@ export class Nginx {
   async reload(plan: ReloadPlan): Promise<void> {
     const pid = await this.requireMaster();
     this.lastReloadAt = Date.now();
-    await reloadMaster(pid, this.errorLog, this.cmd.timeoutMs, {
+    const survived = await reloadMaster(pid, this.errorLog, this.cmd.timeoutMs, {
       drainOld: plan.drainOld ?? plan.closed.length > 0,
       logsNotices: this.process.mode === 'managed',
       servers: plan.servers ?? [],
     });
+    // The new config runs, but not quite as written (say, quic_bpf's routing left out for the new
+    // workers, until a reload after the old ones have gone): said, not refused.
+    if (survived.length > 0) this.log.warn({ nginxPid: pid, nginx: survived }, `nginx took the new config but logged errors while loading it: ${survived.join('; ')}`);
     const [opened, closed] = await Promise.all([
       Promise.all(
         plan.opened.map((l) =>

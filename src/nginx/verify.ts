@@ -49,19 +49,22 @@ export interface ReloadOptions {
  * refused it (and finished trying). With `drainOld`, it also waits until the old workers stopped
  * accepting connections: until then a new connection may still reach the old config. Only the
  * master's own error lines count (a worker's `[crit] connect() failed` is about traffic, not the
- * config). Throws NginxRejected with nginx's own error lines.
+ * config). Throws NginxRejected with nginx's own error lines. Answers the error lines the master
+ * logged and went past, starting the new workers anyway (a bind() that succeeded on a retry; with
+ * `quic_bpf on`, a socket map too full for the new workers' sockets: "ngx_quic_bpf_module failed to
+ * initialize properly, ignored"), for the caller to warn of.
  */
-export async function reloadMaster(pid: number, errorLog: string | undefined, timeoutMs: number, options: ReloadOptions): Promise<void> {
+export async function reloadMaster(pid: number, errorLog: string | undefined, timeoutMs: number, options: ReloadOptions): Promise<string[]> {
   // Follows the log across a rotation: a renamed or truncated log would hide the reload's lines.
   const cursor = await ErrorLogCursor.open(errorLog, pid);
   try {
-    await signalAndWatch(pid, cursor, errorLog !== undefined, timeoutMs, options);
+    return await signalAndWatch(pid, cursor, errorLog !== undefined, timeoutMs, options);
   } finally {
     await cursor.close();
   }
 }
 
-async function signalAndWatch(pid: number, cursor: ErrorLogCursor, hasLog: boolean, timeoutMs: number, options: ReloadOptions): Promise<void> {
+async function signalAndWatch(pid: number, cursor: ErrorLogCursor, hasLog: boolean, timeoutMs: number, options: ReloadOptions): Promise<string[]> {
   const logTells = hasLog && options.logsNotices;
   // Scanning /proc costs milliseconds: only when the log cannot tell, or old workers must be waited for.
   const before = !logTells || options.drainOld ? await childPids(pid) : new Set<number>();
@@ -110,6 +113,7 @@ async function signalAndWatch(pid: number, cursor: ErrorLogCursor, hasLog: boole
     await quitOldWorkersEarly(pid, before, deadline);
     await waitForOldWorkers(before, deadline);
   }
+  return [...new Set(log.filter((line) => FAILURE.test(line)).map(tidyLogLine))];
 }
 
 const WORKER_TITLE = 'nginx: worker process';

@@ -32,3 +32,18 @@ export async function isPortBound(port: number, udp = false): Promise<boolean> {
   if (await isTcpPortBound(port)) return true;
   return udp && isUdpPortBound(port);
 }
+
+/** A UDP port on `host` free a moment ago (the kernel's pick from its ephemeral range), for a throwaway listener. */
+export function freeUdpPort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    socket.once('error', (error) => {
+      socket.close();
+      reject(error);
+    });
+    socket.bind({ port: 0, address: host, exclusive: true }, () => {
+      const { port } = socket.address();
+      socket.close(() => resolve(port));
+    });
+  });
+}

@@ -22,6 +22,8 @@ export interface MainView {
   keepaliveMinTimeout: string | undefined;
   /** STREAM_MAP_HASH_BUCKET_SIZE. */
   streamMapHashBucketSize: number;
+  /** `quic_bpf on`: QUIC_BPF, as decided at start-up (apply/quic-bpf.ts). */
+  quicBpf: boolean;
 }
 
 /**
@@ -100,4 +102,51 @@ export function isolatedMain(context: 'stream' | 'http', files: string[], paths:
     `${context} { ${settings}${includes} }`,
     '',
   ].join('\n');
+}
+
+/** Where the probe of `quic_bpf` writes, and the UDP port its QUIC listener binds on 127.0.0.1. */
+export interface QuicBpfProbeView {
+  /** Its own config file: the pid file is put "inside" it, where no file can be created. */
+  conf: string;
+  tempDir: string;
+  port: number;
+}
+
+/**
+ * The main config of the probe that tells whether this host lets nginx route QUIC by eBPF: one QUIC
+ * listener (reuseport, one socket per worker, as the apps' shared one) and `quic_bpf on`. nginx
+ * does all of quic_bpf's work (creates the socket map, loads and attaches its program, adds each
+ * worker's socket) while it reads its config, before it writes its pid file; a pid file below a
+ * regular file (the config itself) cannot be created, so nginx exits right there, on its own,
+ * having started no worker, with `open() "..." failed (20: Not a directory)`. Nothing is left to
+ * stop. `ssl_reject_handshake` spares the listener a certificate. Pure.
+ */
+export function quicBpfProbeMain(view: QuicBpfProbeView): string {
+  const temp = helpers.path(view.tempDir);
+  return [
+    "# Portico's probe of quic_bpf: nginx exits once it has read this (it cannot write its pid file).",
+    'daemon off;',
+    'master_process on;',
+    'worker_processes auto;',
+    `pid ${helpers.path(quicBpfProbePidFile(view.conf))};`,
+    // nginx's lines go to its stderr, which Portico reads.
+    'error_log stderr notice;',
+    'quic_bpf on;',
+    'events { worker_connections 16; }',
+    'http {',
+    '    access_log off;',
+    ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((kind) => `    ${kind}_temp_path ${temp};`),
+    '    server {',
+    `        listen 127.0.0.1:${helpers.port(view.port)} quic reuseport;`,
+    '        ssl_reject_handshake on;',
+    '        return 404;',
+    '    }',
+    '}',
+    '',
+  ].join('\n');
+}
+
+/** The pid file the probe's nginx fails to write: "below" its own config file. */
+export function quicBpfProbePidFile(conf: string): string {
+  return `${conf}/nginx.pid`;
 }

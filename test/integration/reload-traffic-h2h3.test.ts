@@ -21,8 +21,13 @@
  * each connection ended. Two Chromium behaviours seen there are not nginx's doing and are allowed:
  * a request bound to a connection as its GOAWAY arrives fails unsent (ERR_CONNECTION_CLOSED), and an
  * answer that reached Chromium's QUIC stack just before nginx's CONNECTION_CLOSE is thrown away and
- * the request re-sent (the backend sees it twice, and nginx answered both). The last test, a todo,
- * records what nginx itself does wrong at a reload over QUIC (see there).
+ * the request re-sent (the backend sees it twice, and nginx answered both).
+ *
+ * A further test holds nginx to more where the main config says `quic_bpf on` (QUIC_BPF=auto, on a
+ * host whose probe at start-up passed: apply/quic-bpf.ts): nginx then routes each QUIC packet to
+ * the worker that owns its connection, answers every stream below a GOAWAY across the reloads, and
+ * every failed try is accounted for (see there); where the host refuses nginx's eBPF, it is a
+ * todo. The last test, a todo, records what nginx still does at a reload with quic_bpf (see there).
  */
 import assert from 'node:assert/strict';
 import { readFile, rm } from 'node:fs/promises';
@@ -285,8 +290,14 @@ interface QuicLog {
   non200: string[];
   /** Streams at or above their connection's GOAWAY id that nginx did not answer: refused, not processed. */
   refused: number;
+  /** ... their paths, each time one was refused so. */
+  refusedPaths: Map<string, number>;
   /** Streams below their connection's GOAWAY id (or on a connection closed without one) that got no answer. */
   unanswered: string[];
+  /** ... of them, those on a connection that got a GOAWAY, below its id: nginx took them. */
+  unansweredBelowGoaway: string[];
+  /** ... and those on a connection nginx closed without a GOAWAY (its worker told to quit during the handshake). */
+  unansweredWithoutGoaway: Array<{ path: string; text: string }>;
   /** Chromium's own restarts of a transaction, by net error (it re-sends the request on a new connection). */
   restarts: Record<string, number>;
   /** Requests that failed inside Chromium, by net error. */
@@ -301,7 +312,7 @@ interface QuicLog {
 async function readQuicLog(netLog: string): Promise<QuicLog> {
   const text = await readFile(netLog, 'utf8').catch(() => '');
   const newline = text.indexOf('\n');
-  const log: QuicLog = { opened: 0, closed: {}, goaways: 0, sent: new Map(), answered: new Map(), non200: [], refused: 0, unanswered: [], restarts: {}, requestErrors: {} };
+  const log: QuicLog = { opened: 0, closed: {}, goaways: 0, sent: new Map(), answered: new Map(), non200: [], refused: 0, refusedPaths: new Map(), unanswered: [], unansweredBelowGoaway: [], unansweredWithoutGoaway: [], restarts: {}, requestErrors: {} };
   let constants: { logEventTypes: Record<string, number>; netError: Record<string, number>; logEventPhase: Record<string, number> };
   try {
     constants = (JSON.parse(text.slice(0, newline).replace(/,$/, '').replace(/^\{"constants":/, '')) as { constants?: never } & typeof constants);
@@ -357,8 +368,16 @@ async function readQuicLog(netLog: string): Promise<QuicLog> {
       if (stream.status !== undefined) {
         log.answered.set(stream.path, (log.answered.get(stream.path) ?? 0) + 1);
         if (stream.status !== '200') log.non200.push(`${stream.path}: ${stream.status}`);
-      } else if (session.goaway !== undefined && id >= session.goaway) log.refused += 1;
-      else log.unanswered.push(`${stream.path} (stream ${id}, GOAWAY ${session.goaway ?? 'none'}, closed ${session.closedBy ?? 'not'})`);
+      } else if (session.goaway !== undefined && id >= session.goaway) {
+        log.refused += 1;
+        log.refusedPaths.set(stream.path, (log.refusedPaths.get(stream.path) ?? 0) + 1);
+      }
+      else {
+        const text = `${stream.path} (stream ${id}, GOAWAY ${session.goaway ?? 'none'}, closed ${session.closedBy ?? 'not'})`;
+        log.unanswered.push(text);
+        if (session.goaway !== undefined) log.unansweredBelowGoaway.push(text);
+        else log.unansweredWithoutGoaway.push({ path: stream.path, text });
+      }
     }
   }
   return log;
@@ -385,6 +404,10 @@ describe('reloads never drop HTTP/2 or HTTP/3 requests (managed nginx, early qui
     seen: new Map<string, number>(),
     applyWindows: [] as Array<{ apply: number; what: string; fromMs: number; toMs: number; reloads: number }>,
     lastHeader: undefined as unknown,
+    /** The main config says `quic_bpf on` (the probe at start-up passed). */
+    quicBpf: false,
+    /** nginx's error log lines about its eBPF (a reload whose socket map could not take the new workers' sockets says so). */
+    bpfLog: [] as string[],
   };
 
   before(async () => {
@@ -393,6 +416,7 @@ describe('reloads never drop HTTP/2 or HTTP/3 requests (managed nginx, early qui
     const churnEcho = await startEcho();
     cleanups.push(() => loaded.close(), () => other.close(), () => churnEcho.close());
     portico = await startInProcess({ PORT_RANGE: '24700-24749', HTTP_PORT: String(HTTP), HTTPS_PORT: String(HTTPS) });
+    phase.quicBpf = /^quic_bpf on;$/m.test(await readFile(`${portico.stateDir}/nginx.conf`, 'utf8'));
     const api = request(portico.app);
     await api.post('/v1/certificates').send({ id: 'portico', certificate: PORTICO.cert, key: PORTICO.key }).expect(201);
     await api
@@ -462,6 +486,7 @@ describe('reloads never drop HTTP/2 or HTTP/3 requests (managed nginx, early qui
     await browser.close();
     browser = undefined;
     phase.quic = await readQuicLog(netLog);
+    phase.bpfLog = (await readFile(`${portico.stateDir}/logs/error.log`, 'utf8')).split('\n').filter((line) => /bpf/i.test(line));
   });
 
   after(async () => {
@@ -563,21 +588,80 @@ describe('reloads never drop HTTP/2 or HTTP/3 requests (managed nginx, early qui
     assert.ok(quic.goaways >= 5, `only ${quic.goaways} HTTP/3 GOAWAYs across ${phase.reloads} reloads`);
   });
 
-  // Known, and not the early quit's doing (measured with and without it: the master's own quit does
-  // the same). Without quic_bpf, every generation of workers reads the same reuseport UDP sockets, and
-  // an old worker still draining takes packets of connections that are not its own and drops them
-  // (an exiting worker refuses new connections; an unknown connection id gets a stateless reset
-  // signed with a key the client does not know). Handshakes and requests stall; then, when that
-  // worker is told to quit, nginx closes a connection still in its handshake at once, without a
-  // GOAWAY ("graceful shutdown": streams not initialized), and closes a request stream whose
-  // headers have not come yet although its id is below the GOAWAY it sends. Either way requests
-  // Chromium sent get no answer and nginx never processed them. With `quic_bpf on` in the main
-  // config (routing by connection id) none of it showed in 6 runs, against most runs without.
-  it('HTTP/3: every stream nginx accepted is answered (below its GOAWAY, or on a connection closed without one), and no processed try fails', { todo: 'nginx drops the QUIC packets of other generations at a reload; quic_bpf would route them' }, (t) => {
+  /** The failed HTTP/3 tries by what the net log and the backend say became of them. */
+  const failedTries = () => {
+    const { h3o, quic, seen } = h3Figures();
+    const processed = (p: string): number => seen.get(p) ?? 0;
+    const answered = (p: string): number => quic.answered.get(p) ?? 0;
+    const kinds = {
+      /** Chromium failed it unsent: it had bound it to a connection as that connection's GOAWAY arrived. */
+      unsent: h3o.failedTries.filter((f) => !quic.sent.has(f.path)),
+      /** Every time it was sent, nginx refused it at a GOAWAY (not processed). */
+      refused: h3o.failedTries.filter((f) => quic.sent.has(f.path) && quic.refusedPaths.get(f.path) === quic.sent.get(f.path)),
+      /** Sent on a connection nginx closed in its handshake, without a GOAWAY; not processed. */
+      inHandshake: h3o.failedTries.filter((f) => processed(f.path) === 0 && quic.unansweredWithoutGoaway.some((u) => u.path === f.path)),
+      /** Processed, and nginx's answer reached Chromium, which threw it away at the CONNECTION_CLOSE that followed. */
+      discarded: h3o.failedTries.filter((f) => processed(f.path) > 0 && answered(f.path) >= processed(f.path)),
+      /** Processed, and nginx's answer never reached Chromium: lost. */
+      lost: h3o.failedTries.filter((f) => processed(f.path) > answered(f.path)),
+    };
+    const known = Object.values(kinds).flat();
+    return { ...kinds, other: h3o.failedTries.filter((f) => !known.includes(f)), processed, answered };
+  };
+
+  // Without quic_bpf (measured before it was rendered: lost streams in 8 of 11 runs, 0-12 a run),
+  // every generation of workers reads the same reuseport UDP sockets, and an old worker still
+  // draining takes packets of connections that are not its own and drops them (an exiting worker
+  // refuses new connections; an unknown connection id gets a stateless reset signed with a key the
+  // client does not know). Handshakes and requests stall; then, when that worker is told to quit,
+  // nginx closes a connection still in its handshake at once, without a GOAWAY ("graceful
+  // shutdown": streams not initialized), and may close a request stream whose headers have not come
+  // yet although its id is below the GOAWAY it sends. With `quic_bpf on` nginx routes each packet by
+  // its connection id to the socket of the worker that owns it (each generation has sockets of its
+  // own). Held here: every reload's sockets went into nginx's eBPF map, every stream below a GOAWAY
+  // was answered, and no try nginx processed failed without its answer reaching Chromium. Every
+  // failed try is accounted for from the net log and the backend (`failedTries`).
+  it('HTTP/3 with quic_bpf on: nginx routes by eBPF at every reload, answers every stream below its GOAWAY, and no failed try was processed without its answer reaching Chromium', (t) => {
+    const { h3o, quic } = h3Figures();
+    if (!phase.quicBpf) {
+      t.todo('quic_bpf is off: the probe at start-up found that this host refuses nginx\'s eBPF (QUIC_BPF=auto), and without it nginx drops the QUIC packets of other generations at a reload');
+    }
+    const kinds = failedTries();
+    t.diagnostic(
+      `quic_bpf ${phase.quicBpf ? 'on' : 'off'}; nginx's lines about eBPF ${phase.bpfLog.length}; streams unanswered below a GOAWAY ${quic.unansweredBelowGoaway.length}, ` +
+        `on connections nginx closed in their handshake ${quic.unansweredWithoutGoaway.length}; connections closed ${JSON.stringify(quic.closed)}`,
+    );
+    t.diagnostic(
+      `failed tries ${h3o.failedTries.length}: never sent ${kinds.unsent.length}, refused at a GOAWAY ${kinds.refused.length}, sent on a connection closed in its handshake ${kinds.inHandshake.length}, ` +
+        `processed and answered but thrown away by Chromium ${kinds.discarded.length}, processed and never answered ${kinds.lost.length}, other ${kinds.other.length}`,
+    );
+    for (const line of phase.bpfLog.slice(0, 5)) t.diagnostic(`error log: ${line}`);
+    for (const u of quic.unansweredBelowGoaway.slice(0, 8)) t.diagnostic(`unanswered below a GOAWAY: ${u}`);
+    for (const f of [...kinds.lost, ...kinds.other].slice(0, 5)) {
+      t.diagnostic(`failed try: ${explain(f)} (sent ${quic.sent.get(f.path) ?? 0}, refused ${quic.refusedPaths.get(f.path) ?? 0}, answered ${kinds.answered(f.path)}, processed ${kinds.processed(f.path)})`);
+    }
+    // Every reload's workers got their sockets into nginx's eBPF socket map.
+    if (phase.quicBpf) assert.deepEqual(phase.bpfLog, [], 'nginx logged a failure of its eBPF routing');
+    assert.deepEqual(quic.unansweredBelowGoaway, [], 'streams below a GOAWAY that nginx never answered');
+    assert.deepEqual(kinds.lost.map(explain), [], 'a failed try had been processed, and nginx\'s answer never reached Chromium');
+    assert.deepEqual(kinds.other.map(explain), [], 'a failed try none of the kinds explains');
+  });
+
+  // What quic_bpf does not remove (measured with it and without, this test on this machine: 9
+  // connections closed in their handshake in 12 runs with it, 27 in 9 runs without; streams left
+  // unanswered on them 2, in 1 run of 12, against 16, in 3 runs of 9; processed tries that failed 3,
+  // in 2 runs of 12, against 3, in 1 run of 9). The first packets of a new connection carry
+  // the client's connection id, not one of nginx's, so the kernel hashes them over the sockets of
+  // every generation still alive; a connection that a worker took just before it is told to quit is
+  // closed in its handshake, without a GOAWAY, and the requests Chromium had sent on it get no
+  // answer (nginx never processed them; Chromium sends them again itself). And Chromium throws away
+  // an answer it received just before nginx's CONNECTION_CLOSE; when its own re-send then fails (a
+  // new connection closed so), the page sees a processed request fail (`discarded` above).
+  it('HTTP/3: no stream is left unanswered on a connection nginx closes in its handshake, and no processed try fails', { todo: 'nginx closes a QUIC connection still in its handshake when its worker is told to quit, with or without quic_bpf; Chromium drops answers that precede a CONNECTION_CLOSE' }, (t) => {
     const { quic, processedThenFailed } = h3Figures();
-    for (const u of quic.unanswered.slice(0, 8)) t.diagnostic(`unanswered: ${u}`);
+    for (const u of quic.unansweredWithoutGoaway.slice(0, 8)) t.diagnostic(`unanswered: ${u.text}`);
     for (const f of processedThenFailed.slice(0, 5)) t.diagnostic(`processed, then failed: ${explain(f)} (nginx's answer reached Chromium ${quic.answered.get(f.path) ?? 0} times)`);
-    assert.deepEqual(quic.unanswered, [], 'streams nginx accepted and never answered');
+    assert.deepEqual(quic.unansweredWithoutGoaway.map((u) => u.text), [], 'streams unanswered on a connection nginx closed in its handshake');
     assert.deepEqual(processedThenFailed.map(explain), [], 'a failed HTTP/3 try had been processed');
   });
 });

@@ -3,11 +3,12 @@
  * anything else starts, so a taken BIND_PORT fails at once and leaves no nginx and no lock; a failed
  * start closes what it opened, and a malformed API_TOKENS_FILE stops it before anything starts; until
  * Portico is up the API answers 503; a SIGTERM during start-up stops Portico once it is up, and a
- * SIGHUP then re-reads the tokens once it is up.
+ * SIGHUP then re-reads the tokens once it is up. QUIC_BPF: the main config says `quic_bpf on` where a
+ * throwaway nginx shows the host allows it; `on` on a host that refuses it stops start-up.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, chmod, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import path from 'node:path';
 import { sha256 } from '../../src/api/tokens-file.js';
@@ -191,6 +192,88 @@ describe('start-up', () => {
         await assert.rejects(readFile(`${stateDir}/portico.lock`), { code: 'ENOENT' });
       } finally {
         if (await processRuns(started.child.pid as number)) process.kill(-(started.child.pid as number), 'SIGKILL');
+      }
+    });
+  });
+
+  describe('QUIC_BPF', () => {
+    /** The real nginx, run without the capabilities bpf(2) needs here: a host that refuses nginx's eBPF, as a container without them. */
+    let refusingNginx: string;
+    const setpriv = access('/usr/bin/setpriv').then(() => true, () => false);
+    /** Root with CAP_SYS_ADMIN and no seccomp filter: nginx's eBPF is allowed here. */
+    const hostAllows = readFile('/proc/self/status', 'utf8').then((status) => {
+      const caps = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1] ?? '0'}`);
+      return process.getuid?.() === 0 && (caps & (1n << 21n)) !== 0n && /^Seccomp:\s*0$/m.test(status);
+    });
+    before(async () => {
+      refusingNginx = `${binDir}/nginx-without-bpf`;
+      await writeFile(refusingNginx, `#!/bin/sh\nexec setpriv --bounding-set=-bpf,-sys_admin,-net_admin -- '${nginxBin()}' "$@"\n`);
+      await chmod(refusingNginx, 0o755);
+    });
+    /** Processes other than the managed master and its workers whose command line names `dir`: a probe left behind. */
+    const leftovers = async (dir: string): Promise<string[]> => {
+      const masters = await nginxMasters(dir);
+      const found: string[] = [];
+      for (const name of await readdir('/proc')) {
+        if (!/^\d+$/.test(name) || masters.includes(Number(name))) continue;
+        const cmdline = (await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')).replaceAll('\0', ' ');
+        if (cmdline.includes('quic-bpf-probe')) found.push(`${name}: ${cmdline}`);
+      }
+      return found;
+    };
+
+    it('auto, on a host that allows nginx\'s eBPF: the main config says quic_bpf on, the log says why, and the probe leaves nothing running', async (t) => {
+      if (!(await hostAllows)) return t.skip('needs root with CAP_SYS_ADMIN and no seccomp filter');
+      const portico = await spawnPortico({ STATE_DIR: stateDir, PORT_RANGE: RANGE, BIND_PORT: String(OTHER_API_PORT) });
+      children.push(portico.child);
+      try {
+        assert.match(portico.output(), /"quicBpf":"on","setting":"auto","probeMs":\d+,"msg":"quic_bpf on: QUIC_BPF=auto: a throwaway nginx loaded its eBPF program for a QUIC listener \(\d+ ms\)"/);
+        assert.match(await readFile(`${stateDir}/nginx.conf`, 'utf8'), /^quic_bpf on;$/m);
+        assert.equal((await nginxMasters(stateDir)).length, 1);
+        assert.deepEqual(await leftovers(stateDir), []);
+        await stopsCleanly({ child: portico.child, output: portico.output });
+      } finally {
+        if (await processRuns(portico.pid)) process.kill(-portico.pid, 'SIGKILL');
+      }
+    });
+
+    it('on, on a host that refuses nginx\'s eBPF: start-up stops with exit 1, naming QUIC_BPF, nginx\'s own lines and what the host needs; no nginx, no lock', async (t) => {
+      if (!(await setpriv)) return t.skip('needs setpriv (util-linux) to run nginx without CAP_BPF');
+      const refused = run({ STATE_DIR: stateDir, BIND_PORT: String(API_PORT), NGINX_BIN: refusingNginx, QUIC_BPF: 'on' });
+      children.push(refused.child);
+      assert.ok(await exited(refused.child, 20_000));
+      assert.equal(refused.child.exitCode, 1, refused.output());
+      assert.match(
+        refused.output(),
+        /portico could not start: QUIC_BPF=on, but nginx cannot route QUIC by eBPF here: a throwaway nginx with \\"quic_bpf on;\\" failed \(\d+ ms\): nginx: \[alert\] failed to create BPF map \(1: Operation not permitted\); nginx: \[emerg\] ngx_quic_bpf_module failed to initialize, check limits; nginx's master needs CAP_SYS_ADMIN, or CAP_BPF with CAP_NET_ADMIN/,
+      );
+      assert.deepEqual(await nginxMasters(stateDir), []);
+      assert.deepEqual(await leftovers(stateDir), []);
+      await assert.rejects(readFile(`${stateDir}/portico.lock`), { code: 'ENOENT' });
+    });
+
+    it('auto, on a host that refuses it: Portico starts without quic_bpf and warns why; off: no probe at all', async (t) => {
+      if (!(await setpriv)) return t.skip('needs setpriv (util-linux) to run nginx without CAP_BPF');
+      const probeConf = `${stateDir}/scratch/quic-bpf-probe.conf`;
+      await rm(probeConf, { force: true });
+      for (const setting of ['auto', 'off']) {
+        const portico = await spawnPortico({ STATE_DIR: stateDir, PORT_RANGE: RANGE, BIND_PORT: String(OTHER_API_PORT), NGINX_BIN: refusingNginx, QUIC_BPF: setting });
+        children.push(portico.child);
+        try {
+          if (setting === 'auto') {
+            assert.match(portico.output(), /"level":40,.*"quicBpf":"off","setting":"auto".*"msg":"quic_bpf off: QUIC_BPF=auto: a throwaway nginx with .*failed to create BPF map \(1: Operation not permitted\).*At a reload nginx may then lose HTTP\/3 requests/);
+            await rm(probeConf);
+          } else {
+            assert.match(portico.output(), /"quicBpf":"off","setting":"off","msg":"quic_bpf off: QUIC_BPF=off"/);
+            await assert.rejects(access(probeConf), { code: 'ENOENT' }, 'QUIC_BPF=off ran the probe');
+          }
+          assert.doesNotMatch(await readFile(`${stateDir}/nginx.conf`, 'utf8'), /quic_bpf/);
+          assert.equal((await nginxMasters(stateDir)).length, 1);
+          assert.deepEqual(await leftovers(stateDir), []);
+          await stopsCleanly({ child: portico.child, output: portico.output });
+        } finally {
+          if (await processRuns(portico.pid)) process.kill(-portico.pid, 'SIGKILL');
+        }
       }
     });
   });

@@ -6,7 +6,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { TEMPLATES_DIR } from '../../src/portico.js';
 import { retargetInclude } from '../../src/render/external.js';
-import { STREAM_MAP_HASH_BUCKET_SIZE, createMainRenderer, keepaliveMinTimeoutFor, sizeWorkers, versionAtLeast } from '../../src/render/main.js';
+import { STREAM_MAP_HASH_BUCKET_SIZE, createMainRenderer, keepaliveMinTimeoutFor, quicBpfProbeMain, quicBpfProbePidFile, sizeWorkers, versionAtLeast } from '../../src/render/main.js';
 
 const GOLDEN = new URL('../golden/', import.meta.url).pathname;
 const render = createMainRenderer(await readFile(`${TEMPLATES_DIR}/main.conf.hbs`, 'utf8'));
@@ -21,6 +21,7 @@ const view = {
   workerShutdownTimeout: '30s',
   keepaliveMinTimeout: keepaliveMinTimeoutFor('1.30.6'),
   streamMapHashBucketSize: STREAM_MAP_HASH_BUCKET_SIZE,
+  quicBpf: false,
   ...sizeWorkers(10),
 };
 
@@ -29,6 +30,24 @@ describe('managed main config', () => {
     const text = render(view);
     if (process.env.UPDATE_GOLDEN === '1') await writeFile(`${GOLDEN}main-managed.conf`, text);
     assert.equal(text, await readFile(`${GOLDEN}main-managed.conf`, 'utf8'));
+  });
+
+  it('renders as its golden file with quic_bpf on (QUIC_BPF on, or auto on a host that allows it)', async () => {
+    const text = render({ ...view, quicBpf: true });
+    if (process.env.UPDATE_GOLDEN === '1') await writeFile(`${GOLDEN}main-managed-quic-bpf.conf`, text);
+    assert.equal(text, await readFile(`${GOLDEN}main-managed-quic-bpf.conf`, 'utf8'));
+  });
+
+  it('says quic_bpf on in the main context only when asked, and otherwise nothing of it', () => {
+    const on = render({ ...view, quicBpf: true }).split('\n');
+    const off = render(view).split('\n');
+    assert.ok(on.includes('quic_bpf on;'), 'a line of its own, unindented: the main context');
+    assert.ok(on.indexOf('quic_bpf on;') < on.indexOf('events {'));
+    assert.ok(!off.some((line) => line.includes('quic_bpf')));
+    // Only the directive and its two lines of comment differ.
+    const added = on.filter((line) => !off.includes(line));
+    assert.equal(added.length, 3);
+    assert.deepEqual(on.filter((line) => !added.includes(line)), off);
   });
 
   it('sizes worker_connections above the listeners of the whole range', () => {
@@ -61,6 +80,29 @@ describe('managed main config', () => {
   it('refuses a path that could break out of its directive', () => {
     assert.throws(() => render({ ...view, pidFile: '/tmp/x.pid; user root' }), /refusing to render/);
     assert.throws(() => render({ ...view, streamIncludes: ['/tmp/../etc/*.conf'] }), /refusing to render/);
+  });
+});
+
+describe('the quic_bpf probe\'s config', () => {
+  const conf = '/var/lib/portico/scratch/quic-bpf-probe.conf';
+  const text = quicBpfProbeMain({ conf, tempDir: '/var/lib/portico/scratch/quic-bpf-temp', port: 40123 });
+
+  it('has one QUIC listener on 127.0.0.1 with reuseport, quic_bpf on, and no certificate', () => {
+    assert.match(text, /^quic_bpf on;$/m);
+    assert.match(text, /^ {8}listen 127\.0\.0\.1:40123 quic reuseport;$/m);
+    assert.match(text, /^ {8}ssl_reject_handshake on;$/m);
+    assert.doesNotMatch(text, /ssl_certificate/);
+    assert.match(text, /^daemon off;$/m, 'a daemon would fork before the pid file and leave a process behind');
+  });
+
+  it('puts its pid file below its own config file, where nginx cannot create it', () => {
+    assert.equal(quicBpfProbePidFile(conf), `${conf}/nginx.pid`);
+    assert.match(text, new RegExp(`^pid ${conf.replaceAll('.', '\\.')}/nginx\\.pid;$`, 'm'));
+  });
+
+  it('refuses a port or a path outside their alphabets', () => {
+    assert.throws(() => quicBpfProbeMain({ conf, tempDir: '/tmp/x; user root', port: 40123 }), /refusing to render/);
+    assert.throws(() => quicBpfProbeMain({ conf, tempDir: '/tmp/x', port: 0 }), /refusing to render/);
   });
 });
 

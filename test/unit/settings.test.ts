@@ -45,6 +45,13 @@ describe('settings', () => {
     assert.throws(() => loadSettings({ FULL_TREE_TEST: 'yes' }), /FULL_TREE_TEST/);
   });
 
+  it('QUIC_BPF is auto unless set to on or off', () => {
+    assert.equal(loadSettings({}).quicBpf, 'auto');
+    assert.equal(loadSettings({ QUIC_BPF: 'on' }).quicBpf, 'on');
+    assert.equal(loadSettings({ QUIC_BPF: 'off' }).quicBpf, 'off');
+    assert.throws(() => loadSettings({ QUIC_BPF: 'yes' }), /QUIC_BPF/);
+  });
+
   it('takes every variable it documents', () => {
     const s = loadSettings({
       PORT_RANGE: '1000-1000',
