@@ -222,6 +222,15 @@ function report(sides: Side[]): void {
     lines.push(`  changes in last batch      ${med(last)}; before it ${med(before)}`);
     const phases = [...new Set(side.parallel.flatMap((p) => Object.keys(p.lastBatch.phasesMs)))];
     const onePhases = [...new Set(side.single.flatMap((s) => Object.keys(s.phasesMs)))];
+    const first = sides[0] as Side;
+    if (side !== first) {
+      // Each round ran every side back to back: the ratio per round cancels what the machine did meanwhile.
+      const paired = (mine: number[], theirs: number[]): string => {
+        const ratios = mine.map((v, i) => v / (theirs[i] as number));
+        return `${med(ratios).toFixed(2)}x (middle half ${percentile(ratios, 25).toFixed(2)}-${percentile(ratios, 75).toFixed(2)})`;
+      };
+      lines.push(`  over ${first.label.slice(0, 1)}, paired by round: wall ${paired(wall, first.parallel.map((p) => p.wallMs))}, Portico CPU ${paired(side.cpu, first.cpu)}, one create ${paired(one, first.single.map((s) => s.totalMs))}`);
+    }
     lines.push(`  last batch phases (ms)     ${phases.map((k) => `${k} ${f1(med(side.parallel.map((p) => p.lastBatch.phasesMs[k] ?? 0)))}`).join(', ')}`);
     lines.push(`  one create phases (ms)     ${onePhases.map((k) => `${k} ${f1(med(side.single.map((s) => s.phasesMs[k] ?? 0)))}`).join(', ')}`);
   }
