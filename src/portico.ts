@@ -11,6 +11,7 @@ import type { Portico } from './api/context.js';
 import { TokensFileError } from './api/tokens-file.js';
 import { Tokens } from './api/tokens.js';
 import { Applier } from './apply/applier.js';
+import { Arrivals } from './apply/arrivals.js';
 import { PortAllocator } from './apply/port-allocator.js';
 import { AppKind } from './apply/app-kind.js';
 import { CertificateKind } from './apply/certificate-kind.js';
@@ -237,8 +238,10 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       // The test of a staged certificate loads it from the staging folder, as a stream would.
       renderProbe: createStreamRenderer(streamTemplate, { certDir: certs.stageDir }),
     });
+    const arrivals = new Arrivals();
     const applier = new Applier({
       nginx,
+      arrivals,
       kinds: { stream: streams, app: appKind, certificate: certificateKind },
       reloadMinIntervalMs: settings.reloadMinIntervalMs,
       testScope: settings.testScope,
@@ -251,6 +254,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       apps,
       certs,
       applier,
+      arrivals,
       nginx,
       ports,
       version,

@@ -5,6 +5,7 @@
 import express from 'express';
 import type { Logger } from 'pino';
 import { PorticoError } from '../errors.js';
+import { trackArrivals } from './arrivals.js';
 import { authenticate } from './auth.js';
 import { browserGuard } from './browser-guard.js';
 import type { Portico } from './context.js';
@@ -37,6 +38,8 @@ export function createApp(portico: Portico, log: Logger, tokens: Tokens | undefi
   // Before the token: a browser's cross-site request is refused whatever it carries.
   app.use(browserGuard(portico.settings));
   if (tokens !== undefined) app.use(authenticate(tokens));
+  // Synchronously on arrival, before the body is read: a batch about to start waits for it (apply/arrivals.ts).
+  app.use(trackArrivals(portico.arrivals));
   app.use(jsonBody());
   app.use(probesRouter(portico));
   app.use(legacyRouter(portico));

@@ -2,6 +2,7 @@
  * What the routes are handed: the parts of a running Portico they call into.
  */
 import type { Applier } from '../apply/applier.js';
+import type { Arrivals } from '../apply/arrivals.js';
 import type { PortAllocator } from '../apply/port-allocator.js';
 import type { Nginx } from '../nginx/nginx.js';
 import type { Settings } from '../settings.js';
@@ -15,6 +16,8 @@ export interface Portico {
   apps: AppStore;
   certs: CertStore;
   applier: Applier;
+  /** The requests on their way to the applier's queue, which a batch about to start waits for. */
+  arrivals: Arrivals;
   nginx: Nginx;
   /** Hands out free ports (reserving them for a later create) and counts the reservations. */
   ports: PortAllocator;

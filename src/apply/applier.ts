@@ -33,6 +33,7 @@ import type { TestResult } from '../nginx/exec.js';
 import { ignoredServers } from '../nginx/ignored-servers.js';
 import type { Nginx } from '../nginx/nginx.js';
 import { ReloadRefused } from '../nginx/verify.js';
+import type { Arrivals } from './arrivals.js';
 import type { FileChange, StagedTree } from '../store/config-dir.js';
 import { rejected, type BatchKind, type Pending, type Requester, type Work } from './batch.js';
 import type { CertificateChange, CertificateResult, PlannedCertificate } from './certificate-kind.js';
@@ -66,6 +67,8 @@ type Queued = { kind: KindName; pending: Pending<unknown> };
 export interface ApplierDeps {
   nginx: Nginx;
   kinds: Kinds;
+  /** The requests on their way to queue a change: a batch waits (briefly) for them before it starts. */
+  arrivals?: Arrivals;
   /** RELOAD_MIN_INTERVAL: a batch waits until this long after the last reload (0: it never waits). */
   reloadMinIntervalMs: number;
   /** What a batch's `nginx -t` reads: what changed, or the whole staged tree (see the top of this file). */
@@ -130,6 +133,7 @@ export class Applier {
   protected enqueue<R>(kind: Queued['kind'], change: unknown, by: Requester, dryRun: boolean): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.queue.push({ kind, pending: { change, by, dryRun, resolve: resolve as (result: unknown) => void, reject } });
+      this.deps.arrivals?.settled(by.request);
       if (this.draining) return;
       this.draining = true;
       // Let the requests that arrive in the same turn of the event loop join this batch.
@@ -143,6 +147,8 @@ export class Applier {
         // Bounding the reload rate: the changes that arrive while the batch waits join it.
         const wait = this.deps.nginx.lastReloadAt + this.deps.reloadMinIntervalMs - Date.now();
         if (wait > 0) await sleep(wait);
+        // The rest of a burst already read (see arrivals.ts) joins this batch rather than the next.
+        await this.deps.arrivals?.gathered();
         const first = this.queue[0] as Queued;
         // A batch runs up to the next change of another kind: a certificate may be one it names.
         const end = this.queue.findIndex((q) => q.kind !== first.kind);

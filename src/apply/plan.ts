@@ -72,7 +72,7 @@ function certificateError(spec: StreamSpec, certificates: CertificateIndex): Por
 }
 
 /** Every port taken in `state`, looked up in place: a batch of allocations copies nothing. */
-function claimed(state: PlanState): { has(port: number): boolean } {
+export function claimed(state: PlanState): { has(port: number): boolean } {
   return { has: (port) => state.streams.has(port) || state.otherClaims.has(port) };
 }
 
@@ -83,6 +83,8 @@ export interface PlanPorts {
   isBound: BoundProbe;
   /** The lowest free port not in `claimed`, for a create without one; undefined when the range is full. */
   allocate(claimed: { has(port: number): boolean }, udp: boolean): Promise<number | undefined>;
+  /** Asks the host at once about the ports the batch's `count` TCP allocations would ask about one by one. */
+  prefetch(claimed: { has(port: number): boolean }, count: number): Promise<void>;
   /** The answer when `allocate` found no port. */
   rangeFull(): PorticoError;
 }

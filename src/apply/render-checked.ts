@@ -10,6 +10,11 @@ import { readStream } from '../parse/stream.js';
 import type { StreamRenderer } from '../render/stream.js';
 
 export function renderChecked(render: StreamRenderer, stream: Stream, options: StreamFileOptions): string {
+  return renderReadBack(render, stream, options).text;
+}
+
+/** `renderChecked`, answering also what the text read back as (a stream equal to `stream`, not the same object). */
+export function renderReadBack(render: StreamRenderer, stream: Stream, options: StreamFileOptions): { text: string; back: Stream } {
   const text = render(stream);
   let back: Stream;
   try {
@@ -20,5 +25,5 @@ export function renderChecked(render: StreamRenderer, stream: Stream, options: S
   if (!isDeepStrictEqual(back, stream)) {
     throw new PorticoError('Internal', `rendering stream ${stream.port}: the file reads back as a different stream`);
   }
-  return text;
+  return { text, back };
 }

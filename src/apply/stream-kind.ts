@@ -10,9 +10,9 @@ import type { CertStore } from '../store/certs.js';
 import type { FileChange } from '../store/config-dir.js';
 import type { ConfigTree } from '../store/tree.js';
 import type { BatchKind, Pending, Staging, Work } from './batch.js';
-import { planChange, planState, type Change, type LoopCheck, type Outcome, type PlannedChange } from './plan.js';
+import { claimed, planChange, planState, type Change, type LoopCheck, type Outcome, type PlannedChange } from './plan.js';
 import type { PortAllocator } from './port-allocator.js';
-import { renderChecked } from './render-checked.js';
+import { renderReadBack } from './render-checked.js';
 import type { PhaseTimer } from './report.js';
 import type { TestConfigs } from './test-config.js';
 
@@ -62,6 +62,9 @@ export class StreamKind implements BatchKind<Change, PlannedChange> {
     const tree = await store.read();
     await timer.mark('read');
     const state = planState(tree, await this.deps.certs.index());
+    // Many creates without a port (a burst): the host is asked about their ports at once.
+    const allocations = items.filter((i) => i.change.kind === 'create' && i.change.port === undefined && !listensUdp(i.change.spec)).length;
+    if (allocations > 1) await ports.prefetch(claimed(state), allocations);
     const work: Array<Work<Change, PlannedChange>> = [];
     for (const item of items) {
       const result = await planChange(item.change, state, ports, loops);
@@ -73,8 +76,15 @@ export class StreamKind implements BatchKind<Change, PlannedChange> {
       // Until the batch is over, getfreeport must not hand out a port it is about to write.
       if (planned.outcome === 'created') ports.hold(planned.port);
       try {
-        const text = planned.stream === undefined ? null : renderChecked(renderStream, planned.stream, store.fileOptions);
-        work.push({ item, planned, files: [{ name: store.fileName(planned.port), text }], unchanged: planned.outcome === 'unchanged' });
+        const name = store.fileName(planned.port);
+        let text: string | null = null;
+        if (planned.stream !== undefined) {
+          const rendered = renderReadBack(renderStream, planned.stream, store.fileOptions);
+          text = rendered.text;
+          // The read after the swap need not parse this text again (`ConfigTree.noteReadBack`).
+          store.noteReadBack(name, text, rendered.back);
+        }
+        work.push({ item, planned, files: [{ name, text }], unchanged: planned.outcome === 'unchanged' });
       } catch (error) {
         item.reject(asPorticoError(error, describeStreamChange(item.change)));
       }

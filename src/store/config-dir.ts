@@ -144,7 +144,8 @@ export class ConfigDir<P> {
     const stageDir = path.join(workDir(this.dir), 'stage');
     const staged = await writeStaged(stageDir, changes);
     const keys = new Map<string, string>();
-    await Promise.all([...staged].map(async ([name, file]) => keys.set(name, fileKey(await stat(file)))));
+    // Synchronously, as the staging writes (see `writeStaged`).
+    for (const [name, file] of staged) keys.set(name, fileKey(statSync(file)));
     const touched = new Set(changes.map((c) => c.name));
     const names = new Set(current.files.filter((name) => !touched.has(name)));
     for (const name of staged.keys()) names.add(name);

@@ -45,6 +45,11 @@ export class ConfigTree {
   private readonly namePattern: RegExp;
   private readonly files: ConfigDir<Parsed>;
   private readonly scratchDir: string;
+  /**
+   * Texts of the batch under way that were just read back as a stream (`noteReadBack`), by file name:
+   * the read after the swap takes the stream from here instead of parsing the same text a second time.
+   */
+  private readonly readBack = new Map<string, { text: string; stream: Stream }>();
 
   /** Where its files find certificates; what they are rendered and read back with. */
   readonly fileOptions: StreamFileOptions;
@@ -92,9 +97,23 @@ export class ConfigTree {
     return tree;
   }
 
+  /**
+   * Records that `text`, to be written as `name`, reads back (`readStream` with `fileOptions`) as
+   * `stream`. Parsing is a pure function of the name and the text, so the record stands for the parse
+   * whenever that very text is read under that name; it is used once, and dropped with the batch.
+   */
+  noteReadBack(name: string, text: string, stream: Stream): void {
+    this.readBack.set(name, { text, stream });
+  }
+
   private parse(name: string, text: string): Parsed {
     const match = this.namePattern.exec(name);
     if (!match) return { kind: 'foreign', ports: listenPorts(text) };
+    const known = this.readBack.get(name);
+    if (known !== undefined) {
+      this.readBack.delete(name);
+      if (known.text === text && known.stream.port === Number(match[1])) return { kind: 'stream', stream: known.stream };
+    }
     try {
       const stream = readStream(text, this.fileOptions);
       if (stream.port !== Number(match[1])) {
@@ -112,6 +131,7 @@ export class ConfigTree {
   }
 
   unstage(staged: StagedTree): Promise<void> {
+    this.readBack.clear();
     return this.files.unstage(staged);
   }
 
@@ -119,8 +139,12 @@ export class ConfigTree {
     return this.files.swap(staged);
   }
 
-  commit(staged: StagedTree): Promise<void> {
-    return this.files.commit(staged);
+  async commit(staged: StagedTree): Promise<void> {
+    try {
+      await this.files.commit(staged);
+    } finally {
+      this.readBack.clear();
+    }
   }
 
   /** See `ConfigDir.settle`. */
@@ -129,6 +153,7 @@ export class ConfigTree {
   }
 
   rollBack(staged: StagedTree): Promise<void> {
+    this.readBack.clear();
     return this.files.rollBack(staged);
   }
 

@@ -137,6 +137,29 @@ describe('ConfigTree', () => {
     assert.deepEqual(read.streams.get(9000)?.upstreams, [{ address: 'hnd:1' }]);
   });
 
+  it('a text noted as read back is not parsed again after the commit; one written over by hand is', async () => {
+    await tree.read();
+    const text = conf(9000, 'new:1');
+    const noted = { port: 9000, upstreams: [{ address: 'new:1' }] };
+    tree.noteReadBack('_conductor_9000.conf', text, noted);
+    tree.noteReadBack('_conductor_9001.conf', conf(9001, 'new:2'), { port: 9001, upstreams: [{ address: 'new:2' }] });
+    const staged = await tree.stage(
+      [
+        { name: '_conductor_9000.conf', text },
+        { name: '_conductor_9001.conf', text: conf(9001, 'new:2') },
+      ],
+      await tree.read(),
+    );
+    await tree.swap(staged);
+    const edited = conf(9001, 'hnd:2');
+    await writeFile(`${root}/stream.d/.edit.tmp`, edited);
+    await rename(`${root}/stream.d/.edit.tmp`, `${root}/stream.d/_conductor_9001.conf`);
+    await tree.commit(staged);
+    const read = await tree.read();
+    assert.equal(read.streams.get(9000), noted, 'the noted stream itself: no second parse');
+    assert.deepEqual(read.streams.get(9001)?.upstreams, [{ address: 'hnd:2' }], 'the hand edit, parsed');
+  });
+
   it('a swap rolled back, or cut off half-way and recovered at the next start, is the old tree', async () => {
     const before = await snapshot(`${root}/stream.d`);
     const changes = [

@@ -230,4 +230,46 @@ describe('PortAllocator', () => {
     fail = false;
     assert.equal((await ports.reserveFree())?.port, 9000);
   });
+
+  it('prefetch asks the host about a batch\'s ports at once; its allocations use the answers, and probe the rest', async () => {
+    const asked: number[] = [];
+    let inFlight = 0;
+    let widest = 0;
+    const bound = async (port: number): Promise<boolean> => {
+      asked.push(port);
+      inFlight += 1;
+      widest = Math.max(widest, inFlight);
+      await sleep(5);
+      inFlight -= 1;
+      return port === 9002;
+    };
+    const { ports } = allocator({ bound });
+    assert.equal((await ports.reserveFree())?.port, 9000, 'reserved before the batch: not asked about again');
+    asked.length = 0;
+    ports.openBatch();
+    const claimed = new Set<number>([9001]);
+    await ports.prefetch(claimed, 3);
+    assert.deepEqual(asked, [9002, 9003, 9004], 'the 3 lowest ports neither claimed, reserved nor held');
+    assert.equal(widest, 3, 'asked at once');
+    asked.length = 0;
+    // A create naming 9003 was planned meanwhile: the allocations skip it, and ask about 9005 themselves.
+    claimed.add(9003);
+    const allocated = [];
+    for (let i = 0; i < 3; i += 1) {
+      const port = await ports.allocate(claimed, false);
+      allocated.push(port);
+      claimed.add(port as number);
+    }
+    assert.deepEqual(allocated, [9004, 9005, 9006], '9002 is bound (the prefetched answer), 9003 claimed');
+    assert.deepEqual(asked, [9005, 9006], 'the prefetched ports were not asked about again');
+    asked.length = 0;
+    // A UDP allocation asks the host itself (the prefetch asked about TCP only).
+    assert.equal(await ports.allocate(new Set([9001, 9003, 9004, 9005, 9006]), true), 9007);
+    assert.deepEqual(asked, [9002, 9007]);
+    // The next batch asks afresh.
+    ports.openBatch();
+    asked.length = 0;
+    assert.equal(await ports.allocate(new Set(), false), 9001);
+    assert.deepEqual(asked, [9001]);
+  });
 });
