@@ -28,6 +28,13 @@ export class ReloadRefused extends PorticoError {}
  * times, 500 ms apart, before it logs "still could not bind()" and keeps the old config.
  */
 const BIND_RETRY_MARK = 'still could not bind()';
+/**
+ * Errors a reload logs and goes on past, starting the new workers anyway: with `quic_bpf on`, a
+ * socket map too full for them ("quic bpf failed to update socket map", then "ngx_quic_bpf_module
+ * failed to initialize properly, ignored"). Read between two such lines, the log must not look like a
+ * refusal; the workers' start (or, failing it, the timeout) decides.
+ */
+const PASSED_OVER = /quic bpf|ngx_quic_bpf_module|, ignored/;
 /** Longest pause between two looks at a reload's progress; a reload itself takes a few ms. */
 const POLL_MAX_MS = 10;
 
@@ -82,7 +89,7 @@ async function signalAndWatch(pid: number, cursor: ErrorLogCursor, hasLog: boole
   for (let delay = 1; Date.now() < deadline; delay = Math.min(delay * 2, POLL_MAX_MS)) {
     await sleep(delay);
     log = (await cursor.lines()).filter((line) => line.includes(master));
-    const lastFailure = log.findLastIndex((line) => FAILURE.test(line));
+    const lastFailure = log.findLastIndex((line) => FAILURE.test(line) && !PASSED_OVER.test(line));
     // New workers after the last error: a bind() that failed at first may succeed on a retry.
     started = log.findLastIndex((line) => line.includes('start worker process')) > lastFailure;
     if (!started && !logTells) started = [...(await childPids(pid))].some((child) => !before.has(child));

@@ -89,7 +89,8 @@ describe('start-up', () => {
     let portico: ChildPortico | undefined = await spawnPortico({ STATE_DIR: stateDir, PORT_RANGE: RANGE, BIND_PORT: String(OTHER_API_PORT) });
     children.push(portico.child);
     try {
-      assert.match(portico.output(), /portico listening on http:\/\/127\.0\.0\.1:29393/);
+      // The line follows the first answers by a moment (it is logged once Portico serves).
+      assert.ok(await eventually(() => /portico listening on http:\/\/127\.0\.0\.1:29393/.test(portico?.output() ?? ''), 2000), portico.output());
       assert.equal((await nginxMasters(stateDir)).length, 1);
       process.kill(portico.pid, 'SIGTERM');
       assert.ok(await exited(portico.child));
