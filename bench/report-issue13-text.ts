@@ -58,7 +58,7 @@ function appMisses(r: Results): string[] {
     lines.push(
       `- **(13.5) new app at ${count(c.full.hosts)} apps: ${times(ratio)} Caddy** (target ${TARGETS.appVsCaddy}×, ${missedBy(ratio, TARGETS.appVsCaddy)}): ` +
         `${ms(serving(c.full.portico))} ms against ${ms(serving(c.full.caddy))} ms; Portico's phase medians ${appPhases(c.full)} ` +
-        `(both \`nginx -t\` and the master's reload parse all ${count(c.full.hosts)} apps).` +
+        `(\`nginx -t\` reads the new app alone; the master's reload parses all ${count(c.full.hosts)} apps and starts workers for them).` +
         caddyNote(c.full),
     );
   }
