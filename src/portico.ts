@@ -22,6 +22,7 @@ import { PorticoError } from './errors.js';
 import { REQUIRED_MODULES, type NginxCommand } from './nginx/exec.js';
 import { descriptorShortfall, hardOpenFilesLimit } from './nginx/limits.js';
 import { ExternalNginx } from './nginx/external.js';
+import { EventFeed } from './events/feed.js';
 import { ManagedNginx } from './nginx/managed.js';
 import { Nginx } from './nginx/nginx.js';
 import type { NginxProcess } from './nginx/process.js';
@@ -140,6 +141,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
     if (restoredApps !== undefined) log.warn({ files: restoredApps }, 'rolled back an apps batch a crash interrupted');
     if (restored !== undefined) log.warn({ files: restored }, 'rolled back a batch a crash interrupted');
 
+    const events = new EventFeed();
     const cmd: NginxCommand = {
       bin: settings.nginxBin,
       prefix: settings.mode === 'managed' ? settings.stateDir : undefined,
@@ -155,6 +157,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
             stopTimeoutMs: settings.stopTimeoutMs,
             workerShutdownTimeout: settings.workerShutdownTimeout,
             log: log.child({ module: 'nginx' }),
+            onEvent: (event) => events.record(event),
           })
         : new ExternalNginx(settings.pidFile);
     const nginx = new Nginx(cmd, process, settings.errorLog, log.child({ module: 'nginx' }));
@@ -246,6 +249,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       reloadMinIntervalMs: settings.reloadMinIntervalMs,
       testScope: settings.testScope,
       testDelay: settings.testDelay,
+      events,
       log: log.child({ module: 'apply' }),
     });
     const portico: Portico = {
@@ -257,6 +261,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       arrivals,
       nginx,
       ports,
+      events,
       version,
       startedAt: new Date(),
     };

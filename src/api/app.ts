@@ -18,6 +18,7 @@ import type { Tokens } from './tokens.js';
 import { probesRouter, statusRouter } from './v1/status.js';
 import { appsRouter } from './v1/apps.js';
 import { certificatesRouter } from './v1/certificates.js';
+import { eventsRouter } from './v1/events.js';
 import { logsRouter } from './v1/logs.js';
 import { streamsRouter } from './v1/streams.js';
 
@@ -47,6 +48,7 @@ export function createApp(portico: Portico, log: Logger, tokens: Tokens | undefi
   app.use('/v1/certificates', certificatesRouter(portico));
   app.use('/v1/apps', appsRouter(portico));
   app.use('/v1/logs', logsRouter(portico));
+  app.use('/v1/events', eventsRouter(portico.events));
   app.use('/v1', statusRouter(portico));
   app.use((req, res) => {
     sendError(res, new PorticoError('NotFound', `no route ${req.method} ${req.path}`));

@@ -2,6 +2,7 @@
  * What the routes are handed: the parts of a running Portico they call into.
  */
 import type { Applier } from '../apply/applier.js';
+import type { EventFeed } from '../events/feed.js';
 import type { Arrivals } from '../apply/arrivals.js';
 import type { PortAllocator } from '../apply/port-allocator.js';
 import type { Nginx } from '../nginx/nginx.js';
@@ -21,6 +22,8 @@ export interface Portico {
   nginx: Nginx;
   /** Hands out free ports (reserving them for a later create) and counts the reservations. */
   ports: PortAllocator;
+  /** What happened to the edge: batches and nginx restarts (events/feed.ts). */
+  events: EventFeed;
   version: string;
   startedAt: Date;
 }

@@ -47,6 +47,7 @@ export const ROUTE_SCOPES: readonly RouteRule[] = [
   rule('PUT', '/v1/apps/:name', 'write'),
   rule('DELETE', '/v1/apps/:name', 'write'),
   rule('GET', '/v1/status', 'read'),
+  rule('GET', '/v1/events', 'read'),
   rule('GET', '/v1/ports/free', 'write'),
 ];
 

@@ -40,6 +40,7 @@ import type { CertificateChange, CertificateResult, PlannedCertificate } from '.
 import type { AppChange, AppResult, PlannedApp } from './app-kind.js';
 import type { Change, Outcome, PlannedChange } from './plan.js';
 import type { Settings, TestDelay } from '../settings.js';
+import type { ApplyEventBody, ChangeOutcome, EventFeed } from '../events/feed.js';
 import { PhaseTimer, type AfterPhase, type BatchReport } from './report.js';
 import type { ChangeResult } from './stream-kind.js';
 
@@ -73,6 +74,8 @@ export interface ApplierDeps {
   reloadMinIntervalMs: number;
   /** What a batch's `nginx -t` reads: what changed, or the whole staged tree (see the top of this file). */
   testScope: Settings['testScope'];
+  /** Where every batch is recorded as it ends (the event feed, which the metrics read too). */
+  events?: EventFeed;
   /** PORTICO_TEST_DELAY, for tests only: a pause right after one phase of every batch. */
   testDelay?: TestDelay | undefined;
   log: Logger;
@@ -132,7 +135,21 @@ export class Applier {
 
   protected enqueue<R>(kind: Queued['kind'], change: unknown, by: Requester, dryRun: boolean): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.queue.push({ kind, pending: { change, by, dryRun, resolve: resolve as (result: unknown) => void, reject } });
+      const pending: Pending<unknown> = {
+        change,
+        by,
+        dryRun,
+        resolve: (result) => {
+          const outcome = (result as { outcome?: unknown } | undefined)?.outcome;
+          pending.settled ??= { outcome: outcome === 'unchanged' ? 'unchanged' : 'applied' };
+          resolve(result as R);
+        },
+        reject: (error) => {
+          pending.settled ??= { outcome: 'rejected', error };
+          reject(error);
+        },
+      };
+      this.queue.push({ kind, pending });
       this.deps.arrivals?.settled(by.request);
       if (this.draining) return;
       this.draining = true;
@@ -160,7 +177,7 @@ export class Applier {
         // Later changes to a file already in this batch go first into the next one.
         const later = batch.filter((item) => !item.dryRun && !now.has(item));
         this.queue.unshift(...later.map((pending) => ({ kind: first.kind, pending })));
-        if (real.length > 0) await this.applyBatch(first.kind, kind, real).catch((error) => this.failAll(kind, real, error));
+        if (real.length > 0) await this.applyBatch(first.kind, kind, real).catch((error) => this.failAll(first.kind, kind, real, error));
         for (const item of batch.filter((i) => i.dryRun)) await this.applyDryRun(first.kind, kind, item).catch((e) => item.reject(asPorticoError(e)));
       }
     } finally {
@@ -169,11 +186,12 @@ export class Applier {
   }
 
   /** A batch that threw (a disk that refuses a write, a bug): every change of it fails with the reason. */
-  private failAll(kind: BatchKind<unknown, unknown>, items: Array<Pending<unknown>>, error: unknown): void {
+  private failAll(name: KindName, kind: BatchKind<unknown, unknown>, items: Array<Pending<unknown>>, error: unknown): void {
     const wrapped = asPorticoError(error);
     if (wrapped.kind === 'StorageUnavailable') this.deps.log.error({ err: error }, 'batch failed: a file could not be written');
     else this.deps.log.error({ err: error }, 'batch failed unexpectedly');
     for (const item of items) item.reject(wrapped.within(kind.describe(item.change)));
+    this.record(name, 'failed', kind, items, { phasesMs: {}, totalMs: 0 });
   }
 
   /** Stages `work` and the files it shares, and tests them: the whole staged tree, or only what changed (`scope`). */
@@ -342,6 +360,31 @@ export class Applier {
     const report = timer.report(outcome, items.length, applied);
     this.lastBatch = report;
     this.deps.log.info({ event: 'batch', kind, ...report, by: items.map((item) => item.by) }, `batch ${outcome}`);
+    this.record(kind, outcome, this.deps.kinds[kind] as BatchKind<unknown, unknown>, items, report);
+  }
+
+  /** The batch as an event of the feed: what became of each change, and the phase timings. */
+  private record(
+    resource: KindName,
+    outcome: ApplyEventBody['outcome'],
+    kind: BatchKind<unknown, unknown>,
+    items: Array<Pending<unknown>>,
+    timings: { phasesMs: Record<string, number>; totalMs: number },
+  ): void {
+    const events = this.deps.events;
+    if (events === undefined) return;
+    const changes = items.map((item): ChangeOutcome => {
+      const base = { request: item.by.request, ...(item.by.token !== undefined && { token: item.by.token }), change: kind.describe(item.change) };
+      const settled = item.settled;
+      if (settled === undefined || settled.outcome !== 'rejected') return { ...base, outcome: settled?.outcome ?? 'applied' };
+      const { error } = settled;
+      return {
+        ...base,
+        outcome: 'rejected',
+        error: { kind: error.kind, message: error.message, ...(error.field !== undefined && { field: error.field }), ...(error.nginx !== undefined && { nginx: error.nginx }) },
+      };
+    });
+    events.record({ type: 'apply', resource, outcome, changes, phasesMs: timings.phasesMs, totalMs: timings.totalMs });
   }
 }
 

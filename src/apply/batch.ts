@@ -26,6 +26,8 @@ export interface Pending<C> {
   /** Settles the caller's promise, typed by the method that queued the change. */
   resolve: (result: unknown) => void;
   reject: (error: PorticoError) => void;
+  /** What became of it, set when it settles (for the event feed). */
+  settled?: { outcome: 'applied' | 'unchanged' } | { outcome: 'rejected'; error: PorticoError };
 }
 
 /** A planned change with its caller and the files it writes or removes (a certificate's are two: they change together). */

@@ -15,6 +15,7 @@ import { spawnMaster, type NginxCommand } from './exec.js';
 import { groupMembers, isAlive } from '../proc.js';
 import { masterFromPidFile } from './master.js';
 import { openClientConnections } from './connections.js';
+import type { NginxEventBody } from '../events/feed.js';
 import type { NginxProcess } from './process.js';
 import { ErrorLogCursor } from './error-log.js';
 
@@ -34,6 +35,8 @@ export interface ManagedOptions {
   /** WORKER_SHUTDOWN_TIMEOUT as configured (`30s`): how long nginx lets a connection finish; for the log. */
   workerShutdownTimeout: string;
   log: Logger;
+  /** Told when the master dies and when it is restarted (the event feed). */
+  onEvent?: (event: NginxEventBody) => void;
 }
 
 export class ManagedNginx implements NginxProcess {
@@ -155,14 +158,19 @@ export class ManagedNginx implements NginxProcess {
     const delay = this.backoffMs;
     this.backoffMs = Math.min(this.backoffMs * 2, BACKOFF_MAX_MS);
     this.options.log.error({ nginxPid: pid, how, restartInMs: delay }, 'nginx master exited; restarting');
+    this.options.onEvent?.({ type: 'nginx', what: 'exited', pid, detail: how, restartInMs: delay });
     this.timer = setTimeout(() => {
       this.timer = undefined;
       if (this.stopping) return;
       this.restarts += 1;
-      this.spawn().catch((error: unknown) => {
-        this.options.log.error({ err: error }, 'restarting nginx failed');
-        this.onExit(this.pid ?? -1, 'failed to start');
-      });
+      this.spawn().then(
+        () => this.options.onEvent?.({ type: 'nginx', what: 'restarted', ...(this.pid !== undefined && { pid: this.pid }) }),
+        (error: unknown) => {
+          this.options.log.error({ err: error }, 'restarting nginx failed');
+          this.options.onEvent?.({ type: 'nginx', what: 'restart-failed', detail: error instanceof Error ? error.message : String(error) });
+          this.onExit(this.pid ?? -1, 'failed to start');
+        },
+      );
     }, delay);
   }
 

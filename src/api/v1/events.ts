@@ -1,0 +1,94 @@
+/**
+ * /v1/events: the event feed (events/feed.ts). A plain GET answers the events kept, newest first,
+ * narrowed by `type`, `resource`, `outcome` and `limit`; `?follow=true` answers Server-Sent Events
+ * instead: one `event: <type>` message per event as it is recorded (its `id` the event's id), after
+ * the kept events newer than the client's `Last-Event-ID` (a reconnecting EventSource misses
+ * nothing the feed still holds), with a comment line every `HEARTBEAT_MS` so that proxies and
+ * clients see the connection alive. At most `MAX_FOLLOWERS` follow at once: one more is answered
+ * 503, since each holds a connection of the API's cap for as long as it likes.
+ */
+import { Router, type Request, type Response } from 'express';
+import { z } from 'zod';
+import { PorticoError } from '../../errors.js';
+import type { EventFeed, PorticoEvent } from '../../events/feed.js';
+import { parseWith } from '../params.js';
+
+export const HEARTBEAT_MS = 15_000;
+export const MAX_FOLLOWERS = 32;
+
+export const eventsQuerySchema = z
+  .object({
+    follow: z.enum(['true', 'false']).optional(),
+    type: z.enum(['apply', 'nginx']).optional(),
+    resource: z.enum(['stream', 'app', 'certificate']).optional(),
+    outcome: z.enum(['applied', 'unchanged', 'rejected', 'rolled-back', 'failed']).optional(),
+    limit: z
+      .string()
+      .regex(/^[1-9][0-9]{0,3}$/, 'must be a whole number from 1 to 1000')
+      .transform(Number)
+      .refine((n) => n <= 1000, 'must be a whole number from 1 to 1000')
+      .optional(),
+  })
+  .strict();
+
+type EventsQuery = z.infer<typeof eventsQuerySchema>;
+
+const matches = (query: EventsQuery) => (event: PorticoEvent): boolean =>
+  (query.type === undefined || event.type === query.type) &&
+  (query.resource === undefined || (event.type === 'apply' && event.resource === query.resource)) &&
+  (query.outcome === undefined || (event.type === 'apply' && event.outcome === query.outcome));
+
+/** The Last-Event-ID a reconnecting EventSource sends: the id of the last event it saw, or 0. */
+function lastEventId(req: Request): number {
+  const header = req.get('Last-Event-ID');
+  if (header === undefined) return 0;
+  if (!/^[0-9]{1,15}$/.test(header)) throw new PorticoError('InvalidInput', 'must be the id of an event, a whole number', { field: 'Last-Event-ID' });
+  return Number(header);
+}
+
+export function eventsRouter(events: EventFeed): Router {
+  const router = Router();
+
+  router.get('/', (req, res) => {
+    const query = parseWith(eventsQuerySchema, req.query);
+    if (query.follow === 'true') {
+      follow(req, res, events, query);
+      return;
+    }
+    res.set('Cache-Control', 'no-store').json(events.list().filter(matches(query)).slice(0, query.limit ?? events.capacity));
+  });
+
+  return router;
+}
+
+function follow(req: Request, res: Response, events: EventFeed, query: EventsQuery): void {
+  const after = lastEventId(req);
+  if (events.subscribers >= MAX_FOLLOWERS) {
+    throw new PorticoError('Busy', `${MAX_FOLLOWERS} clients already follow the events: try again later`);
+  }
+  const wanted = matches(query);
+  res.status(200).set({
+    'Content-Type': 'text/event-stream; charset=utf-8',
+    'Cache-Control': 'no-store',
+    // An nginx in front of the API must not buffer the stream.
+    'X-Accel-Buffering': 'no',
+  });
+  res.flushHeaders();
+  const send = (event: PorticoEvent): void => {
+    if (!wanted(event)) return;
+    // JSON.stringify leaves no newline in its output: one data line per event.
+    res.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+  };
+  // The kept events the client has not seen, oldest first, then the new ones as they come.
+  if (after > 0) for (const event of events.list(after).reverse()) send(event);
+  else res.write(': following the events of this Portico\n\n');
+  const stop = events.subscribe(send);
+  const heartbeat = setInterval(() => res.write(': keepalive\n\n'), HEARTBEAT_MS);
+  heartbeat.unref();
+  const end = (): void => {
+    clearInterval(heartbeat);
+    stop();
+  };
+  res.on('close', end);
+  req.on('error', end);
+}

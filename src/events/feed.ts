@@ -1,0 +1,100 @@
+/**
+ * The event feed: what happened to the edge, newest last in memory, newest first in answers. Every
+ * batch of changes that was applied, rejected, rolled back or failed is an event (dry runs change
+ * nothing and are not), and so is every restart of a managed nginx. /v1/events answers the last
+ * `capacity` of them and follows new ones as Server-Sent Events; the metrics read the same records,
+ * so the feed and /metrics never disagree on what happened.
+ *
+ * In memory only, like the port reservations: a restart of Portico starts an empty feed (the files
+ * are the state; the feed is what this process saw). Events carry who asked (the request id and the
+ * token's name, never the token) and nginx's own lines on failure, never a credential.
+ */
+
+/** What one change of a batch became. */
+export interface ChangeOutcome {
+  /** The API request that asked for it, and the name of the token it authenticated with (none when the API is open). */
+  request: string;
+  token?: string;
+  /** The change as the applier names it (`create stream on port 9000`, `replace app shop`). */
+  change: string;
+  outcome: 'applied' | 'unchanged' | 'rejected';
+  /** Why it was rejected: the error's kind, message and field, with nginx's lines when nginx refused. */
+  error?: { kind: string; message: string; field?: string; nginx?: string[] };
+}
+
+export interface ApplyEventBody {
+  type: 'apply';
+  /** The kind of resource the batch changed. */
+  resource: 'stream' | 'app' | 'certificate';
+  /** applied: committed and served; unchanged: nothing to write; rejected: refused before the swap; rolled-back: refused at or after the swap, the old tree restored; failed: the batch threw (a disk, a bug). */
+  outcome: 'applied' | 'unchanged' | 'rejected' | 'rolled-back' | 'failed';
+  changes: ChangeOutcome[];
+  /** Milliseconds each phase took, in the order they ran, and in all. */
+  phasesMs: Record<string, number>;
+  totalMs: number;
+}
+
+export interface NginxEventBody {
+  type: 'nginx';
+  /** exited: a managed master died (restart follows after `restartInMs`); restarted: a new master was started; restart-failed: it could not be. */
+  what: 'exited' | 'restarted' | 'restart-failed';
+  pid?: number;
+  detail?: string;
+  restartInMs?: number;
+}
+
+export type EventBody = ApplyEventBody | NginxEventBody;
+
+/** An event as answered: a sequence number (the SSE id, increasing for the life of the process) and the time. */
+export type PorticoEvent = EventBody & { id: number; at: string };
+
+export type EventListener = (event: PorticoEvent) => void;
+
+export const EVENT_CAPACITY = 1000;
+
+export class EventFeed {
+  private readonly ring: PorticoEvent[] = [];
+  private readonly listeners = new Set<EventListener>();
+  private next = 1;
+
+  constructor(readonly capacity = EVENT_CAPACITY) {}
+
+  /** Records an event, hands it to every listener, and answers it. A listener that throws is dropped, never the event. */
+  record(body: EventBody): PorticoEvent {
+    const event = { id: this.next, at: new Date().toISOString(), ...body } as PorticoEvent;
+    this.next += 1;
+    this.ring.push(event);
+    if (this.ring.length > this.capacity) this.ring.splice(0, this.ring.length - this.capacity);
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(event);
+      } catch {
+        this.listeners.delete(listener);
+      }
+    }
+    return event;
+  }
+
+  /** The events kept, newest first; only those after `afterId` when it is given (an SSE client's Last-Event-ID). */
+  list(afterId = 0): PorticoEvent[] {
+    const out: PorticoEvent[] = [];
+    for (let i = this.ring.length - 1; i >= 0; i -= 1) {
+      const event = this.ring[i] as PorticoEvent;
+      if (event.id <= afterId) break;
+      out.push(event);
+    }
+    return out;
+  }
+
+  /** Calls `listener` with every event recorded from now on; answers the function that stops it. */
+  subscribe(listener: EventListener): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  get subscribers(): number {
+    return this.listeners.size;
+  }
+}
