@@ -15,7 +15,7 @@ export interface ChangeOutcome {
   /** The API request that asked for it, and the name of the token it authenticated with (none when the API is open). */
   request: string;
   token?: string;
-  /** The change as the applier names it (`create stream on port 9000`, `replace app shop`). */
+  /** The change as the applier names it (`applying stream 9000`, `removing stream 9000`). */
   change: string;
   outcome: 'applied' | 'unchanged' | 'rejected';
   /** Why it was rejected: the error's kind, message and field, with nginx's lines when nginx refused. */

@@ -1,0 +1,172 @@
+/**
+ * The event feed against a real nginx: every batch is an event naming who asked (the token's name,
+ * never the token) and what became of each change, nginx's own lines when it refused one; a killed
+ * master's exit and restart are events; `?follow=true` streams them as Server-Sent Events over a real
+ * socket, replays what a reconnecting client missed (Last-Event-ID), and bad query values are 400s
+ * naming the field.
+ */
+import assert from 'node:assert/strict';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import request from 'supertest';
+import type { PorticoEvent } from '../../src/events/feed.js';
+import { eventually, startEcho, type EchoServer } from '../helpers/net.js';
+import { nginxMasters, startInProcess, type InProcess } from '../helpers/portico.js';
+
+const FROM = 30100;
+const TOKEN = 'events-test-token-4f1c9a7e2b6d8c0a';
+const auth = { Authorization: `Bearer ${TOKEN}` };
+
+/** Reads Server-Sent Events from a real socket until `count` events came, or `maxMs` passed. */
+function readEvents(url: string, headers: Record<string, string>, count: number, maxMs: number, onOpen?: () => void): Promise<{ status: number; type: string; events: Array<{ id: string; event: string; data: PorticoEvent }> }> {
+  return new Promise((resolve, reject) => {
+    const events: Array<{ id: string; event: string; data: PorticoEvent }> = [];
+    let buffer = '';
+    let response: IncomingMessage | undefined;
+    const done = (): void => {
+      clearTimeout(timer);
+      req.destroy();
+      resolve({ status: response?.statusCode ?? 0, type: String(response?.headers['content-type']), events });
+    };
+    const timer = setTimeout(done, maxMs);
+    const req = httpRequest(url, { headers }, (res) => {
+      response = res;
+      res.setEncoding('utf8');
+      onOpen?.();
+      res.on('data', (chunk: string) => {
+        buffer += chunk;
+        let end = buffer.indexOf('\n\n');
+        while (end >= 0) {
+          const message = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const fields = new Map<string, string>();
+          for (const line of message.split('\n')) {
+            if (line.startsWith(':')) continue;
+            const colon = line.indexOf(':');
+            fields.set(line.slice(0, colon), line.slice(colon + 1).trimStart());
+          }
+          if (fields.has('data')) events.push({ id: fields.get('id') ?? '', event: fields.get('event') ?? '', data: JSON.parse(fields.get('data') as string) as PorticoEvent });
+          if (events.length >= count) return done();
+          end = buffer.indexOf('\n\n');
+        }
+      });
+      res.on('end', done);
+    });
+    req.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    req.end();
+  });
+}
+
+describe('the event feed (/v1/events)', () => {
+  let portico: InProcess;
+  let echo: EchoServer;
+  let server: Server;
+  let base: string;
+
+  before(async () => {
+    echo = await startEcho();
+    portico = await startInProcess({ PORT_RANGE: `${FROM}-${FROM + 19}`, API_TOKEN: TOKEN });
+    server = portico.app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  after(async () => {
+    server?.closeAllConnections();
+    await new Promise((resolve) => server?.close(resolve));
+    await portico?.stop();
+    await echo?.close();
+  });
+
+  it('records an applied batch with the token\'s name, never the token, and the phase timings', async () => {
+    const created = await request(portico.app).post('/v1/streams').set(auth).send({ port: FROM, backend: `127.0.0.1:${echo.port}` }).expect(201);
+    const requestId = (created.get('Portico-Request-Id') ?? '').split(';')[0];
+    const res = await request(portico.app).get('/v1/events').set(auth).expect(200);
+    const events = res.body as PorticoEvent[];
+    const event = events.find((e) => e.type === 'apply' && e.changes.some((c) => c.request === requestId));
+    assert.ok(event !== undefined && event.type === 'apply', `no event for request ${requestId}: ${JSON.stringify(events)}`);
+    assert.equal(event.resource, 'stream');
+    assert.equal(event.outcome, 'applied');
+    assert.deepEqual(
+      event.changes.map((c) => ({ ...c, request: undefined })),
+      [{ request: undefined, token: 'API_TOKEN', change: `applying stream ${FROM}`, outcome: 'applied' }],
+    );
+    assert.ok(event.totalMs > 0 && Object.keys(event.phasesMs).includes('reload'), JSON.stringify(event));
+    assert.ok(!JSON.stringify(events).includes(TOKEN), 'the token is in the feed');
+  });
+
+  it('records a change nginx refused with nginx\'s own line, and answers newest first, narrowed by outcome', async () => {
+    // nginx resolves an upstream's name when it reads the config: a name that does not resolve is refused.
+    const refused = await request(portico.app).post('/v1/streams').set(auth).send({ port: FROM + 1, backend: 'no-such-host.invalid:5432' });
+    assert.equal(refused.status, 422, JSON.stringify(refused.body));
+    const res = await request(portico.app).get('/v1/events?outcome=rejected&limit=1').set(auth).expect(200);
+    const [event] = res.body as PorticoEvent[];
+    assert.ok(event !== undefined && event.type === 'apply', JSON.stringify(res.body));
+    assert.equal(event.outcome, 'rejected');
+    const [change] = event.changes;
+    assert.equal(change?.outcome, 'rejected');
+    assert.equal(change?.error?.kind, 'NginxRejected');
+    assert.ok(change?.error?.nginx?.some((line) => line.includes('no-such-host.invalid')), JSON.stringify(change));
+    const all = (await request(portico.app).get('/v1/events').set(auth).expect(200)).body as PorticoEvent[];
+    assert.deepEqual(all.map((e) => e.id), [...all.map((e) => e.id)].sort((a, b) => b - a), 'not newest first');
+    assert.ok(all.length >= 2);
+  });
+
+  it('refuses a bad query value or Last-Event-ID with a 400 naming it, and needs the token', async () => {
+    const bad = await request(portico.app).get('/v1/events?outcome=exploded').set(auth).expect(400);
+    assert.equal((bad.body as { error: { field: string } }).error.field, 'outcome');
+    const limit = await request(portico.app).get('/v1/events?limit=5000').set(auth).expect(400);
+    assert.equal((limit.body as { error: { field: string } }).error.field, 'limit');
+    const unknown = await request(portico.app).get('/v1/events?since=1').set(auth).expect(400);
+    assert.match((unknown.body as { error: { message: string } }).error.message, /since/);
+    const lastId = await request(portico.app).get('/v1/events?follow=true').set(auth).set('Last-Event-ID', 'x; drop').expect(400);
+    assert.equal((lastId.body as { error: { field: string } }).error.field, 'Last-Event-ID');
+    await request(portico.app).get('/v1/events').expect(401);
+  });
+
+  it('follows the events as Server-Sent Events over a socket, and replays what a client missed after Last-Event-ID', async () => {
+    const before = (await request(portico.app).get('/v1/events?limit=1').set(auth).expect(200)).body as PorticoEvent[];
+    const lastSeen = before[0]?.id ?? 0;
+    let opened!: () => void;
+    const open = new Promise<void>((resolve) => (opened = resolve));
+    const following = readEvents(`${base}/v1/events?follow=true&type=apply`, { ...auth, Host: `127.0.0.1` }, 2, 20_000, opened);
+    await open;
+    await request(portico.app).post('/v1/streams').set(auth).send({ port: FROM + 2, backend: `127.0.0.1:${echo.port}` }).expect(201);
+    await request(portico.app).delete(`/v1/streams/${FROM + 2}`).set(auth).expect(204);
+    const followed = await following;
+    assert.equal(followed.status, 200);
+    assert.match(followed.type, /^text\/event-stream/);
+    assert.deepEqual(
+      followed.events.map((e) => [e.event, e.data.type === 'apply' ? e.data.changes[0]?.change : '', e.data.type === 'apply' ? e.data.outcome : '']),
+      [
+        ['apply', `applying stream ${FROM + 2}`, 'applied'],
+        ['apply', `removing stream ${FROM + 2}`, 'applied'],
+      ],
+    );
+    for (const e of followed.events) assert.equal(e.id, String(e.data.id));
+    // A client that saw `lastSeen` reconnects: it gets the two events after it, oldest first.
+    const replay = await readEvents(`${base}/v1/events?follow=true`, { ...auth, 'Last-Event-ID': String(lastSeen) }, 2, 10_000);
+    assert.deepEqual(replay.events.map((e) => e.data.id), followed.events.map((e) => e.data.id));
+  });
+
+  it('records a managed master\'s death and restart', async () => {
+    const [master] = await nginxMasters(portico.stateDir);
+    assert.ok(master !== undefined, 'no nginx master');
+    process.kill(master, 'SIGKILL');
+    let restarted: PorticoEvent[] = [];
+    const came = await eventually(async () => {
+      restarted = (await request(portico.app).get('/v1/events?type=nginx').set(auth).expect(200)).body as PorticoEvent[];
+      return restarted.some((e) => e.type === 'nginx' && e.what === 'restarted');
+    }, 20_000, 100);
+    assert.ok(came, `no restart event: ${JSON.stringify(restarted)}`);
+    const exited = restarted.find((e) => e.type === 'nginx' && e.what === 'exited');
+    assert.ok(exited !== undefined && exited.type === 'nginx' && exited.pid === master, JSON.stringify(restarted));
+    const back = restarted.find((e) => e.type === 'nginx' && e.what === 'restarted');
+    assert.ok(back !== undefined && back.type === 'nginx' && back.pid !== master && typeof back.pid === 'number', JSON.stringify(restarted));
+  });
+});
