@@ -135,18 +135,29 @@ export class Applier {
 
   protected enqueue<R>(kind: Queued['kind'], change: unknown, by: Requester, dryRun: boolean): Promise<R> {
     return new Promise<R>((resolve, reject) => {
+      // Settling records the outcome; the caller is answered at `flush` (see `Pending.flush`).
+      let answer: (() => void) | undefined;
       const pending: Pending<unknown> = {
         change,
         by,
         dryRun,
         resolve: (result) => {
+          if (pending.settled !== undefined) return;
           const outcome = (result as { outcome?: unknown } | undefined)?.outcome;
-          pending.settled ??= { outcome: outcome === 'unchanged' ? 'unchanged' : 'applied' };
-          resolve(result as R);
+          pending.settled = { outcome: outcome === 'unchanged' ? 'unchanged' : 'applied' };
+          answer = () => resolve(result as R);
+          if (dryRun) pending.flush();
         },
         reject: (error) => {
-          pending.settled ??= { outcome: 'rejected', error };
-          reject(error);
+          if (pending.settled !== undefined) return;
+          pending.settled = { outcome: 'rejected', error };
+          answer = () => reject(error);
+          if (dryRun) pending.flush();
+        },
+        flush: () => {
+          const settle = answer;
+          answer = undefined;
+          settle?.();
         },
       };
       this.queue.push({ kind, pending });
@@ -192,6 +203,7 @@ export class Applier {
     else this.deps.log.error({ err: error }, 'batch failed unexpectedly');
     for (const item of items) item.reject(wrapped.within(kind.describe(item.change)));
     this.record(name, 'failed', kind, items, { phasesMs: {}, totalMs: 0 });
+    for (const item of items) item.flush();
   }
 
   /** Stages `work` and the files it shares, and tests them: the whole staged tree, or only what changed (`scope`). */
@@ -217,9 +229,15 @@ export class Applier {
     return this.deps.nginx.test(await kind.testFile(files, shared, work));
   }
 
-  /** Applies one batch of changes, then lets the kind free what its planning held (`BatchKind.settle`). */
+  /**
+   * Applies one batch of changes, then lets the kind free what its planning held (`BatchKind.settle`).
+   * Its callers are answered when the batch is recorded (`report`); whatever a path that records
+   * nothing settled is answered here all the same, so that no caller waits for ever.
+   */
   private applyBatch<C, P>(name: KindName, kind: BatchKind<C, P>, items: Array<Pending<C>>): Promise<void> {
-    return this.settling(kind, (over) => this.runBatch(name, kind, items, over));
+    return this.settling(kind, (over) => this.runBatch(name, kind, items, over)).finally(() => {
+      for (const item of items) item.flush();
+    });
   }
 
   /** Runs a batch (or a dry run), then tells the kind what it planned and committed, whatever the outcome. */
@@ -361,6 +379,7 @@ export class Applier {
     this.lastBatch = report;
     this.deps.log.info({ event: 'batch', kind, ...report, by: items.map((item) => item.by) }, `batch ${outcome}`);
     this.record(kind, outcome, this.deps.kinds[kind] as BatchKind<unknown, unknown>, items, report);
+    for (const item of items) item.flush();
   }
 
   /** The batch as an event of the feed: what became of each change, and the phase timings. */

@@ -28,6 +28,11 @@ export interface Pending<C> {
   reject: (error: PorticoError) => void;
   /** What became of it, set when it settles (for the event feed). */
   settled?: { outcome: 'applied' | 'unchanged' } | { outcome: 'rejected'; error: PorticoError };
+  /**
+   * Answers the caller with how it settled. A change of a batch is answered when its batch has been
+   * recorded (the event feed and the metrics know of it before its caller does); a dry run at once.
+   */
+  flush: () => void;
 }
 
 /** A planned change with its caller and the files it writes or removes (a certificate's are two: they change together). */

@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
+import { MAX_FOLLOWERS } from '../../src/api/v1/events.js';
 import type { PorticoEvent } from '../../src/events/feed.js';
 import { eventually, startEcho, type EchoServer } from '../helpers/net.js';
 import { nginxMasters, startInProcess, type InProcess } from '../helpers/portico.js';
@@ -152,6 +153,32 @@ describe('the event feed (/v1/events)', () => {
     // A client that saw `lastSeen` reconnects: it gets the two events after it, oldest first.
     const replay = await readEvents(`${base}/v1/events?follow=true`, { ...auth, 'Last-Event-ID': String(lastSeen) }, 2, 10_000);
     assert.deepEqual(replay.events.map((e) => e.data.id), followed.events.map((e) => e.data.id));
+  });
+
+  it(`holds at most ${MAX_FOLLOWERS} followers: one more is 503 Busy, and a follower that leaves frees its place`, async () => {
+    const sockets: Array<ReturnType<typeof httpRequest>> = [];
+    try {
+      const opened = Array.from({ length: MAX_FOLLOWERS }, () =>
+        new Promise<number>((resolve, reject) => {
+          const req = httpRequest(`${base}/v1/events?follow=true`, { headers: auth }, (res) => resolve(res.statusCode ?? 0));
+          req.on('error', reject);
+          req.end();
+          sockets.push(req);
+        }),
+      );
+      assert.deepEqual(new Set(await Promise.all(opened)), new Set([200]));
+      const refused = await request(portico.app).get('/v1/events?follow=true').set(auth).expect(503);
+      assert.equal((refused.body as { error: { kind: string } }).error.kind, 'Busy');
+      sockets.pop()?.destroy();
+      let status = 0;
+      assert.ok(await eventually(async () => {
+        const one = await readEvents(`${base}/v1/events?follow=true`, auth, 1, 200);
+        status = one.status;
+        return status === 200;
+      }, 5000, 50), `a place was not freed: ${status}`);
+    } finally {
+      for (const req of sockets) req.destroy();
+    }
   });
 
   it('records a managed master\'s death and restart', async () => {
