@@ -181,6 +181,32 @@ describe('the event feed (/v1/events)', () => {
     }
   });
 
+  it('cuts off a follower that stops reading once a MiB waits for it, so memory stays bounded', async () => {
+    // The followers of the tests before have gone.
+    assert.ok(await eventually(() => portico.portico.events.subscribers === 0, 5000), `${portico.portico.events.subscribers} followers left`);
+    const before = 0;
+    let response: IncomingMessage | undefined;
+    const req = httpRequest(`${base}/v1/events?follow=true&type=nginx`, { headers: auth }, (res) => {
+      response = res;
+      res.pause(); // never reads again
+    });
+    req.on('error', () => {});
+    req.end();
+    try {
+      assert.ok(await eventually(() => response !== undefined && portico.portico.events.subscribers === before + 1, 5000), 'the follower did not start');
+      // 40 MiB of events (more than the kernel's socket buffers hold) recorded straight into the feed.
+      const detail = 'x'.repeat(4096);
+      for (let i = 0; i < 10_000 && portico.portico.events.subscribers > before; i += 1) {
+        portico.portico.events.record({ type: 'nginx', what: 'restart-failed', detail });
+        if (i % 200 === 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+      // Its socket is destroyed (what the kernel still holds for it is the kernel's to drop).
+      assert.equal(portico.portico.events.subscribers, before, 'the follower that does not read is still subscribed');
+    } finally {
+      req.destroy();
+    }
+  });
+
   it('records a managed master\'s death and restart', async () => {
     const [master] = await nginxMasters(portico.stateDir);
     assert.ok(master !== undefined, 'no nginx master');

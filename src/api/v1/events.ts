@@ -5,7 +5,8 @@
  * the kept events newer than the client's `Last-Event-ID` (a reconnecting EventSource misses
  * nothing the feed still holds), with a comment line every `HEARTBEAT_MS` so that proxies and
  * clients see the connection alive. At most `MAX_FOLLOWERS` follow at once: one more is answered
- * 503, since each holds a connection of the API's cap for as long as it likes.
+ * 503, since each holds a connection of the API's cap for as long as it likes; one that stops
+ * reading is cut off at `MAX_UNSENT_BYTES`.
  */
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
@@ -15,6 +16,12 @@ import { parseWith } from '../params.js';
 
 export const HEARTBEAT_MS = 15_000;
 export const MAX_FOLLOWERS = 32;
+/**
+ * A follower that does not read its stream has its connection closed once this much waits unsent
+ * for it (the feed's 1,000 events are about 1 MiB): its EventSource reconnects with Last-Event-ID
+ * and misses nothing the feed still holds, and Portico's memory stays bounded.
+ */
+export const MAX_UNSENT_BYTES = 1 << 20;
 
 export const eventsQuerySchema = z
   .object({
@@ -74,16 +81,23 @@ function follow(req: Request, res: Response, events: EventFeed, query: EventsQue
     'X-Accel-Buffering': 'no',
   });
   res.flushHeaders();
+  const write = (text: string): void => {
+    if (res.writableLength > MAX_UNSENT_BYTES) {
+      res.destroy();
+      return;
+    }
+    res.write(text);
+  };
   const send = (event: PorticoEvent): void => {
     if (!wanted(event)) return;
     // JSON.stringify leaves no newline in its output: one data line per event.
-    res.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+    write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
   };
   // The kept events the client has not seen, oldest first, then the new ones as they come.
   if (after > 0) for (const event of events.list(after).reverse()) send(event);
-  else res.write(': following the events of this Portico\n\n');
+  else write(': following the events of this Portico\n\n');
   const stop = events.subscribe(send);
-  const heartbeat = setInterval(() => res.write(': keepalive\n\n'), HEARTBEAT_MS);
+  const heartbeat = setInterval(() => write(': keepalive\n\n'), HEARTBEAT_MS);
   heartbeat.unref();
   const end = (): void => {
     clearInterval(heartbeat);
