@@ -4,7 +4,7 @@
  * answer within STATUS_TIMEOUT_MS leaves its numbers out and says `portico_nginx_status_up 0`: the
  * scrape itself always answers.
  */
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Metric, type Registry } from 'prom-client';
 import type { Nginx } from '../nginx/nginx.js';
 import { readStubStatus, type StubStatus } from './stub-status.js';
 
@@ -30,6 +30,27 @@ function mirroredCounter(registry: Registry, name: string, help: string, value: 
       this.inc(value());
     },
   });
+}
+
+/**
+ * A metric of one sample, `pick` of what `read` answers, and none when it answers nothing. prom-client's
+ * own Gauge and Counter always write a sample when they have no labels (0 after a reset): a counter
+ * read as 0 while nginx's page is unreachable would look like a restart of nginx to Prometheus, and
+ * its next real value like a burst. The registry takes any object of this shape (its `get`).
+ */
+function scrapedMetric(name: string, help: string, type: 'gauge' | 'counter', read: () => Promise<StubStatus | undefined>, pick: (s: StubStatus) => number): Metric {
+  const metric = {
+    name,
+    help,
+    type,
+    aggregator: 'sum',
+    async get() {
+      const status = await read();
+      return { name, help, type, aggregator: 'sum', values: status === undefined ? [] : [{ value: pick(status), labels: {} }] };
+    },
+    reset() {},
+  };
+  return metric as unknown as Metric;
 }
 
 /** Registers the nginx metrics on `registry`. */
@@ -92,29 +113,10 @@ export function registerNginxMetrics(registry: Registry, sources: NginxSources):
     },
   });
   const gauge = (name: string, help: string, pick: (s: StubStatus) => number): void => {
-    new Gauge({
-      name,
-      help,
-      registers: [registry],
-      async collect() {
-        const read = await status();
-        // Absent rather than a stale or made-up number.
-        this.reset();
-        if (read !== undefined) this.set(pick(read));
-      },
-    });
+    registry.registerMetric(scrapedMetric(name, help, 'gauge', status, pick));
   };
   const counter = (name: string, help: string, pick: (s: StubStatus) => number): void => {
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      async collect() {
-        const read = await status();
-        this.reset();
-        if (read !== undefined) this.inc(pick(read));
-      },
-    });
+    registry.registerMetric(scrapedMetric(name, help, 'counter', status, pick));
   };
   gauge('portico_nginx_connections_active', 'Client connections open now, waiting ones included (stub_status "Active connections").', (s) => s.active);
   gauge('portico_nginx_connections_reading', 'Connections whose request header nginx is reading (stub_status "Reading").', (s) => s.reading);
