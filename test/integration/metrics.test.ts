@@ -17,10 +17,11 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import request from 'supertest';
 import { sha256 } from '../../src/api/tokens-file.js';
+import { fencedBlocks } from '../helpers/readme-blocks.js';
 import { fixtureCert } from '../helpers/backends.js';
 import { send, startBackend, type Backend } from '../helpers/http.js';
 import { eventually, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
-import { nginxBin, processRuns, startInProcess, tempDir, type InProcess } from '../helpers/portico.js';
+import { REPO, nginxBin, processRuns, startInProcess, tempDir, type InProcess } from '../helpers/portico.js';
 import { parseExposition, promtoolCheck, promtoolUnavailable, sampleValue, samplesOf, type Exposition } from '../helpers/prometheus.js';
 
 const run = promisify(execFile);
@@ -40,6 +41,14 @@ const hex = (token: string): string => sha256(token).toString('hex');
 const KINDS = ['stream', 'app', 'certificate'];
 const BATCH_OUTCOMES = ['applied', 'unchanged', 'rejected', 'rolled-back', 'failed'];
 const CHANGE_OUTCOMES = ['applied', 'unchanged', 'rejected'];
+
+const README = await readFile(path.join(REPO, 'README.md'), 'utf8');
+/** The README's Metrics section's one block of `info` that includes `marker`. */
+function readmeBlock(info: string, marker: string): string {
+  const found = fencedBlocks(README).filter((block) => block.section === 'Observability' && block.info === info && block.text.includes(marker));
+  assert.equal(found.length, 1, `README.md's Observability section holds one \`\`\`${info} block with ${marker}`);
+  return (found[0] as { text: string }).text;
+}
 
 /** promtool's verdict on `text`: a parse error fails; lint remarks are allowed only on prom-client's own default metrics. */
 function assertPromtoolAccepts(text: string): void {
@@ -223,6 +232,31 @@ describe('GET /metrics (managed mode)', () => {
     assert.equal(other.status, 404);
   });
 
+  it('documents every metric it answers in README.md, and answers every metric the README documents', async () => {
+    const { metrics } = await scrape();
+    const answered = [...metrics.types.keys()].filter((name) => name.startsWith('portico_')).sort();
+    const section = README.slice(README.indexOf('\n### Metrics\n'), README.indexOf('\n## Settings\n'));
+    const documented = [...new Set([...section.matchAll(/^\| `[^|]*/gm)].flatMap((row) => [...row[0].matchAll(/`(portico_[a-z_]+)(?:\{[a-z,]*\})?`/g)].map((m) => m[1] as string)))].sort();
+    assert.ok(answered.length >= 26, `only ${answered.length} metrics of Portico's answered: ${answered.join(' ')}`);
+    assert.deepEqual(answered, documented);
+  });
+
+  it('the README\'s scrape config and alert rules are ones Prometheus accepts', { skip: promtoolUnavailable() }, async () => {
+    const dir = await tempDir('metrics-prometheus');
+    try {
+      await writeFile(path.join(dir, 'portico-token'), `${MONITOR}\n`, { mode: 0o600 });
+      await writeFile(path.join(dir, 'portico-rules.yml'), readmeBlock('yaml', 'groups:'));
+      const config = readmeBlock('yaml', 'scrape_configs:').replace('/etc/prometheus/portico-token', path.join(dir, 'portico-token'));
+      await writeFile(path.join(dir, 'prometheus.yml'), `rule_files: ['${path.join(dir, 'portico-rules.yml')}']\n${config}`);
+      const checked = await run('/usr/bin/promtool', ['check', 'config', path.join(dir, 'prometheus.yml')]).catch((error: { stdout: string; stderr: string }) => {
+        assert.fail(`promtool check config refused the README's config: ${error.stdout}${error.stderr}`);
+      });
+      assert.match(checked.stdout, /SUCCESS: 5 rules found/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('portico_nginx_up is 0 once the managed master is killed, then 1 after its restart, with portico_nginx_restarts_total one more', async () => {
     const before = (await scrape()).metrics;
     assert.equal(sampleValue(before, 'portico_nginx_up'), 1);
@@ -271,8 +305,8 @@ describe('GET /metrics (external mode)', () => {
         'events { worker_connections 1024; }',
         'stream { include stream.d/*.conf; }',
         'http {',
-        `    access_log off;`,
-        `    server { listen 127.0.0.1:${EXT_STATUS}; location = /basic_status { stub_status; } }`,
+        // The README's server for external mode, on this test's port.
+        readmeBlock('nginx', 'stub_status;').replaceAll('8081', String(EXT_STATUS)),
         '}',
         '',
       ].join('\n'),
@@ -309,7 +343,8 @@ describe('GET /metrics (external mode)', () => {
       NGINX_PID_FILE: pidFile,
       STREAM_CONFIG_PATH: streamDir,
       NGINX_ERROR_LOG: `${root}/logs/error.log`,
-      NGINX_STATUS_URL: `http://127.0.0.1:${EXT_STATUS}/basic_status`,
+      // As the README gives it.
+      NGINX_STATUS_URL: /NGINX_STATUS_URL=(\S+)/.exec(readmeBlock('text', 'NGINX_STATUS_URL='))?.[1]?.replace('8081', String(EXT_STATUS)) ?? 'missing',
     });
     const text = (await request(portico.app).get('/metrics').expect(200)).text;
     if (promtoolUnavailable() === undefined) assertPromtoolAccepts(text);
