@@ -69,7 +69,7 @@ export function registerNginxMetrics(registry: Registry, sources: NginxSources):
   mirroredCounter(registry, 'portico_reload_failures_total', 'Of the reloads, those nginx refused or that did not verify (then rolled back).', () => nginx.reloads.failed);
   new Gauge({
     name: 'portico_config_last_reload_successful',
-    help: '1 when the last reload succeeded (or none was needed yet), 0 when it failed.',
+    help: '1 when the last reload of a change succeeded (or none happened yet), 0 when it failed (the reload that then restores the previous files does not make it 1).',
     registers: [registry],
     collect() {
       this.set(nginx.reloads.lastOk ? 1 : 0);
@@ -77,7 +77,7 @@ export function registerNginxMetrics(registry: Registry, sources: NginxSources):
   });
   new Gauge({
     name: 'portico_config_last_reload_success_timestamp_seconds',
-    help: 'When the last successful reload was verified, in seconds since the epoch (before the first one: when Portico started).',
+    help: 'When the last successful reload of a change was verified, in seconds since the epoch (before the first one: when Portico started).',
     registers: [registry],
     collect() {
       const at = nginx.reloads.lastSuccessAt === 0 ? sources.startedAt.getTime() : nginx.reloads.lastSuccessAt;

@@ -35,6 +35,11 @@ export interface ReloadPlan {
   drainOld?: boolean;
   /** The servers the new config adds or changes: nginx ignoring one of them (or another for one of them) fails the reload. */
   servers?: ServerClaim[];
+  /**
+   * The reload puts back the previous tree after a change failed: counted, but it leaves the last
+   * reload unsuccessful (the change it undoes was not applied) and is not the last success.
+   */
+  restore?: boolean;
 }
 
 /** What a reopen of the logs did: the master signalled, and whether it was seen writing the error log's path again. */
@@ -192,6 +197,7 @@ export class Nginx {
       this.reloads.lastOk = false;
       throw error;
     }
+    if (plan.restore === true) return;
     this.reloads.lastOk = true;
     this.reloads.lastSuccessAt = Date.now();
   }

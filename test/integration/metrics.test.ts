@@ -20,7 +20,7 @@ import { sha256 } from '../../src/api/tokens-file.js';
 import { fencedBlocks } from '../helpers/readme-blocks.js';
 import { fixtureCert } from '../helpers/backends.js';
 import { send, startBackend, type Backend } from '../helpers/http.js';
-import { eventually, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
+import { eventually, holdPort, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
 import { REPO, nginxBin, processRuns, startInProcess, tempDir, type InProcess } from '../helpers/portico.js';
 import { parseExposition, promtoolCheck, promtoolUnavailable, sampleValue, samplesOf, type Exposition } from '../helpers/prometheus.js';
 
@@ -89,7 +89,8 @@ describe('GET /metrics (managed mode)', () => {
       NGINX_STATUS_PORT: String(STATUS),
       API_TOKEN: LEGACY,
       API_TOKENS_FILE: file,
-    });
+      // The host probe is told every port is free, so that a held port reaches nginx's bind: a rolled-back batch.
+    }, { isBound: async () => false });
   });
   after(async () => {
     await portico?.stop();
@@ -134,6 +135,14 @@ describe('GET /metrics (managed mode)', () => {
     // Another app for the same name: the applier refuses it while planning.
     const refused = await api('post', '/v1/apps').send({ name: 'shop-copy', serverNames: ['shop.test'], routes: [{ upstreams: [{ address: `127.0.0.1:${backend.port}` }] }] });
     assert.equal(refused.status, 409, JSON.stringify(refused.body));
+    // A port another process holds: nginx cannot bind it at the reload, and the batch is rolled back.
+    const held = await holdPort(FROM + 5);
+    try {
+      const failed = await api('post', '/v1/streams').send({ port: FROM + 5, backend: `127.0.0.1:${echo.port}` });
+      assert.equal(failed.status, 422, JSON.stringify(failed.body));
+    } finally {
+      await held.close();
+    }
     const afterwards = (await scrape()).metrics;
 
     const delta = (name: string, labels: Record<string, string> = {}): number => (sampleValue(afterwards, name, labels) ?? 0) - (sampleValue(before, name, labels) ?? 0);
@@ -144,8 +153,8 @@ describe('GET /metrics (managed mode)', () => {
       for (const outcome of CHANGE_OUTCOMES) changes[`${kind} ${outcome}`] = delta('portico_apply_changes_total', { kind, outcome });
     }
     const nonZero = (counts: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(counts).filter(([, n]) => n !== 0));
-    assert.deepEqual(nonZero(batches), { 'stream applied': 1, 'stream unchanged': 1, 'app applied': 1, 'app rejected': 1 });
-    assert.deepEqual(nonZero(changes), { 'stream applied': 1, 'stream unchanged': 1, 'app applied': 1, 'app rejected': 1 });
+    assert.deepEqual(nonZero(batches), { 'stream applied': 1, 'stream unchanged': 1, 'stream rolled-back': 1, 'app applied': 1, 'app rejected': 1 });
+    assert.deepEqual(nonZero(changes), { 'stream applied': 1, 'stream unchanged': 1, 'stream rejected': 1, 'app applied': 1, 'app rejected': 1 });
 
     // The same story as /v1/events tells it (the events of this test: those after the ones seen before it).
     type Event = { id: number; resource: string; changes: Array<{ outcome: string }> };
@@ -154,14 +163,21 @@ describe('GET /metrics (managed mode)', () => {
     for (const event of list) for (const change of event.changes) fromFeed[`${event.resource} ${change.outcome}`] = (fromFeed[`${event.resource} ${change.outcome}`] ?? 0) + 1;
     assert.deepEqual(fromFeed, nonZero(changes));
 
-    // Two batches reloaded nginx (the unchanged and the refused ones did not), and every phase of them was timed.
-    assert.equal(delta('portico_reloads_total'), 2);
-    assert.equal(delta('portico_reload_failures_total'), 0);
-    assert.equal(delta('portico_apply_phase_seconds_count', { phase: 'reload' }), 2);
-    assert.equal(delta('portico_apply_phase_seconds_count', { phase: 'test' }), 2);
+    // Two batches reloaded nginx (the unchanged and the refused ones did not), and the rolled-back one
+    // once more, which failed (and, when nginx took the new tree before its verify failed, a fourth
+    // reload put the old files back). Every phase the batches ran was timed.
+    const rolledBack = list.find((event) => event.resource === 'stream' && event.changes[0]?.outcome === 'rejected') as Event & { phasesMs: Record<string, number> };
+    assert.ok(rolledBack.phasesMs.rollback !== undefined, 'the rolled-back batch has a rollback phase');
+    assert.ok([3, 4].includes(delta('portico_reloads_total')), `${delta('portico_reloads_total')} reloads`);
+    assert.equal(delta('portico_reload_failures_total'), 1);
+    assert.equal(delta('portico_apply_phase_seconds_count', { phase: 'reload' }), 2, 'a reload phase ends only when the reload succeeded');
+    assert.equal(delta('portico_apply_phase_seconds_count', { phase: 'test' }), 3);
+    assert.equal(delta('portico_apply_phase_seconds_count', { phase: 'rollback' }), 1);
     assert.ok(delta('portico_apply_phase_seconds_sum', { phase: 'reload' }) > 0);
-    assert.equal(delta('portico_apply_batch_seconds_count'), 4);
-    assert.equal(sampleValue(afterwards, 'portico_config_last_reload_successful'), 1);
+    assert.equal(delta('portico_apply_batch_seconds_count'), 5);
+    // The last change's reload failed: 0, even though the old files were put back and reloaded.
+    assert.equal(sampleValue(afterwards, 'portico_config_last_reload_successful'), 0);
+    assert.equal(sampleValue(afterwards, 'portico_config_consistent'), 1);
     const reloadedAt = sampleValue(afterwards, 'portico_config_last_reload_success_timestamp_seconds') ?? 0;
     assert.ok(reloadedAt >= startedAt - 0.01 && reloadedAt <= Date.now() / 1000, `last reload at ${reloadedAt}, the changes from ${startedAt}`);
   });
@@ -171,6 +187,8 @@ describe('GET /metrics (managed mode)', () => {
     await api('post', '/v1/certificates').send({ id: 'metrics-a', certificate: cert.cert, key: cert.key }).expect(201);
     await api('post', '/v1/streams').send({ port: FROM + 1, backend: `127.0.0.1:${echo.port}` }).expect(201);
     const { metrics } = await scrape();
+    // A change reloaded successfully again.
+    assert.equal(sampleValue(metrics, 'portico_config_last_reload_successful'), 1);
     const status = (await api('get', '/v1/status').expect(200)).body as { streams: number; apps: number; certificates: number; freePorts: number; reservedPorts: number };
     assert.deepEqual(
       Object.fromEntries(KINDS.map((kind) => [kind, sampleValue(metrics, 'portico_resources', { kind })])),
