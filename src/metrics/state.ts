@@ -42,14 +42,14 @@ export function registerStateMetrics(registry: Registry, sources: StateSources):
     const [streams, appTree, index] = await Promise.all([tree.read(), apps.read(), certs.index()]);
     const seen = new Map<string, number>();
     const notAfter = new Map<string, number>();
-    for (const id of [...index.keys()].sort()) {
-      const files = await certs.files(id);
-      const pem = files.certificatePem;
+    for (const [id, { hasKey }] of [...index].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      // The certificate only: a scrape has no business reading private keys.
+      const pem = await certs.certificatePem(id);
       if (pem === undefined) continue; // removed since the listing
       let seconds = expiries.get(pem);
       if (seconds === undefined) {
         try {
-          seconds = Date.parse(describeCertificate(pem, files.keyPem !== undefined).notAfter) / 1000;
+          seconds = Date.parse(describeCertificate(pem, hasKey).notAfter) / 1000;
         } catch {
           continue; // not a certificate Portico can read: /v1/certificates says so
         }
