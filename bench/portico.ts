@@ -89,6 +89,8 @@ export function spawnPortico(options: PorticoOptions): RunningPortico {
       LOG_LEVEL: 'warn',
       // The fills keep up to FILL_CONCURRENCY (500) requests in flight from this one client.
       API_MAX_CONNECTIONS_PER_CLIENT: '1024',
+      // No stub_status listener: Porticos run side by side here (parallel-probe), and its default port (8081) is one for all.
+      NGINX_STATUS_PORT: 'off',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -32,6 +32,7 @@ import { PortReservations } from './ports/reservations.js';
 import { systemHostProbe, type HostProbe } from './ports/host-addresses.js';
 import { TargetCheck } from './apply/targets.js';
 import { createMainRenderer } from './render/main.js';
+import { createMetrics, type MetricsCollector } from './metrics/registry.js';
 import { createAppRenderer } from './render/app.js';
 import { createSharedHttpRenderer } from './render/http-shared.js';
 import { createStreamRenderer } from './render/stream.js';
@@ -59,6 +60,8 @@ export interface StartOptions {
   isBound?: BoundProbe;
   /** Replaces what Portico learns of this host's addresses and names (tests use it for names no resolver knows). */
   hostProbe?: HostProbe;
+  /** More metrics for /metrics, registered on Portico's registry (metrics/registry.ts). */
+  collectors?: MetricsCollector[];
 }
 
 export interface RunningPortico {
@@ -95,6 +98,17 @@ async function warnOnEphemeralOverlap(settings: Settings, log: Logger): Promise<
       'PORT_RANGE overlaps the kernel\'s ephemeral port range (net.ipv4.ip_local_port_range): outgoing connections may hold its ports; choose a range outside it or reserve it with net.ipv4.ip_local_reserved_ports',
     );
   }
+}
+
+/** NGINX_STATUS_PORT when set and this nginx was built with stub_status (else said in the log, and undefined). */
+function statusListener(settings: Settings, modules: string[], log: Logger): number | undefined {
+  const port = settings.nginxStatus.port;
+  if (port === undefined) return undefined;
+  if (!modules.includes('http_stub_status_module')) {
+    log.warn({ nginxBin: settings.nginxBin }, 'this nginx was built without http_stub_status_module: no status listener, and /metrics leaves out nginx\'s connection and request numbers');
+    return undefined;
+  }
+  return port;
 }
 
 export async function startPortico(settings: Settings, options: StartOptions): Promise<RunningPortico> {
@@ -167,7 +181,10 @@ export async function startPortico(settings: Settings, options: StartOptions): P
     // Before the main config is written: it says quic_bpf on when QUIC_BPF and this host allow it.
     const quicBpf = await chooseQuicBpf(settings, build, { cmd, tree, stateDir: settings.stateDir }, log.child({ module: 'nginx' }));
     // The main config uses what this nginx's version knows (keepalive_min_timeout from 1.27.4).
-    const tests = new TestConfigs(settings, tree, createMainRenderer(mainTemplate), build.version, quicBpf.on);
+    // The stub_status listener of /metrics, where this nginx has the module (an nginx without it would refuse the config).
+    const statusPort = settings.mode === 'managed' ? statusListener(settings, build.modules, log) : undefined;
+    const statusUrl = settings.mode === 'managed' ? (statusPort === undefined ? undefined : settings.nginxStatus.url) : settings.nginxStatus.url;
+    const tests = new TestConfigs(settings, tree, createMainRenderer(mainTemplate), build.version, quicBpf.on, statusPort);
 
     await warnOnEphemeralOverlap(settings, log);
     if (settings.mode === 'managed') {
@@ -252,6 +269,8 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       events,
       log: log.child({ module: 'apply' }),
     });
+    const startedAt = new Date();
+    const metrics = createMetrics({ settings, tree, apps, certs, applier, ports, events, nginx, statusUrl, startedAt }, options.collectors ?? []);
     const portico: Portico = {
       settings,
       tree,
@@ -262,8 +281,9 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       nginx,
       ports,
       events,
+      metrics: metrics.registry,
       version,
-      startedAt: new Date(),
+      startedAt,
     };
     const app = createApp(portico, log, tokens);
     return {
@@ -271,6 +291,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       portico,
       async close({ stopNginx = true } = {}) {
         await applier.idle();
+        metrics.close();
         // The last batch's files on disk and the journals empty: a clean stop leaves nothing to recover.
         await Promise.all([tree.settle(), apps.files.settle(), certs.settle()]).catch((error: unknown) => {
           log.warn({ err: error }, 'flushing the last committed batch failed: the next start completes it from the journal');

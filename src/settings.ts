@@ -8,6 +8,9 @@ import { z } from 'zod';
 import { allowedHostsSchema, allowedOriginsSchema, type AllowedHost } from './model/api-host.js';
 import { PATH_PATTERN, TIME_PATTERN, ipv6Bits, isBracketableIPv6, isIPv4, isPortText } from './model/net.js';
 
+/** The path managed mode's status listener answers stub_status on. */
+export const NGINX_STATUS_PATH = '/stub_status';
+
 /** The phases of a batch a test may pause after (PORTICO_TEST_DELAY). */
 export const TEST_DELAY_PHASES = ['read', 'plan', 'stage', 'test', 'swap', 'reload', 'commit'] as const;
 
@@ -53,6 +56,28 @@ const testDelaySchema = z
 const MAX_RESERVATION_MS = 3_600_000;
 
 const portSettingSchema = z.string().refine(isPortText, 'must be a port from 1 to 65535').transform(Number);
+
+/** NGINX_STATUS_PORT: a port, or 0/off for no status listener (undefined). */
+const statusPortSchema = z
+  .string()
+  .refine((text) => text === '0' || text === 'off' || isPortText(text), 'must be a port from 1 to 65535, or 0 or off for no status listener')
+  .transform((text) => (text === '0' || text === 'off' ? undefined : Number(text)));
+
+/**
+ * NGINX_STATUS_URL: where an external nginx answers stub_status. Plain http (stub_status carries no
+ * secret, and a TLS client here would be one more thing to configure), no credentials in it (they
+ * would sit in the environment and in every error message that names the URL).
+ */
+const statusUrlSchema = z
+  .string()
+  .refine((text) => URL.canParse(text), 'must be a URL such as http://127.0.0.1:8081/stub_status')
+  .superRefine((text, ctx) => {
+    if (!URL.canParse(text)) return;
+    const url = new URL(text);
+    if (url.protocol !== 'http:') ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be an http:// URL (not ${url.protocol}//)` });
+    if (url.username !== '' || url.password !== '') ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must not carry a user or password (keep stub_status on loopback or a trusted network instead)' });
+    if (url.hash !== '') ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must not have a #fragment' });
+  });
 
 /** A time of the API's own sockets: nginx's syntax, 100ms to 1h. */
 const apiTimeoutSchema = z
@@ -117,6 +142,9 @@ const envSchema = z.object({
     .regex(TIME_PATTERN, 'must be an nginx time such as 30s or 5m')
     .default('30s'),
   QUIC_BPF: z.enum(['auto', 'on', 'off']).default('auto'),
+  // Managed mode's stub_status listener on 127.0.0.1 (the nginx numbers of /metrics); 0 or off: none.
+  NGINX_STATUS_PORT: statusPortSchema.default('8081'),
+  NGINX_STATUS_URL: statusUrlSchema.optional().or(z.literal('').transform(() => undefined)),
   API_HEADERS_TIMEOUT: apiTimeoutSchema.default('5s'),
   API_REQUEST_TIMEOUT: apiTimeoutSchema.default('10s'),
   API_MAX_CONNECTIONS: connectionCountSchema.default('1024'),
@@ -146,6 +174,20 @@ const envSchema = z.object({
     }
   }
   if (e.HTTP_PORT === e.HTTPS_PORT) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['HTTPS_PORT'], message: 'must differ from HTTP_PORT' });
+  // The status listener is managed nginx's, on 127.0.0.1: no stream, app listener or the API may want its port.
+  const status = e.NGINX_STATUS_PORT;
+  if (e.NGINX_MODE === 'managed' && status !== undefined) {
+    const off = 'or NGINX_STATUS_PORT=off for no status listener';
+    if (status >= e.PORT_RANGE.from && status <= e.PORT_RANGE.to) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['NGINX_STATUS_PORT'], message: `${status} must lie outside PORT_RANGE ${e.PORT_RANGE.from}-${e.PORT_RANGE.to} (choose another port, ${off})` });
+    }
+    for (const name of ['HTTP_PORT', 'HTTPS_PORT', 'BIND_PORT'] as const) {
+      if (e[name] === status) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['NGINX_STATUS_PORT'], message: `${status} must differ from ${name} (choose another port, ${off})` });
+    }
+  }
+  if (e.NGINX_MODE === 'managed' && e.NGINX_STATUS_URL !== undefined) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['NGINX_STATUS_URL'], message: 'is for external mode: managed mode renders its own status listener (NGINX_STATUS_PORT)' });
+  }
   // node:http refuses a request timeout shorter than the time allowed for the headers alone.
   if (e.API_REQUEST_TIMEOUT < e.API_HEADERS_TIMEOUT) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['API_REQUEST_TIMEOUT'], message: 'must be at least API_HEADERS_TIMEOUT (the headers are part of the request)' });
@@ -223,6 +265,12 @@ export interface Settings {
    */
   quicBpf: 'auto' | 'on' | 'off';
   /**
+   * Where /metrics reads nginx's stub_status. Managed mode: `port` is the loopback-only listener the
+   * main config renders (NGINX_STATUS_PORT; undefined: none), and `url` is on it. External mode: `url`
+   * is NGINX_STATUS_URL (undefined: no stub_status numbers), and there is no `port`.
+   */
+  nginxStatus: { port: number | undefined; url: string | undefined };
+  /**
    * What `nginx -t` reads before a reload (apply/applier.ts): `changed`, the new and changed files on
    * a throwaway config, the master's own parse at the reload being the whole-tree test; or `tree`, the
    * whole staged tree first (FULL_TREE_TEST=true, and always when the master's refusal cannot be
@@ -295,6 +343,9 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     portReservationTtlMs: nginxTimeMs(e.PORT_RESERVATION_TTL),
     workerShutdownTimeout: e.WORKER_SHUTDOWN_TIMEOUT,
     quicBpf: e.QUIC_BPF,
+    nginxStatus: managed
+      ? { port: e.NGINX_STATUS_PORT, url: e.NGINX_STATUS_PORT === undefined ? undefined : `http://127.0.0.1:${e.NGINX_STATUS_PORT}${NGINX_STATUS_PATH}` }
+      : { port: undefined, url: e.NGINX_STATUS_URL },
     reloadMinIntervalMs: nginxTimeMs(e.RELOAD_MIN_INTERVAL),
     testScope: e.FULL_TREE_TEST === 'true' || (!managed && e.NGINX_ERROR_LOG === undefined) ? 'tree' : 'changed',
     stopTimeoutMs: nginxTimeMs(e.WORKER_SHUTDOWN_TIMEOUT) + 5000,

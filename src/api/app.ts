@@ -13,6 +13,7 @@ import { errorHandler, sendError } from './errors.js';
 import { jsonBody } from './json-body.js';
 import { legacyRouter } from './legacy.js';
 import { assignRequestId } from './request-id.js';
+import { metricsRouter } from './metrics.js';
 import { logRequests } from './request-log.js';
 import type { Tokens } from './tokens.js';
 import { probesRouter, statusRouter } from './v1/status.js';
@@ -43,6 +44,7 @@ export function createApp(portico: Portico, log: Logger, tokens: Tokens | undefi
   app.use(trackArrivals(portico.arrivals));
   app.use(jsonBody());
   app.use(probesRouter(portico));
+  app.use(metricsRouter(portico.metrics));
   app.use(legacyRouter(portico));
   app.use('/v1/streams', streamsRouter(portico));
   app.use('/v1/certificates', certificatesRouter(portico));

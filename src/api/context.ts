@@ -6,6 +6,7 @@ import type { EventFeed } from '../events/feed.js';
 import type { Arrivals } from '../apply/arrivals.js';
 import type { PortAllocator } from '../apply/port-allocator.js';
 import type { Nginx } from '../nginx/nginx.js';
+import type { Registry } from 'prom-client';
 import type { Settings } from '../settings.js';
 import type { AppStore } from '../store/apps.js';
 import type { CertStore } from '../store/certs.js';
@@ -24,6 +25,8 @@ export interface Portico {
   ports: PortAllocator;
   /** What happened to the edge: batches and nginx restarts (events/feed.ts). */
   events: EventFeed;
+  /** The Prometheus registry /metrics answers (metrics/registry.ts). */
+  metrics: Registry;
   version: string;
   startedAt: Date;
 }

@@ -20,6 +20,8 @@ const rule = (method: RouteRule['method'], path: string, scope: RouteScope): Rou
 export const ROUTE_SCOPES: readonly RouteRule[] = [
   rule('GET', '/healthz', 'open'),
   rule('GET', '/readyz', 'read'),
+  // Prometheus's scrape: counts and states, never a credential; a scrape config carries a read token.
+  rule('GET', '/metrics', 'read'),
   // stream-conductor's routes: three of its GETs change state.
   rule('GET', '/status', 'read'),
   rule('GET', '/getstreams', 'read'),

@@ -336,7 +336,7 @@ export class Applier {
   private async rollBack<C, P>(kind: BatchKind<C, P>, error: PorticoError, staged: StagedTree, reload: boolean): Promise<PorticoError> {
     try {
       await kind.staging.rollBack(staged);
-      if (reload) await this.deps.nginx.reload({ opened: [], closed: [], drainOld: true });
+      if (reload) await this.deps.nginx.reload({ opened: [], closed: [], drainOld: true, restore: true });
       this.consistent = true;
       return error;
     } catch (again) {

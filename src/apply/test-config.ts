@@ -8,7 +8,7 @@ import path from 'node:path';
 import { PorticoError } from '../errors.js';
 import { retargetInclude } from '../render/external.js';
 import { STREAM_MAP_HASH_BUCKET_SIZE, isolatedMain, keepaliveMinTimeoutFor, sizeWorkers, type MainRenderer, type MainView } from '../render/main.js';
-import type { Settings } from '../settings.js';
+import { NGINX_STATUS_PATH, type Settings } from '../settings.js';
 import type { ConfigTree } from '../store/tree.js';
 import { listenersFor } from '../nginx/limits.js';
 import { rangeSize } from '../ports/allocate.js';
@@ -28,6 +28,8 @@ export class TestConfigs {
     private readonly nginxVersion: string,
     /** `quic_bpf on` in managed mode's main config: QUIC_BPF as decided at start-up (apply/quic-bpf.ts). */
     private readonly quicBpf = false,
+    /** The stub_status listener's port (NGINX_STATUS_PORT, when this nginx has the module), or undefined. */
+    private readonly statusPort: number | undefined = undefined,
   ) {}
 
   /** The view of managed mode's main config. */
@@ -45,6 +47,8 @@ export class TestConfigs {
       workerShutdownTimeout: s.workerShutdownTimeout,
       keepaliveMinTimeout: keepaliveMinTimeoutFor(this.nginxVersion),
       quicBpf: this.quicBpf,
+      statusPort: this.statusPort,
+      statusPath: NGINX_STATUS_PATH,
       // A tcp+udp stream opens two listening sockets on its port, and the apps share three more.
       ...sizeWorkers(listenersFor(rangeSize(s.portRange))),
     };

@@ -35,6 +35,11 @@ export interface ReloadPlan {
   drainOld?: boolean;
   /** The servers the new config adds or changes: nginx ignoring one of them (or another for one of them) fails the reload. */
   servers?: ServerClaim[];
+  /**
+   * The reload puts back the previous tree after a change failed: counted, but it leaves the last
+   * reload unsuccessful (the change it undoes was not applied) and is not the last success.
+   */
+  restore?: boolean;
 }
 
 /** What a reopen of the logs did: the master signalled, and whether it was seen writing the error log's path again. */
@@ -54,10 +59,24 @@ async function writesTo(pid: number, errorLog: string): Promise<boolean> {
   return current.dev === written.dev && current.ino === written.ino;
 }
 
+/** What became of the reloads asked of nginx (`Nginx.reloads`). */
+export interface ReloadCounts {
+  /** Reloads signalled (a master was there to signal). */
+  total: number;
+  /** Of them, refused by nginx or not verified (a listener that does not accept). */
+  failed: number;
+  /** Whether the last one succeeded (true before the first). */
+  lastOk: boolean;
+  /** When the last successful one was verified (ms since the epoch; 0: none yet). */
+  lastSuccessAt: number;
+}
+
 export class Nginx {
   private build: NginxBuild | undefined;
   /** When the last reload was signalled (ms since the epoch; 0: never by this process). */
   lastReloadAt = 0;
+  /** The reloads this process asked for and how they ended (rollbacks' reloads too), for /metrics. */
+  readonly reloads: ReloadCounts = { total: 0, failed: 0, lastOk: true, lastSuccessAt: 0 };
   private reopenRunning: Promise<LogsReopened> | undefined;
   private reopenNext: Promise<LogsReopened> | undefined;
 
@@ -170,6 +189,20 @@ export class Nginx {
   async reload(plan: ReloadPlan): Promise<void> {
     const pid = await this.requireMaster();
     this.lastReloadAt = Date.now();
+    this.reloads.total += 1;
+    try {
+      await this.reloadAndVerify(pid, plan);
+    } catch (error) {
+      this.reloads.failed += 1;
+      this.reloads.lastOk = false;
+      throw error;
+    }
+    if (plan.restore === true) return;
+    this.reloads.lastOk = true;
+    this.reloads.lastSuccessAt = Date.now();
+  }
+
+  private async reloadAndVerify(pid: number, plan: ReloadPlan): Promise<void> {
     const survived = await reloadMaster(pid, this.errorLog, this.cmd.timeoutMs, {
       drainOld: plan.drainOld ?? plan.closed.length > 0,
       logsNotices: this.process.mode === 'managed',

@@ -24,6 +24,12 @@ export interface MainView {
   streamMapHashBucketSize: number;
   /** `quic_bpf on`: QUIC_BPF, as decided at start-up (apply/quic-bpf.ts). */
   quicBpf: boolean;
+  /**
+   * The stub_status listener Portico's /metrics reads, on 127.0.0.1 only (NGINX_STATUS_PORT), and
+   * the path it answers on; undefined: none (turned off, or an nginx built without the module).
+   */
+  statusPort: number | undefined;
+  statusPath: string;
 }
 
 /**

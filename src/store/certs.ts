@@ -92,6 +92,11 @@ export class CertStore {
     return all.filter((c): c is StoredCertificate => c !== undefined);
   }
 
+  /** The PEM text of certificate `id` (its key left unread), or undefined when there is none. */
+  certificatePem(id: string): Promise<string | undefined> {
+    return readIfThere(path.join(this.dir, this.fileNames(id).certificate));
+  }
+
   /** The text of certificate `id`'s files, to tell a change from a repeat. */
   async files(id: string): Promise<CertificateFiles> {
     const names = this.fileNames(id);

@@ -112,7 +112,8 @@ export async function startInProcess(
   options: { isBound?: BoundProbe; stateDir?: string } = {},
 ): Promise<InProcess> {
   const stateDir = options.stateDir ?? (await tempDir('state'));
-  const settings = loadSettings({ NGINX_BIN: nginxBin(), STATE_DIR: stateDir, LOG_LEVEL: 'silent', ...env });
+  // NGINX_STATUS_PORT's default (8081) would be one port for every Portico the tests run at once: none unless a test asks.
+  const settings = loadSettings({ NGINX_BIN: nginxBin(), STATE_DIR: stateDir, LOG_LEVEL: 'silent', NGINX_STATUS_PORT: 'off', ...env });
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const running = await startPortico(settings, { log, ...(options.isBound && { isBound: options.isBound }) });
   return {
@@ -141,7 +142,8 @@ export interface ChildPortico {
 export async function spawnPortico(env: Record<string, string>): Promise<ChildPortico> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: REPO,
-    env: { PATH: process.env.PATH, NGINX_BIN: nginxBin(), LOG_LEVEL: 'info', ...env },
+    // NGINX_STATUS_PORT's default would be one port for every Portico the tests run at once: none unless a test asks.
+    env: { PATH: process.env.PATH, NGINX_BIN: nginxBin(), LOG_LEVEL: 'info', NGINX_STATUS_PORT: 'off', ...env },
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

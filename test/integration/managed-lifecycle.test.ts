@@ -173,7 +173,7 @@ describe('managed nginx lifecycle', () => {
       // 1,000 ports are 2,003 listening sockets: more than a hard limit of 512 lets the master open.
       const child = spawn('/bin/sh', ['-c', 'ulimit -Sn 512 && ulimit -Hn 512 && exec "$0" --import tsx src/main.ts', process.execPath], {
         cwd: REPO,
-        env: { PATH: process.env.PATH, NGINX_BIN: nginxBin(), STATE_DIR: dir, PORT_RANGE: '28000-28999', BIND_PORT: String(API_PORT) },
+        env: { PATH: process.env.PATH, NGINX_BIN: nginxBin(), STATE_DIR: dir, PORT_RANGE: '28000-28999', BIND_PORT: String(API_PORT), NGINX_STATUS_PORT: 'off' },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let output = '';

@@ -60,6 +60,7 @@ describe('quic_bpf across reloads while old workers drain (managed nginx)', () =
       HTTPS_PORT: String(HTTPS),
       // Old workers live on for their connections: longer than the test.
       WORKER_SHUTDOWN_TIMEOUT: '60s',
+      NGINX_STATUS_PORT: 'off',
     });
     running = await startPortico(settings, { log: pino({ level: 'info' }, sink) });
   });

@@ -29,7 +29,8 @@ interface Started {
 function run(env: Record<string, string>): Started {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: REPO,
-    env: { PATH: process.env.PATH, NGINX_BIN: nginxBin(), PORT_RANGE: RANGE, LOG_LEVEL: 'info', ...env },
+    // No status listener: its default port would be shared with every Portico the tests run at once.
+    env: { PATH: process.env.PATH, NGINX_BIN: nginxBin(), PORT_RANGE: RANGE, LOG_LEVEL: 'info', NGINX_STATUS_PORT: 'off', ...env },
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

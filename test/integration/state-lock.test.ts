@@ -23,7 +23,8 @@ interface Started {
 function run(env: Record<string, string>, apiPort: number): Started {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: REPO,
-    env: { PATH: process.env.PATH, NGINX_BIN: nginxBin(), LOG_LEVEL: 'info', BIND_PORT: String(apiPort), ...env },
+    // No status listener: its default port would be shared with every Portico the tests run at once.
+    env: { PATH: process.env.PATH, NGINX_BIN: nginxBin(), LOG_LEVEL: 'info', BIND_PORT: String(apiPort), NGINX_STATUS_PORT: 'off', ...env },
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { TEMPLATES_DIR } from '../../src/portico.js';
+import { NGINX_STATUS_PATH } from '../../src/settings.js';
 import { retargetInclude } from '../../src/render/external.js';
 import { STREAM_MAP_HASH_BUCKET_SIZE, createMainRenderer, keepaliveMinTimeoutFor, quicBpfProbeMain, quicBpfProbePidFile, sizeWorkers, versionAtLeast } from '../../src/render/main.js';
 
@@ -22,6 +23,8 @@ const view = {
   keepaliveMinTimeout: keepaliveMinTimeoutFor('1.30.6'),
   streamMapHashBucketSize: STREAM_MAP_HASH_BUCKET_SIZE,
   quicBpf: false,
+  statusPort: 8081 as number | undefined,
+  statusPath: NGINX_STATUS_PATH,
   ...sizeWorkers(10),
 };
 
@@ -48,6 +51,22 @@ describe('managed main config', () => {
     const added = on.filter((line) => !off.includes(line));
     assert.equal(added.length, 3);
     assert.deepEqual(on.filter((line) => !added.includes(line)), off);
+  });
+
+  it('renders the stub_status listener on 127.0.0.1 only, for loopback only, unlogged; and none at all when off', () => {
+    const lines = render(view).split('\n');
+    const start = lines.indexOf('        listen 127.0.0.1:8081;');
+    assert.ok(start > 0, 'the status server listens on 127.0.0.1:8081 alone');
+    const server = lines.slice(start - 1, start + 12).map((line) => line.trim());
+    for (const directive of ['access_log off;', 'allow 127.0.0.1;', 'deny all;', 'location = /stub_status {', 'stub_status;']) {
+      assert.ok(server.includes(directive), `${directive} in ${server.join(' ')}`);
+    }
+    assert.equal(lines.filter((line) => line.includes('stub_status;')).length, 1);
+    const off = render({ ...view, statusPort: undefined });
+    assert.doesNotMatch(off, /stub_status|8081|allow|deny/);
+    // Only the server block and its comment go.
+    assert.equal(off.split('\n').length, lines.length - 14);
+    assert.throws(() => render({ ...view, statusPort: 70000 }), /refusing to render 70000 as port/);
   });
 
   it('sizes worker_connections above the listeners of the whole range', () => {

@@ -45,6 +45,19 @@ describe('settings', () => {
     assert.throws(() => loadSettings({ FULL_TREE_TEST: 'yes' }), /FULL_TREE_TEST/);
   });
 
+  it('NGINX_STATUS_PORT renders a status listener on 127.0.0.1:8081 by default, elsewhere when set, none when 0 or off; external mode reads NGINX_STATUS_URL', () => {
+    assert.deepEqual(loadSettings({}).nginxStatus, { port: 8081, url: 'http://127.0.0.1:8081/stub_status' });
+    assert.deepEqual(loadSettings({ NGINX_STATUS_PORT: '19113' }).nginxStatus, { port: 19113, url: 'http://127.0.0.1:19113/stub_status' });
+    for (const off of ['0', 'off']) assert.deepEqual(loadSettings({ NGINX_STATUS_PORT: off }).nginxStatus, { port: undefined, url: undefined });
+    assert.deepEqual(loadSettings({ NGINX_MODE: 'external' }).nginxStatus, { port: undefined, url: undefined });
+    // External mode renders no main config: the port is not Portico's to check.
+    assert.deepEqual(loadSettings({ NGINX_MODE: 'external', NGINX_STATUS_PORT: '9000', NGINX_STATUS_URL: 'http://nginx:8081/basic_status' }).nginxStatus, {
+      port: undefined,
+      url: 'http://nginx:8081/basic_status',
+    });
+    assert.equal(loadSettings({ NGINX_MODE: 'external', NGINX_STATUS_URL: '' }).nginxStatus.url, undefined);
+  });
+
   it('QUIC_BPF is auto unless set to on or off', () => {
     assert.equal(loadSettings({}).quicBpf, 'auto');
     assert.equal(loadSettings({ QUIC_BPF: 'on' }).quicBpf, 'on');
@@ -149,6 +162,19 @@ describe('settings', () => {
     [{ BIND_ADDRESS: '10.213.0.2', API_TOKEN: '' }, /BIND_ADDRESS: 10\.213\.0\.2 is not a loopback address/],
     [{ BIND_ADDRESS: '::ffff:10.0.0.1' }, /BIND_ADDRESS: ::ffff:10\.0\.0\.1 is not a loopback address/],
     [{ BIND_ADDRESS: '0.0.0.0', API_WITHOUT_TOKENS: 'yes' }, /API_WITHOUT_TOKENS: /],
+    // The status listener's port is managed nginx's on 127.0.0.1: a stream, an app listener or the API must not want it.
+    [{ NGINX_STATUS_PORT: '9003' }, /NGINX_STATUS_PORT: 9003 must lie outside PORT_RANGE 9000-9009 \(choose another port, or NGINX_STATUS_PORT=off for no status listener\)/],
+    [{ PORT_RANGE: '8000-8999', HTTP_PORT: '80', HTTPS_PORT: '443' }, /NGINX_STATUS_PORT: 8081 must lie outside PORT_RANGE 8000-8999/],
+    [{ NGINX_STATUS_PORT: '8080' }, /NGINX_STATUS_PORT: 8080 must differ from HTTP_PORT/],
+    [{ NGINX_STATUS_PORT: '8443' }, /NGINX_STATUS_PORT: 8443 must differ from HTTPS_PORT/],
+    [{ NGINX_STATUS_PORT: '5000' }, /NGINX_STATUS_PORT: 5000 must differ from BIND_PORT/],
+    [{ NGINX_STATUS_PORT: '70000' }, /NGINX_STATUS_PORT: must be a port from 1 to 65535, or 0 or off for no status listener/],
+    [{ NGINX_STATUS_PORT: 'no' }, /NGINX_STATUS_PORT: must be a port/],
+    [{ NGINX_STATUS_URL: 'http://127.0.0.1:8081/stub_status' }, /NGINX_STATUS_URL: is for external mode: managed mode renders its own status listener \(NGINX_STATUS_PORT\)/],
+    [{ NGINX_MODE: 'external', NGINX_STATUS_URL: '127.0.0.1:8081' }, /NGINX_STATUS_URL: must be an http:\/\/ URL \(not 127\.0\.0\.1:\/\/\)|NGINX_STATUS_URL: must be a URL/],
+    [{ NGINX_MODE: 'external', NGINX_STATUS_URL: 'nginx_status' }, /NGINX_STATUS_URL: must be a URL such as http:\/\/127\.0\.0\.1:8081\/stub_status/],
+    [{ NGINX_MODE: 'external', NGINX_STATUS_URL: 'https://127.0.0.1/stub_status' }, /NGINX_STATUS_URL: must be an http:\/\/ URL \(not https:\/\/\)/],
+    [{ NGINX_MODE: 'external', NGINX_STATUS_URL: 'http://user:secret@127.0.0.1/stub_status' }, /NGINX_STATUS_URL: must not carry a user or password/],
   ];
   for (const [env, message] of refused) {
     it(`refuses ${JSON.stringify(env)} naming the variable`, () => {

@@ -55,11 +55,13 @@ function lastEventId(req: Request): number {
 
 export function eventsRouter(events: EventFeed): Router {
   const router = Router();
+  // The clients following now: counted here, not as the feed's subscribers (the metrics subscribe too).
+  const followers = { count: 0 };
 
   router.get('/', (req, res) => {
     const query = parseWith(eventsQuerySchema, req.query);
     if (query.follow === 'true') {
-      follow(req, res, events, query);
+      follow(req, res, events, query, followers);
       return;
     }
     res.set('Cache-Control', 'no-store').json(events.list().filter(matches(query)).slice(0, query.limit ?? events.capacity));
@@ -68,9 +70,9 @@ export function eventsRouter(events: EventFeed): Router {
   return router;
 }
 
-function follow(req: Request, res: Response, events: EventFeed, query: EventsQuery): void {
+function follow(req: Request, res: Response, events: EventFeed, query: EventsQuery, followers: { count: number }): void {
   const after = lastEventId(req);
-  if (events.subscribers >= MAX_FOLLOWERS) {
+  if (followers.count >= MAX_FOLLOWERS) {
     throw new PorticoError('Busy', `${MAX_FOLLOWERS} clients already follow the events: try again later`);
   }
   const wanted = matches(query);
@@ -97,9 +99,14 @@ function follow(req: Request, res: Response, events: EventFeed, query: EventsQue
   if (after > 0) for (const event of events.list(after).reverse()) send(event);
   else write(': following the events of this Portico\n\n');
   const stop = events.subscribe(send);
+  followers.count += 1;
   const heartbeat = setInterval(() => write(': keepalive\n\n'), HEARTBEAT_MS);
   heartbeat.unref();
+  let ended = false;
   const end = (): void => {
+    if (ended) return;
+    ended = true;
+    followers.count -= 1;
     clearInterval(heartbeat);
     stop();
   };
