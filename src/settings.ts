@@ -117,6 +117,7 @@ const envSchema = z.object({
     .regex(TIME_PATTERN, 'must be an nginx time such as 30s or 5m')
     .default('30s'),
   QUIC_BPF: z.enum(['auto', 'on', 'off']).default('auto'),
+  TRAFFIC_METRICS: z.enum(['on', 'off']).default('on'),
   API_HEADERS_TIMEOUT: apiTimeoutSchema.default('5s'),
   API_REQUEST_TIMEOUT: apiTimeoutSchema.default('10s'),
   API_MAX_CONNECTIONS: connectionCountSchema.default('1024'),
@@ -223,6 +224,13 @@ export interface Settings {
    */
   quicBpf: 'auto' | 'on' | 'off';
   /**
+   * TRAFFIC_METRICS: per-resource traffic metrics (src/traffic/). `on` (the default): managed mode's
+   * main config has nginx write a line per stream session and per HTTP request to
+   * STATE_DIR/logs/traffic-{stream,http}.log (buffered), which Portico reads; external mode reads
+   * those files when the operator's config writes them. `off`: no such log, no reader.
+   */
+  trafficMetrics: boolean;
+  /**
    * What `nginx -t` reads before a reload (apply/applier.ts): `changed`, the new and changed files on
    * a throwaway config, the master's own parse at the reload being the whole-tree test; or `tree`, the
    * whole staged tree first (FULL_TREE_TEST=true, and always when the master's refusal cannot be
@@ -295,6 +303,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     portReservationTtlMs: nginxTimeMs(e.PORT_RESERVATION_TTL),
     workerShutdownTimeout: e.WORKER_SHUTDOWN_TIMEOUT,
     quicBpf: e.QUIC_BPF,
+    trafficMetrics: e.TRAFFIC_METRICS === 'on',
     reloadMinIntervalMs: nginxTimeMs(e.RELOAD_MIN_INTERVAL),
     testScope: e.FULL_TREE_TEST === 'true' || (!managed && e.NGINX_ERROR_LOG === undefined) ? 'tree' : 'changed',
     stopTimeoutMs: nginxTimeMs(e.WORKER_SHUTDOWN_TIMEOUT) + 5000,

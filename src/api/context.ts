@@ -10,6 +10,7 @@ import type { Settings } from '../settings.js';
 import type { AppStore } from '../store/apps.js';
 import type { CertStore } from '../store/certs.js';
 import type { ConfigTree } from '../store/tree.js';
+import type { TrafficReader } from '../traffic/reader.js';
 
 export interface Portico {
   settings: Settings;
@@ -24,6 +25,11 @@ export interface Portico {
   ports: PortAllocator;
   /** What happened to the edge: batches and nginx restarts (events/feed.ts). */
   events: EventFeed;
+  /**
+   * The per-resource traffic metrics' reader (TRAFFIC_METRICS on), or undefined when off. The
+   * /metrics route registers them: `registerTrafficMetrics(registry, portico.traffic)` (traffic/metrics.ts).
+   */
+  traffic: TrafficReader | undefined;
   version: string;
   startedAt: Date;
 }

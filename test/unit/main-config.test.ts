@@ -6,7 +6,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { TEMPLATES_DIR } from '../../src/portico.js';
 import { retargetInclude } from '../../src/render/external.js';
-import { STREAM_MAP_HASH_BUCKET_SIZE, createMainRenderer, keepaliveMinTimeoutFor, quicBpfProbeMain, quicBpfProbePidFile, sizeWorkers, versionAtLeast } from '../../src/render/main.js';
+import { STREAM_MAP_HASH_BUCKET_SIZE, createMainRenderer, keepaliveMinTimeoutFor, quicBpfProbeMain, quicBpfProbePidFile, sizeWorkers, trafficLogs, versionAtLeast } from '../../src/render/main.js';
 
 const GOLDEN = new URL('../golden/', import.meta.url).pathname;
 const render = createMainRenderer(await readFile(`${TEMPLATES_DIR}/main.conf.hbs`, 'utf8'));
@@ -22,6 +22,7 @@ const view = {
   keepaliveMinTimeout: keepaliveMinTimeoutFor('1.30.6'),
   streamMapHashBucketSize: STREAM_MAP_HASH_BUCKET_SIZE,
   quicBpf: false,
+  traffic: trafficLogs('/var/lib/portico') as ReturnType<typeof trafficLogs> | undefined,
   ...sizeWorkers(10),
 };
 
