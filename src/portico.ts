@@ -262,6 +262,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
         httpLog: logs.httpLog,
         resources: () => knownResources({ tree, apps }),
         events,
+        onLogsReopened: (listener) => nginx.onLogsReopened(listener),
         log: log.child({ module: 'traffic' }),
       });
       await traffic.start();

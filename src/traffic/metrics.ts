@@ -94,6 +94,11 @@ export class TrafficMetrics {
     }
   }
 
+  /** Whether the stream or app a line names exists, as of the last setKnown. */
+  knows(line: StreamSession | HttpRequest): boolean {
+    return line.kind === 'stream' ? this.known.streamPorts.has(line.port) : this.known.appsByServerName.has(line.serverName);
+  }
+
   skip(reason: SkipReason, lines = 1): void {
     this.linesRead.inc(lines);
     this.linesSkipped.inc({ reason }, lines);

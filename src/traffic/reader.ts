@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import type { EventFeed } from '../events/feed.js';
-import { parseTrafficLine } from './line.js';
+import { parseTrafficLine, type TrafficLine } from './line.js';
 import { TrafficMetrics, type KnownResources, type TrafficSource } from './metrics.js';
 import { LogTail } from './tail.js';
 
@@ -19,6 +19,8 @@ export interface TrafficReaderOptions {
   resources: () => Promise<KnownResources>;
   /** Batches: each applied one may have added or removed resources. */
   events?: EventFeed;
+  /** Subscribes to nginx's reopens of its logs (Nginx.onLogsReopened); answers the unsubscribe. */
+  onLogsReopened?: (listener: () => Promise<void>) => () => void;
   log: Logger;
   pollMs?: number;
   /** How long a renamed log is read on after it last grew: old workers write to it until they exit. */
@@ -35,9 +37,13 @@ export class TrafficReader implements TrafficSource {
   private readonly tails: LogTail[];
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
+  private unsubscribeReopen: (() => void) | undefined;
   private running: Promise<void> | undefined;
   private stale = true;
   private refreshedAt = 0;
+  /** Lines of this poll naming a resource not known yet: counted once the resources are read again. */
+  private unknown: TrafficLine[] = [];
+  private unknownRefreshAt = 0;
   private stopped = false;
 
   constructor(private readonly options: TrafficReaderOptions) {
@@ -55,16 +61,30 @@ export class TrafficReader implements TrafficSource {
     this.unsubscribe = this.options.events?.subscribe((event) => {
       if (event.type === 'apply' && event.resource !== 'certificate' && event.outcome !== 'unchanged' && event.outcome !== 'rejected') this.stale = true;
     });
+    this.unsubscribeReopen = this.options.onLogsReopened?.(() => this.pollNow());
     await this.poll();
     this.schedule();
   }
 
   private schedule(): void {
     if (this.stopped) return;
+    // A poll that stopped at its bound goes on at once.
+    const behind = this.tails.some((tail) => tail.behind);
     this.timer = setTimeout(() => {
       void this.poll().finally(() => this.schedule());
-    }, this.options.pollMs ?? TRAFFIC_POLL_MS);
+    }, behind ? 0 : (this.options.pollMs ?? TRAFFIC_POLL_MS));
     this.timer.unref();
+  }
+
+  /**
+   * A read of both logs that starts now, after any running one: after nginx reopened its logs (at
+   * Portico's request) the new files are opened at once, before a next rotation could rename them
+   * unseen. A file created and renamed away between two polls (a rotation that signals nginx
+   * directly, twice within a second) would be missed.
+   */
+  async pollNow(): Promise<void> {
+    await this.running;
+    await this.poll();
   }
 
   /** One read of both logs (one at a time: a caller during a poll shares it). Never throws. */
@@ -78,24 +98,40 @@ export class TrafficReader implements TrafficSource {
   private async pollOnce(): Promise<void> {
     try {
       const now = performance.now();
-      if (this.stale || now - this.refreshedAt > (this.options.refreshMs ?? 60_000)) {
-        this.stale = false;
-        this.refreshedAt = now;
-        this.metrics.setKnown(await this.options.resources());
-      }
+      if (this.stale || now - this.refreshedAt > (this.options.refreshMs ?? 60_000)) await this.refresh(now);
       for (const tail of this.tails) await tail.poll();
+      // A line of a stream or app created a moment ago can come before the batch's event: the
+      // resources are read again (at most every 5 s; the default server's requests never ask).
+      const unknown = this.unknown;
+      this.unknown = [];
+      if (unknown.length > 0 && (this.stale || now - this.unknownRefreshAt > 5000)) {
+        this.unknownRefreshAt = now;
+        await this.refresh(now);
+      }
+      for (const line of unknown) this.record(line);
     } catch (error) {
       this.options.log.warn({ err: error }, 'reading the traffic logs failed; trying again at the next poll');
     }
+  }
+
+  private async refresh(now: number): Promise<void> {
+    this.stale = false;
+    this.refreshedAt = now;
+    this.metrics.setKnown(await this.options.resources());
   }
 
   private count(lines: string[]): void {
     for (const line of lines) {
       const parsed = parseTrafficLine(line);
       if (parsed === undefined) this.metrics.skip('malformed');
-      else if (parsed.kind === 'stream') this.metrics.stream(parsed);
-      else this.metrics.http(parsed);
+      else if (this.metrics.knows(parsed) || (parsed.kind === 'http' && parsed.serverName === '')) this.record(parsed);
+      else this.unknown.push(parsed);
     }
+  }
+
+  private record(line: TrafficLine): void {
+    if (line.kind === 'stream') this.metrics.stream(line);
+    else this.metrics.http(line);
   }
 
   /** Stops polling, reads what the logs hold once more, and closes them. */
@@ -103,6 +139,7 @@ export class TrafficReader implements TrafficSource {
     this.stopped = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.unsubscribe?.();
+    this.unsubscribeReopen?.();
     await this.running;
     for (const tail of this.tails) await tail.stop();
   }

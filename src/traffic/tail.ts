@@ -31,7 +31,7 @@ export interface TailSink {
 
 /** Read at most this much per file and poll, so one poll stays bounded; the rest comes next poll. */
 const READ_CHUNK = 1 << 20;
-const MAX_CHUNKS_PER_POLL = 64;
+const MAX_CHUNKS_PER_POLL = 16;
 /** At most this many renamed files are read on at once; an older one is closed. */
 const MAX_DRAINING = 8;
 
@@ -48,8 +48,12 @@ export class LogTail {
     private readonly drainMs: number,
   ) {}
 
+  /** True when the last poll stopped at its bound with more to read. */
+  behind = false;
+
   /** Reads what was appended since the last poll. Never throws for a missing file. */
   async poll(): Promise<void> {
+    this.behind = false;
     const now = performance.now();
     if (this.current === undefined) {
       // At the first poll the file's past is skipped: the counters start with Portico.
@@ -117,6 +121,7 @@ export class LogTail {
       this.split(file, this.buffer.subarray(0, bytesRead));
       if (bytesRead < READ_CHUNK) return;
     }
+    this.behind = true;
   }
 
   private split(file: Open, data: Buffer): void {
