@@ -48,42 +48,31 @@ export interface HttpRequest {
 
 export type TrafficLine = StreamSession | HttpRequest;
 
-const PORT = /^[1-9]\d{0,4}$/;
-/** nginx's off_t counters; 15 digits stay exact in a double. */
-const COUNT = /^(?:0|[1-9]\d{0,14})$/;
-/** nginx's msec times: seconds with three decimals. */
-const SECONDS = /^\d{1,9}\.\d{3}$/;
-const STATUS = /^[1-5]\d\d$/;
-/** A server name as Portico validates them (letters, digits, "-", ".", a leading "*." wildcard), or "". */
-const SERVER_NAME = /^(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})?$/;
+/**
+ * One anchored pattern per format (one match per line, no split): the port 1-65535 without a leading
+ * zero (range checked after), TCP or UDP, byte counts of up to 15 digits (exact in a double), nginx's
+ * msec times (seconds with three decimals), a status of 100-599, and a server name as Portico
+ * validates them (letters, digits, "-", ".", a leading "*." wildcard), "-" or nothing.
+ */
+const STREAM_LINE = /^ps1 ([1-9]\d{0,4}) (TCP|UDP) (0|[1-9]\d{0,14}) (0|[1-9]\d{0,14}) (\d{1,9}\.\d{3})$/;
+const HTTP_LINE = /^ph1 ((?:\*\.)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}|-|) ([1-5]\d\d) (\d{1,9}\.\d{3})$/;
 
 /** Reads one line (without its newline); undefined when it is not exactly one of Portico's formats. */
 export function parseTrafficLine(line: string): TrafficLine | undefined {
   if (line.length > MAX_LINE_BYTES) return undefined;
-  const fields = line.split(' ');
-  if (fields[0] === STREAM_TAG) {
-    if (fields.length !== 6) return undefined;
-    const [, port, protocol, received, sent, seconds] = fields as [string, string, string, string, string, string];
-    if (!PORT.test(port) || Number(port) > 65535) return undefined;
-    if (protocol !== 'TCP' && protocol !== 'UDP') return undefined;
-    if (!COUNT.test(received) || !COUNT.test(sent) || !SECONDS.test(seconds)) return undefined;
-    return {
-      kind: 'stream',
-      port: Number(port),
-      protocol: protocol === 'TCP' ? 'tcp' : 'udp',
-      received: Number(received),
-      sent: Number(sent),
-      seconds: Number(seconds),
-    };
+  if (line.startsWith('ps1 ')) {
+    const m = STREAM_LINE.exec(line);
+    if (m === null) return undefined;
+    const port = Number(m[1]);
+    if (port > 65535) return undefined;
+    return { kind: 'stream', port, protocol: m[2] === 'TCP' ? 'tcp' : 'udp', received: Number(m[3]), sent: Number(m[4]), seconds: Number(m[5]) };
   }
-  if (fields[0] === HTTP_TAG) {
-    if (fields.length !== 4) return undefined;
-    const [, serverName, status, seconds] = fields as [string, string, string, string];
+  if (line.startsWith('ph1 ')) {
+    const m = HTTP_LINE.exec(line);
+    if (m === null) return undefined;
     // nginx writes "-" for a variable without a value; an empty one is written as nothing.
-    const name = serverName === '-' ? '' : serverName;
-    if (name !== '' && !SERVER_NAME.test(name)) return undefined;
-    if (!STATUS.test(status) || !SECONDS.test(seconds)) return undefined;
-    return { kind: 'http', serverName: name, status: Number(status), seconds: Number(seconds) };
+    const name = m[1] === '-' ? '' : (m[1] as string);
+    return { kind: 'http', serverName: name, status: Number(m[2]), seconds: Number(m[3]) };
   }
   return undefined;
 }

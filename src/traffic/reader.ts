@@ -108,7 +108,7 @@ export class TrafficReader implements TrafficSource {
         this.unknownRefreshAt = now;
         await this.refresh(now);
       }
-      for (const line of unknown) this.record(line);
+      this.metrics.recordBatch(unknown);
     } catch (error) {
       this.options.log.warn({ err: error }, 'reading the traffic logs failed; trying again at the next poll');
     }
@@ -121,17 +121,16 @@ export class TrafficReader implements TrafficSource {
   }
 
   private count(lines: string[]): void {
+    const known: TrafficLine[] = [];
+    let malformed = 0;
     for (const line of lines) {
       const parsed = parseTrafficLine(line);
-      if (parsed === undefined) this.metrics.skip('malformed');
-      else if (this.metrics.knows(parsed) || (parsed.kind === 'http' && parsed.serverName === '')) this.record(parsed);
+      if (parsed === undefined) malformed += 1;
+      else if (this.metrics.knows(parsed) || (parsed.kind === 'http' && parsed.serverName === '')) known.push(parsed);
       else this.unknown.push(parsed);
     }
-  }
-
-  private record(line: TrafficLine): void {
-    if (line.kind === 'stream') this.metrics.stream(line);
-    else this.metrics.http(line);
+    if (malformed > 0) this.metrics.skip('malformed', malformed);
+    this.metrics.recordBatch(known);
   }
 
   /** Stops polling, reads what the logs hold once more, and closes them. */

@@ -181,9 +181,11 @@ describe('per-resource traffic metrics (managed nginx, buffered logs)', () => {
 
   it('counts UDP sessions and their bytes ($protocol UDP), each session logged when it idles out', async () => {
     const port = FROM + 1;
-    const created = await request(portico.app).post('/v1/streams').send({ port, protocol: 'udp', idleTimeout: '300ms', upstreams: [{ address: `${LOOPBACK}:${udpEcho.port}` }] });
+    const created = await request(portico.app).post('/v1/streams').send({ port, protocol: 'udp', idleTimeout: '2s', upstreams: [{ address: `${LOOPBACK}:${udpEcho.port}` }] });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     let received = 0;
+    // Each session from a socket of its own; nginx ends one after idleTimeout without datagrams (2 s:
+    // long enough that a loaded machine's pause between two datagrams does not split a session).
     for (let i = 0; i < 3; i += 1) received += await udpSession(port, 5, 100 + i);
     const sent = 5 * (100 + 101 + 102);
     assert.equal(received, sent);
