@@ -88,11 +88,12 @@ bench: build
 	@scripts/install-caddy.sh
 	@command -v wrk >/dev/null || { [ "$$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; } || echo "make bench: no wrk, and installing it needs root: the HTTP data plane is skipped" >&2
 	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx bench/run.ts
+	@if command -v wrk >/dev/null; then NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx bench/traffic-metrics.ts; else echo "make bench: no wrk: the traffic metrics' cost is skipped" >&2; fi
 
 # The per-resource traffic metrics' cost (issue 14): nginx workers' CPU per request and per stream
 # connection with no per-resource log, with Portico's buffered file and with syslog over UDP, and
-# the reader's CPU per 1,000 requests; writes bench/TRAFFIC.md (about 2 minutes). Not yet part of
-# `make bench`.
+# the reader's CPU per 1,000 requests; writes bench/TRAFFIC.md (about 2 minutes). `make bench` runs
+# it last, after bench/run.ts (its figures are in bench/TRAFFIC.md, not RESULTS.md).
 bench-traffic: deps
 	@command -v wrk >/dev/null || { echo "make bench-traffic needs wrk (apt-get install -y wrk)" >&2; exit 1; }
 	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx bench/traffic-metrics.ts

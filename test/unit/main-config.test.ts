@@ -51,6 +51,16 @@ describe('managed main config', () => {
     assert.deepEqual(on.filter((line) => !added.includes(line)), off);
   });
 
+  it('has the traffic logs in stream and http when TRAFFIC_METRICS is on, and nothing of them when off', () => {
+    const on = render(view).split('\n');
+    const off = render({ ...view, traffic: undefined }).split('\n');
+    assert.ok(on.includes("    access_log /var/lib/portico/logs/traffic-stream.log portico_traffic buffer=64k flush=1s;"));
+    assert.ok(on.includes("    access_log /var/lib/portico/logs/traffic-http.log portico_traffic buffer=64k flush=1s;"));
+    assert.ok(!off.some((line) => line.includes('traffic')));
+    // Only the two log_format, the two access_log and their three lines of comment differ.
+    assert.equal(on.filter((line) => !off.includes(line)).length, 7);
+  });
+
   it('sizes worker_connections above the listeners of the whole range', () => {
     for (const listeners of [1, 10, 5000]) {
       const { workerConnections, workerRlimitNofile } = sizeWorkers(listeners);
