@@ -18,7 +18,7 @@
  * numbers); and how many were never counted (loss). Prints a Markdown table and writes
  * bench/TRAFFIC.md. Everything on 127.0.0.1; every process it starts it stops by pid.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
@@ -225,9 +225,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < ROUNDS; i += 1) for (const variant of VARIANTS) await runOne(variant, false);
 
     const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
-    const report = renderReport(rounds, load);
-    process.stdout.write(report);
-    await writeFile(`${REPO_DIR}bench/TRAFFIC.md`, report);
+    await publish(rounds, load);
     if (process.env.TRAFFIC_BENCH_JSON !== undefined) await writeFile(process.env.TRAFFIC_BENCH_JSON, JSON.stringify({ load, rounds }, null, 1));
   } finally {
     await cleanup.run();
@@ -235,6 +233,41 @@ async function main(): Promise<void> {
 }
 
 const median = (values: number[]): number => percentile(values, 50);
+
+const RESULTS_BEGIN = '<!-- traffic-metrics:begin (bench/traffic-metrics.ts rewrites this part) -->';
+const RESULTS_END = '<!-- traffic-metrics:end -->';
+
+/**
+ * Prints the report, writes bench/TRAFFIC.md, and puts the same table into bench/RESULTS.md beside
+ * the data plane's (5), replacing the one a previous run put there: `make bench` runs this after
+ * bench/run.ts has rewritten RESULTS.md.
+ */
+async function publish(rounds: Round[], load: string): Promise<void> {
+  const report = renderReport(rounds, load);
+  process.stdout.write(report);
+  await writeFile(`${REPO_DIR}bench/TRAFFIC.md`, report);
+  const resultsFile = `${REPO_DIR}bench/RESULTS.md`;
+  const results = await readFile(resultsFile, 'utf8').catch(() => undefined);
+  if (results === undefined) return;
+  const section = `${RESULTS_BEGIN}\n${report.replace(/^# .*$/m, "### (5b) Per-resource traffic metrics' cost (bench/traffic-metrics.ts; bench/TRAFFIC.md)")}${RESULTS_END}\n\n`;
+  const begin = results.indexOf(RESULTS_BEGIN);
+  const end = results.indexOf(RESULTS_END);
+  let next: string;
+  if (begin >= 0 && end > begin) next = results.slice(0, begin) + section + results.slice(end + RESULTS_END.length).replace(/^\n+/, '');
+  else {
+    const at = results.indexOf('\n### (6)');
+    next = at < 0 ? `${results}\n${section}` : `${results.slice(0, at + 1)}${section}${results.slice(at + 1)}`;
+  }
+  await writeFile(resultsFile, next);
+}
+
+/** TRAFFIC_BENCH_RENDER=a.json,b.json: renders the rounds that TRAFFIC_BENCH_JSON saved (runs one after another), measures nothing. */
+async function renderSaved(files: string[]): Promise<void> {
+  const saved = await Promise.all(files.map(async (file) => JSON.parse(await readFile(file, 'utf8')) as { load: string; rounds: Round[] }));
+  // JSON wrote a NaN latency (never all counted) as null.
+  const rounds = saved.flatMap((s) => s.rounds).map((r) => ({ ...r, latencyMs: r.latencyMs ?? Number.NaN }));
+  await publish(rounds, saved.map((s) => s.load).join('; '));
+}
 
 function renderReport(rounds: Round[], load: string): string {
   const of = (v: Variant): Round[] => rounds.filter((r) => r.variant === v);
@@ -261,7 +294,7 @@ function renderReport(rounds: Round[], load: string): string {
   const lines = [
     '# Per-resource traffic metrics: cost (make bench-traffic)',
     '',
-    `${new Date().toISOString()}, ${os.cpus().length} CPUs, load average at the end ${load}; ${ROUNDS} rounds of each, medians.`,
+    `${new Date().toISOString()}, ${os.cpus().length} CPUs, load average at the end ${load}; ${of('file').length} rounds of each, medians.`,
     `HTTP: wrk, ${WRK_CONNECTIONS} keep-alive connections for ${WRK_SECONDS} s (the data-plane bench's load); stream: ${CHURN_CONNECTIONS} connect + 1 byte + close, ${CHURN_CONCURRENCY} at a time.`,
     '',
     '| per-resource log | request/s | nginx workers CPU per request | efficiency vs none, per turn (range) | nginx workers CPU per stream connection | efficiency vs none, per turn (range) | reader CPU per 1,000 requests (this process) | latency of the numbers | requests counted − answered to wrk, per round | sessions counted − made | errors |',
@@ -286,7 +319,8 @@ function renderReport(rounds: Round[], load: string): string {
   return lines.join('\n');
 }
 
-main().catch((error: unknown) => {
+const savedRuns = process.env.TRAFFIC_BENCH_RENDER;
+(savedRuns === undefined ? main() : renderSaved(savedRuns.split(','))).catch((error: unknown) => {
   process.stderr.write(`bench-traffic: ${(error as Error).stack ?? String(error)}\n`);
   process.exit(1);
 });
