@@ -12,12 +12,13 @@ NGINX_STAMP := .nginx-bin
 UNIT_TESTS := $(wildcard test/unit/*.test.ts)
 INTEGRATION_TESTS := $(wildcard test/integration/*.test.ts)
 
-.PHONY: help nginx check-install chromium promtool deps build start test test-soak test-container container-images test-unit test-integration typecheck bench clean
+.PHONY: help nginx check-install chromium promtool deps build start test test-soak test-container container-images test-unit test-integration typecheck bench bench-traffic clean
 
 help:
 	@echo "make start   install what is missing, build, run Portico in managed mode"
 	@echo "make test    install what is missing, type-check, run every test against a real nginx"
 	@echo "make bench   run the benchmarks and rewrite bench/RESULTS.md"
+	@echo "make bench-traffic  the per-resource traffic metrics' cost (writes bench/TRAFFIC.md)"
 	@echo "make test-soak  the heavy fault tests: 350 kill -9s of Portico in the middle of applies (about 9 minutes)"
 	@echo "make check-install  build nginx into a throwaway prefix as a fresh machine would, and check it (about a minute)"
 	@echo "make test-container the Dockerfile and docker-compose.yml through a Docker engine of the tests' own (about 5 minutes)"
@@ -93,6 +94,15 @@ bench: build
 	@scripts/install-caddy.sh
 	@command -v wrk >/dev/null || { [ "$$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; } || echo "make bench: no wrk, and installing it needs root: the HTTP data plane is skipped" >&2
 	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx bench/run.ts
+	@if command -v wrk >/dev/null; then NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx bench/traffic-metrics.ts; else echo "make bench: no wrk: the traffic metrics' cost is skipped" >&2; fi
+
+# The per-resource traffic metrics' cost (issue 14): nginx workers' CPU per request and per stream
+# connection with no per-resource log, with Portico's buffered file and with syslog over UDP, and
+# the reader's CPU per 1,000 requests; writes bench/TRAFFIC.md (about 2 minutes). `make bench` runs
+# it last, after bench/run.ts (its figures are in bench/TRAFFIC.md, not RESULTS.md).
+bench-traffic: deps
+	@command -v wrk >/dev/null || { echo "make bench-traffic needs wrk (apt-get install -y wrk)" >&2; exit 1; }
+	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx bench/traffic-metrics.ts
 
 clean:
 	rm -rf dist var node_modules

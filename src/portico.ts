@@ -31,8 +31,10 @@ import { isPortBound } from './ports/probe.js';
 import { PortReservations } from './ports/reservations.js';
 import { systemHostProbe, type HostProbe } from './ports/host-addresses.js';
 import { TargetCheck } from './apply/targets.js';
-import { createMainRenderer } from './render/main.js';
+import { createMainRenderer, trafficLogs } from './render/main.js';
 import { createMetrics, type MetricsCollector } from './metrics/registry.js';
+import { registerTrafficMetrics } from './traffic/metrics.js';
+import { TrafficReader, knownResources } from './traffic/reader.js';
 import { createAppRenderer } from './render/app.js';
 import { createSharedHttpRenderer } from './render/http-shared.js';
 import { createStreamRenderer } from './render/stream.js';
@@ -130,6 +132,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
   }
   const lock = await acquireLock(`${settings.stateDir}/portico.lock`);
   let started: NginxProcess | undefined;
+  let traffic: TrafficReader | undefined;
   try {
     const [streamTemplate, mainTemplate, appTemplate, sharedTemplate, version] = await Promise.all([
       readFile(`${TEMPLATES_DIR}/stream.conf.hbs`, 'utf8'),
@@ -271,6 +274,20 @@ export async function startPortico(settings: Settings, options: StartOptions): P
     });
     const startedAt = new Date();
     const metrics = createMetrics({ settings, tree, apps, certs, applier, ports, events, nginx, statusUrl, startedAt }, options.collectors ?? []);
+    // Per-resource traffic metrics: read from the logs nginx writes for them (TRAFFIC_METRICS).
+    if (settings.trafficMetrics) {
+      const logs = trafficLogs(settings.stateDir);
+      traffic = new TrafficReader({
+        streamLog: logs.streamLog,
+        httpLog: logs.httpLog,
+        resources: () => knownResources({ tree, apps }),
+        events,
+        onLogsReopened: (listener) => nginx.onLogsReopened(listener),
+        log: log.child({ module: 'traffic' }),
+      });
+      await traffic.start();
+      registerTrafficMetrics(metrics.registry, traffic);
+    }
     const portico: Portico = {
       settings,
       tree,
@@ -282,6 +299,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       ports,
       events,
       metrics: metrics.registry,
+      traffic,
       version,
       startedAt,
     };
@@ -297,6 +315,8 @@ export async function startPortico(settings: Settings, options: StartOptions): P
           log.warn({ err: error }, 'flushing the last committed batch failed: the next start completes it from the journal');
         });
         if (stopNginx) await process.stop();
+        // After nginx: its workers flush their buffered lines as they exit, and are counted.
+        await traffic?.stop();
         await lock.release();
       },
       async reloadTokens() {
@@ -310,6 +330,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
   } catch (error) {
     // A failed start leaves nginx as it found it: an adopted master (the data plane outlives a control
     // plane that could not start) is only no longer watched; one this start spawned is stopped.
+    await traffic?.stop();
     if (started !== undefined && !started.adopted) await started.stop().catch(() => started?.release());
     else started?.release();
     await lock.release();

@@ -145,6 +145,7 @@ const envSchema = z.object({
   // Managed mode's stub_status listener on 127.0.0.1 (the nginx numbers of /metrics); 0 or off: none.
   NGINX_STATUS_PORT: statusPortSchema.default('8081'),
   NGINX_STATUS_URL: statusUrlSchema.optional().or(z.literal('').transform(() => undefined)),
+  TRAFFIC_METRICS: z.enum(['on', 'off']).default('on'),
   API_HEADERS_TIMEOUT: apiTimeoutSchema.default('5s'),
   API_REQUEST_TIMEOUT: apiTimeoutSchema.default('10s'),
   API_MAX_CONNECTIONS: connectionCountSchema.default('1024'),
@@ -271,6 +272,13 @@ export interface Settings {
    */
   nginxStatus: { port: number | undefined; url: string | undefined };
   /**
+   * TRAFFIC_METRICS: per-resource traffic metrics (src/traffic/). `on` (the default): managed mode's
+   * main config has nginx write a line per stream session and per HTTP request to
+   * STATE_DIR/logs/traffic-{stream,http}.log (buffered), which Portico reads; external mode reads
+   * those files when the operator's config writes them. `off`: no such log, no reader.
+   */
+  trafficMetrics: boolean;
+  /**
    * What `nginx -t` reads before a reload (apply/applier.ts): `changed`, the new and changed files on
    * a throwaway config, the master's own parse at the reload being the whole-tree test; or `tree`, the
    * whole staged tree first (FULL_TREE_TEST=true, and always when the master's refusal cannot be
@@ -346,6 +354,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     nginxStatus: managed
       ? { port: e.NGINX_STATUS_PORT, url: e.NGINX_STATUS_PORT === undefined ? undefined : `http://127.0.0.1:${e.NGINX_STATUS_PORT}${NGINX_STATUS_PATH}` }
       : { port: undefined, url: e.NGINX_STATUS_URL },
+    trafficMetrics: e.TRAFFIC_METRICS === 'on',
     reloadMinIntervalMs: nginxTimeMs(e.RELOAD_MIN_INTERVAL),
     testScope: e.FULL_TREE_TEST === 'true' || (!managed && e.NGINX_ERROR_LOG === undefined) ? 'tree' : 'changed',
     stopTimeoutMs: nginxTimeMs(e.WORKER_SHUTDOWN_TIMEOUT) + 5000,

@@ -11,6 +11,7 @@ import type { Settings } from '../settings.js';
 import type { AppStore } from '../store/apps.js';
 import type { CertStore } from '../store/certs.js';
 import type { ConfigTree } from '../store/tree.js';
+import type { TrafficReader } from '../traffic/reader.js';
 
 export interface Portico {
   settings: Settings;
@@ -27,6 +28,11 @@ export interface Portico {
   events: EventFeed;
   /** The Prometheus registry /metrics answers (metrics/registry.ts). */
   metrics: Registry;
+  /**
+   * The per-resource traffic metrics' reader (TRAFFIC_METRICS on), or undefined when off. The
+   * /metrics route registers them: `registerTrafficMetrics(registry, portico.traffic)` (traffic/metrics.ts).
+   */
+  traffic: TrafficReader | undefined;
   version: string;
   startedAt: Date;
 }

@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { PorticoError } from '../errors.js';
 import { retargetInclude } from '../render/external.js';
-import { STREAM_MAP_HASH_BUCKET_SIZE, isolatedMain, keepaliveMinTimeoutFor, sizeWorkers, type MainRenderer, type MainView } from '../render/main.js';
+import { STREAM_MAP_HASH_BUCKET_SIZE, isolatedMain, keepaliveMinTimeoutFor, sizeWorkers, trafficLogs, type MainRenderer, type MainView } from '../render/main.js';
 import { NGINX_STATUS_PATH, type Settings } from '../settings.js';
 import type { ConfigTree } from '../store/tree.js';
 import { listenersFor } from '../nginx/limits.js';
@@ -49,6 +49,7 @@ export class TestConfigs {
       quicBpf: this.quicBpf,
       statusPort: this.statusPort,
       statusPath: NGINX_STATUS_PATH,
+      traffic: s.trafficMetrics ? trafficLogs(s.stateDir) : undefined,
       // A tcp+udp stream opens two listening sockets on its port, and the apps share three more.
       ...sizeWorkers(listenersFor(rangeSize(s.portRange))),
     };

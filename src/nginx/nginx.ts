@@ -79,6 +79,8 @@ export class Nginx {
   readonly reloads: ReloadCounts = { total: 0, failed: 0, lastOk: true, lastSuccessAt: 0 };
   private reopenRunning: Promise<LogsReopened> | undefined;
   private reopenNext: Promise<LogsReopened> | undefined;
+  /** Called once nginx reopened its logs at Portico's request (the traffic reader opens the new files at once). */
+  private readonly reopenListeners = new Set<() => Promise<void>>();
 
   constructor(
     readonly cmd: NginxCommand,
@@ -146,8 +148,21 @@ export class Nginx {
     return this.reopenNext;
   }
 
+  /** Calls `listener` after each reopen of the logs Portico asked for; answers the function that stops it. */
+  onLogsReopened(listener: () => Promise<void>): () => void {
+    this.reopenListeners.add(listener);
+    return () => {
+      this.reopenListeners.delete(listener);
+    };
+  }
+
   private startReopen(): Promise<LogsReopened> {
-    const running = this.signalReopen().finally(() => {
+    const running = this.signalReopen()
+      .then(async (answer) => {
+        for (const listener of [...this.reopenListeners]) await listener().catch(() => undefined);
+        return answer;
+      })
+      .finally(() => {
       if (this.reopenRunning === running) this.reopenRunning = undefined;
     });
     this.reopenRunning = running;

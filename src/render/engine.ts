@@ -77,6 +77,8 @@ export const helpers = {
   /** A header value, printed inside double quotes. */
   headervalue: guard('headervalue', isHeaderValue),
   /** `field.path=value` of a field given with its default value, in a comment. */
+  /** A traffic log_format (src/traffic/line.ts): a tag, then nginx variables separated by spaces. */
+  logformat: guard('logformat', (v) => /^[a-z0-9]{1,8}(?: \$[a-z_]{1,32}){1,16}$/.test(v)),
   annotation: guard('annotation', (v) => /^[a-z][A-Za-z0-9_.]{0,200}=[a-z_]{1,20}$/.test(v)),
 };
 

@@ -2,6 +2,7 @@
  * Renders the main nginx.conf of managed mode, and the throwaway main configs that `nginx -t` runs
  * against (a staged tree, or one file alone). Pure.
  */
+import { HTTP_LOG_FORMAT, STREAM_LOG_FORMAT, TRAFFIC_FORMAT_NAME } from '../traffic/line.js';
 import { compileTemplate, helpers, type Template } from './engine.js';
 
 export interface MainView {
@@ -30,6 +31,28 @@ export interface MainView {
    */
   statusPort: number | undefined;
   statusPath: string;
+  /** The per-resource traffic logs (TRAFFIC_METRICS on), or undefined for none. */
+  traffic: TrafficLogs | undefined;
+}
+
+/** The logs the traffic metrics read (src/traffic/), with their formats. */
+export interface TrafficLogs {
+  streamLog: string;
+  httpLog: string;
+  formatName: string;
+  streamFormat: string;
+  httpFormat: string;
+}
+
+/** The traffic logs of STATE_DIR `stateDir`: where managed mode's nginx writes them, and any mode's reader reads. */
+export function trafficLogs(stateDir: string): TrafficLogs {
+  return {
+    streamLog: `${stateDir}/logs/traffic-stream.log`,
+    httpLog: `${stateDir}/logs/traffic-http.log`,
+    formatName: TRAFFIC_FORMAT_NAME,
+    streamFormat: STREAM_LOG_FORMAT,
+    httpFormat: HTTP_LOG_FORMAT,
+  };
 }
 
 /**

@@ -10,7 +10,9 @@ import { createServer, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { Registry } from 'prom-client';
 import request from 'supertest';
+import { registerTrafficMetrics } from '../../src/traffic/metrics.js';
 import { fixtureCert, fixturePem } from '../helpers/backends.js';
 import { http3Flags, launchChromium, type RunningChromium } from '../helpers/chromium.js';
 import { eventually } from '../helpers/net.js';
@@ -60,6 +62,10 @@ describe('HTTP/3 for real (managed nginx, headless Chromium over QUIC)', () => {
   let portico: InProcess;
   let backend: Awaited<ReturnType<typeof startPageBackend>>;
   let browser: RunningChromium | undefined;
+  const registry = new Registry();
+  /** portico_app_requests_total{app="h3"} of every status class. */
+  const h3Requests = async (): Promise<number> =>
+    ((await registry.getSingleMetric('portico_app_requests_total')?.get())?.values ?? []).filter((v) => v.labels.app === 'h3').reduce((sum, v) => sum + v.value, 0);
 
   const api = () => request(portico.app);
   const upstreams = () => [{ address: `127.0.0.1:${backend.port}` }];
@@ -77,6 +83,7 @@ describe('HTTP/3 for real (managed nginx, headless Chromium over QUIC)', () => {
       .post('/v1/apps')
       .send({ name: 'no-h3', serverNames: ['localhost'], routes: [{ upstreams: upstreams() }], tls: { certificate: 'portico', http2: true } })
       .expect(201);
+    if (portico.portico.traffic !== undefined) registerTrafficMetrics(registry, portico.portico.traffic);
   });
   after(async () => {
     try {
@@ -105,6 +112,12 @@ describe('HTTP/3 for real (managed nginx, headless Chromium over QUIC)', () => {
     const accessLog = `${portico.stateDir}/logs/access.log`;
     const logged = await eventually(async () => line.test(await readFile(accessLog, 'utf8').catch(() => '')), 3000);
     assert.ok(logged, `no HTTP/3.0 line for GET / in ${accessLog}:\n${await readFile(accessLog, 'utf8').catch(() => '')}`);
+    // The per-resource traffic metrics count the HTTP/3 requests too: every portico.test line of the
+    // access log (Chromium's page and its favicon, all over QUIC) is in portico_app_requests_total{app="h3"}.
+    const h3Lines = async () => (await readFile(accessLog, 'utf8')).split('\n').filter((l) => / HTTP\/3\.0 portico\.test$/.test(l)).length;
+    assert.ok(await eventually(async () => (await h3Requests()) >= (await h3Lines()), 5000, 100));
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.equal(await h3Requests(), await h3Lines(), 'every HTTP/3 request to the app counted, once');
     t.diagnostic(
       `chromium launch ${Math.round(launched - started)} ms, h3 page load ${Math.round(loaded - launched)} ms, ` +
         `with the access log line ${Math.round(performance.now() - started)} ms`,

@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { TEMPLATES_DIR } from '../../src/portico.js';
 import { NGINX_STATUS_PATH } from '../../src/settings.js';
 import { retargetInclude } from '../../src/render/external.js';
-import { STREAM_MAP_HASH_BUCKET_SIZE, createMainRenderer, keepaliveMinTimeoutFor, quicBpfProbeMain, quicBpfProbePidFile, sizeWorkers, versionAtLeast } from '../../src/render/main.js';
+import { STREAM_MAP_HASH_BUCKET_SIZE, createMainRenderer, keepaliveMinTimeoutFor, quicBpfProbeMain, quicBpfProbePidFile, sizeWorkers, trafficLogs, versionAtLeast } from '../../src/render/main.js';
 
 const GOLDEN = new URL('../golden/', import.meta.url).pathname;
 const render = createMainRenderer(await readFile(`${TEMPLATES_DIR}/main.conf.hbs`, 'utf8'));
@@ -25,6 +25,7 @@ const view = {
   quicBpf: false,
   statusPort: 8081 as number | undefined,
   statusPath: NGINX_STATUS_PATH,
+  traffic: trafficLogs('/var/lib/portico') as ReturnType<typeof trafficLogs> | undefined,
   ...sizeWorkers(10),
 };
 
@@ -67,6 +68,16 @@ describe('managed main config', () => {
     // Only the server block and its comment go.
     assert.equal(off.split('\n').length, lines.length - 14);
     assert.throws(() => render({ ...view, statusPort: 70000 }), /refusing to render 70000 as port/);
+  });
+
+  it('has the traffic logs in stream and http when TRAFFIC_METRICS is on, and nothing of them when off', () => {
+    const on = render(view).split('\n');
+    const off = render({ ...view, traffic: undefined }).split('\n');
+    assert.ok(on.includes("    access_log /var/lib/portico/logs/traffic-stream.log portico_traffic buffer=64k flush=1s;"));
+    assert.ok(on.includes("    access_log /var/lib/portico/logs/traffic-http.log portico_traffic buffer=64k flush=1s;"));
+    assert.ok(!off.some((line) => line.includes('traffic')));
+    // Only the two log_format, the two access_log and their three lines of comment differ.
+    assert.equal(on.filter((line) => !off.includes(line)).length, 7);
   });
 
   it('sizes worker_connections above the listeners of the whole range', () => {
