@@ -79,6 +79,21 @@ describe('attacks on the event feed, the metrics and the status listener', () =>
     assert.equal(await accepts(STATUS, '::1'), false);
   });
 
+  it('a query parameter /v1/events does not know is a 400 naming the query (not "body"), and a repeated one names itself', async () => {
+    const unknown = await fetch(`${base}/v1/events?token=${TOKEN}`, { headers: auth });
+    assert.equal(unknown.status, 400);
+    const body = (await unknown.json()) as { error: { kind: string; message: string; field: string } };
+    assert.equal(body.error.kind, 'InvalidInput');
+    assert.equal(body.error.field, 'query');
+    assert.match(body.error.message, /^query: unknown parameter\(s\) "token"/);
+    assert.doesNotMatch(body.error.message, new RegExp(TOKEN));
+    for (const name of ['type', 'resource', 'outcome', 'limit', 'follow']) {
+      const repeated = await fetch(`${base}/v1/events?${name}=a&${name}=b`, { headers: auth });
+      assert.equal(repeated.status, 400, name);
+      assert.equal(((await repeated.json()) as { error: { field: string } }).error.field, name);
+    }
+  });
+
   it('followers that leave before their answer is sent (a body still arriving) never keep a place among the followers', async () => {
     const idle = portico.portico.events.subscribers;
     const leaver = (): Promise<void> =>

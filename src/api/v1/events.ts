@@ -12,7 +12,7 @@ import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { PorticoError } from '../../errors.js';
 import type { EventFeed, PorticoEvent } from '../../events/feed.js';
-import { parseWith } from '../params.js';
+import { fromZod } from '../errors.js';
 
 export const HEARTBEAT_MS = 15_000;
 export const MAX_FOLLOWERS = 32;
@@ -45,6 +45,20 @@ const matches = (query: EventsQuery) => (event: PorticoEvent): boolean =>
   (query.resource === undefined || (event.type === 'apply' && event.resource === query.resource)) &&
   (query.outcome === undefined || (event.type === 'apply' && event.outcome === query.outcome));
 
+/**
+ * The query, parsed. A parameter this route does not know is named as the query's (zod names an
+ * unknown key at the top as the body's), each name cut short: a client chooses them.
+ */
+function parseQuery(query: unknown): EventsQuery {
+  const parsed = eventsQuerySchema.safeParse(query);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  if (issue?.code !== 'unrecognized_keys') throw fromZod(parsed.error);
+  const names = issue.keys.slice(0, 8).map((key) => JSON.stringify(key.length > 64 ? `${key.slice(0, 64)}…` : key));
+  const known = Object.keys(eventsQuerySchema.shape).join(', ');
+  throw new PorticoError('InvalidInput', `query: unknown parameter(s) ${names.join(', ')}${issue.keys.length > 8 ? ' and more' : ''} (known: ${known})`, { field: 'query' });
+}
+
 /** The Last-Event-ID a reconnecting EventSource sends: the id of the last event it saw, or 0. */
 function lastEventId(req: Request): number {
   const header = req.get('Last-Event-ID');
@@ -59,7 +73,7 @@ export function eventsRouter(events: EventFeed): Router {
   const followers = { count: 0 };
 
   router.get('/', (req, res) => {
-    const query = parseWith(eventsQuerySchema, req.query);
+    const query = parseQuery(req.query);
     if (query.follow === 'true') {
       follow(req, res, events, query, followers);
       return;
