@@ -10,7 +10,8 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { MAX_FOLLOWERS } from '../../src/api/v1/events.js';
-import { accepts, eventually } from '../helpers/net.js';
+import type { PorticoEvent } from '../../src/events/feed.js';
+import { accepts, eventually, holdPort, startEcho, type EchoServer } from '../helpers/net.js';
 import { startInProcess, type InProcess } from '../helpers/portico.js';
 
 const FROM = 30200;
@@ -37,12 +38,15 @@ const statusLine = (answer: string): string => answer.split('\r\n')[0] ?? '';
 
 describe('attacks on the event feed, the metrics and the status listener', () => {
   let portico: InProcess;
+  let echo: EchoServer;
   let server: Server;
   let port: number;
   let base: string;
 
   before(async () => {
-    portico = await startInProcess({ PORT_RANGE: `${FROM}-${FROM + 19}`, API_TOKEN: TOKEN, NGINX_STATUS_PORT: String(STATUS) });
+    echo = await startEcho();
+    // The host probe is told every port is free, so that a held port reaches nginx's bind: a rolled-back batch.
+    portico = await startInProcess({ PORT_RANGE: `${FROM}-${FROM + 19}`, API_TOKEN: TOKEN, NGINX_STATUS_PORT: String(STATUS) }, { isBound: async () => false });
     server = portico.app.listen(0, '127.0.0.1');
     await new Promise((resolve) => server.once('listening', resolve));
     port = (server.address() as AddressInfo).port;
@@ -52,6 +56,7 @@ describe('attacks on the event feed, the metrics and the status listener', () =>
     server?.closeAllConnections();
     await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)));
     await portico?.stop();
+    await echo?.close();
   });
 
   it('the status listener refuses a Host that does not name it (DNS rebinding) and answers one that does', async () => {
@@ -112,5 +117,71 @@ describe('attacks on the event feed, the metrics and the status listener', () =>
     const follower = await fetch(`${base}/v1/events?follow=true`, { headers: auth });
     assert.equal(follower.status, 200);
     await follower.body?.cancel();
+  });
+
+  it('a page reaches neither /v1/events (EventSource: cookies and Origin, no Authorization) nor /metrics, rebound or cross-site', async () => {
+    const browser = { Accept: 'text/event-stream', Cookie: 'session=abc', 'Sec-Fetch-Mode': 'cors' };
+    for (const route of ['/v1/events?follow=true', '/v1/events', '/metrics']) {
+      // Cross-site: the page's Origin and Sec-Fetch-Site, even with a valid token (guarded before the token is read).
+      const cross = await exchange(port, `GET ${route} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nOrigin: http://attacker.example\r\nSec-Fetch-Site: cross-site\r\n${Object.entries({ ...browser, ...auth }).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\nConnection: close\r\n\r\n`);
+      assert.match(statusLine(cross), /^HTTP\/1\.1 403 /, `${route} cross-site`);
+      assert.doesNotMatch(cross, /text\/event-stream|portico_|"type":/, route);
+      // Rebound: the page's own name as Host, same-origin to the browser.
+      const rebound = await exchange(port, `GET ${route} HTTP/1.1\r\nHost: rebind.example:${port}\r\nOrigin: http://rebind.example:${port}\r\nSec-Fetch-Site: same-origin\r\n${Object.entries({ ...browser, ...auth }).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\nConnection: close\r\n\r\n`);
+      assert.match(statusLine(rebound), /^HTTP\/1\.1 403 /, `${route} rebound`);
+      assert.doesNotMatch(rebound, /text\/event-stream|portico_|"type":/, route);
+    }
+  });
+
+  it('racing changes (same port, new ports, dry runs, nginx-refused, rolled back) are each answered, and each recorded once before its answer, as /metrics counts them', async () => {
+    const scrape = async (): Promise<Map<string, number>> => {
+      const text = await (await fetch(`${base}/metrics`, { headers: auth })).text();
+      const counts = new Map<string, number>();
+      for (const match of text.matchAll(/^portico_apply_changes_total\{kind="stream",outcome="(\w+)"\} (\d+)$/gm)) counts.set(match[1] as string, Number(match[2]));
+      return counts;
+    };
+    const before = await scrape();
+    const seen = Math.max(0, ...portico.portico.events.list().map((event) => event.id));
+    const backend = `127.0.0.1:${echo.port}`;
+    const held = await holdPort(FROM + 15);
+    type Sent = { what: string; dryRun: boolean; status: number; request: string; recordedFirst: boolean };
+    const send = async (what: string, method: string, route: string, body: unknown): Promise<Sent> => {
+      const res = await fetch(`${base}${route}`, { method, headers: { ...auth, 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(20_000) });
+      const request = (res.headers.get('portico-request-id') ?? '').split(';')[0] as string;
+      // In-process: the feed as it is when the answer arrives.
+      const recordedFirst = portico.portico.events.list().some((event) => event.type === 'apply' && event.changes.some((c) => c.request === request));
+      await res.arrayBuffer();
+      return { what, dryRun: route.includes('dryRun'), status: res.status, request, recordedFirst };
+    };
+    let sent: Sent[];
+    try {
+      const calls: Array<Promise<Sent>> = [];
+      for (let i = 0; i < 8; i += 1) calls.push(send('same port', 'PUT', `/v1/streams/${FROM + 10}`, { port: FROM + 10, upstreams: [{ address: i % 2 === 0 ? backend : `127.0.0.1:${echo.port}`, weight: 1 + (i % 3) }] }));
+      for (let i = 0; i < 4; i += 1) calls.push(send('new port', 'POST', '/v1/streams', { port: FROM + 11 + i, backend }));
+      for (let i = 0; i < 4; i += 1) calls.push(send('dry run', 'POST', '/v1/streams?dryRun=true', { port: FROM + 5 + i, backend }));
+      for (let i = 0; i < 2; i += 1) calls.push(send('nginx refuses', 'POST', '/v1/streams', { port: FROM + 16 + i, backend: 'no-such-host.invalid:5432' }));
+      calls.push(send('held port', 'POST', '/v1/streams', { port: FROM + 15, backend }));
+      sent = await Promise.all(calls);
+    } finally {
+      await held.close();
+    }
+    const real = sent.filter((s) => !s.dryRun);
+    assert.ok(sent.every((s) => s.request !== ''), JSON.stringify(sent));
+    assert.ok(sent.filter((s) => s.dryRun).every((s) => s.status === 200), JSON.stringify(sent));
+    assert.ok(sent.filter((s) => s.what === 'nginx refuses' || s.what === 'held port').every((s) => s.status === 422), JSON.stringify(sent));
+    assert.ok(real.every((s) => s.recordedFirst), `answered before recorded: ${JSON.stringify(real.filter((s) => !s.recordedFirst))}`);
+
+    const changes = portico.portico.events.list().filter((event): event is PorticoEvent & { type: 'apply' } => event.id > seen && event.type === 'apply').flatMap((event) => event.changes);
+    // Each real change once, a dry run never; each with the outcome its answer said.
+    for (const s of sent) {
+      const mine = changes.filter((c) => c.request === s.request);
+      assert.equal(mine.length, s.dryRun ? 0 : 1, `${s.what}: ${JSON.stringify(mine)}`);
+      if (!s.dryRun) assert.equal(mine[0]?.outcome === 'rejected', s.status >= 400, `${s.what} ${s.status}: ${JSON.stringify(mine)}`);
+    }
+    assert.equal(changes.length, real.length);
+    const after = await scrape();
+    for (const outcome of ['applied', 'unchanged', 'rejected']) {
+      assert.equal((after.get(outcome) ?? 0) - (before.get(outcome) ?? 0), changes.filter((c) => c.outcome === outcome).length, outcome);
+    }
   });
 });
