@@ -9,7 +9,8 @@ import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { MAX_FOLLOWERS } from '../../src/api/v1/events.js';
+import { request as httpRequest, type ClientRequest } from 'node:http';
+import { MAX_FOLLOWERS, MAX_FOLLOWERS_PER_CLIENT } from '../../src/api/v1/events.js';
 import type { PorticoEvent } from '../../src/events/feed.js';
 import { accepts, eventually, holdPort, startEcho, type EchoServer } from '../helpers/net.js';
 import { startInProcess, type InProcess } from '../helpers/portico.js';
@@ -42,6 +43,8 @@ describe('attacks on the event feed, the metrics and the status listener', () =>
   let server: Server;
   let port: number;
   let base: string;
+  /** The feed's subscribers with no client following (the metrics subscribe to it). */
+  let idle = 0;
 
   before(async () => {
     echo = await startEcho();
@@ -51,6 +54,7 @@ describe('attacks on the event feed, the metrics and the status listener', () =>
     await new Promise((resolve) => server.once('listening', resolve));
     port = (server.address() as AddressInfo).port;
     base = `http://127.0.0.1:${port}`;
+    idle = portico.portico.events.subscribers;
   });
   after(async () => {
     server?.closeAllConnections();
@@ -100,7 +104,6 @@ describe('attacks on the event feed, the metrics and the status listener', () =>
   });
 
   it('followers that leave before their answer is sent (a body still arriving) never keep a place among the followers', async () => {
-    const idle = portico.portico.events.subscribers;
     const leaver = (): Promise<void> =>
       new Promise((resolve) => {
         const socket = connect(port, '127.0.0.1', () => {
@@ -183,5 +186,40 @@ describe('attacks on the event feed, the metrics and the status listener', () =>
     for (const outcome of ['applied', 'unchanged', 'rejected']) {
       assert.equal((after.get(outcome) ?? 0) - (before.get(outcome) ?? 0), changes.filter((c) => c.outcome === outcome).length, outcome);
     }
+  });
+
+  it(`one client cannot take every follower place: at most ${MAX_FOLLOWERS_PER_CLIENT} from one address, and another address still follows`, async () => {
+    assert.ok(await eventually(() => portico.portico.events.subscribers === idle, 5000), 'followers of earlier tests are still there');
+    const held: ClientRequest[] = [];
+    const follow = (localAddress: string): Promise<{ status: number; body: string }> =>
+      new Promise((resolve, reject) => {
+        const req = httpRequest(`${base}/v1/events?follow=true`, { headers: auth, localAddress, agent: false }, (res) => {
+          if (res.statusCode === 200) {
+            resolve({ status: 200, body: '' });
+            return;
+          }
+          let body = '';
+          res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+        req.end();
+        held.push(req);
+      });
+    try {
+      // The attacker opens as many as the API's connection cap per client would let it (256): far more than the feed's places.
+      const mine = await Promise.all(Array.from({ length: MAX_FOLLOWERS }, () => follow('127.0.0.1')));
+      assert.equal(mine.filter((r) => r.status === 200).length, MAX_FOLLOWERS_PER_CLIENT);
+      const refused = mine.find((r) => r.status !== 200);
+      assert.equal(refused?.status, 503);
+      assert.match(refused?.body ?? '', /"kind":"Busy"/);
+      assert.match(refused?.body ?? '', /this client \(127\.0\.0\.1\)/);
+      // Everyone else still gets in.
+      assert.equal((await follow('127.0.0.2')).status, 200);
+      assert.equal((await follow('127.0.0.3')).status, 200);
+    } finally {
+      for (const req of held) req.destroy();
+    }
+    assert.ok(await eventually(() => portico.portico.events.subscribers === idle, 5000), 'the followers did not leave');
   });
 });
