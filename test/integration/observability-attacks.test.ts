@@ -222,4 +222,44 @@ describe('attacks on the event feed, the metrics and the status listener', () =>
     }
     assert.ok(await eventually(() => portico.portico.events.subscribers === idle, 5000), 'the followers did not leave');
   });
+
+  it('a client that reconnects to a restarted Portico with the Last-Event-ID of the process before misses none of the new one\'s events', async () => {
+    // The last id a follower saw before Portico restarted (an upgrade, a crash): this process's newest.
+    const lastSeen = Math.max(...portico.portico.events.list().map((event) => event.id));
+    assert.ok(lastSeen >= 3, `${lastSeen}`);
+    const restarted = await startInProcess({ PORT_RANGE: `${FROM + 20}-${FROM + 29}`, API_TOKEN: TOKEN });
+    const listener = restarted.app.listen(0, '127.0.0.1');
+    try {
+      await new Promise((resolve) => listener.once('listening', resolve));
+      const url = `http://127.0.0.1:${(listener.address() as AddressInfo).port}`;
+      const backend = `127.0.0.1:${echo.port}`;
+      for (const offset of [20, 21]) {
+        const created = await fetch(`${url}/v1/streams`, { method: 'POST', headers: { ...auth, 'Content-Type': 'application/json' }, body: JSON.stringify({ port: FROM + offset, backend }) });
+        assert.equal(created.status, 201, await created.text());
+      }
+      // The EventSource reconnects with the id it last saw; it reads for a second.
+      const res = await fetch(`${url}/v1/events?follow=true`, { headers: { ...auth, 'Last-Event-ID': String(lastSeen) }, signal: AbortSignal.timeout(1000) });
+      assert.equal(res.status, 200);
+      let text = '';
+      const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          text += Buffer.from(value).toString();
+        }
+      } catch {
+        // the timeout ended the read
+      }
+      const replayed = [...text.matchAll(/^data: (.*)$/gm)].map((m) => JSON.parse(m[1] as string) as PorticoEvent);
+      const kept = restarted.portico.events.list().reverse();
+      assert.ok(kept.filter((event) => event.type === 'apply').length >= 2);
+      assert.deepEqual(replayed.map((event) => event.id), kept.map((event) => event.id), text);
+      assert.ok(kept.every((event) => event.id > lastSeen), 'an id of the new process is not above the old one\'s');
+    } finally {
+      listener.closeAllConnections();
+      await new Promise((resolve) => listener.close(resolve));
+      await restarted.stop();
+    }
+  });
 });
