@@ -45,19 +45,32 @@ export interface NginxEventBody {
 
 export type EventBody = ApplyEventBody | NginxEventBody;
 
-/** An event as answered: a sequence number (the SSE id, increasing for the life of the process) and the time. */
+/** An event as answered: a sequence number (the SSE id, increasing across restarts of Portico, see `EventFeed`) and the time. */
 export type PorticoEvent = EventBody & { id: number; at: string };
 
 export type EventListener = (event: PorticoEvent) => void;
 
 export const EVENT_CAPACITY = 1000;
 
+/**
+ * The ring of the last `capacity` events. Ids count up from `firstId`, by default the time the feed
+ * was made in milliseconds since the epoch: an EventSource that reconnects to a restarted Portico
+ * sends the Last-Event-ID it had from the process before, and ids counting from 1 again would be at
+ * or below it, so the client would be replayed nothing of the new process. A process records far
+ * fewer events than it lives milliseconds (each batch takes several), so the next one's ids start
+ * above every id of the one before.
+ */
 export class EventFeed {
   private readonly ring: PorticoEvent[] = [];
   private readonly listeners = new Set<EventListener>();
-  private next = 1;
+  private next: number;
 
-  constructor(readonly capacity = EVENT_CAPACITY) {}
+  constructor(
+    readonly capacity = EVENT_CAPACITY,
+    firstId = Date.now(),
+  ) {
+    this.next = firstId;
+  }
 
   /** Records an event, hands it to every listener, and answers it. A listener that throws is dropped, never the event. */
   record(body: EventBody): PorticoEvent {

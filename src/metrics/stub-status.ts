@@ -23,8 +23,9 @@ const MAX_BYTES = 4096;
  * `Active connections: 1 \nserver accepts handled requests\n 7 7 9 \nReading: 0 Writing: 1 Waiting: 0 \n`.
  */
 export function parseStubStatus(text: string): StubStatus | undefined {
+  // At most 20 digits each, as nginx's 64-bit counters have: a longer number would be Infinity (+Inf on /metrics).
   const match =
-    /^Active connections:\s*(\d+)\s*\nserver accepts handled requests\s*\n\s*(\d+)\s+(\d+)\s+(\d+)\s*\nReading:\s*(\d+)\s+Writing:\s*(\d+)\s+Waiting:\s*(\d+)\s*$/.exec(
+    /^Active connections:\s*(\d{1,20})\s*\nserver accepts handled requests\s*\n\s*(\d{1,20})\s+(\d{1,20})\s+(\d{1,20})\s*\nReading:\s*(\d{1,20})\s+Writing:\s*(\d{1,20})\s+Waiting:\s*(\d{1,20})\s*$/.exec(
       text,
     );
   if (match === null) return undefined;

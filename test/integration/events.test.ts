@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
-import { MAX_FOLLOWERS } from '../../src/api/v1/events.js';
+import { MAX_FOLLOWERS, MAX_FOLLOWERS_PER_CLIENT } from '../../src/api/v1/events.js';
 import type { PorticoEvent } from '../../src/events/feed.js';
 import { eventually, startEcho, type EchoServer } from '../helpers/net.js';
 import { nginxMasters, startInProcess, type InProcess } from '../helpers/portico.js';
@@ -161,18 +161,35 @@ describe('the event feed (/v1/events)', () => {
   it(`holds at most ${MAX_FOLLOWERS} followers: one more is 503 Busy, and a follower that leaves frees its place`, async () => {
     const sockets: Array<ReturnType<typeof httpRequest>> = [];
     try {
-      const opened = Array.from({ length: MAX_FOLLOWERS }, () =>
+      // From as many loopback addresses as the places need (MAX_FOLLOWERS_PER_CLIENT each), 127.0.0.1 last.
+      const addresses = Math.ceil(MAX_FOLLOWERS / MAX_FOLLOWERS_PER_CLIENT);
+      const opened = Array.from({ length: MAX_FOLLOWERS }, (_, i) =>
         new Promise<number>((resolve, reject) => {
-          const req = httpRequest(`${base}/v1/events?follow=true`, { headers: auth }, (res) => resolve(res.statusCode ?? 0));
+          const localAddress = `127.0.0.${addresses - (i % addresses)}`;
+          const req = httpRequest(`${base}/v1/events?follow=true`, { headers: auth, localAddress }, (res) => resolve(res.statusCode ?? 0));
           req.on('error', reject);
           req.end();
           sockets.push(req);
         }),
       );
       assert.deepEqual(new Set(await Promise.all(opened)), new Set([200]));
-      const refused = await request(portico.app).get('/v1/events?follow=true').set(auth).expect(503);
-      assert.equal((refused.body as { error: { kind: string } }).error.kind, 'Busy');
-      sockets.pop()?.destroy();
+      // One more, from an address that follows nothing yet: the places in all are full.
+      const refused = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = httpRequest(`${base}/v1/events?follow=true`, { headers: auth, localAddress: `127.0.0.${addresses + 1}` }, (res) => {
+          let body = '';
+          res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+        req.end();
+        sockets.push(req);
+      });
+      assert.equal(refused.status, 503, refused.body);
+      const refusal = JSON.parse(refused.body) as { error: { kind: string; message: string } };
+      assert.equal(refusal.error.kind, 'Busy');
+      assert.match(refusal.error.message, new RegExp(`^${MAX_FOLLOWERS} clients already follow`));
+      sockets.pop()?.destroy(); // the refused one
+      sockets.pop()?.destroy(); // a follower from 127.0.0.1
       let status = 0;
       assert.ok(await eventually(async () => {
         const one = await readEvents(`${base}/v1/events?follow=true`, auth, 1, 200);

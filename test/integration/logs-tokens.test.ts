@@ -130,14 +130,19 @@ describe('Portico\'s log with API_TOKENS_FILE', () => {
     const certificateBatch = await batchOf(stored.id.split(';')[0] as string);
     assert.equal(certificateBatch?.kind, 'certificate');
     assert.deepEqual(certificateBatch?.by, [{ request: stored.id.split(';')[0], token: 'deploy' }]);
-    await eventually(() => lines(portico!.output()).filter((l) => l.module === 'api').length >= 16, 2000);
+    // The event feed and the metrics record every batch and who asked: by the token's name only.
+    const feed = await call('GET', '/v1/events', MONITOR);
+    assert.equal(feed.status, 200, feed.text);
+    assert.match(feed.text, /"token":"deploy"/);
+    assert.equal((await call('GET', '/metrics', MONITOR)).status, 200);
+    await eventually(() => lines(portico!.output()).filter((l) => l.module === 'api').length >= 18, 2000);
 
     const output = portico!.output();
     const secrets = [DEPLOY, MONITOR, CI, LEGACY, hex(DEPLOY), hex(MONITOR), hex(CI), hex(LEGACY), bodySecret, 'query-secret-6b1a', ...Object.values(credentials), 'cHJveHktc2VjcmV0', ...[aKey, bKey, expiredKey].flatMap(keyLines)];
     for (const secret of secrets) assert.ok(!output.includes(secret), `the log holds "${secret}"`);
     for (const word of ['authorization', 'cookie', 'x-api-key', 'private key']) assert.ok(!output.toLowerCase().includes(word), `the log holds "${word}"`);
     const answered = answers.join('\n');
-    for (const secret of [DEPLOY, MONITOR, LEGACY, bodySecret, ...[aKey, bKey, expiredKey].flatMap(keyLines)]) {
+    for (const secret of [DEPLOY, MONITOR, CI, LEGACY, hex(DEPLOY), hex(MONITOR), hex(CI), hex(LEGACY), bodySecret, 'query-secret-6b1a', ...Object.values(credentials), ...[aKey, bKey, expiredKey].flatMap(keyLines)]) {
       assert.ok(!answered.includes(secret), `an answer holds "${secret}"`);
     }
   });

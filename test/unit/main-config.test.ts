@@ -54,19 +54,19 @@ describe('managed main config', () => {
     assert.deepEqual(on.filter((line) => !added.includes(line)), off);
   });
 
-  it('renders the stub_status listener on 127.0.0.1 only, for loopback only, unlogged; and none at all when off', () => {
+  it('renders the stub_status listener on 127.0.0.1 only, for loopback only, for a Host naming it only, unlogged; and none at all when off', () => {
     const lines = render(view).split('\n');
     const start = lines.indexOf('        listen 127.0.0.1:8081;');
     assert.ok(start > 0, 'the status server listens on 127.0.0.1:8081 alone');
-    const server = lines.slice(start - 1, start + 12).map((line) => line.trim());
-    for (const directive of ['access_log off;', 'allow 127.0.0.1;', 'deny all;', 'location = /stub_status {', 'stub_status;']) {
+    const server = lines.slice(start - 1, start + 17).map((line) => line.trim());
+    for (const directive of ['access_log off;', 'allow 127.0.0.1;', 'deny all;', 'if ($host !~ "^(127\\.0\\.0\\.1|localhost)$") {', 'return 421;', 'location = /stub_status {', 'stub_status;']) {
       assert.ok(server.includes(directive), `${directive} in ${server.join(' ')}`);
     }
     assert.equal(lines.filter((line) => line.includes('stub_status;')).length, 1);
     const off = render({ ...view, statusPort: undefined });
     assert.doesNotMatch(off, /stub_status|8081|allow|deny/);
     // Only the server block and its comment go.
-    assert.equal(off.split('\n').length, lines.length - 14);
+    assert.equal(off.split('\n').length, lines.length - 19);
     assert.throws(() => render({ ...view, statusPort: 70000 }), /refusing to render 70000 as port/);
   });
 

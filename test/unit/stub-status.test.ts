@@ -22,6 +22,16 @@ describe('stub_status', () => {
     }
   });
 
+  it('answers nothing for a number longer than nginx\'s 64-bit counters can be (it would be Infinity: +Inf on /metrics), and reads the longest they can', () => {
+    for (const digits of [21, 400]) {
+      assert.equal(parseStubStatus(PAGE.replace('4096', '9'.repeat(digits))), undefined, `${digits} digits`);
+      assert.equal(parseStubStatus(PAGE.replace('Active connections: 3', `Active connections: ${'9'.repeat(digits)}`)), undefined, `${digits} digits`);
+    }
+    // 2^64 - 1: a finite number, if not an exact one.
+    const max = parseStubStatus(PAGE.replace('4096', '18446744073709551615'));
+    assert.ok(max !== undefined && Number.isFinite(max.requests) && max.requests > 1.8e19);
+  });
+
   describe('read over HTTP', () => {
     let server: Server;
     let base: string;

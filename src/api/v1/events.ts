@@ -4,18 +4,22 @@
  * instead: one `event: <type>` message per event as it is recorded (its `id` the event's id), after
  * the kept events newer than the client's `Last-Event-ID` (a reconnecting EventSource misses
  * nothing the feed still holds), with a comment line every `HEARTBEAT_MS` so that proxies and
- * clients see the connection alive. At most `MAX_FOLLOWERS` follow at once: one more is answered
- * 503, since each holds a connection of the API's cap for as long as it likes; one that stops
- * reading is cut off at `MAX_UNSENT_BYTES`.
+ * clients see the connection alive. At most `MAX_FOLLOWERS` follow at once, and at most
+ * `MAX_FOLLOWERS_PER_CLIENT` of them from one client (as the API's connection caps count clients):
+ * one more is answered 503, since each holds a connection of the API's cap for as long as it likes,
+ * and one client must not take every place; one that stops reading is cut off at `MAX_UNSENT_BYTES`.
  */
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { PorticoError } from '../../errors.js';
 import type { EventFeed, PorticoEvent } from '../../events/feed.js';
-import { parseWith } from '../params.js';
+import { clientOf } from '../connection-limits.js';
+import { fromZod } from '../errors.js';
 
 export const HEARTBEAT_MS = 15_000;
 export const MAX_FOLLOWERS = 32;
+/** A dashboard and a terminal or two per machine: the rest of the places stay for the other clients. */
+export const MAX_FOLLOWERS_PER_CLIENT = 8;
 /**
  * A follower that does not read its stream has its connection closed once this much waits unsent
  * for it (the feed's 1,000 events are about 1 MiB): its EventSource reconnects with Last-Event-ID
@@ -45,6 +49,20 @@ const matches = (query: EventsQuery) => (event: PorticoEvent): boolean =>
   (query.resource === undefined || (event.type === 'apply' && event.resource === query.resource)) &&
   (query.outcome === undefined || (event.type === 'apply' && event.outcome === query.outcome));
 
+/**
+ * The query, parsed. A parameter this route does not know is named as the query's (zod names an
+ * unknown key at the top as the body's), each name cut short: a client chooses them.
+ */
+function parseQuery(query: unknown): EventsQuery {
+  const parsed = eventsQuerySchema.safeParse(query);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  if (issue?.code !== 'unrecognized_keys') throw fromZod(parsed.error);
+  const names = issue.keys.slice(0, 8).map((key) => JSON.stringify(key.length > 64 ? `${key.slice(0, 64)}…` : key));
+  const known = Object.keys(eventsQuerySchema.shape).join(', ');
+  throw new PorticoError('InvalidInput', `query: unknown parameter(s) ${names.join(', ')}${issue.keys.length > 8 ? ' and more' : ''} (known: ${known})`, { field: 'query' });
+}
+
 /** The Last-Event-ID a reconnecting EventSource sends: the id of the last event it saw, or 0. */
 function lastEventId(req: Request): number {
   const header = req.get('Last-Event-ID');
@@ -56,10 +74,10 @@ function lastEventId(req: Request): number {
 export function eventsRouter(events: EventFeed): Router {
   const router = Router();
   // The clients following now: counted here, not as the feed's subscribers (the metrics subscribe too).
-  const followers = { count: 0 };
+  const followers: Followers = { count: 0, byClient: new Map() };
 
   router.get('/', (req, res) => {
-    const query = parseWith(eventsQuerySchema, req.query);
+    const query = parseQuery(req.query);
     if (query.follow === 'true') {
       follow(req, res, events, query, followers);
       return;
@@ -70,10 +88,21 @@ export function eventsRouter(events: EventFeed): Router {
   return router;
 }
 
-function follow(req: Request, res: Response, events: EventFeed, query: EventsQuery, followers: { count: number }): void {
+/** The followers now, in all and by client (its IPv4 address or IPv6 /64, as `connection-limits.ts` counts them). */
+interface Followers {
+  count: number;
+  byClient: Map<string, number>;
+}
+
+function follow(req: Request, res: Response, events: EventFeed, query: EventsQuery, followers: Followers): void {
   const after = lastEventId(req);
   if (followers.count >= MAX_FOLLOWERS) {
     throw new PorticoError('Busy', `${MAX_FOLLOWERS} clients already follow the events: try again later`);
+  }
+  const client = clientOf(req.socket.remoteAddress);
+  const mine = followers.byClient.get(client) ?? 0;
+  if (mine >= MAX_FOLLOWERS_PER_CLIENT) {
+    throw new PorticoError('Busy', `this client (${client}) already follows the events ${mine} times, its limit: close one first`);
   }
   const wanted = matches(query);
   res.status(200).set({
@@ -100,6 +129,7 @@ function follow(req: Request, res: Response, events: EventFeed, query: EventsQue
   else write(': following the events of this Portico\n\n');
   const stop = events.subscribe(send);
   followers.count += 1;
+  followers.byClient.set(client, mine + 1);
   const heartbeat = setInterval(() => write(': keepalive\n\n'), HEARTBEAT_MS);
   heartbeat.unref();
   let ended = false;
@@ -107,6 +137,9 @@ function follow(req: Request, res: Response, events: EventFeed, query: EventsQue
     if (ended) return;
     ended = true;
     followers.count -= 1;
+    const left = (followers.byClient.get(client) ?? 1) - 1;
+    if (left === 0) followers.byClient.delete(client);
+    else followers.byClient.set(client, left);
     clearInterval(heartbeat);
     stop();
   };
