@@ -12,6 +12,7 @@ import type { Portico } from './context.js';
 import { errorHandler, sendError } from './errors.js';
 import { jsonBody } from './json-body.js';
 import { legacyRouter } from './legacy.js';
+import { docsRouter } from './openapi/docs.js';
 import { assignRequestId } from './request-id.js';
 import { metricsRouter } from './metrics.js';
 import { logRequests } from './request-log.js';
@@ -39,6 +40,8 @@ export function createApp(portico: Portico, log: Logger, tokens: Tokens | undefi
   });
   // Before the token: a browser's cross-site request is refused whatever it carries.
   app.use(browserGuard(portico.settings));
+  // The API's description (/openapi.json, /docs) needs no token: it tells nothing of the edge.
+  app.use(docsRouter(portico.version));
   if (tokens !== undefined) app.use(authenticate(tokens));
   // Synchronously on arrival, before the body is read: a batch about to start waits for it (apply/arrivals.ts).
   app.use(trackArrivals(portico.arrivals));

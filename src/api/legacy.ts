@@ -14,6 +14,7 @@ import type { Portico } from './context.js';
 import { STATUS, errorBody, toPorticoError } from './errors.js';
 import { parseWith, portParam } from './params.js';
 import { requester } from './request-id.js';
+import type { LegacyFreePort, LegacyStatus, LegacyStreams } from './openapi/answers.js';
 
 function legacyError(res: Response, error: unknown): void {
   const wrapped = toPorticoError(error);
@@ -33,7 +34,7 @@ export function legacyRouter(portico: Portico): Router {
 
   router.get('/status', async (_req, res) => {
     const current = await tree.read();
-    res.json({
+    const answer: LegacyStatus = {
       version: portico.version,
       // Python's range() repr, as stream-conductor printed it: the upper bound is exclusive there.
       available_ports: `range(${from}, ${to + 1})`,
@@ -41,13 +42,15 @@ export function legacyRouter(portico: Portico): Router {
       mode: settings.mode,
       streams: current.streams.size,
       free_ports: unclaimedCount(settings.portRange, claimedPorts(current)),
-    });
+    };
+    res.json(answer);
   });
 
   router.get('/getstreams', async (_req, res) => {
     const current = await tree.read();
     const streams = [...current.streams.values()].sort((a, b) => a.port - b.port);
-    res.json(streams.map((s) => ({ listen: s.port, proxy_pass: legacyProxyPass(s) })));
+    const answer: LegacyStreams = streams.map((s) => ({ listen: s.port, proxy_pass: legacyProxyPass(s) }));
+    res.json(answer);
   });
 
   router.get('/createstream/:port/:backend', async (req, res) => {
@@ -76,7 +79,8 @@ export function legacyRouter(portico: Portico): Router {
   // The port is reserved for PORT_RESERVATION_TTL: the script's createstream on it comes next.
   router.get('/getfreeport', async (_req, res) => {
     const reserved = await ports.reserveFree();
-    res.json(reserved === undefined ? { result: 'none available' } : { result: 'ok', port: reserved.port });
+    const answer: LegacyFreePort = reserved === undefined ? { result: 'none available' } : { result: 'ok', port: reserved.port };
+    res.json(answer);
   });
 
   // Errors of these routes (a bad percent-encoding in a parameter included) answer in legacy shape.

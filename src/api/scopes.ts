@@ -19,6 +19,13 @@ const rule = (method: RouteRule['method'], path: string, scope: RouteScope): Rou
 
 export const ROUTE_SCOPES: readonly RouteRule[] = [
   rule('GET', '/healthz', 'open'),
+  // The API's description (api/openapi/): it tells what the routes are, nothing of the edge, so it
+  // needs no token; the browser guard (Host, Origin, Sec-Fetch-Site) still applies.
+  rule('GET', '/openapi.json', 'open'),
+  rule('GET', '/docs', 'open'),
+  rule('GET', '/docs/docs.js', 'open'),
+  rule('GET', '/docs/swagger-ui-bundle.js', 'open'),
+  rule('GET', '/docs/swagger-ui.css', 'open'),
   rule('GET', '/readyz', 'read'),
   // Prometheus's scrape: counts and states, never a credential; a scrape config carries a read token.
   rule('GET', '/metrics', 'read'),

@@ -10,43 +10,10 @@
  * token's name, never the token) and nginx's own lines on failure, never a credential.
  */
 
-/** What one change of a batch became. */
-export interface ChangeOutcome {
-  /** The API request that asked for it, and the name of the token it authenticated with (none when the API is open). */
-  request: string;
-  token?: string;
-  /** The change as the applier names it (`applying stream 9000`, `removing stream 9000`). */
-  change: string;
-  outcome: 'applied' | 'unchanged' | 'rejected';
-  /** Why it was rejected: the error's kind, message and field, with nginx's lines when nginx refused. */
-  error?: { kind: string; message: string; field?: string; nginx?: string[] };
-}
+import type { EventBody, PorticoEvent } from '../model/event.js';
 
-export interface ApplyEventBody {
-  type: 'apply';
-  /** The kind of resource the batch changed. */
-  resource: 'stream' | 'app' | 'certificate';
-  /** applied: committed and served; unchanged: nothing to write; rejected: refused before the swap; rolled-back: refused at or after the swap, the old tree restored; failed: the batch threw (a disk, a bug). */
-  outcome: 'applied' | 'unchanged' | 'rejected' | 'rolled-back' | 'failed';
-  changes: ChangeOutcome[];
-  /** Milliseconds each phase took, in the order they ran, and in all. */
-  phasesMs: Record<string, number>;
-  totalMs: number;
-}
-
-export interface NginxEventBody {
-  type: 'nginx';
-  /** exited: a managed master died (restart follows after `restartInMs`); restarted: a new master was started; restart-failed: it could not be. */
-  what: 'exited' | 'restarted' | 'restart-failed';
-  pid?: number;
-  detail?: string;
-  restartInMs?: number;
-}
-
-export type EventBody = ApplyEventBody | NginxEventBody;
-
-/** An event as answered: a sequence number (the SSE id, increasing across restarts of Portico, see `EventFeed`) and the time. */
-export type PorticoEvent = EventBody & { id: number; at: string };
+/** The events' types are inferred from their schemas (model/event.ts), which the OpenAPI document shows. */
+export type { ApplyEventBody, ChangeOutcome, EventBody, NginxEventBody, PorticoEvent } from '../model/event.js';
 
 export type EventListener = (event: PorticoEvent) => void;
 

@@ -41,21 +41,19 @@ export const certificateInputSchema = z
   .strict();
 export type CertificateInput = z.infer<typeof certificateInputSchema>;
 
-/** What the API reports about a certificate; dates are ISO 8601 UTC. */
-export interface CertificateFacts {
-  subject: string;
-  issuer: string;
-  /** subjectAltName entries as Node writes them: `DNS:a.example.com`, `IP Address:127.0.0.1`. */
-  sans: string[];
-  notBefore: string;
-  notAfter: string;
-  /** SHA-256 of the leaf's DER, as colon-separated upper-case hex pairs. */
-  fingerprint: string;
-  isCA: boolean;
-  /** How many certificate blocks were given, the leaf included. */
-  chainLength: number;
-  hasKey: boolean;
-}
+/** What the API reports about a certificate; dates are ISO 8601 UTC. The answer's schema in the OpenAPI document. */
+export const certificateFactsSchema = z.object({
+  subject: z.string(),
+  issuer: z.string(),
+  sans: z.array(z.string()).describe('subjectAltName entries as Node writes them: `DNS:a.example.com`, `IP Address:127.0.0.1`'),
+  notBefore: z.string().datetime(),
+  notAfter: z.string().datetime(),
+  fingerprint: z.string().regex(/^[0-9A-F]{2}(?::[0-9A-F]{2}){31}$/).describe("SHA-256 of the leaf's DER, as colon-separated upper-case hex pairs"),
+  isCA: z.boolean(),
+  chainLength: z.number().int().min(1).describe('How many certificate blocks were given, the leaf included'),
+  hasKey: z.boolean(),
+});
+export type CertificateFacts = z.infer<typeof certificateFactsSchema>;
 
 /** A checked certificate: the PEM text to write (LF line ends, nothing but blocks) and its facts. */
 export interface InspectedCertificate {

@@ -13,10 +13,11 @@ import type { AppTree } from '../../store/apps.js';
 import type { StreamTree } from '../../store/tree.js';
 import type { Portico } from '../context.js';
 import { requester } from '../request-id.js';
+import type { CertificateView } from '../openapi/answers.js';
 import { preconditions, parseWith } from '../params.js';
 
 /** What the API shows of a certificate: its facts and who uses it, never its key. */
-function view(certificate: StoredCertificate, trees: { streams: StreamTree; apps: AppTree }, withPem: boolean) {
+function view(certificate: StoredCertificate, trees: { streams: StreamTree; apps: AppTree }, withPem: boolean): CertificateView {
   const { streams, apps } = certificateUsers(certificate.id, trees.streams, trees.apps);
   return {
     id: certificate.id,

@@ -8,6 +8,7 @@ import { SHARED_HTTP_FILE } from '../../model/http-shared.js';
 import { unclaimedCount } from '../../ports/allocate.js';
 import { claimedPorts } from '../../store/tree.js';
 import type { Portico } from '../context.js';
+import type { FreePort, Readiness, StatusAnswer } from '../openapi/answers.js';
 
 const sharedFile = (problem: string | undefined): { name: string; problem: string } | null =>
   problem === undefined ? null : { name: SHARED_HTTP_FILE, problem };
@@ -20,7 +21,7 @@ export function statusRouter(portico: Portico): Router {
     const current = await tree.read();
     const currentApps = await apps.read();
     const [build, pid] = await Promise.all([nginx.describe(), nginx.process.masterPid()]);
-    res.json({
+    const answer: StatusAnswer = {
       version: portico.version,
       mode: settings.mode,
       range: { from: settings.portRange.from, to: settings.portRange.to },
@@ -54,13 +55,15 @@ export function statusRouter(portico: Portico): Router {
         sharedHttp: sharedFile(sharedHttpProblem(currentApps, settings)),
       },
       startedAt: portico.startedAt.toISOString(),
-    });
+    };
+    res.json(answer);
   });
 
   router.get('/ports/free', async (_req, res) => {
     const reserved = await ports.reserveFree();
     if (reserved === undefined) throw ports.rangeFull();
-    res.json({ port: reserved.port, ...(settings.portReservationTtlMs > 0 && { reservedUntil: new Date(reserved.expiresAt).toISOString() }) });
+    const answer: FreePort = { port: reserved.port, ...(settings.portReservationTtlMs > 0 && { reservedUntil: new Date(reserved.expiresAt).toISOString() }) };
+    res.json(answer);
   });
 
   return router;
@@ -71,11 +74,12 @@ export function probesRouter(portico: Portico): Router {
   router.get('/readyz', async (_req, res) => {
     const running = await portico.nginx.running();
     const ready = running && portico.applier.consistent;
-    res.status(ready ? 200 : 503).json({
+    const answer: Readiness = {
       status: ready ? 'ready' : 'not ready',
       nginx: running ? 'running' : 'not running',
       config: portico.applier.consistent ? 'current' : 'the running config may differ from the files',
-    });
+    };
+    res.status(ready ? 200 : 503).json(answer);
   });
   return router;
 }
