@@ -13,6 +13,7 @@ import { pino } from 'pino';
 import type { BoundProbe } from '../../src/ports/allocate.js';
 import { startPortico, type RunningPortico } from '../../src/portico.js';
 import { loadSettings, type Settings } from '../../src/settings.js';
+import { checkAnswers } from './contract.js';
 import { eventually } from './net.js';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -102,6 +103,8 @@ export async function stopNginxUnder(stateDir: string): Promise<void> {
 export interface InProcess extends RunningPortico {
   settings: Settings;
   stateDir: string;
+  /** Answers that disagreed with the OpenAPI document so far (see helpers/contract.ts). */
+  contractViolations: string[];
   /** Stops Portico and its nginx and removes the state directory. */
   stop(): Promise<void>;
 }
@@ -116,10 +119,14 @@ export async function startInProcess(
   const settings = loadSettings({ NGINX_BIN: nginxBin(), STATE_DIR: stateDir, LOG_LEVEL: 'silent', NGINX_STATUS_PORT: 'off', ...env });
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const running = await startPortico(settings, { log, ...(options.isBound && { isBound: options.isBound }) });
+  // Every answer is checked against the OpenAPI document (helpers/contract.ts): one that disagrees is
+  // printed at once and fails the test file at its exit.
+  const violations = checkAnswers(running.app);
   return {
     ...running,
     settings,
     stateDir,
+    contractViolations: violations,
     async stop() {
       await running.close();
       await stopNginxUnder(stateDir);

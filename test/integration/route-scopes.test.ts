@@ -14,39 +14,13 @@ import request from 'supertest';
 import { ROUTE_SCOPES, type RouteRule } from '../../src/api/scopes.js';
 import { sha256 } from '../../src/api/tokens-file.js';
 import { startInProcess, tempDir, type InProcess } from '../helpers/portico.js';
+import { routesOf } from '../helpers/routes.js';
 
 const FROM = 29500;
 const DEPLOY = 'deploy-token-route-scopes-0123456789';
 const MONITOR = 'monitor-token-route-scopes-0123456789';
 const LEGACY = 'legacy-api-token-route-scopes';
 const hex = (token: string): string => sha256(token).toString('hex');
-
-interface Layer {
-  route?: { path: string | string[]; methods: Record<string, boolean> };
-  rawPath?: string | string[];
-  handle: { stack?: Layer[] };
-}
-
-/** Every route express would dispatch to, as `METHOD /full/path` (no trailing "/"). */
-function routesOf(app: Express): Set<string> {
-  const found = new Set<string>();
-  const walk = (stack: Layer[], prefix: string): void => {
-    for (const layer of stack) {
-      if (layer.route !== undefined) {
-        for (const routePath of [layer.route.path].flat()) {
-          for (const method of Object.keys(layer.route.methods).filter((m) => m !== '_all')) {
-            found.add(`${method.toUpperCase()} ${`${prefix}${routePath}`.replace(/(.)\/$/, '$1')}`);
-          }
-        }
-      } else if (layer.handle.stack !== undefined) {
-        const mount = typeof layer.rawPath === 'string' && layer.rawPath !== '/' ? layer.rawPath : '';
-        walk(layer.handle.stack, `${prefix}${mount}`);
-      }
-    }
-  };
-  walk((app as unknown as { router: { stack: Layer[] } }).router.stack, '');
-  return found;
-}
 
 /** A request path for a rule: each parameter replaced by a value the route parses. */
 function concrete(rule: RouteRule): string {
