@@ -47,7 +47,7 @@ describe('the OpenAPI document', () => {
     }
     const ids = [...ops.values()].map((op) => op.operationId);
     assert.equal(new Set(ids).size, ids.length);
-    // The route another change adds: in the document already, read scope.
+    // Prometheus scrapes with a read token.
     assert.deepEqual(ops.get('GET /metrics')?.security, [{ bearer: ['read'] }]);
   });
 

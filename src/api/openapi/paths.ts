@@ -60,7 +60,7 @@ export interface Route {
   body?: ZodTypeAny;
   /** Answers by status: successes, and errors as the kinds of that status (the route's own failures). */
   answers: Record<number, Answer | 'error'>;
-  /** The scope for a route ROUTE_SCOPES does not name yet (one being merged); ROUTE_SCOPES wins otherwise. */
+  /** The scope for a route ROUTE_SCOPES does not name yet (one being merged); when both name one, they must agree. */
   scope?: 'read' | 'write' | 'open';
 }
 
