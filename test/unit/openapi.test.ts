@@ -95,6 +95,9 @@ describe('the contract check', () => {
     // The legacy shape, for a failure of a legacy route itself.
     const legacy = { result: 'error', errors: 'port: must be an integer from 1 to 65535', error: { kind: 'InvalidInput', message: 'port: must be an integer from 1 to 65535', field: 'port' } };
     assert.equal(contractViolation({ method: 'GET', url: '/hasstream/x', status: 400, contentType: 'application/json', body: body(legacy) }), undefined);
+    // An event stream, or an answer its client cut off: status and media type only.
+    assert.equal(contractViolation({ method: 'GET', url: '/v1/events?follow=true', status: 200, contentType: 'text/event-stream; charset=utf-8', body: undefined, partial: true }), undefined);
+    assert.equal(contractViolation({ method: 'GET', url: '/v1/status', status: 200, contentType: 'application/json', body: undefined, partial: true }), undefined);
     // No route: not the document's business.
     assert.equal(contractViolation({ method: 'GET', url: '/no/such/route', status: 404, contentType: 'application/json', body: body({}) }), undefined);
   });
@@ -108,5 +111,7 @@ describe('the contract check', () => {
     assert.match(kind ?? '', /404: .*allowed values/);
     const type = contractViolation({ method: 'GET', url: '/v1/status', status: 200, contentType: 'text/plain', body: Buffer.from('ok') });
     assert.match(type ?? '', /Content-Type text\/plain is none of application\/json/);
+    const streamed = contractViolation({ method: 'GET', url: '/v1/status', status: 200, contentType: 'text/event-stream', body: undefined, partial: true });
+    assert.match(streamed ?? '', /Content-Type text\/event-stream is none of application\/json/);
   });
 });
