@@ -46,9 +46,8 @@ import type { ChangeResult } from './stream-kind.js';
 
 export type { ChangeResult };
 
-export interface DryRunResult {
-  outcome: Outcome;
-  port: number;
+/** A stream change's dry run: what the change would answer (the stream as it would be stored, absent for a removal), the files and nginx's verdict. */
+export interface DryRunResult extends ChangeResult {
   files: FileChange[];
   nginx: { ok: boolean; lines: string[] };
 }

@@ -23,7 +23,7 @@ const FROM = 28660;
 /** The README's external-mode lines for the traffic logs, with its example STATE_DIR replaced. */
 async function readmeLines(stateDir: string): Promise<{ stream: string[]; http: string[] }> {
   const readme = await readFile(path.join(REPO, 'README.md'), 'utf8');
-  const section = readme.slice(readme.indexOf('## Traffic metrics'));
+  const section = readme.slice(readme.indexOf('#### Traffic per resource'));
   const block = /```text\n([\s\S]*?)```/.exec(section)?.[1] ?? '';
   const lines = block.split('\n').map((l) => l.trim()).filter((l) => /^(log_format|access_log) /.test(l));
   const fix = (l: string) => l.replaceAll('/var/lib/portico', stateDir);
