@@ -64,7 +64,7 @@ export const ROUTE_SCOPES: readonly RouteRule[] = [
  * A rule's path as a pattern that matches at least what express's matcher does: any case, any
  * trailing slashes, a parameter any non-empty segment, a `*rest` anything.
  */
-function pattern(path: string): RegExp {
+export function routePattern(path: string): RegExp {
   const body = path
     .split('/')
     .map((segment) => {
@@ -76,7 +76,7 @@ function pattern(path: string): RegExp {
   return new RegExp(`^${body}/*$`, 'i');
 }
 
-const COMPILED = ROUTE_SCOPES.map((r) => ({ ...r, pattern: pattern(r.path) }));
+const COMPILED = ROUTE_SCOPES.map((r) => ({ ...r, pattern: routePattern(r.path) }));
 
 /** The path with percent-escapes decoded where they decode (a hostile spelling must not slip by). */
 function decoded(path: string): string {

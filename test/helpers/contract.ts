@@ -22,6 +22,7 @@ import Ajv2020 from 'ajv/dist/2020.js';
 import type { ValidateFunction } from 'ajv';
 import { openApiDocument, openApiPath } from '../../src/api/openapi/document.js';
 import { ROUTES } from '../../src/api/openapi/paths.js';
+import { routePattern } from '../../src/api/scopes.js';
 
 /** The largest body kept for checking; a larger one (the /docs bundle) is checked for status and type only. */
 const MAX_BODY = 4 * 1024 * 1024;
@@ -36,20 +37,7 @@ const ajv = new Ajv2020.default({ strict: false, allErrors: true, validateSchema
 ajv.addFormat('date-time', (text: string) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/.test(text) && !Number.isNaN(Date.parse(text)));
 ajv.addSchema({ ...document, $id: DOC_ID });
 
-/** A route's path as a pattern that matches what express's matcher does: any case, trailing slashes. */
-function pattern(expressPath: string): RegExp {
-  const body = expressPath
-    .split('/')
-    .map((segment) => {
-      if (segment.startsWith(':')) return '[^/]+';
-      if (segment.startsWith('*')) return '.+';
-      return segment.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&');
-    })
-    .join('/');
-  return new RegExp(`^${body}/*$`, 'i');
-}
-
-const OPERATIONS = ROUTES.map((route) => ({ method: route.method.toUpperCase(), path: openApiPath(route.path), pattern: pattern(route.path) }));
+const OPERATIONS = ROUTES.map((route) => ({ method: route.method.toUpperCase(), path: openApiPath(route.path), pattern: routePattern(route.path) }));
 
 const pointer = (...parts: string[]): string => parts.map((p) => p.replaceAll('~', '~0').replaceAll('/', '~1')).join('/');
 
