@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The DNS-01 tests' authoritative server: named, from Debian's bind9 package. The tests start a named
+# of their own (test/helpers/bind9.ts: foreground, 127.0.0.1 only, a config and zone in a temp folder);
+# the machine's named service is never left running or enabled: while installing, a policy-rc.d that
+# refuses every start is put in place (deb-systemd-invoke and invoke-rc.d honour it; an existing one
+# is kept aside and put back after), then the service is disabled, and stopped by its pid file should
+# it have started anyway.
+#
+# Idempotent: with /usr/sbin/named present it does nothing. Without root or apt-get it says so and
+# exits 0: the DNS-01 integration test then skips, saying why.
+set -euo pipefail
+
+named=/usr/sbin/named
+
+log() { printf 'install-bind9: %s\n' "$*" >&2; }
+
+[ -x "$named" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  log "$named is missing and installing it needs root and apt-get (apt-get install bind9): the DNS-01 integration test skips"
+  exit 0
+fi
+
+policy=/usr/sbin/policy-rc.d
+saved=""
+if [ -e "$policy" ]; then
+  saved="$(mktemp /usr/sbin/policy-rc.d.install-bind9.XXXXXX)"
+  cp -p "$policy" "$saved"
+fi
+restore() {
+  if [ -n "$saved" ]; then mv -f "$saved" "$policy"; else rm -f "$policy"; fi
+}
+trap restore EXIT
+printf '#!/bin/sh\n# install-bind9.sh: no service starts while bind9 is installed\nexit 101\n' >"$policy"
+chmod 755 "$policy"
+
+log "$named is missing: installing Debian's bind9 package for it (its service is neither started nor enabled)"
+export DEBIAN_FRONTEND=noninteractive
+apt-get install -y -qq --no-install-recommends --no-upgrade bind9 >/dev/null || {
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends --no-upgrade bind9 >/dev/null
+}
+[ -x "$named" ] || { log "the bind9 package did not provide $named"; exit 1; }
+
+# The package enables named.service (and its SysV links): undo that, whether systemd runs or not
+# (systemctl disable edits the links offline too).
+if command -v systemctl >/dev/null 2>&1; then
+  systemctl disable named.service >/dev/null 2>&1 || true
+fi
+if command -v update-rc.d >/dev/null 2>&1 && [ -e /etc/init.d/named ]; then
+  update-rc.d named disable >/dev/null 2>&1 || true
+fi
+# Started anyway (a policy-rc.d ignored): stop the package's named by the pid it wrote, nothing else.
+pidfile=/run/named/named.pid
+if [ -s "$pidfile" ]; then
+  pid="$(cat "$pidfile")"
+  if [ -r "/proc/$pid/comm" ] && [ "$(cat "/proc/$pid/comm")" = named ]; then
+    log "the package started named (pid $pid): stopping it"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do [ -e "/proc/$pid" ] || break; sleep 0.1; done
+    [ -e "/proc/$pid" ] && kill -KILL "$pid" 2>/dev/null || true
+  fi
+fi
+log "installed $("$named" -v 2>&1 | head -1)"
