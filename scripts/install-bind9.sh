@@ -36,9 +36,11 @@ chmod 755 "$policy"
 
 log "$named is missing: installing Debian's bind9 package for it (its service is neither started nor enabled)"
 export DEBIAN_FRONTEND=noninteractive
-apt-get install -y -qq --no-install-recommends --no-upgrade bind9 >/dev/null || {
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends --no-upgrade bind9 >/dev/null
+# Waits (bounded) for another apt-get or dpkg that holds the lock rather than failing at once.
+install() { apt-get install -y -qq -o DPkg::Lock::Timeout=120 --no-install-recommends --no-upgrade bind9 >/dev/null; }
+install || {
+  apt-get update -qq -o DPkg::Lock::Timeout=120
+  install
 }
 [ -x "$named" ] || { log "the bind9 package did not provide $named"; exit 1; }
 
@@ -50,7 +52,11 @@ fi
 if command -v update-rc.d >/dev/null 2>&1 && [ -e /etc/init.d/named ]; then
   update-rc.d named disable >/dev/null 2>&1 || true
 fi
-# Started anyway (a policy-rc.d ignored): stop the package's named by the pid it wrote, nothing else.
+# Started anyway (a policy-rc.d ignored): stop the package's service, then its named by the pid it
+# wrote, nothing else.
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+  systemctl stop named.service >/dev/null 2>&1 || true
+fi
 pidfile=/run/named/named.pid
 if [ -s "$pidfile" ]; then
   pid="$(cat "$pidfile")"

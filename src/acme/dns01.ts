@@ -23,12 +23,17 @@ import type { Challenge, ChallengeSolver } from './challenge.js';
 
 /** Longest name in text form without the trailing dot (255 octets on the wire, RFC 1035 3.1). */
 const MAX_NAME = 253;
-/** A label: letters, digits and inner hyphens, or an underscore-led service label (`_acme-challenge`). */
-const LABEL = /^(?:_?[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?|_[a-z0-9]?)$/i;
+/**
+ * A label: letters, digits, underscores and inner hyphens. Underscores because a challenge's record is
+ * the service label `_acme-challenge` and TSIG key names often hold one (`acme_update`); nothing else
+ * of DNS's 8-bit alphabet is taken, so no name needs escaping anywhere.
+ */
+const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/i;
 
 /**
- * Why `name` is not a DNS name Portico puts on the wire (letters, digits, hyphens, dots, labels of 1-63
- * characters, 253 in all; a label may start with `_`), or undefined when it is. A trailing dot is allowed.
+ * Why `name` is not a DNS name Portico puts on the wire (letters, digits, underscores, hyphens not at
+ * either end of a label, dots; labels of 1-63 characters, 253 in all), or undefined when it is. A
+ * trailing dot is allowed.
  */
 export function dnsNameProblem(name: string): string | undefined {
   const text = name.endsWith('.') ? name.slice(0, -1) : name;
@@ -37,7 +42,7 @@ export function dnsNameProblem(name: string): string | undefined {
   for (const label of text.split('.')) {
     if (label === '') return 'has an empty label (two dots in a row, or a leading dot)';
     if (label.length > 63) return `has a label of ${label.length} characters (at most 63)`;
-    if (!LABEL.test(label)) return `has a label ${JSON.stringify(label.slice(0, 63))} that is not letters, digits and inner hyphens`;
+    if (!LABEL.test(label)) return `has a label ${JSON.stringify(label.slice(0, 63))} that is not letters, digits, underscores and inner hyphens`;
   }
   return undefined;
 }
@@ -85,8 +90,9 @@ export class TsigSecret {
   static fromBase64(text: string): TsigSecret {
     return new TsigSecret(Buffer.from(text, 'base64'));
   }
+  /** A copy of the key's bytes. */
   bytes(): Buffer {
-    return this.#bytes;
+    return Buffer.from(this.#bytes);
   }
   toString(): string {
     return '[redacted]';
@@ -143,55 +149,67 @@ export function parseDnsServer(text: string): DnsServer | { problem: string } {
   return { host, port: Number(port) };
 }
 
+/** The DNS-01 variables' zod shape (each an optional string; the rules are checkAcmeDnsEnv's). */
+export const acmeDnsEnvShape = {
+  ACME_DNS_SERVER: z.string().optional(),
+  ACME_DNS_TSIG_NAME: z.string().optional(),
+  ACME_DNS_TSIG_ALGORITHM: z.string().optional(),
+  ACME_DNS_TSIG_SECRET: z.string().optional(),
+};
+
+/** The four variables as the environment has them. */
+export type AcmeDnsEnv = { [K in keyof typeof acmeDnsEnvShape]?: string | undefined };
+
+/**
+ * The rules across the four variables, as a superRefine: settings.ts may spread `acmeDnsEnvShape` into
+ * its own object schema, call this from its superRefine and `toAcmeDnsSettings` once parsed.
+ */
+export function checkAcmeDnsEnv(e: AcmeDnsEnv, ctx: z.RefinementCtx): void {
+  const issue = (variable: string, message: string): void => ctx.addIssue({ code: z.ZodIssueCode.custom, path: [variable], message });
+  const given = (v: string | undefined): v is string => v !== undefined && v !== '';
+  const server = e.ACME_DNS_SERVER;
+  if (!given(server)) {
+    for (const variable of ['ACME_DNS_TSIG_NAME', 'ACME_DNS_TSIG_ALGORITHM', 'ACME_DNS_TSIG_SECRET'] as const) {
+      if (given(e[variable])) issue(variable, 'is for DNS-01, which needs ACME_DNS_SERVER (the authoritative server taking RFC 2136 updates) too');
+    }
+    return;
+  }
+  const parsed = parseDnsServer(server);
+  if ('problem' in parsed) issue('ACME_DNS_SERVER', parsed.problem);
+  if (!given(e.ACME_DNS_TSIG_NAME)) issue('ACME_DNS_TSIG_NAME', 'is required with ACME_DNS_SERVER (the name of the TSIG key the server accepts updates from)');
+  else {
+    const problem = dnsNameProblem(e.ACME_DNS_TSIG_NAME);
+    if (problem !== undefined) issue('ACME_DNS_TSIG_NAME', `must be a key name of letters, digits, underscores, hyphens and dots: it ${problem}`);
+  }
+  if (given(e.ACME_DNS_TSIG_ALGORITHM) && !(TSIG_ALGORITHMS as readonly string[]).includes(e.ACME_DNS_TSIG_ALGORITHM.toLowerCase())) {
+    issue('ACME_DNS_TSIG_ALGORITHM', `must be one of ${TSIG_ALGORITHMS.join(', ')} (default hmac-sha256)`);
+  }
+  const secret = e.ACME_DNS_TSIG_SECRET;
+  if (!given(secret)) issue('ACME_DNS_TSIG_SECRET', 'is required with ACME_DNS_SERVER (the TSIG key\'s secret, in base64, as tsig-keygen prints it)');
+  else if (!BASE64.test(secret.trim())) issue('ACME_DNS_TSIG_SECRET', 'must be base64 (as tsig-keygen prints it)');
+  else if (Buffer.from(secret.trim(), 'base64').length < MIN_SECRET_BYTES) issue('ACME_DNS_TSIG_SECRET', `must hold at least ${MIN_SECRET_BYTES} bytes (tsig-keygen makes 32 for hmac-sha256)`);
+}
+
+/** The settings from variables checkAcmeDnsEnv passed: undefined when DNS-01 is not configured. */
+export function toAcmeDnsSettings(e: AcmeDnsEnv): AcmeDnsSettings | undefined {
+  if (e.ACME_DNS_SERVER === undefined || e.ACME_DNS_SERVER === '') return undefined;
+  const server = parseDnsServer(e.ACME_DNS_SERVER) as DnsServer;
+  return {
+    server,
+    tsig: {
+      name: fqdn(e.ACME_DNS_TSIG_NAME as string),
+      algorithm: ((e.ACME_DNS_TSIG_ALGORITHM ?? '') === '' ? 'hmac-sha256' : (e.ACME_DNS_TSIG_ALGORITHM as string).toLowerCase()) as TsigAlgorithm,
+      secret: TsigSecret.fromBase64((e.ACME_DNS_TSIG_SECRET as string).trim()),
+    },
+  };
+}
+
 /**
  * The DNS-01 settings, from the environment's variables of those names. All absent: no DNS-01
  * (undefined). `ACME_DNS_SERVER` given: the key's name and secret are required too. Every message names
  * its variable and the rule, and none quotes the secret.
  */
-export const acmeDnsSettingsSchema = z
-  .object({
-    ACME_DNS_SERVER: z.string().optional(),
-    ACME_DNS_TSIG_NAME: z.string().optional(),
-    ACME_DNS_TSIG_ALGORITHM: z.string().optional(),
-    ACME_DNS_TSIG_SECRET: z.string().optional(),
-  })
-  .superRefine((e, ctx) => {
-    const issue = (variable: string, message: string): void => ctx.addIssue({ code: z.ZodIssueCode.custom, path: [variable], message });
-    const given = (v: string | undefined): v is string => v !== undefined && v !== '';
-    const server = e.ACME_DNS_SERVER;
-    if (!given(server)) {
-      for (const variable of ['ACME_DNS_TSIG_NAME', 'ACME_DNS_TSIG_ALGORITHM', 'ACME_DNS_TSIG_SECRET'] as const) {
-        if (given(e[variable])) issue(variable, 'is for DNS-01, which needs ACME_DNS_SERVER (the authoritative server taking RFC 2136 updates) too');
-      }
-      return;
-    }
-    const parsed = parseDnsServer(server);
-    if ('problem' in parsed) issue('ACME_DNS_SERVER', parsed.problem);
-    if (!given(e.ACME_DNS_TSIG_NAME)) issue('ACME_DNS_TSIG_NAME', 'is required with ACME_DNS_SERVER (the name of the TSIG key the server accepts updates from)');
-    else {
-      const problem = dnsNameProblem(e.ACME_DNS_TSIG_NAME);
-      if (problem !== undefined) issue('ACME_DNS_TSIG_NAME', `must be a key name of letters, digits, hyphens and dots: it ${problem}`);
-    }
-    if (given(e.ACME_DNS_TSIG_ALGORITHM) && !(TSIG_ALGORITHMS as readonly string[]).includes(e.ACME_DNS_TSIG_ALGORITHM.toLowerCase())) {
-      issue('ACME_DNS_TSIG_ALGORITHM', `must be one of ${TSIG_ALGORITHMS.join(', ')} (default hmac-sha256)`);
-    }
-    const secret = e.ACME_DNS_TSIG_SECRET;
-    if (!given(secret)) issue('ACME_DNS_TSIG_SECRET', 'is required with ACME_DNS_SERVER (the TSIG key\'s secret, in base64, as tsig-keygen prints it)');
-    else if (!BASE64.test(secret.trim())) issue('ACME_DNS_TSIG_SECRET', 'must be base64 (as tsig-keygen prints it)');
-    else if (Buffer.from(secret.trim(), 'base64').length < MIN_SECRET_BYTES) issue('ACME_DNS_TSIG_SECRET', `must hold at least ${MIN_SECRET_BYTES} bytes (tsig-keygen makes 32 for hmac-sha256)`);
-  })
-  .transform((e): AcmeDnsSettings | undefined => {
-    if (e.ACME_DNS_SERVER === undefined || e.ACME_DNS_SERVER === '') return undefined;
-    const server = parseDnsServer(e.ACME_DNS_SERVER) as DnsServer;
-    return {
-      server,
-      tsig: {
-        name: fqdn(e.ACME_DNS_TSIG_NAME as string),
-        algorithm: ((e.ACME_DNS_TSIG_ALGORITHM ?? '') === '' ? 'hmac-sha256' : (e.ACME_DNS_TSIG_ALGORITHM as string).toLowerCase()) as TsigAlgorithm,
-        secret: TsigSecret.fromBase64((e.ACME_DNS_TSIG_SECRET as string).trim()),
-      },
-    };
-  });
+export const acmeDnsSettingsSchema = z.object(acmeDnsEnvShape).superRefine(checkAcmeDnsEnv).transform(toAcmeDnsSettings);
 
 /** Parses the DNS-01 variables of `env`; throws one error naming each bad variable and its rule. */
 export function loadAcmeDnsSettings(env: NodeJS.ProcessEnv = process.env): AcmeDnsSettings | undefined {
@@ -530,7 +548,10 @@ function tcpExchange(address: string, port: number, query: Buffer, timeoutMs: nu
       chunks.push(data);
       received += data.length;
       const all = Buffer.concat(chunks);
-      if (received >= 2 && received >= 2 + all.readUInt16BE(0)) finish(undefined, all.subarray(2, 2 + all.readUInt16BE(0)));
+      if (received < 2 || received < 2 + all.readUInt16BE(0)) return;
+      const answer = all.subarray(2, 2 + all.readUInt16BE(0));
+      if (answer.length < 12 || answer.readUInt16BE(0) !== query.readUInt16BE(0)) finish(new Error('the TCP answer is not one to this query (another ID)'));
+      else finish(undefined, answer);
     });
     socket.on('error', (error) => finish(error));
     socket.on('end', () => finish(new Error('the server closed the TCP connection before answering')));

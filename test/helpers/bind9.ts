@@ -172,10 +172,17 @@ zone "${zone}" {
   child.stderr?.on('data', (data: Buffer) => (output += data.toString()));
   const pid = child.pid as number;
   const stop = async (): Promise<void> => {
+    const signal = (name: NodeJS.Signals): void => {
+      try {
+        process.kill(pid, name);
+      } catch {
+        // Exited between the check and the signal.
+      }
+    };
     if (child.exitCode === null && child.signalCode === null) {
-      process.kill(pid, 'SIGTERM');
+      signal('SIGTERM');
       if (!(await exited(child, 10_000))) {
-        process.kill(pid, 'SIGKILL');
+        signal('SIGKILL');
         await exited(child, 5000);
       }
     }

@@ -147,6 +147,15 @@ describe('DNS-01 by RFC 2136 against named', { skip: bind9Unavailable() }, () =>
     assert.deepEqual(await txtValues(named.port, name), []);
     await solver.remove(bareName);
   });
+
+  it('the solver presents and removes the challenges of an order at once (concurrent updates)', async () => {
+    const solver = new Rfc2136Solver(client, { propagationTimeoutMs: 5000 });
+    const challenges: Challenge[] = ['a', 'b', 'c'].flatMap((host) => [false, true].map((wildcard) => ({ identifier: `${host}.example.test`, wildcard, token: `${host}${wildcard}`, proof: `proof-${host}-${wildcard ? 'wildcard' : 'bare'}` })));
+    await Promise.all(challenges.map((c) => solver.present(c)));
+    for (const host of ['a', 'b', 'c']) assert.deepEqual(await txtValues(named.port, `_acme-challenge.${host}.example.test.`), [`proof-${host}-bare`, `proof-${host}-wildcard`]);
+    await Promise.all(challenges.map((c) => solver.remove(c)));
+    for (const host of ['a', 'b', 'c']) assert.deepEqual(await txtValues(named.port, `_acme-challenge.${host}.example.test.`), []);
+  });
 });
 
 describe('DNS-01 with other TSIG algorithms', { skip: bind9Unavailable() }, () => {

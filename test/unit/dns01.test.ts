@@ -44,7 +44,7 @@ const be = (n: number, bytes: number): Buffer => {
 
 describe('dns01 names', () => {
   it('takes LDH names and underscore service labels, with or without the trailing dot', () => {
-    for (const name of ['example.com', 'example.com.', '_acme-challenge.www.example.com', 'xn--bcher-kva.example', 'a.b-c.d0', `${'a'.repeat(63)}.test`]) {
+    for (const name of ['example.com', 'example.com.', '_acme-challenge.www.example.com', 'xn--bcher-kva.example', 'a.b-c.d0', 'acme_update', '_25._tcp.mail.example', `${'a'.repeat(63)}.test`]) {
       assert.equal(dnsNameProblem(name), undefined, name);
     }
   });
