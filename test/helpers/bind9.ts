@@ -44,6 +44,8 @@ export interface Bind9Options {
   port?: number;
   /** The zone (default `example.test`). */
   zone?: string;
+  /** More zones it serves with no updates allowed at all (each with the same records). */
+  readOnlyZones?: string[];
   keyName?: string;
   algorithm?: Bind9Tsig['algorithm'];
   /** How long to wait for the SOA answer (default 15 s). */
@@ -120,19 +122,22 @@ export async function startBind9(options: Bind9Options = {}): Promise<Bind9> {
     secret: randomBytes(32).toString('base64'),
   };
   const dir = await tempDir('bind9');
+  const readOnly = (options.readOnlyZones ?? []).map((z) => z.replace(/\.$/, ''));
+  for (const name of [zone, ...readOnly]) {
+    await writeFile(
+      path.join(dir, `${name}.zone`),
+      [
+        '$TTL 60',
+        `@ IN SOA ns1.${name}. hostmaster.${name}. 1 3600 600 86400 60`,
+        `@ IN NS ns1.${name}.`,
+        'ns1 IN A 127.0.0.1',
+        '@ IN A 127.0.0.1',
+        'www IN A 127.0.0.1',
+        '',
+      ].join('\n'),
+    );
+  }
   const zoneFile = path.join(dir, `${zone}.zone`);
-  await writeFile(
-    zoneFile,
-    [
-      '$TTL 60',
-      `@ IN SOA ns1.${zone}. hostmaster.${zone}. 1 3600 600 86400 60`,
-      `@ IN NS ns1.${zone}.`,
-      'ns1 IN A 127.0.0.1',
-      '@ IN A 127.0.0.1',
-      'www IN A 127.0.0.1',
-      '',
-    ].join('\n'),
-  );
   const conf = path.join(dir, 'named.conf');
   await writeFile(
     conf,
@@ -162,7 +167,7 @@ zone "${zone}" {
   file "${zoneFile}";
   allow-update { key "${tsig.name}"; };
 };
-`,
+${readOnly.map((name) => `zone "${name}" {\n  type primary;\n  file "${path.join(dir, `${name}.zone`)}";\n  allow-update { none; };\n};\n`).join('')}`,
     { mode: 0o600 },
   );
   // -g: foreground, log to stderr; -4: IPv4 only; -n 1: one worker thread is plenty for a test.

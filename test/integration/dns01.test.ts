@@ -40,7 +40,7 @@ describe('DNS-01 by RFC 2136 against named', { skip: bind9Unavailable() }, () =>
   let client: Rfc2136Client;
 
   before(async () => {
-    named = await startBind9();
+    named = await startBind9({ readOnlyZones: ['readonly.test'] });
     client = new Rfc2136Client(settingsFor(named), { timeoutMs: 1000, attempts: 2, pollMs: 100 });
   });
 
@@ -104,6 +104,23 @@ describe('DNS-01 by RFC 2136 against named', { skip: bind9Unavailable() }, () =>
       assert.match(e.message, /other\.test\. REFUSED/);
     });
     await rejects(client.removeTxt('_acme-challenge.shop.other.test', 'x'), (e) => assert.match(e.message, /authoritative for no zone/));
+  });
+
+  it('a zone the key may not update: named\'s signed REFUSED, named in the error with what it means', async () => {
+    assert.equal(await client.findZone('_acme-challenge.www.readonly.test'), 'readonly.test.');
+    await rejects(client.addTxt('_acme-challenge.www.readonly.test', 'x'), (e) => {
+      assert.equal(e.rcode, 'REFUSED');
+      assert.equal(e.tsigError, undefined);
+      assert.match(e.message, new RegExp(`adding TXT _acme-challenge\\.www\\.readonly\\.test\\. in zone readonly\\.test\\.: DNS server 127\\.0\\.0\\.1:${named.port} answered REFUSED: the server refuses updates from this key`));
+    });
+    assert.deepEqual(await txtValues(named.port, '_acme-challenge.www.readonly.test.'), []);
+  });
+
+  it('an update naming a record outside the zone it is sent to: named\'s signed NOTZONE', async () => {
+    await rejects(client.update('example.test.', [{ name: '_acme-challenge.www.readonly.test.', class: 'IN', ttl: 60, value: 'x' }], 'a misdirected update'), (e) => {
+      assert.equal(e.rcode, 'NOTZONE');
+      assert.match(e.message, /a misdirected update: DNS server .* answered NOTZONE: the name is outside the zone/);
+    });
   });
 
   it('refuses a name or value that is not one before anything goes on the wire', async () => {
