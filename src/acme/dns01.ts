@@ -8,7 +8,7 @@
  * "delete one RR"), so both are done here on the wire bytes. The TSIG secret lives in a `TsigSecret`
  * that prints as `[redacted]` everywhere (toString, JSON, util.inspect) and is never put in a message.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomInt, timingSafeEqual } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { isIP, connect } from 'node:net';
@@ -508,7 +508,8 @@ export interface Rfc2136Options {
 
 const DEFAULTS = { timeoutMs: 2000, attempts: 3, pollMs: 500 } as const;
 
-const randomId = (): number => Math.floor(Math.random() * 0x10000);
+/** A message ID no off-path sender guesses easily (the unsigned queries' only defence against a forged answer). */
+const randomId = (): number => randomInt(0x10000);
 
 function udpExchange(address: string, port: number, query: Buffer, timeoutMs: number): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
@@ -570,7 +571,11 @@ export class Rfc2136Client {
   constructor(settings: AcmeDnsSettings, options: Rfc2136Options = {}) {
     this.server = settings.server;
     this.#key = settings.tsig;
-    this.#options = { ...DEFAULTS, ...options };
+    this.#options = {
+      timeoutMs: options.timeoutMs ?? DEFAULTS.timeoutMs,
+      attempts: Math.max(1, options.attempts ?? DEFAULTS.attempts),
+      pollMs: options.pollMs ?? DEFAULTS.pollMs,
+    };
   }
 
   /** `host:port` as errors name the server. */
@@ -732,6 +737,11 @@ export class Rfc2136Solver implements ChallengeSolver {
     this.#client = client;
     this.#ttl = options.ttl ?? 60;
     this.#timeoutMs = options.propagationTimeoutMs ?? 60_000;
+  }
+
+  /** A solver with a client of its own for `settings` (as loadAcmeDnsSettings or settings.ts parse them). */
+  static fromSettings(settings: AcmeDnsSettings, options: Rfc2136SolverOptions & Rfc2136Options = {}): Rfc2136Solver {
+    return new Rfc2136Solver(new Rfc2136Client(settings, options), options);
   }
 
   async present(challenge: Challenge): Promise<void> {

@@ -166,7 +166,7 @@ describe('DNS-01 by RFC 2136 against named', { skip: bind9Unavailable() }, () =>
   });
 
   it('the solver presents and removes the challenges of an order at once (concurrent updates)', async () => {
-    const solver = new Rfc2136Solver(client, { propagationTimeoutMs: 5000 });
+    const solver = Rfc2136Solver.fromSettings(settingsFor(named), { propagationTimeoutMs: 5000, timeoutMs: 1000, pollMs: 100 });
     const challenges: Challenge[] = ['a', 'b', 'c'].flatMap((host) => [false, true].map((wildcard) => ({ identifier: `${host}.example.test`, wildcard, token: `${host}${wildcard}`, proof: `proof-${host}-${wildcard ? 'wildcard' : 'bare'}` })));
     await Promise.all(challenges.map((c) => solver.present(c)));
     for (const host of ['a', 'b', 'c']) assert.deepEqual(await txtValues(named.port, `_acme-challenge.${host}.example.test.`), [`proof-${host}-bare`, `proof-${host}-wildcard`]);
