@@ -515,7 +515,10 @@ function udpExchange(address: string, port: number, query: Buffer, timeoutMs: nu
   return new Promise((resolve, reject) => {
     const socket = createSocket(isIP(address) === 6 ? 'udp6' : 'udp4');
     const id = query.readUInt16BE(0);
+    let settled = false;
     const done = (error: Error | undefined, answer?: Buffer): void => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       socket.close();
       if (error !== undefined) reject(error);
