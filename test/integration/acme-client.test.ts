@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { get } from 'node:https';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { inspect } from 'node:util';
@@ -241,6 +242,34 @@ describe('ACME client against pebble, HTTP-01 through a real nginx', { skip }, (
     assert.ok(ms < 3000, `rejected in ${ms} ms`);
   });
 
+  it('a server that never answers fails after the request timeout, and an abort ends the wait at once', async () => {
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => socket.destroy());
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as AddressInfo).port;
+    try {
+      const client = await open('silent', { directoryUrl: `https://127.0.0.1:${port}/dir`, requestTimeoutMs: 300 });
+      let started = Date.now();
+      const timedOut = await acmeFailure(client.account());
+      assert.equal(timedOut.message, `acme account: the ACME directory https://127.0.0.1:${port}/dir could not be reached: no answer within 300 ms`);
+      assert.ok(Date.now() - started < 2000, `failed in ${Date.now() - started} ms`);
+
+      const patient = await open('silent', { directoryUrl: `https://127.0.0.1:${port}/dir`, requestTimeoutMs: 30_000 });
+      const controller = new AbortController();
+      started = Date.now();
+      setTimeout(() => controller.abort(), 200);
+      const aborted = await acmeFailure(patient.order({ names: ['x.acme.test'], challenge: new WebrootSolver(webroot), signal: controller.signal }));
+      assert.equal(aborted.message, 'acme account: aborted');
+      assert.ok(Date.now() - started < 2000, `aborted in ${Date.now() - started} ms`);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+
   it('trusts the CA bundle for this client\'s requests only', async () => {
     // Without the bundle, pebble's HTTPS endpoint is not trusted...
     const untrusted = await open('untrusted', { caBundlePem: undefined });
@@ -325,7 +354,9 @@ describe('ACME client against pebble rejecting half of the good nonces', { skip 
 
   after(async () => {
     client?.close();
+    const pids = [pebble?.pids.pebble, pebble?.pids.challtestsrv].filter((pid): pid is number => pid !== undefined);
     await pebble?.stop();
+    for (const pid of pids) assert.equal(await processRuns(pid), false, `process ${pid} still runs`);
     await rm(dir, { recursive: true, force: true });
   });
 
