@@ -1,6 +1,7 @@
 # Portico. `make start` and `make test` install whatever is missing (node modules, an nginx with
 # HTTP/3 and the stream modules; for the tests also Debian's chromium, the real HTTP/3 client, promtool,
-# the Prometheus format's checker, and named, the DNS-01 tests' authoritative server), so both work on a fresh Debian 12 machine.
+# the Prometheus format's checker, pebble, the ACME tests' certificate authority, and named, the DNS-01
+# tests' authoritative server), so both work on a fresh Debian 12 machine.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -12,7 +13,7 @@ NGINX_STAMP := .nginx-bin
 UNIT_TESTS := $(wildcard test/unit/*.test.ts)
 INTEGRATION_TESTS := $(wildcard test/integration/*.test.ts)
 
-.PHONY: help nginx check-install chromium promtool bind9 deps build start test test-soak test-container container-images test-unit test-integration typecheck bench bench-traffic clean
+.PHONY: help nginx check-install chromium promtool pebble bind9 deps build start test test-soak test-container container-images test-unit test-integration typecheck bench bench-traffic clean
 
 help:
 	@echo "make start   install what is missing, build, run Portico in managed mode"
@@ -47,10 +48,17 @@ chromium: $(NODE_MODULES)
 promtool:
 	@scripts/install-promtool.sh
 
+# The ACME tests' certificate authority: Debian's pebble package (`pebble`, an RFC 8555 test CA, and
+# `pebble-challtestsrv`, a mock DNS server). The tests start both on loopback ports themselves
+# (test/helpers/pebble.ts); nothing here starts them. Always asked, like promtool: it answers at once
+# when /usr/bin/pebble is there; without root it says so and the ACME tests skip, saying why.
+pebble:
+	@scripts/install-pebble.sh
+
 # The DNS-01 tests' authoritative server (named, RFC 2136 updates with TSIG): Debian's bind9 package,
-# its own service neither started nor enabled; the tests run a named of their own on 127.0.0.1.
-# Always asked, like promtool: it answers at once when /usr/sbin/named is there; without root it says
-# so and the DNS-01 integration test skips.
+# its own service neither started nor enabled; the tests run a named of their own on 127.0.0.1
+# (test/helpers/bind9.ts). Always asked, like promtool: it answers at once when /usr/sbin/named is
+# there; without root it says so and the DNS-01 integration test skips.
 bind9:
 	@scripts/install-bind9.sh
 
@@ -70,10 +78,10 @@ typecheck: deps
 test-unit: deps
 	@node --import tsx --test --test-reporter=spec $(UNIT_TESTS)
 
-test-integration: deps chromium promtool bind9
+test-integration: deps chromium promtool pebble bind9
 	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx --test --test-reporter=spec --test-concurrency=2 $(INTEGRATION_TESTS)
 
-test: chromium promtool bind9 typecheck
+test: chromium promtool pebble bind9 typecheck
 	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx --test --test-reporter=spec --test-concurrency=2 \
 		$(UNIT_TESTS) $(INTEGRATION_TESTS)
 

@@ -4,6 +4,8 @@
  * to. Pure.
  */
 
+import { STREAM_LOG_FORMAT, TRAFFIC_FORMAT_NAME } from '../src/traffic/line.js';
+
 /** The app's server name: wrk sends it as Host to both sides. */
 export const APP_HOST = 'bench.test';
 
@@ -35,11 +37,13 @@ function httpServer(port: number, upstream: string): string {
  * headers, every request logged into a buffer, 32 idle upstream connections kept), written by hand
  * as a person tuning nginx would: its upstream group has no shared-memory zone (Portico gives every
  * app route one, so that balancing state and failure counts are shared by the workers). A second
- * HTTP server differs from the first only in having that zone, to tell its cost apart.
+ * HTTP server differs from the first only in having that zone, to tell its cost apart; a second
+ * stream server differs from the first only in writing Portico's per-resource traffic log
+ * (src/traffic/line.ts, buffered as Portico's main config writes it), to tell that cost apart.
  */
 export function referenceConfig(
   dir: string,
-  p: { streamPort: number; httpPort: number; httpPortZone: number; echoPort: number; backendPort: number },
+  p: { streamPort: number; streamPortLog: number; httpPort: number; httpPortZone: number; echoPort: number; backendPort: number },
 ): string {
   return `daemon off;
 master_process on;
@@ -49,9 +53,15 @@ error_log ${dir}/logs/error.log notice;
 events { worker_connections 4096; }
 
 stream {
+    log_format ${TRAFFIC_FORMAT_NAME} '${STREAM_LOG_FORMAT}';
     server {
         listen ${p.streamPort};
         proxy_pass 127.0.0.1:${p.echoPort};
+    }
+    server {
+        listen ${p.streamPortLog};
+        proxy_pass 127.0.0.1:${p.echoPort};
+        access_log ${dir}/logs/traffic-stream.log ${TRAFFIC_FORMAT_NAME} buffer=64k flush=1s;
     }
 }
 

@@ -17,7 +17,9 @@ import { runWrk, wrkAvailable } from './wrk.js';
 
 /** The reference with one change, a 64 KiB zone in its upstream group as Portico gives every app route (HTTP only). */
 export const WITH_ZONE = 'reference, with a 64k zone';
-export type Side = 'generated' | 'reference' | typeof WITH_ZONE;
+/** The reference with one change, Portico's per-resource traffic log on its stream (streams only). */
+export const WITH_LOG = 'reference, with the per-resource stream log';
+export type Side = 'generated' | 'reference' | typeof WITH_ZONE | typeof WITH_LOG;
 
 export interface Round {
   side: Side;
@@ -40,7 +42,7 @@ export interface DataPlane {
   workloads: Workload[];
   /** Why the HTTP workload is missing, when it is. */
   skipped: string[];
-  ports: { generatedStream: number; referenceStream: number; generatedHttp: number; referenceHttp: number; referenceHttpZone: number };
+  ports: { generatedStream: number; referenceStream: number; referenceStreamLog: number; generatedHttp: number; referenceHttp: number; referenceHttpZone: number };
 }
 
 export interface DataPlaneOptions {
@@ -49,8 +51,8 @@ export interface DataPlaneOptions {
   /** Directories for the reference and backend nginx. */
   referenceDir: string;
   backendDir: string;
-  /** Free ports: the reference's stream, its two HTTP servers, the HTTP backend. */
-  ports: [number, number, number, number];
+  /** Free ports: the reference's two streams, its two HTTP servers, the HTTP backend. */
+  ports: [number, number, number, number, number];
   rounds: number;
   /** Registers a cleanup step (stopping a server or nginx). */
   onCleanup: (name: string, run: () => Promise<void>) => void;
@@ -59,8 +61,11 @@ export interface DataPlaneOptions {
 
 const BLAST_CONNECTIONS = 4;
 const BLAST_MS = 2500;
-/** Enough that the workers' CPU per round is hundreds of 10 ms clock ticks, not tens. */
-const CHURN_CONNECTIONS = 3000;
+/**
+ * Enough that the workers' CPU per round is about 60 clock ticks of 10 ms (at about 100 µs a
+ * connection): with 3,000 it was 30, and one tick moved a round's figure by 3%.
+ */
+const CHURN_CONNECTIONS = 6000;
 const CHURN_CONCURRENCY = 16;
 const CHURN_MAX_MS = 15_000;
 const WRK_CONNECTIONS = 32;
@@ -89,7 +94,7 @@ async function alternate(
 
 export async function runDataPlane(options: DataPlaneOptions): Promise<DataPlane> {
   const { portico, onCleanup, progress } = options;
-  const [refStreamPort, refHttpPort, refHttpZonePort, backendPort] = options.ports;
+  const [refStreamPort, refStreamLogPort, refHttpPort, refHttpZonePort, backendPort] = options.ports;
   const echo = await startEchoServer();
   onCleanup('data plane echo server', () => echo.close());
   await startOwnNginx({
@@ -104,6 +109,7 @@ export async function runDataPlane(options: DataPlaneOptions): Promise<DataPlane
     dir: options.referenceDir,
     mainConfig: referenceConfig(options.referenceDir, {
       streamPort: refStreamPort,
+      streamPortLog: refStreamLogPort,
       httpPort: refHttpPort,
       httpPortZone: refHttpZonePort,
       echoPort: echo.port,
@@ -126,9 +132,14 @@ export async function runDataPlane(options: DataPlaneOptions): Promise<DataPlane
   const httpPort = portico.httpPort;
   // Old workers of the reloads just made drain first: only the live workers' CPU is read.
   await new Promise((resolve) => setTimeout(resolve, 1000));
-  const masters: Record<Side, number> = { generated: portico.nginxPid(), reference: reference.pid, [WITH_ZONE]: reference.pid };
-  const streamPorts: Record<Side, number> = { generated: streamPort, reference: refStreamPort, [WITH_ZONE]: refStreamPort };
-  const httpPorts: Record<Side, number> = { generated: httpPort, reference: refHttpPort, [WITH_ZONE]: refHttpZonePort };
+  const masters: Record<Side, number> = { generated: portico.nginxPid(), reference: reference.pid, [WITH_ZONE]: reference.pid, [WITH_LOG]: reference.pid };
+  const streamPorts: Partial<Record<Side, number>> = { generated: streamPort, reference: refStreamPort, [WITH_LOG]: refStreamLogPort };
+  const httpPorts: Partial<Record<Side, number>> = { generated: httpPort, reference: refHttpPort, [WITH_ZONE]: refHttpZonePort };
+  const portOf = (ports: Partial<Record<Side, number>>, side: Side): number => {
+    const port = ports[side];
+    if (port === undefined) throw new Error(`the data plane has no port for "${side}" in this workload`);
+    return port;
+  };
   const pair: Side[] = ['generated', 'reference'];
 
   const workloads: Workload[] = [];
@@ -138,7 +149,7 @@ export async function runDataPlane(options: DataPlaneOptions): Promise<DataPlane
     name: `stream throughput: ${BLAST_CONNECTIONS} connections writing 64 KiB chunks for ${BLAST_MS / 1000} s, echoed back`,
     unit: 'MB',
     rounds: await alternate(options.rounds, pair, masters, async (side, warmUp) => {
-      const r = await blast(streamPorts[side], BLAST_CONNECTIONS, warmUp ? 500 : BLAST_MS);
+      const r = await blast(portOf(streamPorts, side), BLAST_CONNECTIONS, warmUp ? 500 : BLAST_MS);
       return { work: r.bytes / 1e6, ms: r.ms, errors: 0 };
     }),
   });
@@ -146,8 +157,8 @@ export async function runDataPlane(options: DataPlaneOptions): Promise<DataPlane
   workloads.push({
     name: `stream connections: ${CHURN_CONNECTIONS} connect + 1 byte echoed + close, ${CHURN_CONCURRENCY} at a time`,
     unit: 'connection',
-    rounds: await alternate(options.rounds, pair, masters, async (side, warmUp) => {
-      const r = await churn(streamPorts[side], warmUp ? 200 : CHURN_CONNECTIONS, CHURN_CONCURRENCY, CHURN_MAX_MS);
+    rounds: await alternate(options.rounds, [...pair, WITH_LOG], masters, async (side, warmUp) => {
+      const r = await churn(portOf(streamPorts, side), warmUp ? 200 : CHURN_CONNECTIONS, CHURN_CONCURRENCY, CHURN_MAX_MS);
       return { work: r.connections, ms: r.ms, errors: r.failed };
     }),
   });
@@ -161,10 +172,10 @@ export async function runDataPlane(options: DataPlaneOptions): Promise<DataPlane
       name: `HTTP app: wrk, ${WRK_CONNECTIONS} keep-alive connections for ${WRK_SECONDS} s, GET / answered by a backend nginx`,
       unit: 'request',
       rounds: await alternate(options.rounds, [...pair, WITH_ZONE], masters, async (side, warmUp) => {
-        const r = await runWrk(wrk, { port: httpPorts[side], host: APP_HOST, connections: WRK_CONNECTIONS, seconds: warmUp ? 1 : WRK_SECONDS });
+        const r = await runWrk(wrk, { port: portOf(httpPorts, side), host: APP_HOST, connections: WRK_CONNECTIONS, seconds: warmUp ? 1 : WRK_SECONDS });
         return { work: r.requests, ms: r.ms, errors: r.errors };
       }),
     });
   }
-  return { workloads, skipped, ports: { generatedStream: streamPort, referenceStream: refStreamPort, generatedHttp: httpPort, referenceHttp: refHttpPort, referenceHttpZone: refHttpZonePort } };
+  return { workloads, skipped, ports: { generatedStream: streamPort, referenceStream: refStreamPort, referenceStreamLog: refStreamLogPort, generatedHttp: httpPort, referenceHttp: refHttpPort, referenceHttpZone: refHttpZonePort } };
 }

@@ -3,7 +3,7 @@
  * timings measured in the same run), and what each figure measures. Pure.
  */
 import type { Level } from './ladder.js';
-import { WITH_ZONE, type Workload } from './dataplane.js';
+import { WITH_LOG, WITH_ZONE, type Workload } from './dataplane.js';
 import { TARGETS, count, cpuPerUnit, efficiency, med, ms, mb, nodeCommand, phaseMedian, times, verdict, type Results } from './figures.js';
 
 const OWN_PHASES = ['read', 'plan', 'stage', 'swap', 'commit'];
@@ -114,8 +114,16 @@ function streamWhy(w: Workload): string {
   const pairs = pairRatios(w);
   const range = `${times(Math.min(...pairs))}–${times(Math.max(...pairs))}`;
   const straddles = Math.max(...pairs) >= 1;
+  const reference = cpuPerUnit(w, 'reference');
+  const logged = cpuPerUnit(w, WITH_LOG);
+  const log = Number.isFinite(logged)
+    ? `The reference's second stream, which differs only in writing Portico's per-resource traffic log, spent ` +
+      `${(logged * 1000).toFixed(1)} µs per connection against ${(reference * 1000).toFixed(1)} without it ` +
+      `(${times(reference / logged, 3)} efficiency): ${logged / reference <= 1.02 ? 'the log is not what costs' : 'that much of the gap is the log'}. `
+    : '';
   return (
     `Per pair of rounds the ratio ranged ${range}${straddles ? ', on both sides of 1: this run cannot tell the two apart' : ''}. ` +
+    log +
     "The stream blocks are the same text (a `listen` and a `proxy_pass`); what differs is the main config (Portico's sizes " +
     '`worker_connections` and `worker_rlimit_nofile` for its whole range) and that Portico\'s nginx also holds the apps\' shared ' +
     'server (TLS and QUIC listeners, a cache zone).'

@@ -167,13 +167,13 @@ async function measure(nginxBin: string, cleanup: Cleanup, rigOut: { rig?: Rig }
   // reference on their own, not beside the ladder's thousands of listeners.
   const dataDir = await mkdtemp('/tmp/portico-bench-data-');
   cleanup.push('data plane dir', () => rm(dataDir, { recursive: true, force: true }));
-  const dataPorts = await freePortsIn(RANGES.dataPlane.from, RANGES.dataPlane.to, 4);
+  const dataPorts = await freePortsIn(RANGES.dataPlane.from, RANGES.dataPlane.to, 5);
   const dataPlane = await runDataPlane({
     portico: rig.portico,
     nginxBin,
     referenceDir: `${dataDir}/reference`,
     backendDir: `${dataDir}/backend`,
-    ports: dataPorts as [number, number, number, number],
+    ports: dataPorts as [number, number, number, number, number],
     rounds: DATA_PLANE_ROUNDS,
     onCleanup: (name, run) => cleanup.push(name, run),
     progress,

@@ -12,7 +12,10 @@
  *
  * Rounds alternate none, file, syslog after one warm-up each. Per round: the nginx workers' CPU per
  * request (wrk, 32 keep-alive connections for 3 s: the data-plane bench's HTTP load) and per stream
- * connection (3,000 connect + 1 byte + close, 16 at a time); this process's CPU per 1,000 requests
+ * connection (6,000 connect + 1 byte + close, 16 at a time) on the logged stream and on its twin, a
+ * second server of the same nginx with `access_log off` (same workers, same moment: the twin's cost
+ * over the logged one's is the log's efficiency, and in the `none` nginx, whose two streams are
+ * alike, it shows the measurement's own noise); this process's CPU per 1,000 requests
  * (wrk runs outside it, so it is the reader's, beside the `none` rounds' as the floor of an idle
  * process); how long after the load ended the counters held every request (latency of the
  * numbers); and how many were never counted (loss). Prints a Markdown table and writes
@@ -41,12 +44,12 @@ type Variant = (typeof VARIANTS)[number];
 const ROUNDS = Number(process.env.TRAFFIC_BENCH_ROUNDS ?? 5);
 const WRK_CONNECTIONS = 32;
 const WRK_SECONDS = 3;
-const CHURN_CONNECTIONS = 3000;
+const CHURN_CONNECTIONS = 6000;
 const CHURN_CONCURRENCY = 16;
 /** How long the counters may take to hold every request after the load ended. */
 const SETTLE_MAX_MS = 10_000;
 
-function frontConfig(dir: string, variant: Variant, p: { http: number; stream: number; echo: number; backend: number; syslog: number }): string {
+function frontConfig(dir: string, variant: Variant, p: { http: number; stream: number; twin: number; echo: number; backend: number; syslog: number }): string {
   const target = (kind: 'stream' | 'http'): string =>
     variant === 'file' ? `${dir}/logs/traffic-${kind}.log ${TRAFFIC_FORMAT_NAME} buffer=64k flush=1s` : `syslog:server=127.0.0.1:${p.syslog},nohostname,tag=portico ${TRAFFIC_FORMAT_NAME}`;
   const perResource = (kind: 'stream' | 'http', format: string): string =>
@@ -62,6 +65,11 @@ stream {
 ${perResource('stream', STREAM_LOG_FORMAT)}    server {
         listen 127.0.0.1:${p.stream};
         proxy_pass 127.0.0.1:${p.echo};
+    }
+    server {
+        listen 127.0.0.1:${p.twin};
+        proxy_pass 127.0.0.1:${p.echo};
+        access_log off;
     }
 }
 
@@ -96,6 +104,9 @@ interface Round {
   httpNginxCpuMs: number;
   connections: number;
   streamNginxCpuMs: number;
+  /** The same churn on the twin stream (no log), in the same nginx, right before or after. */
+  twinConnections: number;
+  twinNginxCpuMs: number;
   /** This process's CPU from the start of wrk until every request was counted (or SETTLE_MAX_MS). */
   readerCpuMs: number;
   /** After wrk ended, until the counters held every request. */
@@ -128,13 +139,13 @@ async function main(): Promise<void> {
     cleanup.push('temporary directory', () => rm(base, { recursive: true, force: true }));
     const echo = await startEchoServer();
     cleanup.push('echo server', () => echo.close());
-    const ports = await freePortsIn(18100, 18199, 8);
+    const ports = await freePortsIn(18100, 18199, 11);
     const [backendPort, syslogPort] = ports as [number, number];
     await startOwnNginx({ nginxBin, dir: `${base}/backend`, mainConfig: backendConfig(`${base}/backend`, backendPort), httpPort: backendPort, onSpawn: (stop) => cleanup.push('backend nginx', stop) });
 
     // The readers, as Portico runs them: the file reader with its one app and one stream known.
     const known = { streamPorts: new Set<number>(), appsByServerName: new Map([[APP_HOST, 'bench']]) };
-    const fronts = {} as Record<Variant, { pid: number; http: number; stream: number; counted: () => Promise<{ requests: number; sessions: number }> }>;
+    const fronts = {} as Record<Variant, { pid: number; http: number; stream: number; twin: number; counted: () => Promise<{ requests: number; sessions: number }> }>;
     const counterValue = async (metrics: TrafficMetrics): Promise<{ requests: number; sessions: number }> => {
       const requests = (await metrics.appRequests.get()).values.reduce((sum, v) => sum + v.value, 0);
       const sessions = (await metrics.streamSessions.get()).values.reduce((sum, v) => sum + v.value, 0);
@@ -142,13 +153,14 @@ async function main(): Promise<void> {
     };
     for (const [i, variant] of VARIANTS.entries()) {
       const dir = `${base}/${variant}`;
-      const http = ports[2 + i * 2] as number;
-      const stream = ports[3 + i * 2] as number;
+      const http = ports[2 + i * 3] as number;
+      const stream = ports[3 + i * 3] as number;
+      const twin = ports[4 + i * 3] as number;
       known.streamPorts.add(stream);
       const front = await startOwnNginx({
         nginxBin,
         dir,
-        mainConfig: frontConfig(dir, variant, { http, stream, echo: echo.port, backend: backendPort, syslog: syslogPort }),
+        mainConfig: frontConfig(dir, variant, { http, stream, twin, echo: echo.port, backend: backendPort, syslog: syslogPort }),
         servingPort: stream,
         httpPort: http,
         onSpawn: (stop) => cleanup.push(`${variant} nginx`, stop),
@@ -172,7 +184,7 @@ async function main(): Promise<void> {
         cleanup.push('syslog listener', () => listener.stop());
         counted = () => counterValue(metrics);
       }
-      fronts[variant] = { pid: front.pid, http, stream, counted };
+      fronts[variant] = { pid: front.pid, http, stream, twin, counted };
     }
 
     const rounds: Round[] = [];
@@ -197,10 +209,17 @@ async function main(): Promise<void> {
       }
       const readerCpuMs = cpuNow() - cpuStart;
       const afterHttp = await front.counted();
-      // Stream connections (in this process: no reader CPU is read over it).
-      const streamMeter = await CpuMeter.begin(workers);
-      const c = await churn(front.stream, warmUp ? 200 : CHURN_CONNECTIONS, CHURN_CONCURRENCY, 20_000);
-      const streamNginxCpuMs = await streamMeter.elapsedMs();
+      // Stream connections (in this process: no reader CPU is read over it): the logged stream and
+      // its twin in turn, the first of the two alternating from round to round.
+      const churnOn = async (port: number): Promise<{ cpuMs: number; connections: number; failed: number }> => {
+        const meter = await CpuMeter.begin(workers);
+        const c = await churn(port, warmUp ? 200 : CHURN_CONNECTIONS, CHURN_CONCURRENCY, 30_000);
+        return { cpuMs: await meter.elapsedMs(), connections: c.connections, failed: c.failed };
+      };
+      const twinFirst = rounds.length % 2 === 1;
+      const twinBefore = twinFirst ? await churnOn(front.twin) : undefined;
+      const c = await churnOn(front.stream);
+      const twin = twinBefore ?? (await churnOn(front.twin));
       const streamEnded = performance.now();
       while (variant !== 'none' && performance.now() - streamEnded < SETTLE_MAX_MS && (await front.counted()).sessions - afterHttp.sessions < c.connections) {
         await new Promise((resolve) => setTimeout(resolve, 50));
@@ -212,12 +231,14 @@ async function main(): Promise<void> {
         requests: r.requests,
         httpNginxCpuMs,
         connections: c.connections,
-        streamNginxCpuMs,
+        streamNginxCpuMs: c.cpuMs,
+        twinConnections: twin.connections,
+        twinNginxCpuMs: twin.cpuMs,
         readerCpuMs,
         latencyMs,
         lostRequests: variant === 'none' ? 0 : afterHttp.requests - before.requests - r.requests,
         lostSessions: variant === 'none' ? 0 : after.sessions - afterHttp.sessions - c.connections,
-        errors: r.errors + c.failed,
+        errors: r.errors + c.failed + twin.failed,
       });
       process.stderr.write(`bench-traffic: ${variant}: ${r.requests} requests, ${((httpNginxCpuMs * 1000) / r.requests).toFixed(2)} us nginx/request, ${((readerCpuMs * 1000) / r.requests).toFixed(1)} ms reader/1000, latency ${latencyMs.toFixed(0)} ms, counted - sent ${afterHttp.requests - before.requests - r.requests}\n`);
     };
@@ -283,7 +304,13 @@ function renderReport(rounds: Round[], load: string): string {
     return `${median(ratios).toFixed(3)}× (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`;
   };
   const httpPer = (r: Round): number => r.httpNginxCpuMs / r.requests;
-  const streamPer = (r: Round): number => r.streamNginxCpuMs / r.connections;
+  const twinUs = (v: Variant): number => median(of(v).map((r) => (r.twinNginxCpuMs * 1000) / r.twinConnections));
+  // The stream log's efficiency: within one round and one nginx, the twin's CPU per connection over
+  // the logged stream's (the two churns ran back to back, on the same workers).
+  const twinRatio = (v: Variant): string => {
+    const ratios = of(v).map((r) => r.twinNginxCpuMs / r.twinConnections / (r.streamNginxCpuMs / r.connections));
+    return `${median(ratios).toFixed(3)}× (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`;
+  };
   const latency = (v: Variant): string => {
     const all = of(v).map((r) => r.latencyMs);
     const never = all.filter((ms) => Number.isNaN(ms)).length;
@@ -297,7 +324,7 @@ function renderReport(rounds: Round[], load: string): string {
     `${new Date().toISOString()}, ${os.cpus().length} CPUs, load average at the end ${load}; ${of('file').length} rounds of each, medians.`,
     `HTTP: wrk, ${WRK_CONNECTIONS} keep-alive connections for ${WRK_SECONDS} s (the data-plane bench's load); stream: ${CHURN_CONNECTIONS} connect + 1 byte + close, ${CHURN_CONCURRENCY} at a time.`,
     '',
-    '| per-resource log | request/s | nginx workers CPU per request | efficiency vs none, per turn (range) | nginx workers CPU per stream connection | efficiency vs none, per turn (range) | reader CPU per 1,000 requests (this process) | latency of the numbers | requests counted − answered to wrk, per round | sessions counted − made | errors |',
+    '| per-resource log | request/s | nginx workers CPU per request | efficiency vs none, per turn (range) | nginx workers CPU per stream connection: logged stream / its twin without a log | stream efficiency, twin over logged, per round (range) | reader CPU per 1,000 requests (this process) | latency of the numbers | requests counted − answered to wrk, per round | sessions counted − made | errors |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const v of VARIANTS) {
@@ -306,12 +333,14 @@ function renderReport(rounds: Round[], load: string): string {
     const lost = `${Math.min(...diffs)} to ${Math.max(...diffs)} (of ${median(of(v).map((r) => r.requests))})`;
     const lostS = `${Math.min(...diffsS)} to ${Math.max(...diffsS)} (of ${CHURN_CONNECTIONS})`;
     lines.push(
-      `| ${v} | ${rate(v).toFixed(0)} | ${httpUs(v).toFixed(2)} µs | ${pairs(v, httpPer)} | ${streamUs(v).toFixed(1)} µs | ${pairs(v, streamPer)} | ${readerMs(v).toFixed(1)} ms | ${v === 'none' ? '–' : latency(v)} | ${v === 'none' ? '–' : lost} | ${v === 'none' ? '–' : lostS} | ${of(v).reduce((s, r) => s + r.errors, 0)} |`,
+      `| ${v} | ${rate(v).toFixed(0)} | ${httpUs(v).toFixed(2)} µs | ${pairs(v, httpPer)} | ${streamUs(v).toFixed(1)} / ${twinUs(v).toFixed(1)} µs | ${twinRatio(v)}${v === 'none' ? ' (both without a log: the noise)' : ''} | ${readerMs(v).toFixed(1)} ms | ${v === 'none' ? '–' : latency(v)} | ${v === 'none' ? '–' : lost} | ${v === 'none' ? '–' : lostS} | ${of(v).reduce((s, r) => s + r.errors, 0)} |`,
     );
   }
   lines.push(
     '',
     'A negative count is lost lines; a positive one up to 32 is requests wrk had in flight when it stopped counting (nginx answered and logged them).',
+    '',
+    "Streams: each nginx serves two streams to the same echo server, the logged one and a twin with `access_log off`; each round churns both back to back (the first of the two alternating), so the twin-over-logged ratio compares the same workers at the same moment. In the `none` nginx neither is logged, so its ratio is the measurement's own noise.",
     '',
     `Reader CPU net of the idle floor (the \`none\` rounds'): file ${(readerMs('file') - readerMs('none')).toFixed(1)} ms, syslog ${(readerMs('syslog') - readerMs('none')).toFixed(1)} ms per 1,000 requests.`,
     '',

@@ -118,6 +118,8 @@ export async function startPortico(settings: Settings, options: StartOptions): P
   const tokens = await loadTokens(settings, log);
   await mkdir(`${settings.stateDir}/logs`, { recursive: true });
   await mkdir(`${settings.stateDir}/temp`, { recursive: true });
+  // HTTP-01 answers, read by nginx's workers (src/acme/http01.ts): open to them, as the answers are public.
+  await mkdir(settings.acmeChallengeDir, { recursive: true, mode: 0o755 });
   if (settings.mode === 'managed') {
     await mkdir(settings.httpDir, { recursive: true });
     // Run by root, nginx's workers run as nobody, and write the apps' cache and request bodies under
@@ -152,7 +154,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
     const certs = new CertStore(settings.certDir);
     const restoredCerts = await certs.open();
     if (restoredCerts !== undefined) log.warn({ files: restoredCerts }, 'rolled back a certificates batch a crash interrupted');
-    const appFiles = { certDir: settings.certDir, httpPort: settings.httpPort, httpsPort: settings.httpsPort };
+    const appFiles = { certDir: settings.certDir, httpPort: settings.httpPort, httpsPort: settings.httpsPort, acmeChallengeDir: settings.acmeChallengeDir };
     const apps = new AppStore(settings.httpDir, appFiles);
     const restoredApps = await apps.open();
     if (restoredApps !== undefined) log.warn({ files: restoredApps }, 'rolled back an apps batch a crash interrupted');

@@ -101,6 +101,26 @@ const dirSchema = z
     'must be a path of letters, digits and _ . / + @ = , - only (it is written into nginx config)',
   );
 
+/** Let's Encrypt's production directory: ACME_DIRECTORY_URL's default (the README shows the staging one). */
+export const LETS_ENCRYPT_DIRECTORY = 'https://acme-v02.api.letsencrypt.org/directory';
+
+/** ACME_DIRECTORY_URL: an https URL (RFC 8555 6.1: every ACME request is over HTTPS), with no credentials in it. */
+const acmeDirectorySchema = z
+  .string()
+  .refine((text) => URL.canParse(text), 'must be a URL such as ' + LETS_ENCRYPT_DIRECTORY)
+  .superRefine((text, ctx) => {
+    if (!URL.canParse(text)) return;
+    const url = new URL(text);
+    if (url.protocol !== 'https:') ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be an https:// URL (RFC 8555 requires HTTPS; not ${url.protocol}//)` });
+    if (url.username !== '' || url.password !== '') ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must not carry a user or password' });
+  });
+
+/** ACME_EMAIL: one address for the CA's notices (expiry warnings), as a `mailto:` contact takes it. */
+const acmeEmailSchema = z
+  .string()
+  .max(254, 'must be at most 254 characters')
+  .regex(/^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+$/, 'must be an e-mail address such as ops@example.com');
+
 const envSchema = z.object({
   PORT_RANGE: portRangeSchema.default('9000-9009'),
   BIND_ADDRESS: z
@@ -167,6 +187,11 @@ const envSchema = z.object({
   API_WITHOUT_TOKENS: z.enum(['allow', '']).default(''),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PORTICO_TEST_DELAY: testDelaySchema.optional(),
+  ACME_DIRECTORY_URL: acmeDirectorySchema.default(LETS_ENCRYPT_DIRECTORY),
+  ACME_EMAIL: acmeEmailSchema.optional(),
+  ACME_CA_BUNDLE: dirSchema.optional(),
+  ACME_EAB_KID: z.string().regex(/^[\x21-\x7e]{1,256}$/, 'must be 1-256 printable characters without spaces (the key id your CA gave)').optional(),
+  ACME_EAB_HMAC_KEY: z.string().regex(/^[A-Za-z0-9_-]{16,512}={0,2}$/, 'must be the base64url HMAC key your CA gave (16-512 characters)').optional(),
 }).superRefine((e, ctx) => {
   // The apps' listeners are shared by every app; a stream allocated on one of them would fail to bind.
   for (const name of ['HTTP_PORT', 'HTTPS_PORT'] as const) {
@@ -301,6 +326,21 @@ export interface Settings {
   logLevel: string;
   /** PORTICO_TEST_DELAY, for tests only (crash tests kill Portico inside a phase); undefined otherwise. */
   testDelay: TestDelay | undefined;
+  /** The folder of HTTP-01 challenge answers nginx serves on HTTP_PORT: STATE_DIR/acme-challenge. */
+  acmeChallengeDir: string;
+  acme: AcmeSettings;
+}
+
+/** How Portico talks to its ACME CA (src/acme/). */
+export interface AcmeSettings {
+  directoryUrl: string;
+  email: string | undefined;
+  /** ACME_CA_BUNDLE: a PEM file of CAs to trust for the ACME server's HTTPS (a private or test CA). */
+  caBundle: string | undefined;
+  /** External account binding (RFC 8555 7.3.4), when the CA wants one. The HMAC key is a secret: never logged. */
+  eab: { kid: string; hmacKey: string } | undefined;
+  /** The account key and the state of each managed certificate: STATE_DIR/acme (0700). */
+  stateDir: string;
 }
 
 const TIME_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -329,6 +369,9 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     throw new SettingsError(`invalid settings: ${lines.join('; ')}`);
   }
   const e = parsed.data;
+  if ((e.ACME_EAB_KID === undefined) !== (e.ACME_EAB_HMAC_KEY === undefined)) {
+    throw new SettingsError(`invalid settings: ${e.ACME_EAB_KID === undefined ? 'ACME_EAB_KID' : 'ACME_EAB_HMAC_KEY'}: is required with ${e.ACME_EAB_KID === undefined ? 'ACME_EAB_HMAC_KEY' : 'ACME_EAB_KID'} (external account binding takes both)`);
+  }
   const managed = e.NGINX_MODE === 'managed';
   const state = e.STATE_DIR;
   return {
@@ -370,5 +413,13 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     apiTokensFile: e.API_TOKENS_FILE,
     logLevel: e.LOG_LEVEL,
     testDelay: e.PORTICO_TEST_DELAY,
+    acmeChallengeDir: `${state}/acme-challenge`,
+    acme: {
+      directoryUrl: e.ACME_DIRECTORY_URL,
+      email: e.ACME_EMAIL,
+      caBundle: e.ACME_CA_BUNDLE,
+      eab: e.ACME_EAB_KID === undefined || e.ACME_EAB_HMAC_KEY === undefined ? undefined : { kid: e.ACME_EAB_KID, hmacKey: e.ACME_EAB_HMAC_KEY },
+      stateDir: `${state}/acme`,
+    },
   };
 }

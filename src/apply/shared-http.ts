@@ -13,7 +13,7 @@ import { sharedHttpOf, sharedServerNamesHash, type SharedHttpRenderer, type Shar
 import type { Settings } from '../settings.js';
 import type { AppTree } from '../store/apps.js';
 
-export type SharedHttpSettings = Pick<Settings, 'httpPort' | 'httpsPort' | 'stateDir' | 'mode'>;
+export type SharedHttpSettings = Pick<Settings, 'httpPort' | 'httpsPort' | 'stateDir' | 'mode'> & Partial<Pick<Settings, 'acmeChallengeDir'>>;
 
 /**
  * The parts of the shared file that must be written for `apps`: what their files refer to, or every
@@ -36,6 +36,7 @@ export function sharedHttpView(apps: App[], settings: SharedHttpSettings, uses: 
     cacheCredentials: uses.cacheCredentials ? CACHE_CREDENTIALS_VARIABLE : undefined,
     cache: uses.cache ? { dir: `${settings.stateDir}/cache`, keysMb: 10, maxMb: 1024 } : undefined,
     serverNamesHash: sharedServerNamesHash(apps.flatMap((app) => app.serverNames), settings.mode),
+    acmeChallengeDir: settings.acmeChallengeDir,
   };
 }
 

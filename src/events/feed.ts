@@ -13,7 +13,7 @@
 import type { EventBody, PorticoEvent } from '../model/event.js';
 
 /** The events' types are inferred from their schemas (model/event.ts), which the OpenAPI document shows. */
-export type { ApplyEventBody, ChangeOutcome, EventBody, NginxEventBody, PorticoEvent } from '../model/event.js';
+export type { AcmeEventBody, ApplyEventBody, ChangeOutcome, EventBody, NginxEventBody, PorticoEvent } from '../model/event.js';
 
 export type EventListener = (event: PorticoEvent) => void;
 

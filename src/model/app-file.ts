@@ -21,7 +21,23 @@ import type { StreamFileOptions } from './stream.js';
 export interface AppFileOptions extends StreamFileOptions {
   httpPort: number;
   httpsPort: number;
+  /**
+   * The folder of HTTP-01 challenge answers (src/acme/http01.ts): every plain HTTP server, each
+   * app's and the catch-all, serves it under ACME_CHALLENGE_PATH, straight from nginx. Unset, no
+   * server does (and a file that does is refused).
+   */
+  acmeChallengeDir?: string;
 }
+
+/**
+ * Format 3 (since issue 15): the URL path of HTTP-01 challenges (RFC 8555 8.3), a `^~` prefix location
+ * that `alias`es the challenge folder, in every plain HTTP server. nginx checks a server-level
+ * `return` before it picks a location, so an HTTPS redirect moved into `location /` (format 2 wrote
+ * it at server level, and is still read back): a challenge is answered over plain HTTP even for an
+ * app that redirects everything else. The templates write it as a literal (the `urlpath` helper
+ * refuses a segment starting with "."), which the readers compare with this.
+ */
+export const ACME_CHALLENGE_PATH = '/.well-known/acme-challenge/';
 
 /** Idle keep-alive connections each worker keeps to an app's upstream group (see render/app.ts). */
 export const UPSTREAM_KEEPALIVE = 32;

@@ -55,7 +55,26 @@ export const nginxEventBodySchema = z
   .strict();
 export type NginxEventBody = z.infer<typeof nginxEventBodySchema>;
 
-export type EventBody = ApplyEventBody | NginxEventBody;
+export const ACME_EVENTS = ['ordered', 'issued', 'renewed', 'failed'] as const;
+
+/** What became of an ACME order (src/acme/manager.ts): the CA's own words on failure. */
+export const acmeEventBodySchema = z
+  .object({
+    type: z.literal('acme'),
+    certificate: z.string().describe('The managed certificate\'s id'),
+    what: z
+      .enum(ACME_EVENTS)
+      .describe('ordered: an order was sent to the CA; issued: its first certificate is served; renewed: a new one replaced it; failed: the order failed (the previous certificate keeps serving)'),
+    names: z.array(z.string()),
+    challenge: z.enum(['http-01', 'dns-01']),
+    detail: z.string().optional().describe("On failure, the step that failed and the CA's own problem detail"),
+    notAfter: z.string().datetime().optional().describe('The new certificate\'s expiry (issued, renewed)'),
+    retryAt: z.string().datetime().optional().describe('When Portico tries again (failed)'),
+  })
+  .strict();
+export type AcmeEventBody = z.infer<typeof acmeEventBodySchema>;
+
+export type EventBody = ApplyEventBody | NginxEventBody | AcmeEventBody;
 
 /** The sequence number (the SSE id, increasing across restarts of Portico, see `EventFeed`) and the time. */
 const stamp = {
@@ -64,5 +83,5 @@ const stamp = {
 };
 
 /** An event as answered. */
-export const porticoEventSchema = z.discriminatedUnion('type', [applyEventBodySchema.extend(stamp), nginxEventBodySchema.extend(stamp)]);
+export const porticoEventSchema = z.discriminatedUnion('type', [applyEventBodySchema.extend(stamp), nginxEventBodySchema.extend(stamp), acmeEventBodySchema.extend(stamp)]);
 export type PorticoEvent = z.infer<typeof porticoEventSchema>;

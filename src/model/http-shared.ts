@@ -45,6 +45,11 @@ export interface SharedHttp {
   cache: SharedCache | undefined;
   /** `server_names_hash_bucket_size` and `_max_size`, when the file sets them. */
   serverNamesHash: { bucketSize: number; maxSize: number } | undefined;
+  /**
+   * The HTTP-01 challenge folder the catch-all serves at ACME_CHALLENGE_PATH (model/app-file.ts), for
+   * names no app serves; undefined when it serves none (before issue 15, or without a folder).
+   */
+  acmeChallengeDir: string | undefined;
 }
 
 /** Which of the shared file's optional parts are written: what some app file refers to. */

@@ -3,7 +3,7 @@
  * the locations) or the TLS server (listeners for TLS and QUIC, HTTP/2, certificate, client CA, the
  * 421 for a Host that is not the TLS server name, the locations). Pure.
  */
-import type { AppFileOptions } from '../model/app-file.js';
+import { ACME_CHALLENGE_PATH, type AppFileOptions } from '../model/app-file.js';
 import { CERT_ID_PATTERN } from '../model/certificate.js';
 import { readLocation, type LocationRead } from './app-location.js';
 import { fail, flag, single, type Directive } from './directive.js';
@@ -18,6 +18,8 @@ export interface AppServerRead {
   certificate?: string;
   clientCa?: string;
   redirect: boolean;
+  /** Whether it answers HTTP-01 challenges (format 3's `location ^~ ACME_CHALLENGE_PATH`). */
+  acmeChallenge: boolean;
   locations: LocationRead[];
 }
 
@@ -65,13 +67,51 @@ function readListens(listens: Listen[], block: Directive, options: AppFileOption
 
 const ONCE = new Set(['server_name', 'http2', 'ssl_certificate', 'ssl_certificate_key', 'ssl_client_certificate', 'ssl_verify_client', 'if', 'return']);
 
+/** `return 301 https://$host[:PORT]$request_uri`'s arguments for this HTTPS port. */
+function redirectArgs(options: AppFileOptions): string {
+  return `301 https://$host${options.httpsPort === 443 ? '' : `:${options.httpsPort}`}$request_uri`;
+}
+
+/**
+ * `location ^~ ACME_CHALLENGE_PATH { alias DIR/; default_type text/plain; }`, DIR being this
+ * Portico's challenge folder and nothing else: the location serves files from disk.
+ */
+function readAcmeLocation(location: Directive, options: AppFileOptions): void {
+  const dir = options.acmeChallengeDir;
+  if (dir === undefined) fail(`"location ^~ ${ACME_CHALLENGE_PATH}" is not Portico's here: no challenge folder is set`, location);
+  const lines = (location.block ?? []).map((d) => (d.block === undefined ? [d.name, ...d.args].join(' ') : `${d.name} {`));
+  if (location.block === undefined || lines.join('; ') !== `alias ${dir}/; default_type text/plain`) {
+    fail(`"location ^~ ${ACME_CHALLENGE_PATH}" must read "alias ${dir}/; default_type text/plain;"`, location);
+  }
+}
+
+/** Format 3's redirect: `location / { return 301 ...; }`, alone in its block. */
+function isRedirectLocation(location: Directive, options: AppFileOptions): boolean {
+  const inner = location.block;
+  return (
+    location.args.length === 1 &&
+    location.args[0] === '/' &&
+    inner?.length === 1 &&
+    inner[0]?.name === 'return' &&
+    inner[0].block === undefined &&
+    inner[0].args.join(' ') === redirectArgs(options)
+  );
+}
+
 /** Reads one server block; its locations are read but not yet matched to routes. */
 export function readAppServer(block: Directive, options: AppFileOptions): AppServerRead {
   const listens: Listen[] = [];
   const locations: LocationRead[] = [];
   const once = new Map<string, Directive>();
+  let acmeChallenge: Directive | undefined;
+  let redirectLocation: Directive | undefined;
   for (const inner of block.block ?? []) {
     if (inner.name === 'listen') listens.push(readListen(inner));
+    else if (inner.name === 'location' && inner.args[0] === '^~' && inner.args[1] === ACME_CHALLENGE_PATH && inner.args.length === 2) {
+      if (acmeChallenge !== undefined) fail(`"location ^~ ${ACME_CHALLENGE_PATH}" is given twice in the server block`, inner);
+      readAcmeLocation(inner, options);
+      acmeChallenge = inner;
+    } else if (inner.name === 'location' && redirectLocation === undefined && isRedirectLocation(inner, options)) redirectLocation = inner;
     else if (inner.name === 'location') locations.push(readLocation(inner));
     else if (ONCE.has(inner.name)) {
       if (once.has(inner.name)) fail(`"${inner.name}" is given twice in the server block`, inner);
@@ -92,6 +132,8 @@ export function readAppServer(block: Directive, options: AppFileOptions): AppSer
   let clientCa: string | undefined;
   if (tls) {
     only(['return'], 'in the TLS server: a redirect belongs to the HTTP server');
+    if (redirectLocation !== undefined) fail('a redirect to HTTPS belongs to the HTTP server, not to the TLS one', redirectLocation);
+    if (acmeChallenge !== undefined) fail('challenges are answered over plain HTTP: the TLS server has no challenge location', acmeChallenge);
     const cert = once.get('ssl_certificate');
     const key = once.get('ssl_certificate_key');
     if (cert === undefined || key === undefined) fail('the TLS server needs ssl_certificate and ssl_certificate_key', block);
@@ -107,11 +149,14 @@ export function readAppServer(block: Directive, options: AppFileOptions): AppSer
   } else {
     only(['http2', 'ssl_certificate', 'ssl_certificate_key', 'ssl_client_certificate', 'ssl_verify_client', 'if'], 'belongs to the TLS server, not to the HTTP one');
   }
+  // Format 2 wrote the redirect at server level, format 3 in `location /`.
   const redirect = once.get('return');
   if (redirect !== undefined) {
-    const target = `https://$host${options.httpsPort === 443 ? '' : `:${options.httpsPort}`}$request_uri`;
-    if (redirect.block !== undefined || redirect.args.join(' ') !== `301 ${target}`) fail(`"return" must read "return 301 ${target}"`, redirect);
-    if (locations[0] !== undefined) fail('the HTTP server redirects to HTTPS: it has no locations', locations[0]);
+    if (redirect.block !== undefined || redirect.args.join(' ') !== redirectArgs(options)) fail(`"return" must read "return ${redirectArgs(options)}"`, redirect);
+    if (redirectLocation !== undefined) fail('the HTTP server redirects twice', redirectLocation);
+  }
+  if ((redirect !== undefined || redirectLocation !== undefined) && locations[0] !== undefined) {
+    fail('the HTTP server redirects to HTTPS: it has no route locations', locations[0]);
   }
   return {
     line: block.line,
@@ -122,7 +167,8 @@ export function readAppServer(block: Directive, options: AppFileOptions): AppSer
     http2: http2 !== undefined,
     ...(certificate !== undefined && { certificate }),
     ...(clientCa !== undefined && { clientCa }),
-    redirect: redirect !== undefined,
+    redirect: redirect !== undefined || redirectLocation !== undefined,
+    acmeChallenge: acmeChallenge !== undefined,
     locations,
   };
 }

@@ -6,6 +6,7 @@
  * checked like every other (DESIGN invariant 3), and a hand edit is seen and reported, never
  * silently served. The maps and the cache zone are each written or not, always in this order.
  */
+import { ACME_CHALLENGE_PATH } from '../model/app-file.js';
 import type { SharedCache, SharedHttp, StickyNames } from '../model/http-shared.js';
 import { fail, parseFile, single, type Directive } from './directive.js';
 
@@ -87,21 +88,32 @@ function readCache(directive: Directive): SharedCache {
   return { dir, keysMb: number(keys, directive, 'the zone\'s size'), maxMb: number(size, directive, 'max_size') };
 }
 
-/** The catch-all server: the three listeners, no name, no certificate, 404. */
-function readCatchAll(server: Directive): { httpPort: number; httpsPort: number; httpDefault: boolean } {
+/**
+ * The catch-all server: the three listeners, no name, no certificate, 404; since issue 15 maybe with
+ * the HTTP-01 challenge location (and the 404 in `location /`, where a challenge does not meet it).
+ */
+function readCatchAll(server: Directive): { httpPort: number; httpsPort: number; httpDefault: boolean; acmeChallengeDir: string | undefined } {
   if (server.block === undefined || server.args.length > 0) fail('"server" must be a block', server);
-  const lines = server.block.map((d) => (d.block === undefined ? [d.name, ...d.args].join(' ') : `${d.name} {`));
+  const lineOf = (d: Directive): string => (d.block === undefined ? [d.name, ...d.args].join(' ') : `${d.name} ${d.args.join(' ')} { ${(d.block ?? []).map(lineOf).join('; ')} }`);
+  const lines = server.block.map(lineOf);
   const [http = '', ssl = '', quic = '', ...rest] = lines;
   const httpMatch = /^listen (\d{1,5})( default_server)?$/.exec(http);
   const httpsPort = /^listen (\d{1,5}) ssl default_server$/.exec(ssl)?.[1];
   const same = httpMatch !== null && httpsPort !== undefined && quic === `listen ${httpsPort} quic reuseport default_server`;
-  if (!same || rest.join('; ') !== 'server_name ; ssl_reject_handshake on; return 404') {
+  const body = rest.join('; ');
+  const challenge = new RegExp(`^server_name ; ssl_reject_handshake on; location \\^~ ${ACME_CHALLENGE_PATH.replace(/\./g, '\\.')} \\{ alias (\\S+)/; default_type text/plain \\}; location / \\{ return 404 \\}$`).exec(body);
+  if (!same || (body !== 'server_name ; ssl_reject_handshake on; return 404' && challenge === null)) {
     fail(
-      'the catch-all "server" must be: listen HTTP_PORT [default_server]; listen HTTPS_PORT ssl default_server; listen HTTPS_PORT quic reuseport default_server; server_name ""; ssl_reject_handshake on; return 404',
+      `the catch-all "server" must be: listen HTTP_PORT [default_server]; listen HTTPS_PORT ssl default_server; listen HTTPS_PORT quic reuseport default_server; server_name ""; ssl_reject_handshake on; then either return 404, or location ^~ ${ACME_CHALLENGE_PATH} { alias DIR/; default_type text/plain; } and location / { return 404; }`,
       server,
     );
   }
-  return { httpPort: number(httpMatch[1] as string, server, 'the HTTP port'), httpsPort: number(httpsPort, server, 'the HTTPS port'), httpDefault: httpMatch[2] !== undefined };
+  return {
+    httpPort: number(httpMatch[1] as string, server, 'the HTTP port'),
+    httpsPort: number(httpsPort, server, 'the HTTPS port'),
+    httpDefault: httpMatch[2] !== undefined,
+    acmeChallengeDir: challenge?.[1],
+  };
 }
 
 /** Parses the shared file's text; throws `UnreadableFile` (with the line) if it is not one Portico renders. */
@@ -139,5 +151,5 @@ export function readSharedHttp(text: string): SharedHttp {
   const server = readCatchAll(take(queue, 'server', last));
   const extra = queue[0];
   if (extra !== undefined) fail(`unexpected "${extra.name}" after the catch-all server`, extra);
-  return { httpPort: server.httpPort, httpsPort: server.httpsPort, httpDefault: server.httpDefault, upgrade, sticky, cacheCredentials, cache, serverNamesHash };
+  return { httpPort: server.httpPort, httpsPort: server.httpsPort, httpDefault: server.httpDefault, upgrade, sticky, cacheCredentials, cache, serverNamesHash, acmeChallengeDir: server.acmeChallengeDir };
 }

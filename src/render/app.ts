@@ -81,6 +81,8 @@ export interface ServerView {
   checkSni: boolean;
   /** Plain HTTP redirected to HTTPS: the port to put in the Location, or null for 443. */
   redirect: { port: number | null } | null;
+  /** The HTTP-01 challenge folder this plain HTTP server serves at ACME_CHALLENGE_PATH (the template's literal), or null. */
+  acmeChallenge: { dir: string } | null;
   locations: LocationView[];
 }
 
@@ -171,6 +173,7 @@ export function appView(app: App, options: AppFileOptions): AppView {
     clientCa: null,
     checkSni: false,
     redirect: redirect ? { port: options.httpsPort === 443 ? null : options.httpsPort } : null,
+    acmeChallenge: options.acmeChallengeDir === undefined ? null : { dir: options.acmeChallengeDir },
     locations: redirect ? [] : locations(app, null),
   });
   if (tls !== undefined) {
@@ -187,6 +190,7 @@ export function appView(app: App, options: AppFileOptions): AppView {
       clientCa: tls.clientCa === undefined ? null : certificatePath(options, tls.clientCa),
       checkSni: true,
       redirect: null,
+      acmeChallenge: null,
       locations: locations(app, altSvc),
     });
   }

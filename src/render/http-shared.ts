@@ -85,6 +85,7 @@ export function sharedHttpOf(view: SharedHttpView): SharedHttp {
     cacheCredentials: view.cacheCredentials,
     cache: view.cache === undefined ? undefined : { dir: view.cache.dir, keysMb: view.cache.keysMb, maxMb: view.cache.maxMb },
     serverNamesHash: hash === undefined ? undefined : { bucketSize: hash.bucketSize, maxSize: hash.maxSize },
+    acmeChallengeDir: view.acmeChallengeDir,
   };
 }
 

@@ -13,7 +13,7 @@ import { TEMPLATES_DIR } from '../../src/portico.js';
 import { appArbitrary } from '../helpers/arbitraries.js';
 
 const GOLDEN = new URL('../golden/', import.meta.url).pathname;
-const files = { certDir: '/var/lib/portico/certs', httpPort: 8080, httpsPort: 8443 };
+const files = { certDir: '/var/lib/portico/certs', httpPort: 8080, httpsPort: 8443, acmeChallengeDir: '/var/lib/portico/acme-challenge' };
 const render = createAppRenderer(await readFile(`${TEMPLATES_DIR}/app.conf.hbs`, 'utf8'), files);
 const read = (text: string, name: string): App => readApp(text, files, name);
 
@@ -44,6 +44,37 @@ describe('app files', () => {
       assert.equal(text, await readFile(expectedFile, 'utf8'), `${name} renders differently from its golden file`);
       assert.deepEqual(read(text, app.name), app, `${name} does not read back`);
     }
+  });
+
+  it('reads back the files of format 2 (before issue 15: no challenge location, the HTTPS redirect at server level) as the same apps', async () => {
+    const cases = (await readdir(`${GOLDEN}format2`)).filter((f) => f.endsWith('.conf'));
+    assert.ok(cases.length >= 20, 'format 2 cases are missing');
+    let redirects = 0;
+    for (const file of cases) {
+      const app = appSchema.parse(JSON.parse(await readFile(`${GOLDEN}${file.replace(/\.conf$/, '.json')}`, 'utf8')));
+      const old = await readFile(`${GOLDEN}format2/${file}`, 'utf8');
+      assert.doesNotMatch(old, /acme-challenge/);
+      if (/^ {4}return 301 /m.test(old)) redirects += 1;
+      assert.deepEqual(read(old, app.name), app, `format 2's ${file} does not read back`);
+    }
+    assert.ok(redirects >= 2, 'format 2 cases with a server-level redirect are missing');
+  });
+
+  it('answers HTTP-01 challenges from the challenge folder in every plain HTTP server, redirecting or not, and nowhere else', () => {
+    const redirecting = render({ ...shop, tls: { certificate: 'shop', httpsRedirect: true } });
+    for (const text of [shopText, plainText, redirecting]) {
+      const servers = text.split(/^server \{$/m).slice(1);
+      const plain = servers.filter((server) => /^ {4}listen 8080;$/m.test(server));
+      assert.equal(plain.length, 1);
+      assert.match(plain[0] as string, /\n {4}location \^~ \/\.well-known\/acme-challenge\/ \{\n {8}alias \/var\/lib\/portico\/acme-challenge\/;\n {8}default_type text\/plain;\n {4}\}\n/);
+      for (const tls of servers.filter((server) => /listen 8443 ssl;/.test(server))) assert.doesNotMatch(tls, /acme-challenge/);
+    }
+    // The redirect moved into "location /": nginx runs a server-level return before any location.
+    assert.doesNotMatch(redirecting, /^ {4}return 301/m);
+    assert.match(redirecting, /^ {4}location \/ \{\n {8}return 301 https:\/\/\$host:8443\$request_uri;\n {4}\}$/m);
+    // Without a challenge folder (a reader given none), the location is not Portico's.
+    const noFolder = { certDir: files.certDir, httpPort: 8080, httpsPort: 8443 };
+    assert.throws(() => readApp(plainText, noFolder, 'shop'), /no challenge folder is set/);
   });
 
   it('reads back the files of format 1 (before issue 13: portico_app_ names, a zone per group) as the same apps', async () => {
@@ -160,8 +191,14 @@ describe('app files', () => {
       [plainText.replace(/\n    location \/ \{[^}]*\}\n/, '\n    location / {\n        return 404;\n    }\n'), /upstream shop_r0_portico \(route 0\) is not used by any location/],
       [plainText.replace(/location \/ \{/, 'location /x/ {'), /the server has no "location \/"/],
       [plainText.replace('    location / {\n', '    location / {\n        return 404;\n    }\n\n    location / {\n'), /"location \/" is given twice/],
-      [plainText.replace('listen 8080;', 'listen 8080;\n    return 301 https://$host:8443$request_uri;'), /the HTTP server redirects to HTTPS: it has no locations/],
+      [plainText.replace('listen 8080;', 'listen 8080;\n    return 301 https://$host:8443$request_uri;'), /the HTTP server redirects to HTTPS: it has no route locations/],
       [plainText.replace('listen 8080;', 'listen 8080;\n    http2 on;'), /"http2" belongs to the TLS server, not to the HTTP one/],
+      // The challenge location serves files from disk: only Portico's folder, only over plain HTTP.
+      [plainText.replace('alias /var/lib/portico/acme-challenge/;', 'alias /etc/;'), /"location \^~ \/\.well-known\/acme-challenge\/" must read "alias \/var\/lib\/portico\/acme-challenge\/; default_type text\/plain;"/],
+      [plainText.replace('        default_type text/plain;\n', '        default_type text/plain;\n        autoindex on;\n'), /must read "alias \/var\/lib\/portico\/acme-challenge\/; default_type text\/plain;"/],
+      [shopText.replace('    if ($host != $ssl_server_name) {', '    location ^~ /.well-known/acme-challenge/ {\n        alias /var/lib/portico/acme-challenge/;\n        default_type text/plain;\n    }\n\n    if ($host != $ssl_server_name) {'), /the TLS server has no challenge location/],
+      [plainText.replace('    location ^~ /.well-known/acme-challenge/ {', '    location ^~ /.well-known/acme-challenge/ {\n        alias /var/lib/portico/acme-challenge/;\n        default_type text/plain;\n    }\n\n    location ^~ /.well-known/acme-challenge/ {'), /is given twice in the server block/],
+      [plainText.replace('location ^~ /.well-known/acme-challenge/ {', 'location ^~ /.well-known/ {'), /a location must read "location PATH \{" or "location = PATH \{"/],
       [shopText.slice(0, -3), /expecting "}"/],
       [everywhere('add_header X-Frame-Options "DENY" always;', 'add_header content-LENGTH "0" always;'), /routes\.1\.headers\.content-LENGTH: may not be added: .* framing or hop-by-hop header/],
       [everywhere('        proxy_no_cache $portico_cache_credentials;\n', ''), /"proxy_cache_bypass" and "proxy_no_cache" of \$portico_cache_credentials go together, and with a cache/],

@@ -19,7 +19,9 @@ import type { AppTree } from '../../src/store/apps.js';
 import { appArbitrary } from '../helpers/arbitraries.js';
 
 const render = createSharedHttpRenderer(await readFile(`${TEMPLATES_DIR}/http-shared.conf.hbs`, 'utf8'));
-const settings: SharedHttpSettings = { httpPort: 8080, httpsPort: 8443, stateDir: '/var/lib/portico', mode: 'managed' };
+const settings: SharedHttpSettings = { httpPort: 8080, httpsPort: 8443, stateDir: '/var/lib/portico', mode: 'managed', acmeChallengeDir: '/var/lib/portico/acme-challenge' };
+/** The settings of a version before issue 15: no challenge folder. */
+const { acmeChallengeDir: _folder, ...withoutChallenges } = settings;
 const upstreams = [{ address: '10.0.0.1:80' }];
 const app = (name: string, extra: Partial<App> = {}): App => ({ name, serverNames: [`${name}.example.com`], routes: [{ upstreams }], ...extra });
 const routed = (name: string, route: Partial<Route>): App => app(name, { routes: [{ upstreams, ...route }] });
@@ -55,7 +57,7 @@ describe('the shared HTTP file, read back', () => {
     assert.doesNotMatch(text, /^\s*(map|proxy_cache_path) /m);
     const all = sharedHttpOf(sharedHttpView([app('shop')], settings, ALL_SHARED_HTTP_USES));
     assert.deepEqual(readSharedHttp(full), all);
-    assert.deepEqual(readSharedHttp(before), all, 'the four maps and the cache zone of a file written before read back as Portico writes them');
+    assert.deepEqual(readSharedHttp(before), { ...all, acmeChallengeDir: undefined }, 'the four maps and the cache zone of a file written before read back as Portico writes them');
     assert.deepEqual(all.sticky, { cookie: 'portico_sticky', key: 'portico_sticky_key', setCookie: 'portico_sticky_set' });
     assert.deepEqual(all.cache, { dir: '/var/lib/portico/cache', keysMb: 10, maxMb: 1024 });
     assert.equal(all.cacheCredentials, 'portico_cache_credentials');
@@ -84,6 +86,9 @@ describe('the shared HTTP file, read back', () => {
     ['a cache kept forever', (t) => t.replace('inactive=1h', 'inactive=365d'), /"proxy_cache_path" must read DIR levels=1:2/],
     ['half of the server name hash', (t) => t.replace(/server_names_hash_max_size \d+;/, ''), /expected "server_names_hash_max_size", found "proxy_cache_path"/],
     ['a syntax error', (t) => t.replace('return 404;', 'return 404'), /line \d+: /],
+    ['a challenge location that lists its folder', (t) => t.replace('        default_type text/plain;\n', '        default_type text/plain;\n        autoindex on;\n'), /the catch-all "server" must be/],
+    ['a challenge location without the 404 for the rest', (t) => t.replace(/\n    location \/ \{\n        return 404;\n    \}\n/, '\n'), /the catch-all "server" must be/],
+    ['a challenge location proxied elsewhere', (t) => t.replace('alias /var/lib/portico/acme-challenge/;', 'proxy_pass http://10.0.0.1;'), /the catch-all "server" must be/],
   ];
   for (const [what, edit, message] of refused) {
     it(`refuses a hand edit that adds or changes what Portico does not write: ${what}`, () => {
@@ -92,6 +97,14 @@ describe('the shared HTTP file, read back', () => {
       assert.throws(() => readSharedHttp(edited), message);
     });
   }
+
+  it('serves HTTP-01 challenges for names no app serves, and reads back a catch-all from before (a server-level 404, no challenges)', () => {
+    assert.match(text, /\n    location \^~ \/\.well-known\/acme-challenge\/ \{\n        alias \/var\/lib\/portico\/acme-challenge\/;\n        default_type text\/plain;\n    \}\n\n    location \/ \{\n        return 404;\n    \}\n\}/);
+    assert.equal(readSharedHttp(text).acmeChallengeDir, '/var/lib/portico/acme-challenge');
+    const older = render(sharedHttpView([app('shop')], withoutChallenges));
+    assert.match(older, /ssl_reject_handshake on;\n    return 404;\n\}/);
+    assert.equal(readSharedHttp(older).acmeChallengeDir, undefined);
+  });
 
   it('ignores comments, which nginx ignores too', () => {
     for (const file of [text, full]) assert.deepEqual(readSharedHttp(`# a note\n${file.replaceAll('\n}', '\n    # inside\n}')}`), readSharedHttp(file));
@@ -119,8 +132,14 @@ describe('sharedHttpProblem (what /v1/status reports)', () => {
     assert.equal(sharedHttpProblem(tree([], undefined), settings), undefined);
   });
 
+  it('reports a catch-all that does not answer HTTP-01 challenges (written before issue 15): the next app change rewrites it', () => {
+    const older = render(sharedHttpView([app('shop')], withoutChallenges));
+    assert.match(sharedHttpProblem(tree([app('shop')], older), settings) ?? '', /acmeChallengeDir is absent where Portico renders "\/var\/lib\/portico\/acme-challenge"/);
+  });
+
   it('nothing to report for maps and a cache zone no app uses, as Portico writes them: a file written before they were written on demand', () => {
-    assert.equal(sharedHttpProblem(tree([app('shop')], before), settings), undefined);
+    // (Written before the catch-all served HTTP-01 challenges, as that version's settings had it.)
+    assert.equal(sharedHttpProblem(tree([app('shop')], before), withoutChallenges), undefined);
     assert.equal(sharedHttpProblem(tree([app('shop')], full), settings), undefined);
     assert.equal(sharedHttpProblem(tree([cached, routed('chat', { websocket: true })], full), settings), undefined);
     // One part too many, the others as needed.

@@ -30,7 +30,7 @@ export const MAX_UNSENT_BYTES = 1 << 20;
 export const eventsQuerySchema = z
   .object({
     follow: z.enum(['true', 'false']).optional(),
-    type: z.enum(['apply', 'nginx']).optional(),
+    type: z.enum(['apply', 'nginx', 'acme']).optional(),
     resource: z.enum(['stream', 'app', 'certificate']).optional(),
     outcome: z.enum(['applied', 'unchanged', 'rejected', 'rolled-back', 'failed']).optional(),
     limit: z
