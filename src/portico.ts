@@ -6,6 +6,11 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
+import { AcmeClient } from './acme/client.js';
+import { Rfc2136Solver } from './acme/dns01.js';
+import { Http01Solver } from './acme/http01.js';
+import { AcmeManager } from './acme/manager.js';
+import { AcmeState } from './acme/state.js';
 import { createApp } from './api/app.js';
 import type { Portico } from './api/context.js';
 import { TokensFileError } from './api/tokens-file.js';
@@ -135,6 +140,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
   const lock = await acquireLock(`${settings.stateDir}/portico.lock`);
   let started: NginxProcess | undefined;
   let traffic: TrafficReader | undefined;
+  let acme: AcmeManager | undefined;
   try {
     const [streamTemplate, mainTemplate, appTemplate, sharedTemplate, version] = await Promise.all([
       readFile(`${TEMPLATES_DIR}/stream.conf.hbs`, 'utf8'),
@@ -290,6 +296,42 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       await traffic.start();
       registerTrafficMetrics(metrics.registry, traffic);
     }
+    // Managed certificates: the ACME client opens (and registers its account) on the first order.
+    let client: Promise<AcmeClient> | undefined;
+    const openClient = async (): Promise<AcmeClient> => {
+      const caBundlePem = settings.acme.caBundle === undefined ? undefined : await readFile(settings.acme.caBundle, 'utf8');
+      return AcmeClient.open({
+        directoryUrl: settings.acme.directoryUrl,
+        accountDir: settings.acme.stateDir,
+        ...(settings.acme.email !== undefined && { email: settings.acme.email }),
+        ...(settings.acme.eab !== undefined && { externalAccountBinding: settings.acme.eab }),
+        ...(caBundlePem !== undefined && { caBundlePem }),
+        logger: log.child({ module: 'acme' }),
+      });
+    };
+    acme = new AcmeManager({
+      state: new AcmeState(settings.acme.stateDir),
+      certs,
+      client: () => {
+        // A failed opening (the CA unreachable) is tried again by the next order.
+        client ??= openClient().catch((error: unknown) => {
+          client = undefined;
+          throw error;
+        });
+        return client;
+      },
+      solvers: {
+        'http-01': new Http01Solver(settings.acmeChallengeDir),
+        ...(settings.acme.dns !== undefined && { 'dns-01': Rfc2136Solver.fromSettings(settings.acme.dns) }),
+      },
+      put: (id, certificate, create, by) => applier.submitCertificate({ kind: 'certificate-put', id, certificate, create }, by),
+      events,
+      log: log.child({ module: 'acme' }),
+      retryMinMs: settings.acme.retryMinMs,
+      retryMaxMs: 6 * 3600 * 1000,
+      orderTimeoutMs: 10 * 60 * 1000,
+    });
+    await acme.start();
     const portico: Portico = {
       settings,
       tree,
@@ -302,6 +344,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       events,
       metrics: metrics.registry,
       traffic,
+      acme,
       version,
       startedAt,
     };
@@ -310,6 +353,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       app,
       portico,
       async close({ stopNginx = true } = {}) {
+        await acme?.stop();
         await applier.idle();
         metrics.close();
         // The last batch's files on disk and the journals empty: a clean stop leaves nothing to recover.
@@ -332,6 +376,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
   } catch (error) {
     // A failed start leaves nginx as it found it: an adopted master (the data plane outlives a control
     // plane that could not start) is only no longer watched; one this start spawned is stopped.
+    await acme?.stop();
     await traffic?.stop();
     if (started !== undefined && !started.adopted) await started.stop().catch(() => started?.release());
     else started?.release();

@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
+import { acmeDnsSettingsSchema, type AcmeDnsSettings } from './acme/dns01.js';
 import { allowedHostsSchema, allowedOriginsSchema, type AllowedHost } from './model/api-host.js';
 import { PATH_PATTERN, TIME_PATTERN, ipv6Bits, isBracketableIPv6, isIPv4, isPortText } from './model/net.js';
 
@@ -189,6 +190,7 @@ const envSchema = z.object({
   PORTICO_TEST_DELAY: testDelaySchema.optional(),
   ACME_DIRECTORY_URL: acmeDirectorySchema.default(LETS_ENCRYPT_DIRECTORY),
   ACME_EMAIL: acmeEmailSchema.optional(),
+  ACME_RETRY_MIN: apiTimeoutSchema.default('1m'),
   ACME_CA_BUNDLE: dirSchema.optional(),
   ACME_EAB_KID: z.string().regex(/^[\x21-\x7e]{1,256}$/, 'must be 1-256 printable characters without spaces (the key id your CA gave)').optional(),
   ACME_EAB_HMAC_KEY: z.string().regex(/^[A-Za-z0-9_-]{16,512}={0,2}$/, 'must be the base64url HMAC key your CA gave (16-512 characters)').optional(),
@@ -341,6 +343,10 @@ export interface AcmeSettings {
   eab: { kid: string; hmacKey: string } | undefined;
   /** The account key and the state of each managed certificate: STATE_DIR/acme (0700). */
   stateDir: string;
+  /** ACME_RETRY_MIN: the first retry after a failed order (then doubling, up to 6 hours). */
+  retryMinMs: number;
+  /** DNS-01 by RFC 2136 (ACME_DNS_SERVER and the TSIG key), or undefined: no DNS-01. The secret never prints. */
+  dns: AcmeDnsSettings | undefined;
 }
 
 const TIME_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -369,6 +375,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     throw new SettingsError(`invalid settings: ${lines.join('; ')}`);
   }
   const e = parsed.data;
+  const dns = acmeDnsSettingsSchema.safeParse(env);
+  if (!dns.success) throw new SettingsError(`invalid settings: ${dns.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);
   if ((e.ACME_EAB_KID === undefined) !== (e.ACME_EAB_HMAC_KEY === undefined)) {
     throw new SettingsError(`invalid settings: ${e.ACME_EAB_KID === undefined ? 'ACME_EAB_KID' : 'ACME_EAB_HMAC_KEY'}: is required with ${e.ACME_EAB_KID === undefined ? 'ACME_EAB_HMAC_KEY' : 'ACME_EAB_KID'} (external account binding takes both)`);
   }
@@ -420,6 +428,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       caBundle: e.ACME_CA_BUNDLE,
       eab: e.ACME_EAB_KID === undefined || e.ACME_EAB_HMAC_KEY === undefined ? undefined : { kid: e.ACME_EAB_KID, hmacKey: e.ACME_EAB_HMAC_KEY },
       stateDir: `${state}/acme`,
+      retryMinMs: e.ACME_RETRY_MIN,
+      dns: dns.data,
     },
   };
 }

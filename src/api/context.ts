@@ -1,6 +1,7 @@
 /**
  * What the routes are handed: the parts of a running Portico they call into.
  */
+import type { AcmeManager } from '../acme/manager.js';
 import type { Applier } from '../apply/applier.js';
 import type { EventFeed } from '../events/feed.js';
 import type { Arrivals } from '../apply/arrivals.js';
@@ -33,6 +34,8 @@ export interface Portico {
    * /metrics route registers them: `registerTrafficMetrics(registry, portico.traffic)` (traffic/metrics.ts).
    */
   traffic: TrafficReader | undefined;
+  /** Managed certificates: their ACME orders and renewals (acme/manager.ts). */
+  acme: AcmeManager;
   version: string;
   startedAt: Date;
 }

@@ -50,6 +50,7 @@ export const ROUTE_SCOPES: readonly RouteRule[] = [
   rule('POST', '/v1/certificates', 'write'),
   rule('PUT', '/v1/certificates/:id', 'write'),
   rule('DELETE', '/v1/certificates/:id', 'write'),
+  rule('POST', '/v1/certificates/:id/renew', 'write'),
   rule('GET', '/v1/apps', 'read'),
   rule('GET', '/v1/apps/:name', 'read'),
   rule('POST', '/v1/apps', 'write'),

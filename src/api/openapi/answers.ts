@@ -14,6 +14,7 @@ import type { UnreadableAppFile } from '../../store/apps.js';
 import type { ForeignFile, UnreadableStreamFile } from '../../store/tree.js';
 import { appSchema } from '../../model/app.js';
 import { certificateFactsSchema } from '../../model/certificate.js';
+import { ACME_STATUSES, acmeViewSchema } from '../../acme/state.js';
 import { streamSchema } from '../../model/stream.js';
 import { STATUS } from '../errors.js';
 import type { ErrorKind } from '../../errors.js';
@@ -137,6 +138,7 @@ export const certificateViewSchema = certificateFactsSchema
   .extend({
     id: z.string(),
     usedBy: z.object({ streams: z.array(z.number().int()), apps: z.array(z.string()) }).strict().describe('The streams (by port) and apps (by name) that name it'),
+    acme: acmeViewSchema.optional().describe('Present when Portico obtains and renews it from an ACME CA'),
     certificate: z.string().optional().describe('The PEM chain as stored (GET of one certificate only); the key is never answered'),
   })
   .strict();
@@ -198,6 +200,17 @@ export const statusSchema = z
       })
       .strict(),
     startedAt: z.string().datetime(),
+    acme: z
+      .object({
+        directoryUrl: z.string(),
+        email: z.string().nullable(),
+        account: z.string().nullable().describe("The ACME account's URL at the CA, once an order has talked to it since Portico started"),
+        challenges: z.array(z.enum(['http-01', 'dns-01'])).describe('The challenge types this Portico can answer (dns-01 needs ACME_DNS_SERVER and a TSIG key)'),
+        certificates: z
+          .array(z.object({ id: z.string(), status: z.enum(ACME_STATUSES), nextRenewal: z.string().datetime().nullable(), lastError: z.string().nullable() }).strict())
+          .describe('Every managed certificate, the next renewal (or retry) first'),
+      })
+      .strict(),
   })
   .strict();
 export type StatusAnswer = z.infer<typeof statusSchema>;

@@ -12,6 +12,7 @@ import { z, type ZodTypeAny } from 'zod';
 import './zod.js';
 import { appNameSchema, appSchema } from '../../model/app.js';
 import { certificateIdSchema, certificateInputSchema } from '../../model/certificate.js';
+import { acmeCertificateInputSchema } from '../../acme/state.js';
 import { porticoEventSchema } from '../../model/event.js';
 import { addressSchema, portTextSchema } from '../../model/net.js';
 import { streamInputSchema, streamSchema } from '../../model/stream.js';
@@ -261,8 +262,8 @@ export const certificateRoutes: Route[] = [
     path: '/v1/certificates',
     tag: 'certificates',
     layer: 'api',
-    summary: 'Upload a certificate chain (and its key)',
-    body: certificateInputSchema,
+    summary: 'Upload a certificate chain (and its key), or create one an ACME CA issues and Portico renews (`acme`)',
+    body: z.union([certificateInputSchema, acmeCertificateInputSchema]),
     answers: { 201: json('Stored', certificateViewSchema, ['ETag', 'Location']), ...CERT_WRITE_ERRORS },
   },
   {
@@ -289,6 +290,15 @@ export const certificateRoutes: Route[] = [
     params: certParams,
     headers: preconditionHeaders,
     answers: { 204: { description: 'Removed' }, ...CERT_WRITE_ERRORS },
+  },
+  {
+    method: 'post',
+    path: '/v1/certificates/:id/renew',
+    tag: 'certificates',
+    layer: 'api',
+    summary: 'Order a managed certificate from its ACME CA now (a renewal, or a retry after a failure); answers once the order ended, with its outcome in `acme`',
+    params: certParams,
+    answers: { 200: json('The certificate after the order: `acme.status` valid, or failed with `acme.lastError`', certificateViewSchema, ['ETag']), 404: 'error', 422: 'error', 503: 'error' },
   },
 ];
 

@@ -1,11 +1,14 @@
 /**
  * /v1/certificates: upload, list, replace and delete the certificates streams (and apps) name by id.
  * Bodies are parsed by `certificateInputSchema`, then checked by `inspectCertificate`; keys are
- * stored but never answered.
+ * stored but never answered. A body with `acme` instead creates a managed certificate
+ * (src/acme/manager.ts): a placeholder serves at once, the CA's certificate replaces it, and it
+ * renews itself; its state is answered as `acme`, and `POST /v1/certificates/:id/renew` orders now.
  */
 import { Router } from 'express';
+import { acmeCertificateInputSchema, acmeIdFor, acmeView, type AcmeRecord } from '../../acme/state.js';
 import { certificateUsers } from '../../apply/certificate-kind.js';
-import { invalidInput, notFound } from '../../errors.js';
+import { conflict, invalidInput, notFound } from '../../errors.js';
 import { etagOf } from '../../model/etag.js';
 import { certificateIdSchema, certificateInputSchema, inspectCertificate, type CertificateInput } from '../../model/certificate.js';
 import type { StoredCertificate } from '../../store/certs.js';
@@ -17,12 +20,13 @@ import type { CertificateView } from '../openapi/answers.js';
 import { preconditions, parseWith } from '../params.js';
 
 /** What the API shows of a certificate: its facts and who uses it, never its key. */
-function view(certificate: StoredCertificate, trees: { streams: StreamTree; apps: AppTree }, withPem: boolean): CertificateView {
+function view(certificate: StoredCertificate, trees: { streams: StreamTree; apps: AppTree }, withPem: boolean, acme: AcmeRecord | undefined): CertificateView {
   const { streams, apps } = certificateUsers(certificate.id, trees.streams, trees.apps);
   return {
     id: certificate.id,
     ...certificate.facts,
     usedBy: { streams, apps },
+    ...(acme !== undefined && { acme: acmeView(acme) }),
     ...(withPem && { certificate: certificate.certificatePem }),
   };
 }
@@ -38,19 +42,27 @@ function inspect(input: CertificateInput) {
 
 export function certificatesRouter(portico: Portico): Router {
   const router = Router();
-  const { tree, apps, certs, applier } = portico;
+  const { tree, apps, certs, applier, acme } = portico;
   const trees = async () => ({ streams: await tree.read(), apps: await apps.read() });
 
   /** The certificate's view and its ETag (a hash of the stored certificate, not of its users). */
   const answer = async (id: string, withPem = false) => {
     const stored = await certs.get(id);
     if (stored === undefined) throw notFound(`no certificate "${id}"`);
-    return { body: view(stored, await trees(), withPem), etag: etagOf(stored) };
+    return { body: view(stored, await trees(), withPem, await acme.get(id)), etag: etagOf(stored) };
+  };
+
+  /** A PEM upload may not replace a certificate the CA renews: the next renewal would undo it. */
+  const notManaged = async (id: string): Promise<void> => {
+    if ((await acme.get(id)) !== undefined) {
+      throw conflict(`certificate "${id}" is managed by ACME: POST /v1/certificates/${id}/renew to renew it now, or DELETE it first to upload your own`);
+    }
   };
 
   router.get('/', async (_req, res) => {
     const current = await trees();
-    res.json((await certs.list()).map((c) => view(c, current, false)));
+    const managed = new Map((await acme.list()).map((r) => [r.id, r]));
+    res.json((await certs.list()).map((c) => view(c, current, false, managed.get(c.id))));
   });
 
   router.get('/:id', async (req, res) => {
@@ -59,7 +71,16 @@ export function certificatesRouter(portico: Portico): Router {
   });
 
   router.post('/', async (req, res) => {
-    const input = parseWith(certificateInputSchema, req.body ?? {});
+    const sent: unknown = req.body ?? {};
+    if (typeof sent === 'object' && sent !== null && 'acme' in sent) {
+      const input = parseWith(acmeCertificateInputSchema, sent);
+      const id = input.id ?? acmeIdFor(input.acme.names);
+      await acme.create(id, input.acme, requester(res));
+      const { body: created, etag } = await answer(id);
+      res.status(201).location(`/v1/certificates/${id}`).set('ETag', etag).json(created);
+      return;
+    }
+    const input = parseWith(certificateInputSchema, sent);
     const certificate = inspect(input);
     const id = input.id ?? idFor(certificate.facts.fingerprint);
     await applier.submitCertificate({ kind: 'certificate-put', id, certificate, create: true }, requester(res));
@@ -71,6 +92,7 @@ export function certificatesRouter(portico: Portico): Router {
     const id = parseWith(certificateIdSchema, req.params.id, 'id');
     const input = parseWith(certificateInputSchema, req.body ?? {});
     if (input.id !== undefined && input.id !== id) throw invalidInput('id', `is "${input.id}" in the body but "${id}" in the path`);
+    await notManaged(id);
     const result = await applier.submitCertificate({ kind: 'certificate-put', id, certificate: inspect(input), create: false, ...preconditions(req) }, requester(res));
     const { body, etag } = await answer(id);
     res
@@ -81,8 +103,18 @@ export function certificatesRouter(portico: Portico): Router {
 
   router.delete('/:id', async (req, res) => {
     const id = parseWith(certificateIdSchema, req.params.id, 'id');
+    const managed = await acme.get(id);
+    if (managed?.app !== undefined) throw conflict(`certificate "${id}" belongs to app "${managed.app}" (tls.acme): it goes with the app`);
     await applier.submitCertificate({ kind: 'certificate-delete', id, ...preconditions(req) }, requester(res));
+    if (managed !== undefined) await acme.forget(id);
     res.status(204).end();
+  });
+
+  router.post('/:id/renew', async (req, res) => {
+    const id = parseWith(certificateIdSchema, req.params.id, 'id');
+    await acme.renewNow(id);
+    const { body, etag } = await answer(id);
+    res.set('ETag', etag).json(body);
   });
 
   return router;

@@ -55,6 +55,15 @@ export function statusRouter(portico: Portico): Router {
         sharedHttp: sharedFile(sharedHttpProblem(currentApps, settings)),
       },
       startedAt: portico.startedAt.toISOString(),
+      acme: {
+        directoryUrl: settings.acme.directoryUrl,
+        email: settings.acme.email ?? null,
+        account: portico.acme.accountUrl ?? null,
+        challenges: settings.acme.dns === undefined ? ['http-01'] : ['http-01', 'dns-01'],
+        certificates: (await portico.acme.list())
+          .map((r) => ({ id: r.id, status: r.status, nextRenewal: r.nextRenewal, lastError: r.lastError }))
+          .sort((a, b) => (a.nextRenewal ?? '9').localeCompare(b.nextRenewal ?? '9')),
+      },
     };
     res.json(answer);
   });
