@@ -61,11 +61,14 @@ const ON_DEMAND = new Set<keyof SharedHttp>(['upgrade', 'sticky', 'cacheCredenti
  * accepted: a map or the cache zone no app uses may be there, exactly as Portico writes it (`full`).
  * A file written before each was written only on demand holds them all; nginx then defines what no
  * file uses, which costs only its load time, and the next change of an app writes the file without
- * them. One changed by hand, or one an app uses and the file lacks, is still a difference.
+ * them. One changed by hand, or one an app uses and the file lacks, is still a difference. So is a
+ * file written before the catch-all answered HTTP-01 challenges (format 2): it is Portico's own, and
+ * the next change of an app writes the challenge location; one that serves another folder is not.
  */
 function firstDifference(found: SharedHttp, wanted: SharedHttp, full: SharedHttp): keyof SharedHttp | undefined {
   return (Object.keys(wanted) as Array<keyof SharedHttp>).find((key) => {
     if (isDeepStrictEqual(found[key], wanted[key])) return false;
+    if (key === 'acmeChallengeDir' && found[key] === undefined) return false;
     const unused = wanted[key] === undefined || wanted[key] === false;
     return !(ON_DEMAND.has(key) && unused && isDeepStrictEqual(found[key], full[key]));
   });

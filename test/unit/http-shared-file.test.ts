@@ -132,9 +132,11 @@ describe('sharedHttpProblem (what /v1/status reports)', () => {
     assert.equal(sharedHttpProblem(tree([], undefined), settings), undefined);
   });
 
-  it('reports a catch-all that does not answer HTTP-01 challenges (written before issue 15): the next app change rewrites it', () => {
+  it('a catch-all written before it answered HTTP-01 challenges is no hand edit (the next app change adds them); one serving another folder is', () => {
     const older = render(sharedHttpView([app('shop')], withoutChallenges));
-    assert.match(sharedHttpProblem(tree([app('shop')], older), settings) ?? '', /acmeChallengeDir is absent where Portico renders "\/var\/lib\/portico\/acme-challenge"/);
+    assert.equal(sharedHttpProblem(tree([app('shop')], older), settings), undefined);
+    const elsewhere = render(sharedHttpView([app('shop')], { ...settings, acmeChallengeDir: '/etc' }));
+    assert.match(sharedHttpProblem(tree([app('shop')], elsewhere), settings) ?? '', /acmeChallengeDir is "\/etc" where Portico renders "\/var\/lib\/portico\/acme-challenge"/);
   });
 
   it('nothing to report for maps and a cache zone no app uses, as Portico writes them: a file written before they were written on demand', () => {
