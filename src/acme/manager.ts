@@ -130,7 +130,7 @@ export class AcmeManager {
    * from there undoes the record), and orders in the background. `create` fails on an existing id.
    */
   async create(id: string, request: AcmeRequest, by: Requester, app?: string): Promise<AcmeRecord> {
-    this.checkSolver(request.challenge);
+    this.checkSolver(request.challenge, app === undefined ? 'acme.challenge' : 'tls.acme');
     if ((await this.deps.state.get(id)) !== undefined || (await this.deps.certs.get(id)) !== undefined) throw conflict(`certificate "${id}" exists`);
     const record: AcmeRecord = {
       id,
@@ -171,10 +171,24 @@ export class AcmeManager {
     return (await this.deps.state.get(id)) as AcmeRecord;
   }
 
-  private checkSolver(challenge: ChallengeType): void {
+  private checkSolver(challenge: ChallengeType, field: string): void {
     if (this.deps.solvers[challenge] === undefined) {
-      throw new PorticoError('InvalidInput', `"${challenge}" needs ACME_DNS_SERVER and the TSIG settings (RFC 2136 dynamic update): none are set`, { field: 'acme.challenge' });
+      throw new PorticoError('InvalidInput', `"${challenge}" (needed for wildcard names) needs ACME_DNS_SERVER and the TSIG settings (RFC 2136 dynamic update): none are set`, { field });
     }
+  }
+
+  /**
+   * New names for a managed certificate (an app's server names changed): recorded, and ordered at
+   * once; the certificate served until then is the old one.
+   */
+  async rename(id: string, request: AcmeRequest, field: string): Promise<void> {
+    this.checkSolver(request.challenge, field);
+    const record = await this.deps.state.get(id);
+    if (record === undefined) throw notFound(`no ACME certificate "${id}"`);
+    if (record.names.join(' ') === request.names.join(' ') && record.challenge === request.challenge) return;
+    await this.running.get(id)?.catch(() => undefined);
+    await this.deps.state.put({ ...record, names: request.names, challenge: request.challenge, failures: 0, nextRenewal: this.now().toISOString() });
+    this.schedule(id, this.now());
   }
 
   private async servePlaceholder(record: AcmeRecord, create: boolean, by: Requester = ACME_REQUESTER): Promise<void> {

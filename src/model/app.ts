@@ -6,6 +6,7 @@
  * `appSchema` is the only parser of outside input for apps; the same rules hold for an app read back
  * from its file.
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { certificateIdSchema } from './certificate.js';
 import { addressSchema, isDuration, serverNameSchema } from './net.js';
@@ -141,7 +142,8 @@ export type Route = z.infer<typeof routeSchema>;
 
 export const appTlsSchema = z
   .object({
-    certificate: certificateIdSchema,
+    certificate: certificateIdSchema.optional(),
+    acme: bool().optional(),
     httpsRedirect: bool().optional(),
     http2: bool().optional(),
     http3: bool().optional(),
@@ -153,7 +155,28 @@ export const appTlsSchema = z
     if (tls.altSvcMaxAge !== undefined && tls.http3 !== true) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['altSvcMaxAge'], message: 'needs "http3": true (it is the Alt-Svc header\'s max age)' });
     }
+    if (tls.acme === true && tls.certificate !== undefined) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['certificate'], message: 'goes without "acme": true (Portico then obtains and renews the app\'s certificate itself)' });
+    }
+    if (tls.acme !== true && tls.certificate === undefined) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['certificate'], message: 'is required (the id of a certificate), unless "acme": true' });
+    }
   });
+
+/** The suffix of the ids of the certificates apps' `tls.acme` make: no app name holds "_", and no caller may use it. */
+export const APP_ACME_SUFFIX = '_acme';
+
+/** The id of the managed certificate of app `name` (`tls.acme`): `<name>_acme`, a long name cut and told apart by a hash. */
+export function appAcmeCertificateId(name: string): string {
+  const base = name.length <= 58 ? name : `${name.slice(0, 49)}-${createHash('sha256').update(name).digest('hex').slice(0, 8)}`;
+  return `${base}${APP_ACME_SUFFIX}`;
+}
+
+/** The certificate an app's TLS server serves: the one it names, or its managed one (`tls.acme`). */
+export function appServedCertificate(app: Pick<App, 'name' | 'tls'>): string | undefined {
+  if (app.tls === undefined) return undefined;
+  return app.tls.certificate ?? (app.tls.acme === true ? appAcmeCertificateId(app.name) : undefined);
+}
 
 export const appSchema = z
   .object({
@@ -191,8 +214,9 @@ export type App = z.infer<typeof appSchema>;
 
 /** The certificates an app refers to, with the field that names each. */
 export function appCertificateRefs(app: App): Array<{ id: string; field: string; needsKey: boolean }> {
-  if (app.tls === undefined) return [];
-  const refs = [{ id: app.tls.certificate, field: 'tls.certificate', needsKey: true }];
+  const served = appServedCertificate(app);
+  if (app.tls === undefined || served === undefined) return [];
+  const refs = [{ id: served, field: app.tls.acme === true ? 'tls.acme' : 'tls.certificate', needsKey: true }];
   if (app.tls.clientCa !== undefined) refs.push({ id: app.tls.clientCa, field: 'tls.clientCa', needsKey: false });
   return refs;
 }

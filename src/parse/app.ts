@@ -6,7 +6,7 @@
  * reason, so a hand edit Portico cannot represent is reported, never silently misread. Every nginx
  * identifier must be the one of the app named by the file, and what is read passes the app schema.
  */
-import { APP_NAME_PATTERN, appSchema, type App } from '../model/app.js';
+import { APP_NAME_PATTERN, appAcmeCertificateId, appSchema, type App } from '../model/app.js';
 import { STICKY, appGroupName, legacyAppGroupName, type AppFileOptions } from '../model/app-file.js';
 import { readAppGroup } from './app-group.js';
 import type { LocationRead } from './app-location.js';
@@ -19,10 +19,10 @@ export { UnreadableFile };
 export type { AppFileOptions };
 
 /** What `# portico-defaults:` may record for an app, and the value each stands for. */
-const DEFAULT_VALUES: Record<string, () => unknown> = { false: () => false, round_robin: () => 'round_robin', root: () => '/', empty: () => ({}) };
+const DEFAULT_VALUES: Record<string, () => unknown> = { false: () => false, true: () => true, round_robin: () => 'round_robin', root: () => '/', empty: () => ({}) };
 const DEFAULTS: DefaultsRule = {
   allowed:
-    /^(?:default=false|routes\.(?:0|[1-9]\d?)\.(?:path=root|balance=round_robin|upstreamTls=false|websocket=false|headers=empty|cache\.shareAuthenticated=false)|tls\.(?:httpsRedirect|http2|http3)=false)$/,
+    /^(?:default=false|routes\.(?:0|[1-9]\d?)\.(?:path=root|balance=round_robin|upstreamTls=false|websocket=false|headers=empty|cache\.shareAuthenticated=false)|tls\.(?:httpsRedirect|http2|http3|acme)=false|tls\.acme=true)$/,
   what: 'the app',
   recordsFor: ' for an app',
   valueOf: (value) => (DEFAULT_VALUES[value] as () => unknown)(),
@@ -124,6 +124,12 @@ export function readApp(text: string, options: AppFileOptions, name: string): Ap
     }),
   };
   applyDefaults(app, annotations.defaults, DEFAULTS);
+  // `tls.acme=true` is recorded: the certificate served is the app's managed one, not one it names.
+  const readTls = app.tls as { certificate?: string; acme?: boolean } | undefined;
+  if (readTls?.acme === true) {
+    if (readTls.certificate !== appAcmeCertificateId(name)) fail(`"tls.acme=true" is recorded, but the TLS server serves "${readTls.certificate}", not the app's managed certificate "${appAcmeCertificateId(name)}"`);
+    delete readTls.certificate;
+  }
   const parsed = appSchema.safeParse(app);
   if (!parsed.success) fail(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
   return parsed.data;

@@ -6,7 +6,7 @@
  * every app uses) is in the shared file (`render/http-shared.ts`), rendered from the set of apps.
  */
 import { certificatePath, keyPath } from '../model/stream.js';
-import { CACHE_CREDENTIALS_VARIABLE, type App, type AppUpstream, type Route } from '../model/app.js';
+import { CACHE_CREDENTIALS_VARIABLE, appServedCertificate, type App, type AppUpstream, type Route } from '../model/app.js';
 import {
   APP_ZONE,
   STICKY,
@@ -154,6 +154,8 @@ export function appDefaultAnnotations(app: App): string[] {
     if (route.headers !== undefined && Object.keys(route.headers).length === 0) out.push(`routes.${i}.headers=empty`);
   });
   const tls = app.tls;
+  if (tls?.acme === true) out.push('tls.acme=true');
+  if (tls?.acme === false) out.push('tls.acme=false');
   if (tls?.httpsRedirect === false) out.push('tls.httpsRedirect=false');
   if (tls?.http2 === false) out.push('tls.http2=false');
   if (tls?.http3 === false) out.push('tls.http3=false');
@@ -186,7 +188,7 @@ export function appView(app: App, options: AppFileOptions): AppView {
       ],
       serverNames: app.serverNames,
       http2: tls.http2 === true,
-      certificate: { certificate: certificatePath(options, tls.certificate), key: keyPath(options, tls.certificate) },
+      certificate: { certificate: certificatePath(options, appServedCertificate(app) as string), key: keyPath(options, appServedCertificate(app) as string) },
       clientCa: tls.clientCa === undefined ? null : certificatePath(options, tls.clientCa),
       checkSni: true,
       redirect: null,

@@ -181,11 +181,14 @@ const appTls = fc
       http3: fc.boolean(),
       altSvcMaxAge: fc.integer({ min: 0, max: 31_536_000 }),
       clientCa: certificateId,
+      // A certificate named by id, or the app's managed one ("acme": true); "acme": false beside an id.
+      acme: fc.boolean(),
     },
     { ...plain, requiredKeys: ['certificate'] },
   )
   // The Alt-Svc max age is only for HTTP/3.
-  .map(({ altSvcMaxAge, ...tls }) => (tls.http3 === true && altSvcMaxAge !== undefined ? { ...tls, altSvcMaxAge } : tls));
+  .map(({ altSvcMaxAge, ...tls }) => (tls.http3 === true && altSvcMaxAge !== undefined ? { ...tls, altSvcMaxAge } : tls))
+  .map(({ certificate, ...tls }) => (tls.acme === true ? tls : { certificate, ...tls }));
 
 /** App names, long ones (up to the 63 characters of the schema) as often as short ones. */
 const appNameChar = fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789-');

@@ -208,6 +208,33 @@ describe('ACME certificates against pebble', { skip }, () => {
     assert.match(renewed.body.issuer, /Pebble Intermediate/);
   });
 
+  it('an app with "tls": {"acme": true} gets a certificate for its names, follows their changes, and takes it away with it', async () => {
+    const r = rig as Rig;
+    const api = supertest(r.portico.app);
+    const routes = [{ upstreams: [{ address: `127.0.0.1:${backend.port}` }] }];
+    const created = await api.post('/v1/apps').send({ name: 'blog', serverNames: ['blog.test'], routes, tls: { acme: true, http2: true } }).expect(201);
+    assert.deepEqual(created.body.tls, { acme: true, http2: true });
+    const valid = await until(r, 'blog_acme', 'valid');
+    assert.deepEqual(valid.acme.names, ['blog.test']);
+    assert.deepEqual(valid.usedBy, { streams: [], apps: ['blog'] });
+    assert.match((await handshake(r.httpsPort, 'blog.test', r.trust)).issuer, /Pebble Intermediate/);
+    assert.equal((await httpsGet(r.httpsPort, { servername: 'blog.test', ca: r.trust })).status, 200);
+    assert.deepEqual((await api.get('/v1/apps/blog').expect(200)).body.tls, { acme: true, http2: true }, 'read back from the file as given');
+    // It belongs to the app.
+    assert.match((await api.delete('/v1/certificates/blog_acme').expect(409)).body.error.message, /belongs to app "blog"/);
+    assert.equal((await api.post('/v1/certificates').send({ id: 'mine_acme', acme: { names: ['x.test'] } }).expect(400)).body.error.field, 'id');
+    // A new name: ordered again, and served once issued.
+    await api.put('/v1/apps/blog').send({ serverNames: ['blog.test', 'www.blog.test'], routes, tls: { acme: true, http2: true } }).expect(200);
+    // (The certificate's files change at the swap; nginx serves them once the reload is done.)
+    const renamed = await eventually(() => handshake(r.httpsPort, 'www.blog.test', r.trust).then((served) => served.subjectAltName.includes('DNS:www.blog.test'), () => false), 30_000, 100);
+    assert.ok(renamed, JSON.stringify((await certificate(r, 'blog_acme')).acme));
+    assert.deepEqual((await until(r, 'blog_acme', 'valid')).acme.names, ['blog.test', 'www.blog.test']);
+    // Gone with the app.
+    await api.delete('/v1/apps/blog').expect(204);
+    await api.get('/v1/certificates/blog_acme').expect(404);
+    assert.equal((await api.get('/v1/status').expect(200)).body.acme.certificates.some((c: { id: string }) => c.id === 'blog_acme'), false);
+  });
+
   it('refuses what a CA cannot do, naming the field: a wildcard by HTTP-01, a name twice, an unknown challenge; a PEM upload over a managed certificate', async () => {
     const r = rig as Rig;
     const api = supertest(r.portico.app);

@@ -21,6 +21,7 @@ import { REPO, nginxBin, tempDir } from '../helpers/portico.js';
 const run = promisify(execFile);
 const GOLDEN = new URL('../golden/', import.meta.url).pathname;
 const GOLDEN_CERT_DIR = '/var/lib/portico/certs';
+const GOLDEN_CHALLENGE_DIR = '/var/lib/portico/acme-challenge';
 const FIXTURES = `${REPO}test/fixtures/certs`;
 
 const cases = await Promise.all(
@@ -37,7 +38,7 @@ const renderShared = createSharedHttpRenderer(await readFile(`${TEMPLATES_DIR}/h
 
 /** The shared HTTP file Portico writes for `apps`, its cache (if any) under `stateDir`. */
 function sharedFile(apps: App[], stateDir: string): string {
-  return renderShared(sharedHttpView(apps, { httpPort: 8080, httpsPort: 8443, stateDir, mode: 'managed' }));
+  return renderShared(sharedHttpView(apps, { httpPort: 8080, httpsPort: 8443, stateDir, mode: 'managed', acmeChallengeDir: `${stateDir}/acme-challenge` }));
 }
 
 /** A main config holding the shared file and one app file. */
@@ -63,6 +64,7 @@ describe('golden app files', () => {
     dir = await tempDir('app-files');
     await mkdir(`${dir}/certs`);
     await mkdir(`${dir}/logs`);
+    await mkdir(`${dir}/acme-challenge`);
     const ids = new Set(cases.flatMap(({ app }) => appCertificateRefs(app).map((ref) => ref.id)));
     for (const id of ids) {
       await copyFile(`${FIXTURES}/portico.crt`, `${dir}/certs/${id}.crt`);
@@ -72,6 +74,7 @@ describe('golden app files', () => {
       certDir: `${dir}/certs`,
       httpPort: 8080,
       httpsPort: 8443,
+      acmeChallengeDir: `${dir}/acme-challenge`,
     });
   });
 
@@ -105,7 +108,7 @@ describe('golden app files', () => {
         assert.ok(!('error' in parsed) && parsed.family !== 'name', `${file}: ${upstream.address} is not an IP address`);
       }
       const text = render(app);
-      assert.equal(text, golden.replaceAll(GOLDEN_CERT_DIR, `${dir}/certs`), `${file} renders differently from its golden file`);
+      assert.equal(text, golden.replaceAll(GOLDEN_CERT_DIR, `${dir}/certs`).replaceAll(GOLDEN_CHALLENGE_DIR, `${dir}/acme-challenge`), `${file} renders differently from its golden file`);
       assert.equal(await nginxTest(file.replace(/\.json$/, ''), app, text), '', `nginx -t warns about ${file}`);
     });
   }

@@ -77,6 +77,23 @@ describe('app files', () => {
     assert.throws(() => readApp(plainText, noFolder, 'shop'), /no challenge folder is set/);
   });
 
+  it('serves an app with "tls": {"acme": true} its managed certificate, <name>_acme, and reads it back as acme, not as that id', () => {
+    const managed = appSchema.parse({ ...plainShop, tls: { acme: true, http2: true } });
+    const text = render(managed);
+    assert.match(text, /^# portico-defaults: tls\.acme=true$/m);
+    assert.match(text, /ssl_certificate \/var\/lib\/portico\/certs\/shop_acme\.crt;\n    ssl_certificate_key \/var\/lib\/portico\/certs\/shop_acme\.key;/);
+    assert.deepEqual(read(text, 'shop'), managed);
+    // Recorded as acme, but serving another certificate: a hand edit Portico cannot represent.
+    assert.throws(() => read(text.replaceAll('shop_acme', 'other'), 'shop'), /"tls\.acme=true" is recorded, but the TLS server serves "other"/);
+    // Both, or neither: the schema says which field.
+    const issue = (tls: unknown) => {
+      const parsed = appSchema.safeParse({ ...plainShop, tls });
+      return parsed.success ? undefined : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    };
+    assert.match(issue({ acme: true, certificate: 'shop' }) ?? '', /^tls\.certificate: goes without "acme": true/);
+    assert.match(issue({ http2: true }) ?? '', /^tls\.certificate: is required \(the id of a certificate\), unless "acme": true/);
+  });
+
   it('reads back the files of format 1 (before issue 13: portico_app_ names, a zone per group) as the same apps', async () => {
     const cases = (await readdir(`${GOLDEN}format1`)).filter((f) => f.endsWith('.conf'));
     assert.ok(cases.length >= 20, 'format 1 cases are missing');

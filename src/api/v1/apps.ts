@@ -7,7 +7,7 @@
 import { Router, type Request, type Response } from 'express';
 import type { AppChange } from '../../apply/app-kind.js';
 import { invalidInput, notFound } from '../../errors.js';
-import { appNameSchema, appSchema } from '../../model/app.js';
+import { appAcmeCertificateId, appNameSchema, appSchema, type App } from '../../model/app.js';
 import type { Portico } from '../context.js';
 import { sendDryRun } from '../errors.js';
 import { requester } from '../request-id.js';
@@ -16,10 +16,50 @@ import { etagOf } from '../../model/etag.js';
 
 export function appsRouter(portico: Portico): Router {
   const router = Router();
-  const { apps, applier } = portico;
+  const { apps, applier, acme } = portico;
 
-  const run = async (req: Request, res: Response, change: AppChange) =>
+  const submit = async (req: Request, res: Response, change: AppChange) =>
     isDryRun(req) ? { dryRun: true as const, ...(await applier.dryRunApp(change, requester(res))) } : applier.submitApp(change, requester(res));
+
+  /** The app's managed certificate (`tls.acme`) before the app names it: created, or given the app's names. */
+  const prepareAcme = async (app: App, res: Response): Promise<string | undefined> => {
+    if (app.tls?.acme !== true) return undefined;
+    const id = appAcmeCertificateId(app.name);
+    const request = { names: app.serverNames, challenge: app.serverNames.some((n) => n.startsWith('*.')) ? ('dns-01' as const) : ('http-01' as const) };
+    if ((await acme.get(id)) === undefined) {
+      await acme.create(id, request, requester(res), app.name);
+      return id;
+    }
+    await acme.rename(id, request, 'tls.acme');
+    return undefined;
+  };
+
+  /** Removes an app's managed certificate (after the app stopped naming it). */
+  const dropAcme = async (id: string, res: Response): Promise<void> => {
+    await applier.submitCertificate({ kind: 'certificate-delete', id }, requester(res));
+    await acme.forget(id);
+  };
+
+  /**
+   * Applies an app change, with the managed certificate `tls.acme` asks for: made before (and removed
+   * again if the app is refused), removed after the app stops using it.
+   */
+  const run = async (req: Request, res: Response, change: AppChange) => {
+    if (isDryRun(req)) return submit(req, res, change);
+    const name = change.kind === 'app-put' ? change.app.name : change.name;
+    const before = (await apps.read()).apps.get(name);
+    const created = change.kind === 'app-put' ? await prepareAcme(change.app, res) : undefined;
+    let result: Awaited<ReturnType<typeof submit>>;
+    try {
+      result = await submit(req, res, change);
+    } catch (error) {
+      if (created !== undefined) await dropAcme(created, res).catch(() => undefined);
+      throw error;
+    }
+    const after = change.kind === 'app-put' ? change.app : undefined;
+    if (before?.tls?.acme === true && after?.tls?.acme !== true) await dropAcme(appAcmeCertificateId(name), res);
+    return result;
+  };
 
   router.get('/', async (_req, res) => {
     const current = await apps.read();

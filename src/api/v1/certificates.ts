@@ -10,6 +10,7 @@ import { acmeCertificateInputSchema, acmeIdFor, acmeView, type AcmeRecord } from
 import { certificateUsers } from '../../apply/certificate-kind.js';
 import { conflict, invalidInput, notFound } from '../../errors.js';
 import { etagOf } from '../../model/etag.js';
+import { APP_ACME_SUFFIX } from '../../model/app.js';
 import { certificateIdSchema, certificateInputSchema, inspectCertificate, type CertificateInput } from '../../model/certificate.js';
 import type { StoredCertificate } from '../../store/certs.js';
 import type { AppTree } from '../../store/apps.js';
@@ -38,6 +39,11 @@ function idFor(fingerprint: string): string {
 
 function inspect(input: CertificateInput) {
   return inspectCertificate({ certificate: input.certificate, ...(input.key !== undefined && { key: input.key }) }, new Date());
+}
+
+/** Ids ending in "_acme" are the managed certificates of apps' `tls.acme`: no caller may take one. */
+function reserved(id: string): void {
+  if (id.endsWith(APP_ACME_SUFFIX)) throw invalidInput('id', `ends in "${APP_ACME_SUFFIX}", which Portico keeps for the certificates of apps with "tls": {"acme": true}`);
 }
 
 export function certificatesRouter(portico: Portico): Router {
@@ -75,6 +81,7 @@ export function certificatesRouter(portico: Portico): Router {
     if (typeof sent === 'object' && sent !== null && 'acme' in sent) {
       const input = parseWith(acmeCertificateInputSchema, sent);
       const id = input.id ?? acmeIdFor(input.acme.names);
+      reserved(id);
       await acme.create(id, input.acme, requester(res));
       const { body: created, etag } = await answer(id);
       res.status(201).location(`/v1/certificates/${id}`).set('ETag', etag).json(created);
@@ -83,6 +90,7 @@ export function certificatesRouter(portico: Portico): Router {
     const input = parseWith(certificateInputSchema, sent);
     const certificate = inspect(input);
     const id = input.id ?? idFor(certificate.facts.fingerprint);
+    reserved(id);
     await applier.submitCertificate({ kind: 'certificate-put', id, certificate, create: true }, requester(res));
     const { body, etag } = await answer(id);
     res.status(201).location(`/v1/certificates/${id}`).set('ETag', etag).json(body);
@@ -92,6 +100,7 @@ export function certificatesRouter(portico: Portico): Router {
     const id = parseWith(certificateIdSchema, req.params.id, 'id');
     const input = parseWith(certificateInputSchema, req.body ?? {});
     if (input.id !== undefined && input.id !== id) throw invalidInput('id', `is "${input.id}" in the body but "${id}" in the path`);
+    reserved(id);
     await notManaged(id);
     const result = await applier.submitCertificate({ kind: 'certificate-put', id, certificate: inspect(input), create: false, ...preconditions(req) }, requester(res));
     const { body, etag } = await answer(id);
