@@ -37,6 +37,7 @@ import { PortReservations } from './ports/reservations.js';
 import { systemHostProbe, type HostProbe } from './ports/host-addresses.js';
 import { TargetCheck } from './apply/targets.js';
 import { createMainRenderer, trafficLogs } from './render/main.js';
+import { registerAcmeMetrics } from './metrics/acme.js';
 import { createMetrics, type MetricsCollector } from './metrics/registry.js';
 import { registerTrafficMetrics } from './traffic/metrics.js';
 import { TrafficReader, knownResources } from './traffic/reader.js';
@@ -331,6 +332,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       retryMaxMs: 6 * 3600 * 1000,
       orderTimeoutMs: 10 * 60 * 1000,
     });
+    const stopAcmeMetrics = registerAcmeMetrics(metrics.registry, events, acme);
     await acme.start();
     const portico: Portico = {
       settings,
@@ -356,6 +358,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
         await acme?.stop();
         await applier.idle();
         metrics.close();
+        stopAcmeMetrics();
         // The last batch's files on disk and the journals empty: a clean stop leaves nothing to recover.
         await Promise.all([tree.settle(), apps.files.settle(), certs.settle()]).catch((error: unknown) => {
           log.warn({ err: error }, 'flushing the last committed batch failed: the next start completes it from the journal');

@@ -167,6 +167,11 @@ describe('ACME certificates against pebble', { skip }, () => {
     assert.equal(status.acme.directoryUrl, r.pebble.directoryUrl);
     assert.deepEqual(status.acme.challenges, ['http-01']);
     assert.deepEqual(status.acme.certificates.find((c: { id: string }) => c.id === 'shop'), { id: 'shop', status: 'valid', nextRenewal: valid.acme.nextRenewal, lastError: null });
+    // And /metrics counts it.
+    const metrics = (await api.get('/metrics').expect(200)).text;
+    assert.match(metrics, /^portico_acme_orders_total\{outcome="issued"\} [1-9]\d*$/m);
+    assert.match(metrics, /^portico_acme_certificate_status\{id="shop",status="valid"\} 1$/m);
+    assert.match(metrics, new RegExp(`^portico_acme_next_order_seconds\\{id="shop"\\} ${Date.parse(valid.acme.nextRenewal) / 1000}$`, 'm'));
     // The event feed tells the story: ordered, then issued.
     const events = (await api.get('/v1/events?type=acme').expect(200)).body as Array<{ what: string; certificate: string }>;
     const mine = events.filter((e) => e.certificate === 'shop').map((e) => e.what);
