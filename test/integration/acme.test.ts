@@ -17,6 +17,7 @@ import { request } from 'node:http';
 import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import supertest from 'supertest';
+import { http3Flags, launchChromium } from '../helpers/chromium.js';
 import { startHttpBackend, type HttpBackend, h2Get, httpGet, httpsGet } from '../helpers/tls-http.js';
 import { eventually, startEcho, type EchoServer } from '../helpers/net.js';
 import { freePort, pebbleUnavailable, startPebble, type RunningPebble } from '../helpers/pebble.js';
@@ -138,7 +139,7 @@ describe('ACME certificates against pebble', { skip }, () => {
     assert.ok(['pending', 'valid'].includes(created.body.acme.status), created.body.acme.status);
     await api
       .post('/v1/apps')
-      .send({ name: 'shop', serverNames: ['shop.test', 'www.shop.test'], routes: [{ upstreams: [{ address: `127.0.0.1:${backend.port}` }] }], tls: { certificate: 'shop', httpsRedirect: true, http2: true } })
+      .send({ name: 'shop', serverNames: ['shop.test', 'www.shop.test'], routes: [{ upstreams: [{ address: `127.0.0.1:${backend.port}` }] }], tls: { certificate: 'shop', httpsRedirect: true, http2: true, http3: true } })
       .expect(201);
     const valid = await until(r, 'shop', 'valid');
     assert.equal(valid.acme.lastError, null);
@@ -176,6 +177,24 @@ describe('ACME certificates against pebble', { skip }, () => {
     const events = (await api.get('/v1/events?type=acme').expect(200)).body as Array<{ what: string; certificate: string }>;
     const mine = events.filter((e) => e.certificate === 'shop').map((e) => e.what);
     assert.deepEqual(mine.slice(0, 2), ['issued', 'ordered']);
+  });
+
+  it('Chromium gets the app over HTTP/3 (QUIC) with the certificate the CA issued', async () => {
+    const r = rig as Rig;
+    const leaf = (await certificate(r, 'shop')).certificate as string;
+    assert.match(new X509Certificate(leaf).issuer, /Pebble Intermediate/);
+    // Chromium trusts the issued leaf by its public key (--ignore-certificate-errors-spki-list): pebble's root is no system root.
+    const browser = await launchChromium(http3Flags('shop.test', r.httpsPort, leaf));
+    try {
+      const page = await browser.browser.newPage();
+      const response = await page.goto(`https://shop.test:${r.httpsPort}/`, { timeout: 15_000 });
+      assert.equal(response?.status(), 200);
+      assert.equal(await page.evaluate("performance.getEntriesByType('navigation')[0].nextHopProtocol"), 'h3');
+      const served = await response?.securityDetails();
+      assert.match(served?.issuer ?? '', /Pebble Intermediate/, 'the page came over the issued certificate');
+    } finally {
+      await browser.close();
+    }
   });
 
   it('a TLS stream serves an ACME certificate by id', async () => {
