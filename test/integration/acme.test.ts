@@ -76,7 +76,7 @@ interface Rig {
   env: Record<string, string>;
 }
 
-async function startRig(range: string, pebbleOptions: { certificateValiditySeconds?: number } = {}): Promise<Rig> {
+async function startRig(range: string, pebbleOptions: { certificateValiditySeconds?: number; nonceRejectPercent?: number } = {}, extraEnv: Record<string, string> = {}): Promise<Rig> {
   const httpPort = await freePort();
   const httpsPort = await freePort(true);
   const pebble = await startPebble({ httpPort, ...pebbleOptions });
@@ -90,6 +90,7 @@ async function startRig(range: string, pebbleOptions: { certificateValiditySecon
     ACME_CA_BUNDLE: bundle,
     ACME_EMAIL: 'ops@portico.test',
     ACME_RETRY_MIN: '1s',
+    ...extraEnv,
   };
   const portico = await startInProcess(env);
   return { pebble, portico, httpPort, httpsPort, trust: await pebble.rootPem(), env };
@@ -385,5 +386,43 @@ describe('ACME renewal and restarts against pebble', { skip }, () => {
       await stopNginxUnder(stateDir);
       await rm(stateDir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('ACME failures on the CA\'s side, against pebble', { skip }, () => {
+  const rigs: Rig[] = [];
+  after(async () => {
+    for (const rig of rigs) await stopRig(rig);
+  });
+
+  /** Creates a managed certificate and a TLS stream on `port` serving it; answers its view once failed. */
+  async function failing(rig: Rig, id: string, port: number): Promise<Record<string, any>> {
+    const api = supertest(rig.portico.app);
+    await api.post('/v1/certificates').send({ id, acme: { names: [`${id}.test`] } }).expect(201);
+    await api.post('/v1/streams').send({ port, tls: { certificate: id }, upstreams: [{ address: '127.0.0.1:9' }] }).expect(201);
+    const failed = await until(rig, id, 'failed');
+    // The placeholder serves on: nothing broke.
+    assert.match((await handshake(port, `${id}.test`, undefined)).issuer, /Portico placeholder/);
+    const events = (await api.get('/v1/events?type=acme').expect(200)).body as Array<{ what: string; certificate: string; detail?: string }>;
+    assert.equal(events.find((e) => e.certificate === id && e.what === 'failed')?.detail, failed.acme.lastError);
+    return failed;
+  }
+
+  it('the CA unreachable: failed, saying the directory could not be reached, and retried', async () => {
+    const closed = await freePort();
+    const rig = await startRig('30320-30329', {}, { ACME_DIRECTORY_URL: `https://127.0.0.1:${closed}/dir` });
+    rigs.push(rig);
+    const failed = await failing(rig, 'unreachable', 30320);
+    assert.match(failed.acme.lastError, new RegExp(`acme account: the ACME directory https://127\\.0\\.0\\.1:${closed}/dir could not be reached: connect ECONNREFUSED`));
+    // Retried with backoff (ACME_RETRY_MIN 1s): a second failure is recorded within a few seconds.
+    const retried = await eventually(async () => ((await certificate(rig, 'unreachable')).acme.lastAttempt ?? '') > failed.acme.lastAttempt, 10_000, 100);
+    assert.ok(retried, 'no retry within 10 s');
+  });
+
+  it('a CA that rejects every nonce (its rate limiting, as pebble plays it): failed with the CA\'s badNonce', async () => {
+    const rig = await startRig('30330-30339', { nonceRejectPercent: 100 });
+    rigs.push(rig);
+    const failed = await failing(rig, 'refused', 30330);
+    assert.match(failed.acme.lastError, /urn:ietf:params:acme:error:badNonce/);
   });
 });
