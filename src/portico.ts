@@ -328,6 +328,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       put: (id, certificate, create, by) => applier.submitCertificate({ kind: 'certificate-put', id, certificate, create }, by),
       events,
       log: log.child({ module: 'acme' }),
+      httpListening: async () => (await apps.read()).apps.size > 0,
       retryMinMs: settings.acme.retryMinMs,
       retryMaxMs: 6 * 3600 * 1000,
       orderTimeoutMs: 10 * 60 * 1000,

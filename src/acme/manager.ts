@@ -45,6 +45,11 @@ export interface AcmeManagerDeps {
   put(id: string, certificate: InspectedCertificate, create: boolean, by: Requester): Promise<CertificateResult>;
   events: EventFeed;
   log: Logger;
+  /**
+   * Whether nginx listens on HTTP_PORT (it does while an app exists: the catch-all server answers
+   * challenges for names no app serves). HTTP-01 without it would only earn the CA's "connection refused".
+   */
+  httpListening(): Promise<boolean>;
   /** The first retry's delay; each next one doubles, up to `retryMaxMs`. */
   retryMinMs: number;
   retryMaxMs: number;
@@ -235,6 +240,9 @@ export class AcmeManager {
     const timeout = setTimeout(() => abort.abort(new Error(`the order took longer than ${this.deps.orderTimeoutMs / 1000} s`)), this.deps.orderTimeoutMs);
     try {
       if (solver === undefined) throw new Error(`no ${record.challenge} solver is configured (ACME_DNS_SERVER and the TSIG settings)`);
+      if (record.challenge === 'http-01' && !(await this.deps.httpListening())) {
+        throw new Error('HTTP-01 needs nginx listening on HTTP_PORT, which it does while an app exists: create an app (any), or use "dns-01"; Portico tries again later');
+      }
       const client = await this.deps.client();
       this.client = client;
       const issued = await client.order({ names: record.names, challenge: solver, signal: abort.signal });

@@ -408,20 +408,26 @@ describe('ACME failures on the CA\'s side, against pebble', { skip }, () => {
     return failed;
   }
 
-  it('the CA unreachable: failed, saying the directory could not be reached, and retried', async () => {
+  it('HTTP-01 with no app (nginx not on HTTP_PORT) fails at once saying so; with an app, the CA unreachable: failed naming the directory, and retried', async () => {
     const closed = await freePort();
     const rig = await startRig('30320-30329', {}, { ACME_DIRECTORY_URL: `https://127.0.0.1:${closed}/dir` });
     rigs.push(rig);
-    const failed = await failing(rig, 'unreachable', 30320);
+    const api = supertest(rig.portico.app);
+    const alone = await failing(rig, 'unreachable', 30320);
+    assert.match(alone.acme.lastError, /HTTP-01 needs nginx listening on HTTP_PORT, which it does while an app exists/);
+    await api.post('/v1/apps').send({ name: 'any', serverNames: ['any.test'], routes: [{ upstreams: [{ address: '127.0.0.1:9' }] }] }).expect(201);
+    const failed = (await api.post('/v1/certificates/unreachable/renew').expect(200)).body;
+    assert.equal(failed.acme.status, 'failed');
     assert.match(failed.acme.lastError, new RegExp(`acme account: the ACME directory https://127\\.0\\.0\\.1:${closed}/dir could not be reached: connect ECONNREFUSED`));
-    // Retried with backoff (ACME_RETRY_MIN 1s): a second failure is recorded within a few seconds.
-    const retried = await eventually(async () => ((await certificate(rig, 'unreachable')).acme.lastAttempt ?? '') > failed.acme.lastAttempt, 10_000, 100);
-    assert.ok(retried, 'no retry within 10 s');
+    // Retried with backoff (ACME_RETRY_MIN 1s, doubling): another attempt is recorded within seconds.
+    const retried = await eventually(async () => ((await certificate(rig, 'unreachable')).acme.lastAttempt ?? '') > failed.acme.lastAttempt, 15_000, 100);
+    assert.ok(retried, 'no retry within 15 s');
   });
 
   it('a CA that rejects every nonce (its rate limiting, as pebble plays it): failed with the CA\'s badNonce', async () => {
     const rig = await startRig('30330-30339', { nonceRejectPercent: 100 });
     rigs.push(rig);
+    await supertest(rig.portico.app).post('/v1/apps').send({ name: 'any', serverNames: ['any.test'], routes: [{ upstreams: [{ address: '127.0.0.1:9' }] }] }).expect(201);
     const failed = await failing(rig, 'refused', 30330);
     assert.match(failed.acme.lastError, /urn:ietf:params:acme:error:badNonce/);
   });
