@@ -199,6 +199,24 @@ describe('ACME under attack', { skip }, () => {
     assert.deepEqual(await disk(), before);
   });
 
+  it('two creates of one id at once: one 201, one 409, and the winner stays managed with its own names', async () => {
+    for (let round = 0; round < 5; round += 1) {
+      const id = `race${round}`;
+      const [a, b] = await Promise.all([post({ id, acme: { names: [`${id}-a.test`] } }), post({ id, acme: { names: [`${id}-b.test`] } })]);
+      assert.deepEqual([a.status, b.status].sort(), [201, 409], `round ${round}: ${a.status} ${JSON.stringify(a.body)} / ${b.status} ${JSON.stringify(b.body)}`);
+      const winner = a.status === 201 ? a : b;
+      const now = await view(id);
+      assert.ok(now.acme !== undefined, `round ${round}: ${id} is served but no longer managed by ACME (its state was removed by the loser)`);
+      assert.deepEqual(now.acme.names, winner.body.acme.names, `round ${round}: the loser's names replaced the winner's`);
+      assert.deepEqual(now.sans, winner.body.sans, `round ${round}: the placeholder served is the winner's`);
+    }
+    // Their orders settle before the next tests compare the disk.
+    for (let round = 0; round < 5; round += 1) {
+      const settled = await eventually(async () => (await view(`race${round}`)).acme.status === 'valid', 30_000, 100);
+      assert.ok(settled, `race${round} was not issued`);
+    }
+  });
+
   it('the HTTP-01 location serves challenge files only: no traversal, and a planted symlink leaks nothing', async () => {
     const keyPem = await readFile(path.join(settings.certDir, 'first.key'), 'utf8');
     // A private key readable by anyone (as nginx's workers are, when they run as Portico's own user
