@@ -20,6 +20,7 @@ import supertest from 'supertest';
 import { sha256 } from '../../src/api/tokens-file.js';
 import { startPortico, type RunningPortico } from '../../src/portico.js';
 import { loadSettings, type Settings } from '../../src/settings.js';
+import { fixturePem } from '../helpers/backends.js';
 import { eventually } from '../helpers/net.js';
 import { freePort, pebbleUnavailable, startPebble, type RunningPebble } from '../helpers/pebble.js';
 import { nginxBin, nginxMasters, stopNginxUnder, tempDir } from '../helpers/portico.js';
@@ -351,6 +352,12 @@ describe('ACME under attack', { skip }, () => {
     assert.equal((await api().post('/v1/certificates').set('Authorization', `Bearer ${READER}`).send({ id: 'reader', acme: { names: ['reader.test'] } })).status, 403);
     assert.equal((await view('first')).acme.lastAttempt, lastAttempt, 'the read token renewed');
     assert.equal((await api().get('/v1/certificates/reader').set(auth)).status, 404);
+    // Renew orders for managed certificates only: an unknown id or an uploaded pair is 404, nothing ordered.
+    assert.equal((await api().post('/v1/certificates/nosuch/renew').set(auth)).status, 404);
+    await post({ id: 'uploaded', certificate: fixturePem('a.crt'), key: fixturePem('a.key') }).expect(201);
+    const uploaded = await api().post('/v1/certificates/uploaded/renew').set(auth);
+    assert.equal(uploaded.status, 404, JSON.stringify(uploaded.body));
+    assert.equal((await view('uploaded')).acme, undefined);
     const writer = await api().post('/v1/certificates/first/renew').set(auth);
     assert.equal(writer.status, 200);
     assert.equal(writer.body.acme.status, 'valid');
