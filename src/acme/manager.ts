@@ -81,6 +81,8 @@ export function retryDelay(failures: number, minMs: number, maxMs: number, rando
 export class AcmeManager {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly running = new Map<string, Promise<void>>();
+  /** Ids whose create is between its check and its placeholder: a second create of one is a conflict. */
+  private readonly creating = new Set<string>();
   private readonly aborts = new Set<AbortController>();
   private stopped = false;
   private client: AcmeOrderer | undefined;
@@ -136,6 +138,18 @@ export class AcmeManager {
    */
   async create(id: string, request: AcmeRequest, by: Requester, app?: string): Promise<AcmeRecord> {
     this.checkSolver(request.challenge, app === undefined ? 'acme.challenge' : 'tls.acme');
+    // Claimed before the first await: two creates of one id at once would both pass the check below,
+    // the second's record would replace the first's, and its failed placeholder would remove it.
+    if (this.creating.has(id)) throw conflict(`certificate "${id}" exists`);
+    this.creating.add(id);
+    try {
+      return await this.createClaimed(id, request, by, app);
+    } finally {
+      this.creating.delete(id);
+    }
+  }
+
+  private async createClaimed(id: string, request: AcmeRequest, by: Requester, app: string | undefined): Promise<AcmeRecord> {
     if ((await this.deps.state.get(id)) !== undefined || (await this.deps.certs.get(id)) !== undefined) throw conflict(`certificate "${id}" exists`);
     const record: AcmeRecord = {
       id,

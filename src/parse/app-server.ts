@@ -73,15 +73,18 @@ function redirectArgs(options: AppFileOptions): string {
 }
 
 /**
- * `location ^~ ACME_CHALLENGE_PATH { alias DIR/; default_type text/plain; }`, DIR being this
- * Portico's challenge folder and nothing else: the location serves files from disk.
+ * `location ^~ ACME_CHALLENGE_PATH { alias DIR/; disable_symlinks on from=DIR; default_type text/plain; }`,
+ * DIR being this Portico's challenge folder and nothing else: the location serves files from disk,
+ * never through a symlink planted in the folder. The form without `disable_symlinks` (written before
+ * it was added) reads too: the next render writes the new one.
  */
 function readAcmeLocation(location: Directive, options: AppFileOptions): void {
   const dir = options.acmeChallengeDir;
   if (dir === undefined) fail(`"location ^~ ${ACME_CHALLENGE_PATH}" is not Portico's here: no challenge folder is set`, location);
   const lines = (location.block ?? []).map((d) => (d.block === undefined ? [d.name, ...d.args].join(' ') : `${d.name} {`));
-  if (location.block === undefined || lines.join('; ') !== `alias ${dir}/; default_type text/plain`) {
-    fail(`"location ^~ ${ACME_CHALLENGE_PATH}" must read "alias ${dir}/; default_type text/plain;"`, location);
+  const read = lines.join('; ');
+  if (location.block === undefined || (read !== `alias ${dir}/; disable_symlinks on from=${dir}; default_type text/plain` && read !== `alias ${dir}/; default_type text/plain`)) {
+    fail(`"location ^~ ${ACME_CHALLENGE_PATH}" must read "alias ${dir}/; disable_symlinks on from=${dir}; default_type text/plain;"`, location);
   }
 }
 

@@ -101,10 +101,10 @@ function readCatchAll(server: Directive): { httpPort: number; httpsPort: number;
   const httpsPort = /^listen (\d{1,5}) ssl default_server$/.exec(ssl)?.[1];
   const same = httpMatch !== null && httpsPort !== undefined && quic === `listen ${httpsPort} quic reuseport default_server`;
   const body = rest.join('; ');
-  const challenge = new RegExp(`^server_name ; ssl_reject_handshake on; location \\^~ ${ACME_CHALLENGE_PATH.replace(/\./g, '\\.')} \\{ alias (\\S+)/; default_type text/plain \\}; location / \\{ return 404 \\}$`).exec(body);
+  const challenge = new RegExp(`^server_name ; ssl_reject_handshake on; location \\^~ ${ACME_CHALLENGE_PATH.replace(/\./g, '\\.')} \\{ alias (\\S+)/; (?:disable_symlinks on from=\\1; )?default_type text/plain \\}; location / \\{ return 404 \\}$`).exec(body);
   if (!same || (body !== 'server_name ; ssl_reject_handshake on; return 404' && challenge === null)) {
     fail(
-      `the catch-all "server" must be: listen HTTP_PORT [default_server]; listen HTTPS_PORT ssl default_server; listen HTTPS_PORT quic reuseport default_server; server_name ""; ssl_reject_handshake on; then either return 404, or location ^~ ${ACME_CHALLENGE_PATH} { alias DIR/; default_type text/plain; } and location / { return 404; }`,
+      `the catch-all "server" must be: listen HTTP_PORT [default_server]; listen HTTPS_PORT ssl default_server; listen HTTPS_PORT quic reuseport default_server; server_name ""; ssl_reject_handshake on; then either return 404, or location ^~ ${ACME_CHALLENGE_PATH} { alias DIR/; disable_symlinks on from=DIR; default_type text/plain; } and location / { return 404; }`,
       server,
     );
   }

@@ -55,6 +55,12 @@ export interface PebbleOptions {
   externalAccountMACKeys?: Record<string, string>;
   /** PEBBLE_AUTHZREUSE: percentage of valid authorizations reused in new orders (pebble's default 50; 0 here). */
   authzReusePercent?: number;
+  /**
+   * The DNS server pebble resolves through (`-dnsserver`, host:port on loopback), e.g. a test's named
+   * (test/helpers/bind9.ts) for DNS-01. challtestsrv is started all the same, unused by pebble then.
+   * Default: challtestsrv.
+   */
+  dnsServer?: string;
 }
 
 export interface RunningPebble {
@@ -213,7 +219,7 @@ export async function startPebble(options: PebbleOptions): Promise<RunningPebble
   try {
     const dnsUp = await eventually(() => challtestsrv.exitCode === null && accepts(ports.dns, '127.0.0.1', 500), 10_000, 50);
     if (!dnsUp || challtestsrv.exitCode !== null) throw new Error(`pebble-challtestsrv did not listen on 127.0.0.1:${ports.dns}`);
-    pebble = spawnLogged(PEBBLE, ['-config', path.join(dir, 'pebble-config.json'), '-dnsserver', `127.0.0.1:${ports.dns}`], pebbleEnv, sink);
+    pebble = spawnLogged(PEBBLE, ['-config', path.join(dir, 'pebble-config.json'), '-dnsserver', options.dnsServer ?? `127.0.0.1:${ports.dns}`], pebbleEnv, sink);
     const directoryUrl = `https://127.0.0.1:${ports.acme}/dir`;
     const running = pebble;
     const up = await eventually(

@@ -66,7 +66,7 @@ describe('app files', () => {
       const servers = text.split(/^server \{$/m).slice(1);
       const plain = servers.filter((server) => /^ {4}listen 8080;$/m.test(server));
       assert.equal(plain.length, 1);
-      assert.match(plain[0] as string, /\n {4}location \^~ \/\.well-known\/acme-challenge\/ \{\n {8}alias \/var\/lib\/portico\/acme-challenge\/;\n {8}default_type text\/plain;\n {4}\}\n/);
+      assert.match(plain[0] as string, /\n {4}location \^~ \/\.well-known\/acme-challenge\/ \{\n {8}alias \/var\/lib\/portico\/acme-challenge\/;\n {8}# .*\n {8}disable_symlinks on from=\/var\/lib\/portico\/acme-challenge;\n {8}default_type text\/plain;\n {4}\}\n/);
       for (const tls of servers.filter((server) => /listen 8443 ssl;/.test(server))) assert.doesNotMatch(tls, /acme-challenge/);
     }
     // The redirect moved into "location /": nginx runs a server-level return before any location.
@@ -75,6 +75,10 @@ describe('app files', () => {
     // Without a challenge folder (a reader given none), the location is not Portico's.
     const noFolder = { certDir: files.certDir, httpPort: 8080, httpsPort: 8443 };
     assert.throws(() => readApp(plainText, noFolder, 'shop'), /no challenge folder is set/);
+    // A file written before the location refused symlinks (issue 15's first form) reads back as the same app.
+    const withSymlinks = plainText.replace(/\n {8}# .*\n {8}disable_symlinks on from=\S+;/, '');
+    assert.notEqual(withSymlinks, plainText);
+    assert.deepEqual(read(withSymlinks, 'shop'), read(plainText, 'shop'));
   });
 
   it('serves an app with "tls": {"acme": true} its managed certificate, <name>_acme, and reads it back as acme, not as that id', () => {
@@ -211,8 +215,10 @@ describe('app files', () => {
       [plainText.replace('listen 8080;', 'listen 8080;\n    return 301 https://$host:8443$request_uri;'), /the HTTP server redirects to HTTPS: it has no route locations/],
       [plainText.replace('listen 8080;', 'listen 8080;\n    http2 on;'), /"http2" belongs to the TLS server, not to the HTTP one/],
       // The challenge location serves files from disk: only Portico's folder, only over plain HTTP.
-      [plainText.replace('alias /var/lib/portico/acme-challenge/;', 'alias /etc/;'), /"location \^~ \/\.well-known\/acme-challenge\/" must read "alias \/var\/lib\/portico\/acme-challenge\/; default_type text\/plain;"/],
-      [plainText.replace('        default_type text/plain;\n', '        default_type text/plain;\n        autoindex on;\n'), /must read "alias \/var\/lib\/portico\/acme-challenge\/; default_type text\/plain;"/],
+      [plainText.replace('alias /var/lib/portico/acme-challenge/;', 'alias /etc/;'), /"location \^~ \/\.well-known\/acme-challenge\/" must read "alias \/var\/lib\/portico\/acme-challenge\/; disable_symlinks on from=\/var\/lib\/portico\/acme-challenge; default_type text\/plain;"/],
+      [plainText.replace('        disable_symlinks on from=/var/lib/portico/acme-challenge;\n', '        disable_symlinks off;\n'), /must read "alias \/var\/lib\/portico\/acme-challenge\/; disable_symlinks on/],
+      [plainText.replace('        disable_symlinks on from=/var/lib/portico/acme-challenge;\n', '        disable_symlinks on from=/var;\n'), /must read "alias \/var\/lib\/portico\/acme-challenge\/; disable_symlinks on/],
+      [plainText.replace('        default_type text/plain;\n', '        default_type text/plain;\n        autoindex on;\n'), /must read "alias \/var\/lib\/portico\/acme-challenge\/; disable_symlinks on from=\/var\/lib\/portico\/acme-challenge; default_type text\/plain;"/],
       [shopText.replace('    if ($host != $ssl_server_name) {', '    location ^~ /.well-known/acme-challenge/ {\n        alias /var/lib/portico/acme-challenge/;\n        default_type text/plain;\n    }\n\n    if ($host != $ssl_server_name) {'), /the TLS server has no challenge location/],
       [plainText.replace('    location ^~ /.well-known/acme-challenge/ {', '    location ^~ /.well-known/acme-challenge/ {\n        alias /var/lib/portico/acme-challenge/;\n        default_type text/plain;\n    }\n\n    location ^~ /.well-known/acme-challenge/ {'), /is given twice in the server block/],
       [plainText.replace('location ^~ /.well-known/acme-challenge/ {', 'location ^~ /.well-known/ {'), /a location must read "location PATH \{" or "location = PATH \{"/],

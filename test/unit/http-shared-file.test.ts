@@ -86,6 +86,8 @@ describe('the shared HTTP file, read back', () => {
     ['a cache kept forever', (t) => t.replace('inactive=1h', 'inactive=365d'), /"proxy_cache_path" must read DIR levels=1:2/],
     ['half of the server name hash', (t) => t.replace(/server_names_hash_max_size \d+;/, ''), /expected "server_names_hash_max_size", found "proxy_cache_path"/],
     ['a syntax error', (t) => t.replace('return 404;', 'return 404'), /line \d+: /],
+    ['a challenge location that follows symlinks', (t) => t.replace('        disable_symlinks on from=/var/lib/portico/acme-challenge;\n', '        disable_symlinks off;\n'), /the catch-all "server" must be/],
+    ['a challenge location that checks symlinks from another folder', (t) => t.replace('disable_symlinks on from=/var/lib/portico/acme-challenge;', 'disable_symlinks on from=/var/lib;'), /the catch-all "server" must be/],
     ['a challenge location that lists its folder', (t) => t.replace('        default_type text/plain;\n', '        default_type text/plain;\n        autoindex on;\n'), /the catch-all "server" must be/],
     ['a challenge location without the 404 for the rest', (t) => t.replace(/\n    location \/ \{\n        return 404;\n    \}\n/, '\n'), /the catch-all "server" must be/],
     ['a challenge location proxied elsewhere', (t) => t.replace('alias /var/lib/portico/acme-challenge/;', 'proxy_pass http://10.0.0.1;'), /the catch-all "server" must be/],
@@ -99,8 +101,12 @@ describe('the shared HTTP file, read back', () => {
   }
 
   it('serves HTTP-01 challenges for names no app serves, and reads back a catch-all from before (a server-level 404, no challenges)', () => {
-    assert.match(text, /\n    location \^~ \/\.well-known\/acme-challenge\/ \{\n        alias \/var\/lib\/portico\/acme-challenge\/;\n        default_type text\/plain;\n    \}\n\n    location \/ \{\n        return 404;\n    \}\n\}/);
+    assert.match(text, /\n    location \^~ \/\.well-known\/acme-challenge\/ \{\n        alias \/var\/lib\/portico\/acme-challenge\/;\n        # .*\n        disable_symlinks on from=\/var\/lib\/portico\/acme-challenge;\n        default_type text\/plain;\n    \}\n\n    location \/ \{\n        return 404;\n    \}\n\}/);
     assert.equal(readSharedHttp(text).acmeChallengeDir, '/var/lib/portico/acme-challenge');
+    // The catch-all as written before the location refused symlinks reads back the same.
+    const withSymlinks = text.replace(/\n {8}# .*\n {8}disable_symlinks on from=\S+;/, '');
+    assert.notEqual(withSymlinks, text);
+    assert.deepEqual(readSharedHttp(withSymlinks), readSharedHttp(text));
     const older = render(sharedHttpView([app('shop')], withoutChallenges));
     assert.match(older, /ssl_reject_handshake on;\n    return 404;\n\}/);
     assert.equal(readSharedHttp(older).acmeChallengeDir, undefined);
