@@ -9,40 +9,12 @@
 # Idempotent: with /usr/sbin/named present it does nothing. Without root or apt-get it says so and
 # exits 0: the DNS-01 integration test then skips, saying why.
 set -euo pipefail
+. "$(dirname "$0")/apt-package.sh"
 
 named=/usr/sbin/named
-
-log() { printf 'install-bind9: %s\n' "$*" >&2; }
-
 [ -x "$named" ] && exit 0
-
-if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-  log "$named is missing and installing it needs root and apt-get (apt-get install bind9): the DNS-01 integration test skips"
-  exit 0
-fi
-
-policy=/usr/sbin/policy-rc.d
-saved=""
-if [ -e "$policy" ]; then
-  saved="$(mktemp /usr/sbin/policy-rc.d.install-bind9.XXXXXX)"
-  cp -p "$policy" "$saved"
-fi
-restore() {
-  if [ -n "$saved" ]; then mv -f "$saved" "$policy"; else rm -f "$policy"; fi
-}
-trap restore EXIT
-printf '#!/bin/sh\n# install-bind9.sh: no service starts while bind9 is installed\nexit 101\n' >"$policy"
-chmod 755 "$policy"
-
-log "$named is missing: installing Debian's bind9 package for it (its service is neither started nor enabled)"
-export DEBIAN_FRONTEND=noninteractive
-# Waits (bounded) for another apt-get or dpkg that holds the lock rather than failing at once.
-install() { apt-get install -y -qq -o DPkg::Lock::Timeout=120 --no-install-recommends --no-upgrade bind9 >/dev/null; }
-install || {
-  apt-get update -qq -o DPkg::Lock::Timeout=120
-  install
-}
-[ -x "$named" ] || { log "the bind9 package did not provide $named"; exit 1; }
+apt_package install-bind9 bind9 'the DNS-01 integration test skips' "$named" || exit 0
+log() { apt_package_log "$*"; }
 
 # The package enables named.service (and its SysV links): undo that, whether systemd runs or not
 # (systemctl disable edits the links offline too).

@@ -204,3 +204,35 @@ export function handshakeFailure(port: number, options: HandshakeOptions): Promi
     return () => socket.destroy();
   });
 }
+
+export interface ServedCertificate {
+  serial: string;
+  /** The issuer's fields, space-separated (e.g. "Pebble Intermediate CA 4f19a1"). */
+  issuer: string;
+  subjectAltName: string;
+}
+
+/**
+ * The leaf a TLS listener on 127.0.0.1:port serves for `servername`: with `ca`, the handshake must
+ * verify against it; without, any leaf is taken (to see a placeholder). Bounded by `timeoutMs`.
+ */
+export function servedCertificate(port: number, servername: string, ca: string | undefined, timeoutMs = 5000): Promise<ServedCertificate> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: LOOPBACK, port, servername, ...(ca === undefined ? { rejectUnauthorized: false } : { ca }) });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no TLS handshake with ${servername} on ${port} in ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.once('secureConnect', () => {
+      clearTimeout(timer);
+      const peer = socket.getPeerCertificate();
+      socket.end();
+      resolve({ serial: peer.serialNumber, issuer: Object.values(peer.issuer ?? {}).join(' '), subjectAltName: peer.subjectaltname ?? '' });
+    });
+    socket.once('error', (error) => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(error);
+    });
+  });
+}

@@ -12,42 +12,16 @@
  */
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
-import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import supertest from 'supertest';
 import { bind9Unavailable, startBind9, txtValues, type Bind9 } from '../helpers/bind9.js';
 import { eventually, startEcho, type EchoServer } from '../helpers/net.js';
+import { servedCertificate } from '../helpers/tls-http.js';
 import { freePort, pebbleUnavailable, startPebble, type RunningPebble } from '../helpers/pebble.js';
 import { startInProcess, tempDir, type InProcess } from '../helpers/portico.js';
 
 const skip = pebbleUnavailable() ?? bind9Unavailable();
 
-interface Served {
-  issuer: string;
-  subjectAltName: string;
-}
-
-/** The leaf a TLS listener serves for `servername`, trusting `ca` (the handshake must verify), or any leaf without `ca`. */
-function handshake(port: number, servername: string, ca: string | undefined, timeoutMs = 5000): Promise<Served> {
-  return new Promise((resolve, reject) => {
-    const socket = tlsConnect({ host: '127.0.0.1', port, servername, ...(ca === undefined ? { rejectUnauthorized: false } : { ca }) });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`no TLS handshake with ${servername} on ${port} in ${timeoutMs} ms`));
-    }, timeoutMs);
-    socket.once('secureConnect', () => {
-      clearTimeout(timer);
-      const peer = socket.getPeerCertificate();
-      socket.end();
-      resolve({ issuer: Object.values(peer.issuer ?? {}).join(' '), subjectAltName: peer.subjectaltname ?? '' });
-    });
-    socket.once('error', (error) => {
-      clearTimeout(timer);
-      socket.destroy();
-      reject(error);
-    });
-  });
-}
 
 /** The other secret of the same length: only the MAC is wrong. */
 const otherSecret = (secret: string): string => Buffer.from(Buffer.from(secret, 'base64').map((b) => b ^ 0x5a)).toString('base64');
@@ -124,10 +98,10 @@ describe('ACME DNS-01 against pebble and named', { skip }, () => {
     assert.deepEqual([...valid.sans].sort(), ['DNS:*.example.test', 'DNS:example.test']);
 
     const trust = await (pebble as RunningPebble).rootPem();
-    const served = await handshake(30321, 'a.example.test', trust);
+    const served = await servedCertificate(30321, 'a.example.test', trust);
     assert.match(served.issuer, /Pebble Intermediate/);
     assert.match(served.subjectAltName, /DNS:\*\.example\.test/);
-    const apex = await handshake(30321, 'example.test', trust);
+    const apex = await servedCertificate(30321, 'example.test', trust);
     assert.match(apex.subjectAltName, /DNS:example\.test/);
 
     // Both proofs lived at one name (the wildcard's and the apex's); both are gone now, asked of named directly.
@@ -154,7 +128,7 @@ describe('ACME DNS-01 against pebble and named', { skip }, () => {
     assert.match(failed.acme.lastError, new RegExp(`127\\.0\\.0\\.1:${n.port}`), 'the error names the DNS server');
     assert.ok(!failed.acme.lastError.includes(otherSecret(n.tsig.secret)), 'the secret is not quoted');
     assert.match(failed.issuer, /Portico placeholder/);
-    const served = await handshake(30326, 'x.example.test', undefined);
+    const served = await servedCertificate(30326, 'x.example.test', undefined);
     assert.match(served.issuer, /Portico placeholder/);
     assert.deepEqual(await txtValues(n.port, '_acme-challenge.example.test.'), [], 'nothing was written to the zone');
     const events = (await api.get('/v1/events?type=acme').expect(200)).body as Array<{ what: string; certificate: string; detail?: string }>;

@@ -14,44 +14,16 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { readdir, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
-import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import supertest from 'supertest';
 import { http3Flags, launchChromium } from '../helpers/chromium.js';
-import { startHttpBackend, type HttpBackend, h2Get, httpGet, httpsGet } from '../helpers/tls-http.js';
+import { startHttpBackend, type HttpBackend, h2Get, httpGet, httpsGet, servedCertificate } from '../helpers/tls-http.js';
 import { eventually, startEcho, type EchoServer } from '../helpers/net.js';
 import { freePort, pebbleUnavailable, startPebble, type RunningPebble } from '../helpers/pebble.js';
 import { exited, processRuns, spawnPortico, startInProcess, stopNginxUnder, tempDir, type ChildPortico, type InProcess } from '../helpers/portico.js';
 
 const skip = pebbleUnavailable();
 
-interface Served {
-  serial: string;
-  issuer: string;
-  subjectAltName: string;
-}
-
-/** The leaf a TLS listener serves for `servername`, trusting `ca` (the handshake must verify). */
-function handshake(port: number, servername: string, ca: string | undefined, timeoutMs = 5000): Promise<Served> {
-  return new Promise((resolve, reject) => {
-    const socket = tlsConnect({ host: '127.0.0.1', port, servername, ...(ca === undefined ? { rejectUnauthorized: false } : { ca }) });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`no TLS handshake with ${servername} on ${port} in ${timeoutMs} ms`));
-    }, timeoutMs);
-    socket.once('secureConnect', () => {
-      clearTimeout(timer);
-      const peer = socket.getPeerCertificate();
-      socket.end();
-      resolve({ serial: peer.serialNumber, issuer: Object.values(peer.issuer ?? {}).join(' '), subjectAltName: peer.subjectaltname ?? '' });
-    });
-    socket.once('error', (error) => {
-      clearTimeout(timer);
-      socket.destroy();
-      reject(error);
-    });
-  });
-}
 
 /** Has challtestsrv answer SERVFAIL for `name` (or, `on` false, answer it again): the CA cannot resolve it. */
 async function breakName(pebble: RunningPebble, name: string, on: boolean): Promise<void> {
@@ -149,7 +121,7 @@ describe('ACME certificates against pebble', { skip }, () => {
     assert.deepEqual(valid.sans, ['DNS:shop.test', 'DNS:www.shop.test']);
 
     for (const name of ['shop.test', 'www.shop.test']) {
-      const served = await handshake(r.httpsPort, name, r.trust);
+      const served = await servedCertificate(r.httpsPort, name, r.trust);
       assert.match(served.issuer, /Pebble Intermediate/);
       const h1 = await httpsGet(r.httpsPort, { servername: name, ca: r.trust });
       assert.equal(h1.status, 200);
@@ -203,7 +175,7 @@ describe('ACME certificates against pebble', { skip }, () => {
     const api = supertest(r.portico.app);
     const stream = await api.post('/v1/streams').send({ port: 30301, tls: { certificate: 'shop' }, upstreams: [{ address: `127.0.0.1:${echo.port}` }] }).expect(201);
     assert.equal(stream.body.port, 30301);
-    const served = await handshake(30301, 'shop.test', r.trust);
+    const served = await servedCertificate(30301, 'shop.test', r.trust);
     assert.match(served.issuer, /Pebble Intermediate/);
     assert.match(served.subjectAltName, /DNS:shop\.test/);
     const used = await certificate(r, 'shop');
@@ -220,7 +192,7 @@ describe('ACME certificates against pebble', { skip }, () => {
     assert.match(failed.acme.lastError, /acme challenge: lost\.test: urn:ietf:params:acme:error:(dns|connection|unauthorized)/);
     assert.ok(Date.parse(failed.acme.nextRenewal) > Date.now() - 1000, 'a retry is scheduled');
     // The placeholder still serves (nothing broke), and the feed says why.
-    const served = await handshake(r.httpsPort, 'shop.test', r.trust);
+    const served = await servedCertificate(r.httpsPort, 'shop.test', r.trust);
     assert.match(served.issuer, /Pebble Intermediate/, 'the other certificates keep serving');
     assert.match(failed.issuer, /Portico placeholder/);
     const events = (await api.get('/v1/events?type=acme').expect(200)).body as Array<{ what: string; certificate: string; detail?: string }>;
@@ -242,7 +214,7 @@ describe('ACME certificates against pebble', { skip }, () => {
     const valid = await until(r, 'blog_acme', 'valid');
     assert.deepEqual(valid.acme.names, ['blog.test']);
     assert.deepEqual(valid.usedBy, { streams: [], apps: ['blog'] });
-    assert.match((await handshake(r.httpsPort, 'blog.test', r.trust)).issuer, /Pebble Intermediate/);
+    assert.match((await servedCertificate(r.httpsPort, 'blog.test', r.trust)).issuer, /Pebble Intermediate/);
     assert.equal((await httpsGet(r.httpsPort, { servername: 'blog.test', ca: r.trust })).status, 200);
     assert.deepEqual((await api.get('/v1/apps/blog').expect(200)).body.tls, { acme: true, http2: true }, 'read back from the file as given');
     // It belongs to the app.
@@ -251,7 +223,7 @@ describe('ACME certificates against pebble', { skip }, () => {
     // A new name: ordered again, and served once issued.
     await api.put('/v1/apps/blog').send({ serverNames: ['blog.test', 'www.blog.test'], routes, tls: { acme: true, http2: true } }).expect(200);
     // (The certificate's files change at the swap; nginx serves them once the reload is done.)
-    const renamed = await eventually(() => handshake(r.httpsPort, 'www.blog.test', r.trust).then((served) => served.subjectAltName.includes('DNS:www.blog.test'), () => false), 30_000, 100);
+    const renamed = await eventually(() => servedCertificate(r.httpsPort, 'www.blog.test', r.trust).then((served) => served.subjectAltName.includes('DNS:www.blog.test'), () => false), 30_000, 100);
     assert.ok(renamed, JSON.stringify((await certificate(r, 'blog_acme')).acme));
     assert.deepEqual((await until(r, 'blog_acme', 'valid')).acme.names, ['blog.test', 'www.blog.test']);
     // Gone with the app.
@@ -309,7 +281,7 @@ describe('ACME renewal and restarts against pebble', { skip }, () => {
     await api.post('/v1/certificates').send({ id: 'short', acme: { names: ['short.test'] } }).expect(201);
     await api.post('/v1/streams').send({ port: 30311, tls: { certificate: 'short' }, upstreams: [{ address: '127.0.0.1:9' }] }).expect(201);
     const first = await until(r, 'short', 'valid');
-    const firstServed = await handshake(30311, 'short.test', r.trust);
+    const firstServed = await servedCertificate(30311, 'short.test', r.trust);
     assert.equal(firstServed.serial.toLowerCase(), new X509Certificate(first.certificate).serialNumber.toLowerCase());
     const lifetime = Date.parse(first.notAfter) - Date.parse(first.notBefore);
     const renewAt = Date.parse(first.acme.nextRenewal);
@@ -321,7 +293,7 @@ describe('ACME renewal and restarts against pebble', { skip }, () => {
     const deadline = Date.now() + 45_000;
     while (Date.now() < deadline && renewedSerial === undefined) {
       try {
-        const served = await handshake(30311, 'short.test', r.trust);
+        const served = await servedCertificate(30311, 'short.test', r.trust);
         handshakes += 1;
         if (served.serial !== firstServed.serial) renewedSerial = served.serial;
       } catch {
@@ -363,7 +335,7 @@ describe('ACME renewal and restarts against pebble', { skip }, () => {
       assert.ok(await exited(child.child), 'Portico survived kill -9');
       child = undefined;
       // Meanwhile nginx serves what the files say: the placeholder, whole.
-      const during = await handshake(30312, 'killed.test', undefined);
+      const during = await servedCertificate(30312, 'killed.test', undefined);
       assert.match(during.issuer, /Portico placeholder/);
       await breakName(r.pebble, 'killed.test', false);
       child = await spawnPortico(env);
@@ -374,7 +346,7 @@ describe('ACME renewal and restarts against pebble', { skip }, () => {
         return view.acme?.status === 'valid';
       }, 30_000, 100);
       assert.ok(issued, `the next Portico did not complete the order: ${JSON.stringify(view.acme)}\n${second.output().slice(-2000)}`);
-      const served = await handshake(30312, 'killed.test', r.trust);
+      const served = await servedCertificate(30312, 'killed.test', r.trust);
       assert.match(served.issuer, /Pebble Intermediate/);
       const status = (await call(second, 'GET', '/v1/status')).body as { consistent: boolean };
       assert.equal(status.consistent, true);
@@ -402,7 +374,7 @@ describe('ACME failures on the CA\'s side, against pebble', { skip }, () => {
     await api.post('/v1/streams').send({ port, tls: { certificate: id }, upstreams: [{ address: '127.0.0.1:9' }] }).expect(201);
     const failed = await until(rig, id, 'failed');
     // The placeholder serves on: nothing broke.
-    assert.match((await handshake(port, `${id}.test`, undefined)).issuer, /Portico placeholder/);
+    assert.match((await servedCertificate(port, `${id}.test`, undefined)).issuer, /Portico placeholder/);
     const events = (await api.get('/v1/events?type=acme').expect(200)).body as Array<{ what: string; certificate: string; detail?: string }>;
     assert.equal(events.find((e) => e.certificate === id && e.what === 'failed')?.detail, failed.acme.lastError);
     return failed;
@@ -410,10 +382,10 @@ describe('ACME failures on the CA\'s side, against pebble', { skip }, () => {
 
   it('HTTP-01 with no app (nginx not on HTTP_PORT) fails at once saying so; with an app, the CA unreachable: failed naming the directory, and retried', async () => {
     const closed = await freePort();
-    const rig = await startRig('30320-30329', {}, { ACME_DIRECTORY_URL: `https://127.0.0.1:${closed}/dir` });
+    const rig = await startRig('30350-30359', {}, { ACME_DIRECTORY_URL: `https://127.0.0.1:${closed}/dir` });
     rigs.push(rig);
     const api = supertest(rig.portico.app);
-    const alone = await failing(rig, 'unreachable', 30320);
+    const alone = await failing(rig, 'unreachable', 30350);
     assert.match(alone.acme.lastError, /HTTP-01 needs nginx listening on HTTP_PORT, which it does while an app exists/);
     await api.post('/v1/apps').send({ name: 'any', serverNames: ['any.test'], routes: [{ upstreams: [{ address: '127.0.0.1:9' }] }] }).expect(201);
     const failed = (await api.post('/v1/certificates/unreachable/renew').expect(200)).body;
@@ -425,10 +397,10 @@ describe('ACME failures on the CA\'s side, against pebble', { skip }, () => {
   });
 
   it('a CA that rejects every nonce (its rate limiting, as pebble plays it): failed with the CA\'s badNonce', async () => {
-    const rig = await startRig('30330-30339', { nonceRejectPercent: 100 });
+    const rig = await startRig('30360-30369', { nonceRejectPercent: 100 });
     rigs.push(rig);
     await supertest(rig.portico.app).post('/v1/apps').send({ name: 'any', serverNames: ['any.test'], routes: [{ upstreams: [{ address: '127.0.0.1:9' }] }] }).expect(201);
-    const failed = await failing(rig, 'refused', 30330);
+    const failed = await failing(rig, 'refused', 30360);
     assert.match(failed.acme.lastError, /urn:ietf:params:acme:error:badNonce/);
   });
 });
