@@ -116,10 +116,21 @@ function streamWhy(w: Workload): string {
   const straddles = Math.max(...pairs) >= 1;
   const reference = cpuPerUnit(w, 'reference');
   const logged = cpuPerUnit(w, WITH_LOG);
+  // Per round, the reference's stream then its logged twin on the same nginx: their ratio's range.
+  const logPairs = w.rounds.flatMap((r, i) => {
+    const l = w.rounds[i + 1];
+    return r.side === 'reference' && l?.side === WITH_LOG ? [r.cpuMs / r.work / (l.cpuMs / l.work)] : [];
+  });
+  const logStraddles = logPairs.length > 0 && Math.min(...logPairs) < 1 && Math.max(...logPairs) > 1;
   const log = Number.isFinite(logged)
     ? `The reference's second stream, which differs only in writing Portico's per-resource traffic log, spent ` +
       `${(logged * 1000).toFixed(1)} µs per connection against ${(reference * 1000).toFixed(1)} without it ` +
-      `(${times(reference / logged, 3)} efficiency): ${logged / reference <= 1.02 ? 'the log is not what costs' : 'that much of the gap is the log'}. `
+      `(${times(reference / logged, 3)} efficiency; per round ${times(Math.min(...logPairs))}–${times(Math.max(...logPairs))}): ` +
+      (logged / reference <= 1.02
+        ? 'the log is not what costs. '
+        : logStraddles
+          ? "on both sides of 1, so this run cannot tell the log's cost from the noise (bench-traffic's twin streams measure it on one nginx, bench/TRAFFIC.md). "
+          : 'that much of the gap is the log. ')
     : '';
   return (
     `Per pair of rounds the ratio ranged ${range}${straddles ? ', on both sides of 1: this run cannot tell the two apart' : ''}. ` +
