@@ -11,6 +11,7 @@ import { Rfc2136Solver } from './acme/dns01.js';
 import { Http01Solver } from './acme/http01.js';
 import { AcmeManager } from './acme/manager.js';
 import { AcmeState } from './acme/state.js';
+import { appServedCertificate } from './model/app.js';
 import { createApp } from './api/app.js';
 import type { Portico } from './api/context.js';
 import { TokensFileError } from './api/tokens-file.js';
@@ -329,6 +330,10 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       events,
       log: log.child({ module: 'acme' }),
       httpListening: async () => (await apps.read()).apps.size > 0,
+      onFirstIssue: async (id) => {
+        const waiting = [...(await apps.read()).apps.values()].filter((app) => app.tls?.httpsRedirect === true && appServedCertificate(app) === id);
+        await Promise.all(waiting.map((app) => applier.submitApp({ kind: 'app-put', app, create: false, refresh: true }, { request: 'acme', token: 'acme' })));
+      },
       retryMinMs: settings.acme.retryMinMs,
       retryMaxMs: 6 * 3600 * 1000,
       orderTimeoutMs: 10 * 60 * 1000,

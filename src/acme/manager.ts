@@ -50,6 +50,12 @@ export interface AcmeManagerDeps {
    * challenges for names no app serves). HTTP-01 without it would only earn the CA's "connection refused".
    */
   httpListening(): Promise<boolean>;
+  /**
+   * After a certificate's first issue: rewrites the apps that serve it with an `httpsRedirect` that
+   * waited for it (apply/app-kind.ts). Its failure is logged; the redirect then applies at the app's
+   * next change.
+   */
+  onFirstIssue?(id: string): Promise<void>;
   /** The first retry's delay; each next one doubles, up to `retryMaxMs`. */
   retryMinMs: number;
   retryMaxMs: number;
@@ -267,6 +273,9 @@ export class AcmeManager {
       const next = renewalTime(notBefore, notAfter, this.random());
       await this.deps.state.put({ ...record, status: 'valid', lastAttempt: started.toISOString(), lastError: null, nextRenewal: next.toISOString(), issuer: certificate.facts.issuer, failures: 0 });
       this.deps.events.record({ type: 'acme', what: renewing ? 'renewed' : 'issued', ...event, notAfter: notAfter.toISOString() });
+      if (!renewing) {
+        await this.deps.onFirstIssue?.(id).catch((error: unknown) => this.deps.log.warn({ err: error, certificate: id }, 'could not write the HTTPS redirect that waited for this certificate: it applies at the app\'s next change'));
+      }
       this.deps.log.info({ certificate: id, names: record.names, notAfter: notAfter.toISOString(), nextRenewal: next.toISOString() }, renewing ? 'ACME certificate renewed' : 'ACME certificate issued');
       this.schedule(id, next);
     } catch (error) {

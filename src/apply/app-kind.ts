@@ -5,7 +5,8 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { PorticoError, asPorticoError, conflict, invalidInput, notFound } from '../errors.js';
-import { CACHE_CREDENTIALS_VARIABLE, appCertificateRefs, appSchema, type App } from '../model/app.js';
+import { CACHE_CREDENTIALS_VARIABLE, appCertificateRefs, appSchema, appServedCertificate, type App } from '../model/app.js';
+import { isPlaceholderIssuer } from '../acme/placeholder.js';
 import { checkPreconditions, type Preconditions } from '../model/etag.js';
 import type { ReloadPlan } from '../nginx/nginx.js';
 import { readApp } from '../parse/app.js';
@@ -22,7 +23,11 @@ import type { TestConfigs } from './test-config.js';
 
 export type AppChange =
   /** `create` fails if the app exists; otherwise the app is created or replaced. */
-  | ({ kind: 'app-put'; app: App; create: boolean } & Preconditions)
+  /**
+   * `refresh`: write the file again even if the app is unchanged (its certificate turned from an ACME
+   * placeholder into the CA's, so a waiting `httpsRedirect` now applies).
+   */
+  | ({ kind: 'app-put'; app: App; create: boolean; refresh?: boolean } & Preconditions)
   | ({ kind: 'app-delete'; name: string } & Preconditions);
 
 export type AppOutcome = 'created' | 'replaced' | 'unchanged' | 'deleted';
@@ -129,11 +134,11 @@ export class AppKind implements BatchKind<AppChange, PlannedApp> {
         // Parsed again only to put the fields in the schema's order, as a read of the file answers them.
         const app = appSchema.parse(change.app);
         apps.set(name, app);
-        const outcome = previous === undefined ? 'created' : isDeepStrictEqual(previous, app) ? 'unchanged' : 'replaced';
+        const outcome = previous === undefined ? 'created' : isDeepStrictEqual(previous, app) && change.refresh !== true ? 'unchanged' : 'replaced';
         planned = { name, outcome, app, ...(previous && { previous }) };
       }
       try {
-        const text = planned.app === undefined ? null : this.renderChecked(planned.app);
+        const text = planned.app === undefined ? null : this.renderChecked(planned.app, await this.redirectWaits(planned.app));
         work.push({ item, planned, files: [{ name: this.deps.store.fileName(name), text }], unchanged: planned.outcome === 'unchanged' });
       } catch (error) {
         item.reject(asPorticoError(error, describeAppChange(change)));
@@ -148,9 +153,17 @@ export class AppKind implements BatchKind<AppChange, PlannedApp> {
     return loop === undefined ? undefined : invalidInput(loop.path.join('.'), loop.message);
   }
 
+  /** Whether the app's `httpsRedirect` waits: the certificate it serves is still an ACME placeholder. */
+  private async redirectWaits(app: App): Promise<boolean> {
+    const served = appServedCertificate(app);
+    if (app.tls?.httpsRedirect !== true || served === undefined) return false;
+    const stored = await this.deps.certs.get(served).catch(() => undefined);
+    return stored !== undefined && isPlaceholderIssuer(stored.facts.issuer);
+  }
+
   /** Renders an app and reads it back: it must come back as the very app (DESIGN invariant 3). */
-  private renderChecked(app: App): string {
-    const text = this.deps.renderApp(app);
+  private renderChecked(app: App, redirectWaits: boolean): string {
+    const text = this.deps.renderApp(app, { redirectWaits });
     let back: App;
     try {
       back = readApp(text, this.deps.store.fileOptions, app.name);

@@ -22,7 +22,7 @@ export type { AppFileOptions };
 const DEFAULT_VALUES: Record<string, () => unknown> = { false: () => false, true: () => true, round_robin: () => 'round_robin', root: () => '/', empty: () => ({}) };
 const DEFAULTS: DefaultsRule = {
   allowed:
-    /^(?:default=false|routes\.(?:0|[1-9]\d?)\.(?:path=root|balance=round_robin|upstreamTls=false|websocket=false|headers=empty|cache\.shareAuthenticated=false)|tls\.(?:httpsRedirect|http2|http3|acme)=false|tls\.acme=true)$/,
+    /^(?:default=false|routes\.(?:0|[1-9]\d?)\.(?:path=root|balance=round_robin|upstreamTls=false|websocket=false|headers=empty|cache\.shareAuthenticated=false)|tls\.(?:httpsRedirect|http2|http3|acme)=false|tls\.(?:acme|httpsRedirect)=true)$/,
   what: 'the app',
   recordsFor: ' for an app',
   valueOf: (value) => (DEFAULT_VALUES[value] as () => unknown)(),

@@ -162,10 +162,20 @@ export function appDefaultAnnotations(app: App): string[] {
   return out;
 }
 
-export function appView(app: App, options: AppFileOptions): AppView {
+/**
+ * How a file is rendered beyond the app itself. `redirectWaits`: the certificate the app serves is
+ * still an ACME placeholder (acme/placeholder.ts), so its `httpsRedirect` waits: the plain HTTP server
+ * serves the routes, and the file records `tls.httpsRedirect=true` for the reader. Once the CA's
+ * certificate is in, the app is written again with the redirect.
+ */
+export interface AppRenderState {
+  redirectWaits?: boolean;
+}
+
+export function appView(app: App, options: AppFileOptions, state: AppRenderState = {}): AppView {
   const tls = app.tls;
   const servers: ServerView[] = [];
-  const redirect = tls?.httpsRedirect === true;
+  const redirect = tls?.httpsRedirect === true && state.redirectWaits !== true;
   servers.push({
     tls: false,
     listens: [{ port: options.httpPort, ssl: false, quic: false, defaultServer: app.default === true }],
@@ -198,16 +208,16 @@ export function appView(app: App, options: AppFileOptions): AppView {
   }
   return {
     name: app.name,
-    defaults: appDefaultAnnotations(app),
+    defaults: [...appDefaultAnnotations(app), ...(tls?.httpsRedirect === true && !redirect ? ['tls.httpsRedirect=true'] : [])],
     groups: app.routes.map((route, i) => groupView(app, route, i)),
     servers,
   };
 }
 
-export type AppRenderer = (app: App) => string;
+export type AppRenderer = (app: App, state?: AppRenderState) => string;
 
 /** Compiles the app template once; the returned function renders one app per call. */
 export function createAppRenderer(source: string, options: AppFileOptions): AppRenderer {
   const template: Template<AppView> = compileTemplate(source);
-  return (app) => template(appView(app, options));
+  return (app, state) => template(appView(app, options, state));
 }

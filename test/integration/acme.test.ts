@@ -128,9 +128,10 @@ describe('ACME certificates against pebble', { skip }, () => {
       const h2 = await h2Get(r.httpsPort, { servername: name, ca: r.trust });
       assert.equal(h2.status, 200);
     }
-    // The redirect still holds for everything but the challenges, which nginx answers from disk.
-    const plain = await httpGet(r.httpPort, { host: 'shop.test', path: '/anything' });
-    assert.equal(plain.status, 301);
+    // Once the CA's certificate serves, the redirect holds for everything but the challenges, which
+    // nginx answers from disk (the app is written again with it right after the first issue).
+    const redirected = await eventually(async () => (await httpGet(r.httpPort, { host: 'shop.test', path: '/anything' })).status === 301, 10_000, 50);
+    assert.ok(redirected, 'the HTTPS redirect never applied');
     const challenge = await httpGet(r.httpPort, { host: 'shop.test', path: '/.well-known/acme-challenge/not-a-token-of-ours' });
     assert.equal(challenge.status, 404, 'a challenge path is not redirected');
     // The challenge files were removed once the CA had decided.
@@ -203,6 +204,25 @@ describe('ACME certificates against pebble', { skip }, () => {
     const renewed = await api.post('/v1/certificates/lost/renew').expect(200);
     assert.equal(renewed.body.acme.status, 'valid', JSON.stringify(renewed.body.acme));
     assert.match(renewed.body.issuer, /Pebble Intermediate/);
+  });
+
+  it('an HTTPS redirect waits while the placeholder serves (plain HTTP serves the app), and applies once the CA\'s certificate is in', async () => {
+    const r = rig as Rig;
+    const api = supertest(r.portico.app);
+    await breakName(r.pebble, 'wait.test', true);
+    const routes = [{ upstreams: [{ address: `127.0.0.1:${backend.port}` }] }];
+    await api.post('/v1/apps').send({ name: 'wait', serverNames: ['wait.test'], routes, tls: { acme: true, httpsRedirect: true } }).expect(201);
+    await until(r, 'wait_acme', 'failed');
+    assert.deepEqual((await api.get('/v1/apps/wait').expect(200)).body.tls, { acme: true, httpsRedirect: true }, 'the app is as given');
+    const meanwhile = await httpGet(r.httpPort, { host: 'wait.test', path: '/' });
+    assert.equal(meanwhile.status, 200, 'no redirect to a certificate browsers refuse');
+    assert.equal(meanwhile.body.length > 0, true);
+    await breakName(r.pebble, 'wait.test', false);
+    assert.equal((await api.post('/v1/certificates/wait_acme/renew').expect(200)).body.acme.status, 'valid');
+    const redirected = await eventually(async () => (await httpGet(r.httpPort, { host: 'wait.test', path: '/x' })).status === 301, 10_000, 50);
+    assert.ok(redirected, 'the redirect did not apply after the first issue');
+    assert.equal((await httpsGet(r.httpsPort, { servername: 'wait.test', ca: r.trust })).status, 200);
+    await api.delete('/v1/apps/wait').expect(204);
   });
 
   it('an app with "tls": {"acme": true} gets a certificate for its names, follows their changes, and takes it away with it', async () => {

@@ -98,6 +98,20 @@ describe('app files', () => {
     assert.match(issue({ http2: true }) ?? '', /^tls\.certificate: is required \(the id of a certificate\), unless "acme": true/);
   });
 
+  it('an HTTPS redirect that waits for an ACME certificate serves the routes over plain HTTP, and reads back as httpsRedirect', () => {
+    const app = appSchema.parse({ ...plainShop, tls: { acme: true, httpsRedirect: true } });
+    const waiting = render(app, { redirectWaits: true });
+    assert.match(waiting, /^# portico-defaults: tls\.acme=true tls\.httpsRedirect=true$/m);
+    assert.doesNotMatch(waiting, /return 301/);
+    assert.match(waiting, /listen 8080;[\s\S]*proxy_pass http:\/\/shop_r0_portico;[\s\S]*listen 8443 ssl;/, 'the plain HTTP server proxies');
+    assert.deepEqual(read(waiting, 'shop'), app);
+    const redirecting = render(app);
+    assert.match(redirecting, /return 301 https:\/\/\$host:8443\$request_uri;/);
+    assert.deepEqual(read(redirecting, 'shop'), app);
+    // Recorded as waiting while the file redirects: a hand edit Portico cannot represent.
+    assert.throws(() => read(redirecting.replace('tls.acme=true', 'tls.acme=true tls.httpsRedirect=true'), 'shop'), /"tls\.httpsRedirect" is recorded as true but the directives say otherwise/);
+  });
+
   it('reads back the files of format 1 (before issue 13: portico_app_ names, a zone per group) as the same apps', async () => {
     const cases = (await readdir(`${GOLDEN}format1`)).filter((f) => f.endsWith('.conf'));
     assert.ok(cases.length >= 20, 'format 1 cases are missing');

@@ -78,7 +78,7 @@ describe('decisions that span apps', () => {
     fc.assert(
       fc.property(appSets, (apps) => {
         const shared = renderShared(sharedHttpView(apps, settings));
-        const all = listens([shared, ...apps.map(renderApp)]);
+        const all = listens([shared, ...apps.map((app) => renderApp(app))]);
         for (const where of ['8080/tcp', '8443/tcp', '8443/udp']) {
           const here = all.filter((l) => l.where === where);
           assert.ok(here.length >= 1, `nothing listens on ${where}`);
@@ -94,7 +94,7 @@ describe('decisions that span apps', () => {
   it('the shared file defines exactly the variables and the cache zone the app files name, over any set of apps', () => {
     fc.assert(
       fc.property(appSets, (apps) => {
-        const used = named(apps.map(renderApp));
+        const used = named(apps.map((app) => renderApp(app)));
         const shared = defined(renderShared(sharedHttpView(apps, settings)));
         // The sticky key's map sets the key and the Set-Cookie map the cookie: an app names both or neither.
         assert.deepEqual([...shared.variables].sort(), [...used.variables].sort(), 'the maps are exactly what the apps use');
