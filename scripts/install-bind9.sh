@@ -39,4 +39,3 @@ if [ -s "$pidfile" ]; then
     [ -e "/proc/$pid" ] && kill -KILL "$pid" 2>/dev/null || true
   fi
 fi
-log "installed $("$named" -v 2>&1 | head -1)"
