@@ -387,7 +387,7 @@ export class AcmeClient {
       const [, csr] = await this.step('finalize', () =>
         acme.crypto.createCsr({ ...((names[0] as string).length <= 64 ? { commonName: names[0] as string } : {}), altNames: [...names] }, keyPem),
       );
-      let finalized = await this.step('finalize', () => this.client.finalizeOrder(order, csr));
+      let finalized = await this.step('finalize', () => this.client.finalizeOrder(order, csr), true);
       finalized = await this.waitForOrder(finalized, request.signal);
       const chain = await this.step('download', () => this.client.getCertificate(finalized));
       const certificatePem = chain.endsWith('\n') ? chain : `${chain}\n`;
@@ -410,14 +410,23 @@ export class AcmeClient {
     return calls.run(context, work);
   }
 
-  /** Runs one step; any failure becomes an AcmeError of `step` with the CA's problem or the transport's reason. */
-  private async step<T>(step: AcmeStep, work: () => Promise<T>): Promise<T> {
+  /**
+   * Runs one step; any failure becomes an AcmeError of `step` with the CA's problem or the transport's
+   * reason. A `badNonce` that outlasted acme-client's own retries (each takes the nonce of the
+   * refusal, which the CA may refuse again) is tried again, up to 3 times more (RFC 8555 6.5), unless
+   * the step is `once`: a finalize is not sent twice.
+   */
+  private async step<T>(step: AcmeStep, work: () => Promise<T>, once = false): Promise<T> {
     const context = calls.getStore();
-    if (context?.signal?.aborted === true) throw new AcmeError(step, 'aborted');
-    try {
-      return await work();
-    } catch (error) {
-      throw this.failure(step, error, context);
+    for (let attempt = 0; ; attempt += 1) {
+      if (context?.signal?.aborted === true) throw new AcmeError(step, 'aborted');
+      try {
+        return await work();
+      } catch (error) {
+        const failure = this.failure(step, error, context);
+        if (once || attempt >= 3 || failure.problem?.type !== 'urn:ietf:params:acme:error:badNonce') throw failure;
+        if (context !== undefined) context.lastProblem = undefined;
+      }
     }
   }
 
