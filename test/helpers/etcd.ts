@@ -83,7 +83,7 @@ export interface EtcdCluster {
   waitHealthy(timeoutMs?: number): Promise<void>;
   /** What the members wrote (the last 100 kB each), for failure messages. */
   output(): string;
-  /** Stops every member by pid (SIGTERM, then SIGKILL after 5 s) and removes the temp folder. Never rejects. */
+  /** Stops every member by pid, followers before the leader (SIGTERM, then SIGKILL after 5 s), and removes the temp folder. Never rejects. */
   stop(): Promise<void>;
 }
 
@@ -292,7 +292,12 @@ export async function startEtcdCluster(options: EtcdClusterOptions): Promise<Etc
 
   const output = (): string => states.map((s) => `--- etcd ${s.name} (pid ${String(s.child.pid)}) ---\n${s.output}`).join('\n');
   const stop = async (): Promise<void> => {
-    await Promise.all(states.map((s) => stopChild(s.child)));
+    // Followers first, then the leader: a leader stopped while its followers stop too tries to hand
+    // leadership over to one of them, and only SIGKILL ends it (5 s); one left alone exits at once.
+    const up = states.map((_, i) => i).filter(running);
+    const leaderIndex = up.length > 1 ? await status({ member: up[0], timeoutMs: 500 }).then((s) => s.leaderIndex, () => undefined) : undefined;
+    await Promise.all(states.filter((_, i) => i !== leaderIndex).map((s) => stopChild(s.child)));
+    if (leaderIndex !== undefined) await stopChild(state(leaderIndex).child);
     if (ownDir) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
   };
   const kill = async (i: number): Promise<void> => {
