@@ -72,6 +72,9 @@ function clash(app: App, apps: Map<string, App>, certificates: CertificateIndex)
   }
   for (const ref of appCertificateRefs(app)) {
     const stored = certificates.get(ref.id);
+    if (stored === undefined && ref.field === 'tls.acme') {
+      return invalidInput(ref.field, `the app's managed certificate "${ref.id}" does not exist yet: Portico makes it when the app is created, so a dry run of a new app with "acme": true cannot load it`);
+    }
     if (stored === undefined) return invalidInput(ref.field, `names certificate "${ref.id}", which does not exist (upload it to /v1/certificates)`);
     if (ref.needsKey && !stored.hasKey) return invalidInput(ref.field, `names certificate "${ref.id}", which has no key: it can serve only as a trusted CA`);
   }

@@ -120,6 +120,11 @@ describe('ACME certificates against pebble', { skip }, () => {
     assert.ok(Date.parse(valid.acme.nextRenewal) > Date.now() + 24 * 3600 * 1000, 'a 5-year certificate renews in years, not now');
     assert.deepEqual(valid.sans, ['DNS:shop.test', 'DNS:www.shop.test']);
 
+    // Once the CA's certificate serves, the app is written again with its waiting redirect (a second
+    // reload); the probes below start after it, when nothing more changes for this app. The redirect
+    // holds for everything but the challenges, which nginx answers from disk.
+    const redirected = await eventually(async () => (await httpGet(r.httpPort, { host: 'shop.test', path: '/anything' })).status === 301, 10_000, 50);
+    assert.ok(redirected, 'the HTTPS redirect never applied');
     for (const name of ['shop.test', 'www.shop.test']) {
       const served = await servedCertificate(r.httpsPort, name, r.trust);
       assert.match(served.issuer, /Pebble Intermediate/);
@@ -128,10 +133,6 @@ describe('ACME certificates against pebble', { skip }, () => {
       const h2 = await h2Get(r.httpsPort, { servername: name, ca: r.trust });
       assert.equal(h2.status, 200);
     }
-    // Once the CA's certificate serves, the redirect holds for everything but the challenges, which
-    // nginx answers from disk (the app is written again with it right after the first issue).
-    const redirected = await eventually(async () => (await httpGet(r.httpPort, { host: 'shop.test', path: '/anything' })).status === 301, 10_000, 50);
-    assert.ok(redirected, 'the HTTPS redirect never applied');
     const challenge = await httpGet(r.httpPort, { host: 'shop.test', path: '/.well-known/acme-challenge/not-a-token-of-ours' });
     assert.equal(challenge.status, 404, 'a challenge path is not redirected');
     // The challenge files were removed once the CA had decided.
@@ -229,6 +230,11 @@ describe('ACME certificates against pebble', { skip }, () => {
     const r = rig as Rig;
     const api = supertest(r.portico.app);
     const routes = [{ upstreams: [{ address: `127.0.0.1:${backend.port}` }] }];
+    // A dry run cannot load a certificate that only the creation makes: it says so, and makes nothing.
+    const dry = await api.post('/v1/apps?dryRun=true').send({ name: 'blog', serverNames: ['blog.test'], routes, tls: { acme: true, http2: true } }).expect(400);
+    assert.equal(dry.body.error.field, 'tls.acme');
+    assert.match(dry.body.error.message, /does not exist yet: Portico makes it when the app is created/);
+    await api.get('/v1/certificates/blog_acme').expect(404);
     const created = await api.post('/v1/apps').send({ name: 'blog', serverNames: ['blog.test'], routes, tls: { acme: true, http2: true } }).expect(201);
     assert.deepEqual(created.body.tls, { acme: true, http2: true });
     const valid = await until(r, 'blog_acme', 'valid');
