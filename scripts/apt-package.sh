@@ -44,3 +44,21 @@ apt_package() {
   done
   apt_package_log "installed $(dpkg-query -W -f="$package \${Version}" "$package" 2>/dev/null)"
 }
+
+#   apt_package_disable_service SERVICE
+#
+# The package enabled SERVICE (its systemd unit and SysV links): disables it whether systemd runs or
+# not (systemctl disable edits the links offline too), and stops it if it started anyway (a
+# policy-rc.d ignored). The caller then stops, by pid, any daemon of the package the unit did not.
+apt_package_disable_service() {
+  local service="$1"
+  if command -v systemctl >/dev/null 2>&1; then
+    systemctl disable "$service.service" >/dev/null 2>&1 || true
+  fi
+  if command -v update-rc.d >/dev/null 2>&1 && [ -e "/etc/init.d/$service" ]; then
+    update-rc.d "$service" disable >/dev/null 2>&1 || true
+  fi
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    systemctl stop "$service.service" >/dev/null 2>&1 || true
+  fi
+}

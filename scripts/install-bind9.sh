@@ -16,19 +16,8 @@ named=/usr/sbin/named
 apt_package install-bind9 bind9 'the DNS-01 integration test skips' "$named" || exit 0
 log() { apt_package_log "$*"; }
 
-# The package enables named.service (and its SysV links): undo that, whether systemd runs or not
-# (systemctl disable edits the links offline too).
-if command -v systemctl >/dev/null 2>&1; then
-  systemctl disable named.service >/dev/null 2>&1 || true
-fi
-if command -v update-rc.d >/dev/null 2>&1 && [ -e /etc/init.d/named ]; then
-  update-rc.d named disable >/dev/null 2>&1 || true
-fi
-# Started anyway (a policy-rc.d ignored): stop the package's service, then its named by the pid it
-# wrote, nothing else.
-if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-  systemctl stop named.service >/dev/null 2>&1 || true
-fi
+apt_package_disable_service named
+# Started anyway: stop what the unit did not, by pid, nothing else.
 pidfile=/run/named/named.pid
 if [ -s "$pidfile" ]; then
   pid="$(cat "$pidfile")"

@@ -18,19 +18,8 @@ etcd=/usr/bin/etcd
 apt_package install-etcd etcd-server 'the etcd tests skip' "$etcd" || exit 0
 log() { apt_package_log "$*"; }
 
-# The package enables etcd.service (and its SysV links): undo that, whether systemd runs or not
-# (systemctl disable edits the links offline too).
-if command -v systemctl >/dev/null 2>&1; then
-  systemctl disable etcd.service >/dev/null 2>&1 || true
-fi
-if command -v update-rc.d >/dev/null 2>&1 && [ -e /etc/init.d/etcd ]; then
-  update-rc.d etcd disable >/dev/null 2>&1 || true
-fi
-# Started anyway (a policy-rc.d ignored): stop the service, then any etcd run by the package's etcd
-# user (the tests' members run as the test's user, never as etcd), by pid, nothing else.
-if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-  systemctl stop etcd.service >/dev/null 2>&1 || true
-fi
+apt_package_disable_service etcd
+# Started anyway: stop what the unit did not, by pid, nothing else.
 pids=""
 if id -u etcd >/dev/null 2>&1; then
   uid="$(id -u etcd)"

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from './pebble.js';
-import { exited, processRuns } from './portico.js';
+import { exited, processRuns, stopChild } from './portico.js';
 import { eventually } from './net.js';
 
 export const ETCD = '/usr/bin/etcd';
@@ -103,25 +103,6 @@ interface MemberState {
   dataDir: string;
   child: ChildProcess;
   output: string;
-}
-
-/** SIGTERM, then SIGKILL if it is still there after `graceMs`; by pid; never rejects. */
-async function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
-  const pid = child.pid;
-  if (pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  if (await exited(child, graceMs)) return;
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    return;
-  }
-  await exited(child, 2000);
-  await eventually(async () => !(await processRuns(pid)), 2000);
 }
 
 /** `count` distinct free TCP ports on 127.0.0.1. */

@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fixturePem } from './backends.js';
 import { accepts, eventually } from './net.js';
-import { exited, processRuns } from './portico.js';
+import { stopChild } from './portico.js';
 
 export const PEBBLE = '/usr/bin/pebble';
 export const CHALLTESTSRV = '/usr/bin/pebble-challtestsrv';
@@ -120,25 +120,6 @@ function httpsGet(url: string, ca: string, timeoutMs = 5000): Promise<string> {
     });
     req.end();
   });
-}
-
-/** SIGTERM, then SIGKILL if it is still there after `graceMs`; by pid; never rejects. */
-async function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
-  const pid = child.pid;
-  if (pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  if (await exited(child, graceMs)) return;
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    return;
-  }
-  await exited(child, 2000);
-  await eventually(async () => !(await processRuns(pid)), 2000);
 }
 
 function spawnLogged(file: string, args: string[], env: Record<string, string>, sink: (text: string) => void): ChildProcess {

@@ -176,6 +176,25 @@ export async function spawnPortico(env: Record<string, string>): Promise<ChildPo
   return { child, pid: child.pid as number, url, output: () => output };
 }
 
+/** SIGTERM, then SIGKILL if it is still there after `graceMs`; by pid; never rejects. */
+export async function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
+  const pid = child.pid;
+  if (pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  if (await exited(child, graceMs)) return;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    return;
+  }
+  await exited(child, 2000);
+  await eventually(async () => !(await processRuns(pid)), 2000);
+}
+
 /** Waits (bounded) for a child to exit; answers whether it did. */
 export async function exited(child: ChildProcess, timeoutMs = 10_000): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return true;
