@@ -33,6 +33,20 @@ function httpServer(port: number, upstream: string): string {
 }
 
 /**
+ * The top of a front nginx's main config, the reference's and bench-traffic's alike: in the
+ * foreground (the bench stops it by pid), a worker per CPU, its pid and error log inside `dir`.
+ */
+export function frontPreamble(dir: string): string {
+  return `daemon off;
+master_process on;
+worker_processes auto;
+pid ${dir}/nginx.pid;
+error_log ${dir}/logs/error.log notice;
+events { worker_connections 4096; }
+`;
+}
+
+/**
  * The reference. Same job as Portico's generated stream and app (same upstream, same request
  * headers, every request logged into a buffer, 32 idle upstream connections kept), written by hand
  * as a person tuning nginx would: its upstream group has no shared-memory zone (Portico gives every
@@ -45,13 +59,7 @@ export function referenceConfig(
   dir: string,
   p: { streamPort: number; streamPortLog: number; httpPort: number; httpPortZone: number; echoPort: number; backendPort: number },
 ): string {
-  return `daemon off;
-master_process on;
-worker_processes auto;
-pid ${dir}/nginx.pid;
-error_log ${dir}/logs/error.log notice;
-events { worker_connections 4096; }
-
+  return `${frontPreamble(dir)}
 stream {
     log_format ${TRAFFIC_FORMAT_NAME} '${STREAM_LOG_FORMAT}';
     server {

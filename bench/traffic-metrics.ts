@@ -31,7 +31,7 @@ import { TrafficReader } from '../src/traffic/reader.js';
 import { SyslogListener } from '../src/traffic/syslog.js';
 import { churn } from './blaster.js';
 import { Cleanup } from './cleanup.js';
-import { APP_HOST, REFERENCE_KEEPALIVE, backendConfig } from './dataplane-configs.js';
+import { APP_HOST, REFERENCE_KEEPALIVE, backendConfig, frontPreamble } from './dataplane-configs.js';
 import { freePortsIn, startEchoServer } from './net.js';
 import { startOwnNginx } from './own-nginx.js';
 import { CpuMeter, workerPids } from './proc-stats.js';
@@ -54,13 +54,7 @@ function frontConfig(dir: string, variant: Variant, p: { http: number; stream: n
     variant === 'file' ? `${dir}/logs/traffic-${kind}.log ${TRAFFIC_FORMAT_NAME} buffer=64k flush=1s` : `syslog:server=127.0.0.1:${p.syslog},nohostname,tag=portico ${TRAFFIC_FORMAT_NAME}`;
   const perResource = (kind: 'stream' | 'http', format: string): string =>
     variant === 'none' ? '' : `    log_format ${TRAFFIC_FORMAT_NAME} '${format}';\n    access_log ${target(kind)};\n`;
-  return `daemon off;
-master_process on;
-worker_processes auto;
-pid ${dir}/nginx.pid;
-error_log ${dir}/logs/error.log notice;
-events { worker_connections 4096; }
-
+  return `${frontPreamble(dir)}
 stream {
 ${perResource('stream', STREAM_LOG_FORMAT)}    server {
         listen 127.0.0.1:${p.stream};
