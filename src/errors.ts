@@ -18,6 +18,8 @@ export type ErrorKind =
   | 'NginxUnavailable'
   /** A file could not be written: the disk is full, read-only, or refuses Portico. */
   | 'StorageUnavailable'
+  /** STORE=etcd: etcd cannot be reached, or has no quorum; nothing was changed. */
+  | 'FleetUnavailable'
   /** A capacity of this process is full (the clients following the event feed): try again later. */
   | 'Busy'
   | 'Internal';

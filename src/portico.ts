@@ -29,6 +29,8 @@ import { REQUIRED_MODULES, type NginxCommand } from './nginx/exec.js';
 import { descriptorShortfall, hardOpenFilesLimit } from './nginx/limits.js';
 import { ExternalNginx } from './nginx/external.js';
 import { EventFeed } from './events/feed.js';
+import { openEtcd } from './fleet/etcd.js';
+import { Fleet } from './fleet/fleet.js';
 import { ManagedNginx } from './nginx/managed.js';
 import { Nginx } from './nginx/nginx.js';
 import type { NginxProcess } from './nginx/process.js';
@@ -143,6 +145,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
   let started: NginxProcess | undefined;
   let traffic: TrafficReader | undefined;
   let acme: AcmeManager | undefined;
+  let fleet: Fleet | undefined;
   try {
     const [streamTemplate, mainTemplate, appTemplate, sharedTemplate, version] = await Promise.all([
       readFile(`${TEMPLATES_DIR}/stream.conf.hbs`, 'utf8'),
@@ -162,7 +165,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
     const certs = new CertStore(settings.certDir);
     const restoredCerts = await certs.open();
     if (restoredCerts !== undefined) log.warn({ files: restoredCerts }, 'rolled back a certificates batch a crash interrupted');
-    const appFiles = { certDir: settings.certDir, httpPort: settings.httpPort, httpsPort: settings.httpsPort, acmeChallengeDir: settings.acmeChallengeDir };
+    const appFiles = { certDir: settings.certDir, httpPort: settings.httpPort, httpsPort: settings.httpsPort, acmeChallengeDir: settings.acmeChallengeDir, listenAddress: settings.listenAddress };
     const apps = new AppStore(settings.httpDir, appFiles);
     const restoredApps = await apps.open();
     if (restoredApps !== undefined) log.warn({ files: restoredApps }, 'rolled back an apps batch a crash interrupted');
@@ -232,7 +235,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
     const ports = new PortAllocator({
       readTree: () => tree.read(),
       range: settings.portRange,
-      isBound: options.isBound ?? isPortBound,
+      isBound: options.isBound ?? ((port, udp) => isPortBound(port, udp, settings.listenAddress)),
       reservations: new PortReservations(settings.portReservationTtlMs),
     });
     const targets = new TargetCheck(
@@ -250,7 +253,8 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       tree,
       certs,
       tests,
-      renderStream: createStreamRenderer(streamTemplate, { certDir: settings.certDir }),
+      renderStream: createStreamRenderer(streamTemplate, { certDir: settings.certDir, listenAddress: settings.listenAddress }),
+      listenAddress: settings.listenAddress,
       ports,
       loops: (stream, others) => targets.stream(stream, others),
     });
@@ -340,6 +344,26 @@ export async function startPortico(settings: Settings, options: StartOptions): P
     });
     const stopAcmeMetrics = registerAcmeMetrics(metrics.registry, events, acme);
     await acme.start();
+    // STORE=etcd: this node follows the fleet's table (and its API's changes go through etcd). It
+    // starts serving its own files at once; etcd may be down, and is caught up with when it answers.
+    if (settings.fleet !== undefined) {
+      fleet = new Fleet({
+        settings: settings.fleet,
+        client: await openEtcd(settings.fleet),
+        applier,
+        tree,
+        apps,
+        certs,
+        nginx,
+        stateDir: settings.stateDir,
+        portRange: settings.portRange,
+        isBound: ports.isBound,
+        listenAddress: settings.listenAddress,
+        version,
+        log: log.child({ module: 'fleet' }),
+      });
+      await fleet.start();
+    }
     const portico: Portico = {
       settings,
       tree,
@@ -353,6 +377,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       metrics: metrics.registry,
       traffic,
       acme,
+      fleet,
       version,
       startedAt,
     };
@@ -361,6 +386,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       app,
       portico,
       async close({ stopNginx = true } = {}) {
+        await fleet?.stop();
         await acme?.stop();
         await applier.idle();
         metrics.close();
@@ -385,6 +411,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
   } catch (error) {
     // A failed start leaves nginx as it found it: an adopted master (the data plane outlives a control
     // plane that could not start) is only no longer watched; one this start spawned is stopped.
+    await fleet?.stop().catch(() => undefined);
     await acme?.stop();
     await traffic?.stop();
     if (started !== undefined && !started.adopted) await started.stop().catch(() => started?.release());

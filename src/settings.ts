@@ -6,8 +6,9 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { acmeDnsSettingsSchema, type AcmeDnsSettings } from './acme/dns01.js';
+import { loadFleetSettings, type FleetSettings } from './fleet/settings.js';
 import { allowedHostsSchema, allowedOriginsSchema, type AllowedHost } from './model/api-host.js';
-import { PATH_PATTERN, TIME_PATTERN, ipv6Bits, isBracketableIPv6, isIPv4, isPortText } from './model/net.js';
+import { PATH_PATTERN, listenHostSchema, TIME_PATTERN, ipv6Bits, isBracketableIPv6, isIPv4, isPortText } from './model/net.js';
 
 /** The path managed mode's status listener answers stub_status on. */
 export const NGINX_STATUS_PATH = '/stub_status';
@@ -188,6 +189,8 @@ const envSchema = z.object({
   API_WITHOUT_TOKENS: z.enum(['allow', '']).default(''),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PORTICO_TEST_DELAY: testDelaySchema.optional(),
+  // The one address of this node every stream without its own listenAddress, and the apps, listen on.
+  LISTEN_ADDRESS: listenHostSchema.optional().or(z.literal('').transform(() => undefined)),
   ACME_DIRECTORY_URL: acmeDirectorySchema.default(LETS_ENCRYPT_DIRECTORY),
   ACME_EMAIL: acmeEmailSchema.optional(),
   ACME_RETRY_MIN: apiTimeoutSchema.default('1m'),
@@ -331,6 +334,13 @@ export interface Settings {
   /** The folder of HTTP-01 challenge answers nginx serves on HTTP_PORT: STATE_DIR/acme-challenge. */
   acmeChallengeDir: string;
   acme: AcmeSettings;
+  /**
+   * LISTEN_ADDRESS: the address every stream without its own `listenAddress`, and the apps' shared
+   * listeners, bind on this node (several edges on one host, one address each); undefined: all.
+   */
+  listenAddress: string | undefined;
+  /** STORE=etcd: the fleet this node belongs to (src/fleet/); undefined with the file store (the default). */
+  fleet: FleetSettings | undefined;
 }
 
 /** How Portico talks to its ACME CA (src/acme/). */
@@ -379,6 +389,15 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   if (!dns.success) throw new SettingsError(`invalid settings: ${dns.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);
   if ((e.ACME_EAB_KID === undefined) !== (e.ACME_EAB_HMAC_KEY === undefined)) {
     throw new SettingsError(`invalid settings: ${e.ACME_EAB_KID === undefined ? 'ACME_EAB_KID' : 'ACME_EAB_HMAC_KEY'}: is required with ${e.ACME_EAB_KID === undefined ? 'ACME_EAB_HMAC_KEY' : 'ACME_EAB_KID'} (external account binding takes both)`);
+  }
+  let fleet: FleetSettings | undefined;
+  try {
+    fleet = loadFleetSettings(env);
+  } catch (error) {
+    throw new SettingsError((error as Error).message);
+  }
+  if (fleet !== undefined && fleet.wait !== 'none' && fleet.waitTimeoutMs >= e.API_REQUEST_TIMEOUT) {
+    throw new SettingsError(`invalid settings: FLEET_WAIT_TIMEOUT: must be shorter than API_REQUEST_TIMEOUT (${e.API_REQUEST_TIMEOUT} ms), which would cut the answer off first`);
   }
   const managed = e.NGINX_MODE === 'managed';
   const state = e.STATE_DIR;
@@ -431,5 +450,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       retryMinMs: e.ACME_RETRY_MIN,
       dns: dns.data,
     },
+    listenAddress: e.LISTEN_ADDRESS,
+    fleet,
   };
 }

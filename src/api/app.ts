@@ -23,6 +23,8 @@ import { certificatesRouter } from './v1/certificates.js';
 import { eventsRouter } from './v1/events.js';
 import { logsRouter } from './v1/logs.js';
 import { streamsRouter } from './v1/streams.js';
+import { fleetRouter } from './v1/fleet.js';
+import { staleMarker } from './fleet-answer.js';
 
 /** `tokens` undefined: neither API_TOKEN nor API_TOKENS_FILE is set, and the API is open. */
 export function createApp(portico: Portico, log: Logger, tokens: Tokens | undefined): express.Express {
@@ -46,6 +48,7 @@ export function createApp(portico: Portico, log: Logger, tokens: Tokens | undefi
   // Synchronously on arrival, before the body is read: a batch about to start waits for it (apply/arrivals.ts).
   app.use(trackArrivals(portico.arrivals));
   app.use(jsonBody());
+  app.use(staleMarker(portico.fleet));
   app.use(probesRouter(portico));
   app.use(metricsRouter(portico.metrics));
   app.use(legacyRouter(portico));
@@ -54,6 +57,7 @@ export function createApp(portico: Portico, log: Logger, tokens: Tokens | undefi
   app.use('/v1/apps', appsRouter(portico));
   app.use('/v1/logs', logsRouter(portico));
   app.use('/v1/events', eventsRouter(portico.events));
+  app.use('/v1/fleet', fleetRouter(portico));
   app.use('/v1', statusRouter(portico));
   app.use((req, res) => {
     sendError(res, new PorticoError('NotFound', `no route ${req.method} ${req.path}`));

@@ -4,6 +4,7 @@
 import type { AcmeManager } from '../acme/manager.js';
 import type { Applier } from '../apply/applier.js';
 import type { EventFeed } from '../events/feed.js';
+import type { Fleet } from '../fleet/fleet.js';
 import type { Arrivals } from '../apply/arrivals.js';
 import type { PortAllocator } from '../apply/port-allocator.js';
 import type { Nginx } from '../nginx/nginx.js';
@@ -36,6 +37,8 @@ export interface Portico {
   traffic: TrafficReader | undefined;
   /** Managed certificates: their ACME orders and renewals (acme/manager.ts). */
   acme: AcmeManager;
+  /** STORE=etcd: this node's part in the fleet, through which every mutation goes; undefined with the file store. */
+  fleet: Fleet | undefined;
   version: string;
   startedAt: Date;
 }

@@ -18,6 +18,7 @@ export const STATUS: Record<ErrorKind, number> = {
   NginxRejected: 422,
   NginxUnavailable: 503,
   StorageUnavailable: 503,
+  FleetUnavailable: 503,
   Busy: 503,
   Internal: 500,
 };

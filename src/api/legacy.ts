@@ -14,6 +14,9 @@ import type { Portico } from './context.js';
 import { STATUS, errorBody, toPorticoError } from './errors.js';
 import { parseWith, portParam } from './params.js';
 import { requester } from './request-id.js';
+import { fleetOf, setFleetHeader } from './fleet-answer.js';
+import type { Change } from '../apply/plan.js';
+import type { Requester } from '../apply/batch.js';
 import type { LegacyFreePort, LegacyStatus, LegacyStreams } from './openapi/answers.js';
 
 function legacyError(res: Response, error: unknown): void {
@@ -29,7 +32,12 @@ export function legacyProxyPass(stream: Stream): string {
 
 export function legacyRouter(portico: Portico): Router {
   const router = Router();
-  const { settings, tree, applier, ports } = portico;
+  const { settings, tree, applier, ports, fleet } = portico;
+  // In a fleet, through etcd to every node (fleet/fleet.ts); the answer's shape stays stream-conductor's.
+  const submit = async (res: Response, change: Change, by: Requester): Promise<void> => {
+    if (fleet === undefined) await applier.submit(change, by);
+    else setFleetHeader(res, fleetOf(await fleet.submitStream(change, by)));
+  };
   const { from, to } = settings.portRange;
 
   router.get('/status', async (_req, res) => {
@@ -56,7 +64,7 @@ export function legacyRouter(portico: Portico): Router {
   router.get('/createstream/:port/:backend', async (req, res) => {
     const port = portParam(req.params.port);
     const backend = parseWith(addressSchema, req.params.backend, 'backend');
-    await applier.submit({ kind: 'create', port, spec: { upstreams: [{ address: backend }] }, via: 'backend' }, requester(res));
+    await submit(res, { kind: 'create', port, spec: { upstreams: [{ address: backend }] }, via: 'backend' }, requester(res));
     res.json({ result: 'ok' });
   });
 
@@ -66,7 +74,7 @@ export function legacyRouter(portico: Portico): Router {
   });
 
   router.get('/removestream/:port', async (req, res) => {
-    await applier.submit({ kind: 'delete', port: portParam(req.params.port) }, requester(res));
+    await submit(res, { kind: 'delete', port: portParam(req.params.port) }, requester(res));
     res.json({ result: 'ok' });
   });
 

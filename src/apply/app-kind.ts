@@ -51,7 +51,7 @@ export interface AppKindDeps {
   tests: TestConfigs;
   renderApp: AppRenderer;
   renderShared: SharedHttpRenderer;
-  settings: Pick<Settings, 'httpPort' | 'httpsPort' | 'stateDir' | 'mode'>;
+  settings: Pick<Settings, 'httpPort' | 'httpsPort' | 'stateDir' | 'mode' | 'listenAddress'>;
   /** Refuses upstreams that lead back into this host's own listeners (`apply/targets.ts`). */
   loops: (app: App) => Promise<{ path: Array<string | number>; message: string } | undefined>;
 }
@@ -210,11 +210,13 @@ export class AppKind implements BatchKind<AppChange, PlannedApp> {
   reloadPlan(work: Array<Work<AppChange, PlannedApp>>): ReloadPlan {
     const before = this.base.size > 0;
     const after = this.after(work).size > 0;
-    const { httpPort, httpsPort } = this.deps.settings;
+    const { httpPort, httpsPort, listenAddress } = this.deps.settings;
+    const address = listenAddress?.replace(/^\[(.*)\]$/, '$1');
+    const host = address === undefined || address === '0.0.0.0' ? '127.0.0.1' : address === '::' ? '::1' : address;
     const listeners = [
-      { host: '127.0.0.1', port: httpPort },
-      { host: '127.0.0.1', port: httpsPort },
-      { host: '127.0.0.1', port: httpsPort, udp: true },
+      { host, port: httpPort },
+      { host, port: httpsPort },
+      { host, port: httpsPort, udp: true },
     ];
     return {
       opened: !before && after ? listeners : [],

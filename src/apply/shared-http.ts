@@ -13,7 +13,7 @@ import { sharedHttpOf, sharedServerNamesHash, type SharedHttpRenderer, type Shar
 import type { Settings } from '../settings.js';
 import type { AppTree } from '../store/apps.js';
 
-export type SharedHttpSettings = Pick<Settings, 'httpPort' | 'httpsPort' | 'stateDir' | 'mode'> & Partial<Pick<Settings, 'acmeChallengeDir'>>;
+export type SharedHttpSettings = Pick<Settings, 'httpPort' | 'httpsPort' | 'stateDir' | 'mode'> & Partial<Pick<Settings, 'acmeChallengeDir' | 'listenAddress'>>;
 
 /**
  * The parts of the shared file that must be written for `apps`: what their files refer to, or every
@@ -28,6 +28,7 @@ export function sharedHttpNeeds(apps: Iterable<App>, unknownFiles: boolean): Sha
 /** What the shared file must say for `apps` (at least one) under `settings`, with the parts `uses` (by default, what the apps use). */
 export function sharedHttpView(apps: App[], settings: SharedHttpSettings, uses: SharedHttpUses = sharedHttpUses(apps)): SharedHttpView {
   return {
+    listenAddress: settings.listenAddress,
     httpPort: settings.httpPort,
     httpsPort: settings.httpsPort,
     httpDefault: !apps.some((app) => app.default === true),

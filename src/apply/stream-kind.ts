@@ -31,12 +31,14 @@ export interface StreamKindDeps {
   ports: PortAllocator;
   /** Refuses upstreams that lead back into this host's own listeners. */
   loops: LoopCheck;
+  /** LISTEN_ADDRESS: where a stream without its own address listens. */
+  listenAddress?: string | undefined;
 }
 
-/** Where a stream's listeners can be reached from this host: the wildcard through loopback. */
-function listenersOf(stream: Stream | undefined): Listener[] {
+/** Where a stream's listeners can be reached from this host: the wildcard through loopback; without its own address, the node's (LISTEN_ADDRESS). */
+function listenersOf(stream: Stream | undefined, nodeAddress: string | undefined): Listener[] {
   if (stream === undefined) return [];
-  const address = stream.listenAddress?.replace(/^\[(.*)\]$/, '$1');
+  const address = (stream.listenAddress ?? nodeAddress)?.replace(/^\[(.*)\]$/, '$1');
   const host = address === undefined || address === '0.0.0.0' ? '127.0.0.1' : address === '::' ? '::1' : address;
   const { port } = stream;
   return [...(listensTcp(stream) ? [{ host, port }] : []), ...(listensUdp(stream) ? [{ host, port, udp: true }] : [])];
@@ -112,8 +114,8 @@ export class StreamKind implements BatchKind<Change, PlannedChange> {
 
   reloadPlan(work: Array<Work<Change, PlannedChange>>): ReloadPlan {
     return {
-      opened: work.flatMap((w) => (w.planned.outcome === 'created' ? listenersOf(w.planned.stream) : [])),
-      closed: work.flatMap((w) => (w.planned.outcome === 'deleted' ? listenersOf(w.planned.previous) : [])),
+      opened: work.flatMap((w) => (w.planned.outcome === 'created' ? listenersOf(w.planned.stream, this.deps.listenAddress) : [])),
+      closed: work.flatMap((w) => (w.planned.outcome === 'deleted' ? listenersOf(w.planned.previous, this.deps.listenAddress) : [])),
       drainOld: work.some((w) => w.planned.outcome !== 'created'),
       // A stream server has no name: nginx keeps one server per listener and ignores the others.
       servers: work.flatMap((w) => (w.planned.stream === undefined ? [] : [{ port: w.planned.port, name: '' }])),

@@ -31,6 +31,8 @@ export interface SharedCache {
 
 /** What the shared file says, directive for directive (its comments aside). */
 export interface SharedHttp {
+  /** The address the three listeners bind (LISTEN_ADDRESS), or undefined: every address. */
+  listenAddress: string | undefined;
   httpPort: number;
   httpsPort: number;
   /** The catch-all server is the default on the plain HTTP port: no app has `"default": true`. */

@@ -257,6 +257,11 @@ export function listensTcp(stream: Pick<Stream, 'protocol'>): boolean {
 export interface StreamFileOptions {
   /** `<certDir>/<id>.crt` holds a certificate (chain), `<certDir>/<id>.key` its key. */
   certDir: string;
+  /**
+   * LISTEN_ADDRESS: what a stream without its own `listenAddress` (and an app) listens on; undefined:
+   * every address. A stream file records it as `listenAddress=node` among its defaults.
+   */
+  listenAddress?: string | undefined;
 }
 
 export function certificatePath(options: StreamFileOptions, id: string): string {

@@ -29,9 +29,12 @@ interface Listen {
   directive: Directive;
 }
 
-function readListen(directive: Directive): Listen {
-  const [port = '', ...flags] = directive.args;
-  if (directive.block !== undefined || !/^[1-9]\d{0,4}$/.test(port)) fail('"listen" must read "listen PORT [flags]"', directive);
+function readListen(directive: Directive, options: AppFileOptions): Listen {
+  const [where = '', ...flags] = directive.args;
+  // LISTEN_ADDRESS: every app listens on the node's address, or on all of them.
+  const at = options.listenAddress === undefined ? '' : `${options.listenAddress}:`;
+  const port = where.startsWith(at) ? where.slice(at.length) : '';
+  if (directive.block !== undefined || !/^[1-9]\d{0,4}$/.test(port)) fail(`"listen" must read "listen ${at}PORT [flags]"`, directive);
   return { port: Number(port), flags, directive };
 }
 
@@ -109,7 +112,7 @@ export function readAppServer(block: Directive, options: AppFileOptions): AppSer
   let acmeChallenge: Directive | undefined;
   let redirectLocation: Directive | undefined;
   for (const inner of block.block ?? []) {
-    if (inner.name === 'listen') listens.push(readListen(inner));
+    if (inner.name === 'listen') listens.push(readListen(inner, options));
     else if (inner.name === 'location' && inner.args[0] === '^~' && inner.args[1] === ACME_CHALLENGE_PATH && inner.args.length === 2) {
       if (acmeChallenge !== undefined) fail(`"location ^~ ${ACME_CHALLENGE_PATH}" is given twice in the server block`, inner);
       readAcmeLocation(inner, options);

@@ -8,6 +8,7 @@
  */
 import { ACME_CHALLENGE_PATH } from '../model/app-file.js';
 import type { SharedCache, SharedHttp, StickyNames } from '../model/http-shared.js';
+import { isListenHost } from '../model/net.js';
 import { fail, parseFile, single, type Directive } from './directive.js';
 
 const VARIABLE = /^\$([a-z0-9_]{1,64})$/;
@@ -92,14 +93,18 @@ function readCache(directive: Directive): SharedCache {
  * The catch-all server: the three listeners, no name, no certificate, 404; since issue 15 maybe with
  * the HTTP-01 challenge location (and the 404 in `location /`, where a challenge does not meet it).
  */
-function readCatchAll(server: Directive): { httpPort: number; httpsPort: number; httpDefault: boolean; acmeChallengeDir: string | undefined } {
+function readCatchAll(server: Directive): { listenAddress: string | undefined; httpPort: number; httpsPort: number; httpDefault: boolean; acmeChallengeDir: string | undefined } {
   if (server.block === undefined || server.args.length > 0) fail('"server" must be a block', server);
   const lineOf = (d: Directive): string => (d.block === undefined ? [d.name, ...d.args].join(' ') : `${d.name} ${d.args.join(' ')} { ${(d.block ?? []).map(lineOf).join('; ')} }`);
   const lines = server.block.map(lineOf);
   const [http = '', ssl = '', quic = '', ...rest] = lines;
-  const httpMatch = /^listen (\d{1,5})( default_server)?$/.exec(http);
-  const httpsPort = /^listen (\d{1,5}) ssl default_server$/.exec(ssl)?.[1];
-  const same = httpMatch !== null && httpsPort !== undefined && quic === `listen ${httpsPort} quic reuseport default_server`;
+  // Each listener is [ADDRESS:]PORT, the same address on all three (LISTEN_ADDRESS).
+  const httpMatch = /^listen (?:(\S+):)?(\d{1,5})( default_server)?$/.exec(http);
+  const sslMatch = /^listen (?:(\S+):)?(\d{1,5}) ssl default_server$/.exec(ssl);
+  const host = httpMatch?.[1];
+  const at = host === undefined ? '' : `${host}:`;
+  const httpsPort = sslMatch !== null && sslMatch[1] === host ? sslMatch[2] : undefined;
+  const same = httpMatch !== null && httpsPort !== undefined && quic === `listen ${at}${httpsPort} quic reuseport default_server` && (host === undefined || isListenHost(host));
   const body = rest.join('; ');
   const challenge = new RegExp(`^server_name ; ssl_reject_handshake on; location \\^~ ${ACME_CHALLENGE_PATH.replace(/\./g, '\\.')} \\{ alias (\\S+)/; (?:disable_symlinks on from=\\1; )?default_type text/plain \\}; location / \\{ return 404 \\}$`).exec(body);
   if (!same || (body !== 'server_name ; ssl_reject_handshake on; return 404' && challenge === null)) {
@@ -109,9 +114,10 @@ function readCatchAll(server: Directive): { httpPort: number; httpsPort: number;
     );
   }
   return {
-    httpPort: number(httpMatch[1] as string, server, 'the HTTP port'),
+    listenAddress: host,
+    httpPort: number(httpMatch[2] as string, server, 'the HTTP port'),
     httpsPort: number(httpsPort, server, 'the HTTPS port'),
-    httpDefault: httpMatch[2] !== undefined,
+    httpDefault: httpMatch[3] !== undefined,
     acmeChallengeDir: challenge?.[1],
   };
 }
@@ -151,5 +157,5 @@ export function readSharedHttp(text: string): SharedHttp {
   const server = readCatchAll(take(queue, 'server', last));
   const extra = queue[0];
   if (extra !== undefined) fail(`unexpected "${extra.name}" after the catch-all server`, extra);
-  return { httpPort: server.httpPort, httpsPort: server.httpsPort, httpDefault: server.httpDefault, upgrade, sticky, cacheCredentials, cache, serverNamesHash, acmeChallengeDir: server.acmeChallengeDir };
+  return { listenAddress: server.listenAddress, httpPort: server.httpPort, httpsPort: server.httpsPort, httpDefault: server.httpDefault, upgrade, sticky, cacheCredentials, cache, serverNamesHash, acmeChallengeDir: server.acmeChallengeDir };
 }

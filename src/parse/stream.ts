@@ -125,7 +125,14 @@ export function readStream(text: string, options: StreamFileOptions): Stream {
     ...(annotations.labels !== undefined && { labels: annotations.labels }),
   };
   if (annotations.defaults.has('balance') && groups.length === 0) fail('"balance=round_robin" is recorded but there is no upstream block');
-  applyDefaults(stream, annotations.defaults, DEFAULTS);
+  // `listenAddress=node`: the listen address is the node's LISTEN_ADDRESS, not the stream's own.
+  const defaults = new Map(annotations.defaults);
+  if (defaults.get('listenAddress') === 'node') {
+    if (stream.listenAddress === undefined) fail('"listenAddress=node" is recorded but the listen has no address');
+    delete stream.listenAddress;
+    defaults.delete('listenAddress');
+  }
+  applyDefaults(stream, defaults, DEFAULTS);
   if (server.protocol === undefined && annotations.defaults.has('protocol')) stream.protocol = 'tcp';
   const parsed = streamSchema.safeParse(stream);
   if (!parsed.success) fail(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));

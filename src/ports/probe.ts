@@ -7,11 +7,11 @@ import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
 
 /** True when some process listens on TCP `port`. */
-export function isTcpPortBound(port: number): Promise<boolean> {
+export function isTcpPortBound(port: number, host = '0.0.0.0'): Promise<boolean> {
   return new Promise((resolve) => {
     const server = createServer();
     server.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'EADDRINUSE' || error.code === 'EACCES'));
-    server.listen({ port, host: '0.0.0.0', exclusive: true }, () => server.close(() => resolve(false)));
+    server.listen({ port, host, exclusive: true }, () => server.close(() => resolve(false)));
   });
 }
 
@@ -28,9 +28,11 @@ export function isUdpPortBound(port: number, host = '0.0.0.0'): Promise<boolean>
 }
 
 /** The host probe Portico runs with: TCP always, UDP too for a stream that listens on it. */
-export async function isPortBound(port: number, udp = false): Promise<boolean> {
-  if (await isTcpPortBound(port)) return true;
-  return udp && isUdpPortBound(port);
+export async function isPortBound(port: number, udp = false, listenAddress?: string): Promise<boolean> {
+  // LISTEN_ADDRESS: only that address matters (another edge of the same host may hold the port on its own).
+  const host = listenAddress === undefined ? '0.0.0.0' : listenAddress.replace(/^\[(.*)\]$/, '$1');
+  if (await isTcpPortBound(port, host)) return true;
+  return udp && isUdpPortBound(port, host);
 }
 
 /** A UDP port on `host` free a moment ago (the kernel's pick from its ephemeral range), for a throwaway listener. */

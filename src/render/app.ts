@@ -72,7 +72,7 @@ export interface LocationView {
 
 export interface ServerView {
   tls: boolean;
-  listens: Array<{ port: number; ssl: boolean; quic: boolean; defaultServer: boolean }>;
+  listens: Array<{ host: string | null; port: number; ssl: boolean; quic: boolean; defaultServer: boolean }>;
   serverNames: string[];
   http2: boolean;
   certificate: { certificate: string; key: string } | null;
@@ -178,7 +178,7 @@ export function appView(app: App, options: AppFileOptions, state: AppRenderState
   const redirect = tls?.httpsRedirect === true && state.redirectWaits !== true;
   servers.push({
     tls: false,
-    listens: [{ port: options.httpPort, ssl: false, quic: false, defaultServer: app.default === true }],
+    listens: [{ host: options.listenAddress ?? null, port: options.httpPort, ssl: false, quic: false, defaultServer: app.default === true }],
     serverNames: app.serverNames,
     http2: false,
     certificate: null,
@@ -193,8 +193,8 @@ export function appView(app: App, options: AppFileOptions, state: AppRenderState
     servers.push({
       tls: true,
       listens: [
-        { port: options.httpsPort, ssl: true, quic: false, defaultServer: false },
-        ...(tls.http3 === true ? [{ port: options.httpsPort, ssl: false, quic: true, defaultServer: false }] : []),
+        { host: options.listenAddress ?? null, port: options.httpsPort, ssl: true, quic: false, defaultServer: false },
+        ...(tls.http3 === true ? [{ host: options.listenAddress ?? null, port: options.httpsPort, ssl: false, quic: true, defaultServer: false }] : []),
       ],
       serverNames: app.serverNames,
       http2: tls.http2 === true,

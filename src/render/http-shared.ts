@@ -77,6 +77,7 @@ export function serverNamesHash(names: string[]): ServerNamesHash {
 export function sharedHttpOf(view: SharedHttpView): SharedHttp {
   const { serverNamesHash: hash, sticky } = view;
   return {
+    listenAddress: view.listenAddress,
     httpPort: view.httpPort,
     httpsPort: view.httpsPort,
     httpDefault: view.httpDefault,

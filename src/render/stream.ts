@@ -96,8 +96,9 @@ function groupView(name: string, balance: Balance | undefined, upstreams: Upstre
 }
 
 /** The fields given with a default value nginx cannot show, as `path=value`. */
-export function defaultAnnotations(stream: Stream): string[] {
+export function defaultAnnotations(stream: Stream, nodeAddress?: string): string[] {
   const out: string[] = [];
+  if (stream.listenAddress === undefined && nodeAddress !== undefined) out.push('listenAddress=node');
   if (stream.protocol === 'tcp') out.push('protocol=tcp');
   if (stream.balance === 'round_robin') out.push('balance=round_robin');
   const backups = (path: string, upstreams: Upstream[] | undefined): void =>
@@ -137,7 +138,8 @@ export function streamView(stream: Stream, options: StreamFileOptions): StreamVi
     }
   }
 
-  const host = stream.listenAddress ?? null;
+  // A stream without its own address listens on the node's (LISTEN_ADDRESS), recorded as a default.
+  const host = stream.listenAddress ?? options.listenAddress ?? null;
   const listens: ListenView[] = [];
   if (listensTcp(stream)) listens.push({ host, port, ssl: stream.tls !== undefined, udp: false });
   if (listensUdp(stream)) listens.push({ host, port, ssl: false, udp: true });
@@ -145,7 +147,7 @@ export function streamView(stream: Stream, options: StreamFileOptions): StreamVi
   const upstreamTls = stream.upstreamTls;
   return {
     port,
-    defaults: defaultAnnotations(stream),
+    defaults: defaultAnnotations(stream, options.listenAddress),
     labels: stream.labels === undefined ? null : { entries: Object.entries(stream.labels).map(([k, v]) => `${k}=${v}`) },
     groups,
     sni,

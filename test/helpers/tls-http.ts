@@ -213,12 +213,12 @@ export interface ServedCertificate {
 }
 
 /**
- * The leaf a TLS listener on 127.0.0.1:port serves for `servername`: with `ca`, the handshake must
+ * The leaf a TLS listener on host:port (127.0.0.1 by default) serves for `servername`: with `ca`, the handshake must
  * verify against it; without, any leaf is taken (to see a placeholder). Bounded by `timeoutMs`.
  */
-export function servedCertificate(port: number, servername: string, ca: string | undefined, timeoutMs = 5000): Promise<ServedCertificate> {
+export function servedCertificate(port: number, servername: string, ca: string | undefined, timeoutMs = 5000, host = LOOPBACK): Promise<ServedCertificate> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: LOOPBACK, port, servername, ...(ca === undefined ? { rejectUnauthorized: false } : { ca }) });
+    const socket = tls.connect({ host, port, servername, ...(ca === undefined ? { rejectUnauthorized: false } : { ca }) });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new Error(`no TLS handshake with ${servername} on ${port} in ${timeoutMs} ms`));

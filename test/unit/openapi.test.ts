@@ -53,7 +53,7 @@ describe('the OpenAPI document', () => {
 
   it('lists every error kind under its status', () => {
     const text = JSON.stringify(buildOpenApiDocument('1.2.3').components?.schemas);
-    for (const kind of ['InvalidInput', 'Unauthorized', 'Forbidden', 'NotFound', 'Conflict', 'PreconditionFailed', 'UnsupportedMediaType', 'NginxRejected', 'NginxUnavailable', 'StorageUnavailable', 'Busy', 'Internal', 'TooManyConnections']) {
+    for (const kind of ['InvalidInput', 'Unauthorized', 'Forbidden', 'NotFound', 'Conflict', 'PreconditionFailed', 'UnsupportedMediaType', 'NginxRejected', 'NginxUnavailable', 'StorageUnavailable', 'FleetUnavailable', 'Busy', 'Internal', 'TooManyConnections']) {
       assert.ok(text.includes(`"${kind}"`), kind);
     }
   });

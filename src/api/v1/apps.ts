@@ -13,13 +13,19 @@ import { sendDryRun } from '../errors.js';
 import { requester } from '../request-id.js';
 import { preconditions, isDryRun, parseWith } from '../params.js';
 import { etagOf } from '../../model/etag.js';
+import { fleetOf, setFleetHeader, withFleet } from '../fleet-answer.js';
 
 export function appsRouter(portico: Portico): Router {
   const router = Router();
-  const { apps, applier, acme } = portico;
+  const { apps, applier, acme, fleet } = portico;
 
-  const submit = async (req: Request, res: Response, change: AppChange) =>
-    isDryRun(req) ? { dryRun: true as const, ...(await applier.dryRunApp(change, requester(res))) } : applier.submitApp(change, requester(res));
+  // In a fleet, a change goes through etcd to every node (fleet/fleet.ts); a dry run stays local.
+  const submit = async (req: Request, res: Response, change: AppChange) => {
+    if (isDryRun(req)) return { dryRun: true as const, ...(await applier.dryRunApp(change, requester(res))) };
+    const result = fleet === undefined ? await applier.submitApp(change, requester(res)) : await fleet.submitApp(change, requester(res));
+    setFleetHeader(res, fleetOf(result));
+    return result;
+  };
 
   /** The app's managed certificate (`tls.acme`) before the app names it: created, or given the app's names. */
   const prepareAcme = async (app: App, res: Response): Promise<string | undefined> => {
@@ -45,7 +51,8 @@ export function appsRouter(portico: Portico): Router {
    * again if the app is refused), removed after the app stops using it.
    */
   const run = async (req: Request, res: Response, change: AppChange) => {
-    if (isDryRun(req)) return submit(req, res, change);
+    // A fleet refuses tls.acme (fleet/fleet.ts) before anything is made.
+    if (isDryRun(req) || fleet !== undefined) return submit(req, res, change);
     const name = change.kind === 'app-put' ? change.app.name : change.name;
     const before = (await apps.read()).apps.get(name);
     const created = change.kind === 'app-put' ? await prepareAcme(change.app, res) : undefined;
@@ -80,7 +87,7 @@ export function appsRouter(portico: Portico): Router {
       sendDryRun(res, result);
       return;
     }
-    res.status(201).location(`/v1/apps/${app.name}`).set('ETag', etagOf(result.app)).json(result.app);
+    res.status(201).location(`/v1/apps/${app.name}`).set('ETag', etagOf(result.app)).json(withFleet(result.app, fleetOf(result)));
   });
 
   router.put('/:name', async (req, res) => {
@@ -97,7 +104,7 @@ export function appsRouter(portico: Portico): Router {
     res
       .set({ 'Portico-Outcome': result.outcome, ETag: etagOf(result.app) })
       .status(result.outcome === 'created' ? 201 : 200)
-      .json(result.app);
+      .json(withFleet(result.app, fleetOf(result)));
   });
 
   router.delete('/:name', async (req, res) => {

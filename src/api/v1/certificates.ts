@@ -19,6 +19,9 @@ import type { Portico } from '../context.js';
 import { requester } from '../request-id.js';
 import type { CertificateView } from '../openapi/answers.js';
 import { preconditions, parseWith } from '../params.js';
+import { fleetOf, setFleetHeader, withFleet } from '../fleet-answer.js';
+import type { CertificateChange } from '../../apply/certificate-kind.js';
+import type { Response } from 'express';
 
 /** What the API shows of a certificate: its facts and who uses it, never its key. */
 function view(certificate: StoredCertificate, trees: { streams: StreamTree; apps: AppTree }, withPem: boolean, acme: AcmeRecord | undefined): CertificateView {
@@ -48,7 +51,19 @@ function reserved(id: string): void {
 
 export function certificatesRouter(portico: Portico): Router {
   const router = Router();
-  const { tree, apps, certs, applier, acme } = portico;
+  const { tree, apps, certs, applier, acme, fleet } = portico;
+
+  /** In a fleet, through etcd to every node (fleet/fleet.ts). */
+  const submit = async (res: Response, change: CertificateChange) => {
+    const result = fleet === undefined ? await applier.submitCertificate(change, requester(res)) : await fleet.submitCertificate(change);
+    setFleetHeader(res, fleetOf(result));
+    return result;
+  };
+
+  /** Managed certificates are one node's orders: not in a fleet yet. */
+  const noAcmeInFleet = (): void => {
+    if (fleet !== undefined) throw invalidInput('acme', 'is not available with STORE=etcd yet: upload the certificate and its key (every node serves it)');
+  };
   const trees = async () => ({ streams: await tree.read(), apps: await apps.read() });
 
   /** The certificate's view and its ETag (a hash of the stored certificate, not of its users). */
@@ -79,6 +94,7 @@ export function certificatesRouter(portico: Portico): Router {
   router.post('/', async (req, res) => {
     const sent: unknown = req.body ?? {};
     if (typeof sent === 'object' && sent !== null && 'acme' in sent) {
+      noAcmeInFleet();
       const input = parseWith(acmeCertificateInputSchema, sent);
       const id = input.id ?? acmeIdFor(input.acme.names);
       reserved(id);
@@ -91,9 +107,9 @@ export function certificatesRouter(portico: Portico): Router {
     const certificate = inspect(input);
     const id = input.id ?? idFor(certificate.facts.fingerprint);
     reserved(id);
-    await applier.submitCertificate({ kind: 'certificate-put', id, certificate, create: true }, requester(res));
+    const result = await submit(res, { kind: 'certificate-put', id, certificate, create: true });
     const { body, etag } = await answer(id);
-    res.status(201).location(`/v1/certificates/${id}`).set('ETag', etag).json(body);
+    res.status(201).location(`/v1/certificates/${id}`).set('ETag', etag).json(withFleet(body, fleetOf(result)));
   });
 
   router.put('/:id', async (req, res) => {
@@ -102,25 +118,26 @@ export function certificatesRouter(portico: Portico): Router {
     if (input.id !== undefined && input.id !== id) throw invalidInput('id', `is "${input.id}" in the body but "${id}" in the path`);
     reserved(id);
     await notManaged(id);
-    const result = await applier.submitCertificate({ kind: 'certificate-put', id, certificate: inspect(input), create: false, ...preconditions(req) }, requester(res));
+    const result = await submit(res, { kind: 'certificate-put', id, certificate: inspect(input), create: false, ...preconditions(req) });
     const { body, etag } = await answer(id);
     res
       .set({ 'Portico-Outcome': result.outcome, ETag: etag })
       .status(result.outcome === 'created' ? 201 : 200)
-      .json(body);
+      .json(withFleet(body, fleetOf(result)));
   });
 
   router.delete('/:id', async (req, res) => {
     const id = parseWith(certificateIdSchema, req.params.id, 'id');
     const managed = await acme.get(id);
     if (managed?.app !== undefined) throw conflict(`certificate "${id}" belongs to app "${managed.app}" (tls.acme): it goes with the app`);
-    await applier.submitCertificate({ kind: 'certificate-delete', id, ...preconditions(req) }, requester(res));
+    await submit(res, { kind: 'certificate-delete', id, ...preconditions(req) });
     if (managed !== undefined) await acme.forget(id);
     res.status(204).end();
   });
 
   router.post('/:id/renew', async (req, res) => {
     const id = parseWith(certificateIdSchema, req.params.id, 'id');
+    noAcmeInFleet();
     await acme.renewNow(id);
     const { body, etag } = await answer(id);
     res.set('ETag', etag).json(body);

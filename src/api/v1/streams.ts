@@ -13,6 +13,7 @@ import { invalidInput } from '../../errors.js';
 import type { Portico } from '../context.js';
 import { sendDryRun } from '../errors.js';
 import { requester } from '../request-id.js';
+import { fleetOf, setFleetHeader, withFleet } from '../fleet-answer.js';
 import { preconditions, isDryRun, parseWith, portParam } from '../params.js';
 
 /** Errors about the one upstream name `backend` when the caller wrote it so. */
@@ -20,10 +21,15 @@ const viaOf = (input: { backend?: string }): { via?: 'backend' } => (input.backe
 
 export function streamsRouter(portico: Portico): Router {
   const router = Router();
-  const { tree, applier } = portico;
+  const { tree, applier, fleet } = portico;
 
-  const run = async (req: Request, res: Response, change: Change) =>
-    isDryRun(req) ? { dryRun: true, ...(await applier.dryRun(change, requester(res))) } : applier.submit(change, requester(res));
+  // In a fleet, a change goes through etcd to every node (fleet/fleet.ts); a dry run stays local.
+  const run = async (req: Request, res: Response, change: Change) => {
+    if (isDryRun(req)) return { dryRun: true, ...(await applier.dryRun(change, requester(res))) };
+    const result = fleet === undefined ? await applier.submit(change, requester(res)) : await fleet.submitStream(change, requester(res));
+    setFleetHeader(res, fleetOf(result));
+    return result;
+  };
 
   router.get('/', async (_req, res) => {
     const current = await tree.read();
@@ -44,7 +50,7 @@ export function streamsRouter(portico: Portico): Router {
       sendDryRun(res, result);
       return;
     }
-    res.status(201).location(`/v1/streams/${result.port}`).set('ETag', etagOf(result.stream)).json(result.stream);
+    res.status(201).location(`/v1/streams/${result.port}`).set('ETag', etagOf(result.stream)).json(withFleet(result.stream, fleetOf(result)));
   });
 
   router.put('/:port', async (req, res) => {
@@ -61,7 +67,7 @@ export function streamsRouter(portico: Portico): Router {
     res
       .set({ 'Portico-Outcome': result.outcome, ETag: etagOf(result.stream) })
       .status(result.outcome === 'created' ? 201 : 200)
-      .json(result.stream);
+      .json(withFleet(result.stream, fleetOf(result)));
   });
 
   router.delete('/:port', async (req, res) => {
