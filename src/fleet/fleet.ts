@@ -94,6 +94,16 @@ export interface FleetOutcome {
   nodes: NodeOutcome[];
 }
 
+/** GET /v1/fleet: the fleet as this node sees it. */
+export interface FleetView {
+  node: string;
+  prefix: string;
+  stale: boolean;
+  etcdRevision?: number;
+  wait: FleetSettings['wait'];
+  nodes: Array<NodeStatus & { lag: number }>;
+}
+
 /** What a key wants: its value (undefined once deleted) as of a revision. */
 interface Desired {
   key: string;
@@ -738,7 +748,7 @@ export class Fleet {
   }
 
   /** GET /v1/fleet: every live node, its revision and lag, its last outcome and errors. */
-  async view(): Promise<Record<string, unknown>> {
+  async view(): Promise<FleetView> {
     let revision: number | undefined;
     if (!this.stale) {
       try {

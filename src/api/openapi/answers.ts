@@ -9,6 +9,7 @@ import { z } from 'zod';
 import type { BatchReport } from '../../apply/report.js';
 import type { NginxBuild } from '../../nginx/exec.js';
 import type { LogsReopened } from '../../nginx/nginx.js';
+import type { FleetView } from '../../fleet/fleet.js';
 import type { FileChange } from '../../store/journal.js';
 import type { UnreadableAppFile } from '../../store/apps.js';
 import type { ForeignFile, UnreadableStreamFile } from '../../store/tree.js';
@@ -231,5 +232,70 @@ export const freePortSchema = z
   })
   .strict();
 export type FreePort = z.infer<typeof freePortSchema>;
+
+const nodeErrorSchema = z
+  .object({
+    resource: z.string().describe('The key under FLEET_PREFIX, such as streams/9000'),
+    revision: z.number().int(),
+    message: z.string(),
+    nginx: z.array(z.string()).optional(),
+  })
+  .strict();
+
+/** STORE=etcd: what each node writes to `nodes/<name>`, and /v1/fleet lists with its lag. */
+export const fleetNodeSchema = z
+  .object({
+    name: z.string(),
+    revision: z.number().int().describe('The last revision of the fleet\'s table this node applied (or failed: see errors)'),
+    outcome: z.enum(['applied', 'failed']),
+    errors: z.array(nodeErrorSchema).describe('What this node could not apply: it keeps its old config for those, and tries again at the next revision'),
+    nginx: z.object({ running: z.boolean(), version: z.string() }).strict(),
+    listenAddress: z.string().nullable(),
+    version: z.string(),
+    startedAt: z.string(),
+    updatedAt: z.string(),
+    lag: z.number().int().describe('Revisions behind the newest change the answering node knows of'),
+  })
+  .strict();
+
+export const fleetViewSchema = z
+  .object({
+    node: z.string().describe('The node that answers (NODE_NAME)'),
+    prefix: z.string(),
+    stale: z.boolean().describe('True while this node cannot reach etcd: the list is as it last knew it'),
+    etcdRevision: z.number().int().optional(),
+    wait: z.enum(['all', 'quorum', 'local', 'none']),
+    nodes: z.array(fleetNodeSchema).describe('Every live node (its lease held)'),
+  })
+  .strict();
+same<Same<z.infer<typeof fleetViewSchema>, FleetView>>();
+
+export const fleetImportSchema = z
+  .object({ streams: z.number().int(), apps: z.number().int(), certificates: z.number().int(), revision: z.number().int() })
+  .strict();
+
+/** A mutation's `fleet`: the revision written and each live node's outcome. */
+export const fleetOutcomeSchema = z
+  .object({
+    revision: z.number().int(),
+    wait: z.enum(['all', 'quorum', 'local', 'none']),
+    complete: z.boolean().describe('Whether FLEET_WAIT was met within FLEET_WAIT_TIMEOUT'),
+    nodes: z.array(
+      z
+        .object({
+          node: z.string(),
+          outcome: z.enum(['applied', 'failed', 'pending']),
+          revision: z.number().int(),
+          error: z.object({ message: z.string(), nginx: z.array(z.string()).optional() }).strict().optional(),
+        })
+        .strict(),
+    ),
+  })
+  .strict();
+
+/** In a fleet (STORE=etcd), a write's answer is the resource with `fleet` beside its fields. */
+export function inFleet(what: string): z.ZodTypeAny {
+  return z.object({ fleet: fleetOutcomeSchema }).passthrough().describe(`STORE=etcd: ${what}, and \`fleet\`, each live node's outcome`);
+}
 
 export { appSchema, streamSchema };

@@ -41,6 +41,7 @@ const HEADERS: Record<string, { description: string; schema: { type: 'string'; e
   ETag: { description: 'The version of the resource: send it back in If-Match', schema: { type: 'string' } },
   Location: { description: 'The path of the resource created', schema: { type: 'string' } },
   'Portico-Outcome': { description: 'What the change did', schema: { type: 'string', enum: ['created', 'replaced', 'unchanged'] } },
+  'Portico-Fleet': { description: 'STORE=etcd: the revision written, whether FLEET_WAIT was met, and each live node\'s outcome, as `revision=41; complete=true; edge-a=applied; edge-b=failed`', schema: { type: 'string' } },
   'Retry-After': { description: 'Seconds to wait before trying again', schema: { type: 'string' } },
   'Content-Security-Policy': { description: "The page's policy: scripts from this origin only, no inline script, no framing", schema: { type: 'string' } },
 } as const;
@@ -172,6 +173,7 @@ function build(version: string): OpenAPIObject {
       { name: 'certificates', description: 'Certificates streams and apps name by id' },
       { name: 'status', description: "Portico's state, ports, logs" },
       { name: 'events', description: 'The event feed' },
+      { name: 'fleet', description: 'Nodes sharing one route table in etcd (STORE=etcd)' },
       { name: 'metrics', description: 'Prometheus metrics' },
       { name: 'legacy', description: "stream-conductor's routes, same paths and JSON fields" },
       { name: 'probes', description: 'Liveness and readiness' },

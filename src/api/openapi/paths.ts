@@ -31,6 +31,9 @@ import {
   readinessSchema,
   statusSchema,
   streamDryRunSchema,
+  fleetImportSchema,
+  fleetViewSchema,
+  inFleet,
 } from './answers.js';
 
 /** An answer of a route: JSON by a schema, or another media type (text, HTML, a stream of events). */
@@ -39,7 +42,7 @@ export interface Answer {
   /** Media type to schema; a bare schema is `application/json`. */
   content?: ZodTypeAny | Record<string, ZodTypeAny>;
   /** Names of the answer headers (components/headers) it carries. */
-  headers?: Array<'ETag' | 'Location' | 'Portico-Outcome' | 'Retry-After' | 'Content-Security-Policy'>;
+  headers?: Array<'ETag' | 'Location' | 'Portico-Outcome' | 'Portico-Fleet' | 'Retry-After' | 'Content-Security-Policy'>;
   /** The status is also an error of its kinds (the JSON content is either). */
   orError?: true;
 }
@@ -197,7 +200,7 @@ export const streamRoutes: Route[] = [
     body: streamInputSchema,
     answers: {
       ...STREAM_WRITE_ERRORS,
-      201: json('Created and served', streamSchema, ['ETag', 'Location']),
+      201: json('Created and served', z.union([streamSchema, inFleet('the stream')]), ['ETag', 'Location', 'Portico-Fleet']),
       200: json('The dry run: nginx accepts the files', streamDryRunSchema),
       422: { description: 'nginx refused the config (the error), or the dry run nginx refuses', content: streamDryRunSchema, orError: true },
     },
@@ -214,8 +217,8 @@ export const streamRoutes: Route[] = [
     body: streamInputSchema,
     answers: {
       ...STREAM_WRITE_ERRORS,
-      200: json('Replaced (or unchanged), or the dry run nginx accepts', z.union([streamSchema, streamDryRunSchema]), ['ETag', 'Portico-Outcome']),
-      201: json('Created', streamSchema, ['ETag', 'Portico-Outcome']),
+      200: json('Replaced (or unchanged), or the dry run nginx accepts', z.union([streamSchema, streamDryRunSchema, inFleet('the stream')]), ['ETag', 'Portico-Outcome', 'Portico-Fleet']),
+      201: json('Created', z.union([streamSchema, inFleet('the stream')]), ['ETag', 'Portico-Outcome', 'Portico-Fleet']),
       422: { description: 'nginx refused the config (the error), or the dry run nginx refuses', content: streamDryRunSchema, orError: true },
     },
   },
@@ -230,7 +233,7 @@ export const streamRoutes: Route[] = [
     headers: preconditionHeaders,
     answers: {
       ...STREAM_WRITE_ERRORS,
-      204: { description: 'Removed' },
+      204: { description: 'Removed', headers: ['Portico-Fleet'] },
       200: json('The dry run: nginx accepts the files', streamDryRunSchema),
       422: { description: 'nginx refused the config (the error), or the dry run nginx refuses', content: streamDryRunSchema, orError: true },
     },
@@ -264,7 +267,7 @@ export const certificateRoutes: Route[] = [
     layer: 'api',
     summary: 'Upload a certificate chain (and its key), or create one an ACME CA issues and Portico renews (`acme`)',
     body: z.union([certificateInputSchema, acmeCertificateInputSchema]),
-    answers: { 201: json('Stored', certificateViewSchema, ['ETag', 'Location']), ...CERT_WRITE_ERRORS },
+    answers: { 201: json('Stored', z.union([certificateViewSchema, inFleet('the certificate')]), ['ETag', 'Location', 'Portico-Fleet']), ...CERT_WRITE_ERRORS },
   },
   {
     method: 'put',
@@ -276,8 +279,8 @@ export const certificateRoutes: Route[] = [
     headers: preconditionHeaders,
     body: certificateInputSchema,
     answers: {
-      200: json('Replaced (or unchanged)', certificateViewSchema, ['ETag', 'Portico-Outcome']),
-      201: json('Created', certificateViewSchema, ['ETag', 'Portico-Outcome']),
+      200: json('Replaced (or unchanged)', z.union([certificateViewSchema, inFleet('the certificate')]), ['ETag', 'Portico-Outcome', 'Portico-Fleet']),
+      201: json('Created', z.union([certificateViewSchema, inFleet('the certificate')]), ['ETag', 'Portico-Outcome', 'Portico-Fleet']),
       ...CERT_WRITE_ERRORS,
     },
   },
@@ -289,7 +292,7 @@ export const certificateRoutes: Route[] = [
     summary: 'Remove a certificate no stream or app uses',
     params: certParams,
     headers: preconditionHeaders,
-    answers: { 204: { description: 'Removed' }, ...CERT_WRITE_ERRORS },
+    answers: { 204: { description: 'Removed', headers: ['Portico-Fleet'] }, ...CERT_WRITE_ERRORS },
   },
   {
     method: 'post',
@@ -323,7 +326,7 @@ export const appRoutes: Route[] = [
     body: appSchema,
     answers: {
       ...STREAM_WRITE_ERRORS,
-      201: json('Created and served', appSchema, ['ETag', 'Location']),
+      201: json('Created and served', z.union([appSchema, inFleet('the app')]), ['ETag', 'Location', 'Portico-Fleet']),
       200: json('The dry run: nginx accepts the files', appDryRunSchema),
       422: { description: 'nginx refused the config (the error), or the dry run nginx refuses', content: appDryRunSchema, orError: true },
     },
@@ -340,8 +343,8 @@ export const appRoutes: Route[] = [
     body: appSchema,
     answers: {
       ...STREAM_WRITE_ERRORS,
-      200: json('Replaced (or unchanged), or the dry run nginx accepts', z.union([appSchema, appDryRunSchema]), ['ETag', 'Portico-Outcome']),
-      201: json('Created', appSchema, ['ETag', 'Portico-Outcome']),
+      200: json('Replaced (or unchanged), or the dry run nginx accepts', z.union([appSchema, appDryRunSchema, inFleet('the app')]), ['ETag', 'Portico-Outcome', 'Portico-Fleet']),
+      201: json('Created', z.union([appSchema, inFleet('the app')]), ['ETag', 'Portico-Outcome', 'Portico-Fleet']),
       422: { description: 'nginx refused the config (the error), or the dry run nginx refuses', content: appDryRunSchema, orError: true },
     },
   },
@@ -356,10 +359,30 @@ export const appRoutes: Route[] = [
     headers: preconditionHeaders,
     answers: {
       ...STREAM_WRITE_ERRORS,
-      204: { description: 'Removed' },
+      204: { description: 'Removed', headers: ['Portico-Fleet'] },
       200: json('The dry run: nginx accepts the files', appDryRunSchema),
       422: { description: 'nginx refused the config (the error), or the dry run nginx refuses', content: appDryRunSchema, orError: true },
     },
+  },
+];
+
+export const fleetRoutes: Route[] = [
+  {
+    method: 'get',
+    path: '/v1/fleet',
+    tag: 'fleet',
+    layer: 'api',
+    summary: 'Every node of the fleet: its applied revision, lag, last outcome and errors (STORE=etcd)',
+    description: 'While this node cannot reach etcd, this answer and every read carry `Portico-Stale: true`: they come from its own files.',
+    answers: { 200: json('The fleet as this node sees it', fleetViewSchema), 404: 'error' },
+  },
+  {
+    method: 'post',
+    path: '/v1/fleet/import',
+    tag: 'fleet',
+    layer: 'api',
+    summary: "Copy this node's streams, apps and certificates into an empty fleet (STORE=etcd)",
+    answers: { 201: json('Imported, and applied by the live nodes', fleetImportSchema), 400: 'error', 404: 'error', 409: 'error', 503: 'error' },
   },
 ];
 
@@ -465,5 +488,6 @@ export const ROUTES: readonly Route[] = [
   ...certificateRoutes,
   ...appRoutes,
   ...statusRoutes,
+  ...fleetRoutes,
   ...metricsRoutes,
 ];
