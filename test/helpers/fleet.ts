@@ -26,8 +26,8 @@ export interface FleetNode {
   stateDir: string;
   portico: ChildPortico;
   url: string;
-  /** Starts this node's Portico again on the same state (after kill or stop). */
-  restart(): Promise<void>;
+  /** Starts this node's Portico again on the same state (after kill or stop), with `env` changed if given. */
+  restart(env?: Record<string, string>): Promise<void>;
   /** SIGKILL of Portico alone (its nginx keeps serving), by pid. */
   kill(): Promise<void>;
   /** A clean stop of Portico alone (SIGTERM; its nginx keeps serving). */
@@ -64,7 +64,8 @@ export async function startFleetNode(options: FleetNodeOptions): Promise<FleetNo
     stateDir,
     portico: await spawnPortico(env),
     url: `http://127.0.0.1:${bindPort}`,
-    async restart() {
+    async restart(changed = {}) {
+      Object.assign(env, changed);
       node.portico = await spawnPortico(env);
     },
     async kill() {

@@ -284,6 +284,40 @@ describe('a fleet of three nodes on one etcd cluster', { skip: etcdUnavailable()
     for (const port of [30430, 30431]) assert.equal((await call(c, 'DELETE', `/v1/streams/${port}`)).status, 204);
   });
 
+  it('a single node\'s tree imported into an empty fleet: the node keeps it meanwhile, another node then serves it, a second import answers 409', async () => {
+    const echo = await backend('imported');
+    const alone = { STORE: 'file', ETCD_ENDPOINTS: '', FLEET_SECRET: '' };
+    const base = { endpoints: etcd.endpoints, prefix: '/portico-import/', portRange: `${RANGE.from}-${RANGE.to}`, httpPort: HTTP_PORT, httpsPort: HTTPS_PORT };
+    const d = await startFleetNode({ ...base, name: 'edge-d', address: '127.0.0.14', env: alone });
+    nodes.push(d);
+    for (const port of [30445, 30446]) assert.equal((await call(d, 'POST', '/v1/streams', { port, upstreams: [{ address: `127.0.0.1:${echo.port}` }] })).status, 201);
+    const cert = fixtureCert('b');
+    assert.equal((await call(d, 'POST', '/v1/certificates', { id: 'own', certificate: cert.cert, key: cert.key })).status, 201);
+    await d.stopPortico();
+    await d.restart({ STORE: 'etcd', ETCD_ENDPOINTS: etcd.endpoints.join(','), FLEET_SECRET });
+    // An empty fleet does not empty the node: it keeps its streams until they are imported.
+    const joined = await eventually(async () => (await call(d, 'GET', '/v1/fleet')).body?.nodes?.length === 1, 10_000, 100);
+    assert.ok(joined);
+    assert.deepEqual(((await call(d, 'GET', '/v1/streams')).body as Array<{ port: number }>).map((s) => s.port), [30445, 30446]);
+    assert.equal(await whoAnswers(30445, { host: d.address }), 'imported');
+
+    const imported = await call(d, 'POST', '/v1/fleet/import');
+    assert.equal(imported.status, 201, JSON.stringify(imported.body));
+    assert.deepEqual({ ...imported.body, revision: 0 }, { streams: 2, apps: 0, certificates: 1, revision: 0 });
+    assert.ok((await etcd.get('/portico-import/streams/30446')) !== undefined);
+    assert.doesNotMatch((await etcd.get('/portico-import/certificates/own')) as string, /PRIVATE KEY/);
+    assert.equal((await call(d, 'POST', '/v1/fleet/import')).status, 409);
+
+    const e = await startFleetNode({ ...base, name: 'edge-e', address: '127.0.0.15' });
+    nodes.push(e);
+    const served = await eventually(async () => (await whoAnswers(30446, { host: e.address }).catch(() => '')) === 'imported', 15_000, 100);
+    assert.ok(served, 'the node that joined serves the imported stream');
+    assert.equal((await call(e, 'GET', '/v1/certificates/own')).status, 200);
+    assert.deepEqual([...(await e.streamFiles())], [...(await d.streamFiles())]);
+    // The fleet of three never saw any of it: another prefix.
+    assert.equal((await call(a, 'GET', '/v1/streams')).body.some((s: { port: number }) => s.port === 30445), false);
+  });
+
   it('a port held by another process on one node only: the others serve, that node reports it (answer and /v1/fleet), and serves once freed and a change arrives', async () => {
     const echo = await backend('held');
     const squatter: Server = createServer((socket) => socket.end('squatter\n'));
