@@ -11,10 +11,15 @@ import { processInfo } from '../../src/proc.js';
 import { acquireLock } from '../../src/store/lock.js';
 import { REPO, tempDir } from '../helpers/portico.js';
 
-/** Runs `count` contender processes (test/helpers/lock-contender.ts) for `rounds` rounds; answers their lines. */
-async function contend(file: string, count: number, rounds: number, roundMs: number, deadPid: number): Promise<string[]> {
+/**
+ * Runs `count` contender processes (test/helpers/lock-contender.ts) for `rounds` rounds, each round
+ * starting at one instant for all and ending once every contender has answered it (a barrier over
+ * IPC, so that a contender slowed by a loaded machine still meets its own round's lock); answers
+ * their lines.
+ */
+async function contend(file: string, count: number, rounds: number, deadPid: number): Promise<string[]> {
   const children = Array.from({ length: count }, () =>
-    spawn(process.execPath, ['--import', 'tsx', 'test/helpers/lock-contender.ts', file, String(roundMs), String(rounds), String(deadPid)], {
+    spawn(process.execPath, ['--import', 'tsx', 'test/helpers/lock-contender.ts', file, String(deadPid)], {
       cwd: REPO,
       stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
     }),
@@ -27,12 +32,37 @@ async function contend(file: string, count: number, rounds: number, roundMs: num
   const finished = children.map((child) => new Promise<void>((resolve) => child.once('exit', () => resolve())));
   const limit = setTimeout(() => {
     for (const child of children) child.kill('SIGKILL');
-  }, 30_000 + rounds * roundMs);
+  }, 60_000 + rounds * 2000);
+  /** The next IPC message of `child` that `wanted` accepts. */
+  const message = <T>(child: (typeof children)[number], wanted: (m: unknown) => m is T): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const onMessage = (m: unknown): void => {
+        if (!wanted(m)) return;
+        child.off('message', onMessage);
+        child.off('exit', onExit);
+        resolve(m);
+      };
+      const onExit = (): void => reject(new Error('a contender exited before answering'));
+      child.on('message', onMessage);
+      child.once('exit', onExit);
+    });
+  type Answer = { round: number; took: boolean };
+  const isAnswer = (m: unknown): m is Answer => typeof m === 'object' && m !== null && 'took' in m;
+  const isCrashed = (m: unknown): m is { crashed: number } => typeof m === 'object' && m !== null && 'crashed' in m;
   try {
     // Starting node with tsx takes seconds when several start at once: the rounds begin once all are up.
-    await Promise.all(children.map((child) => new Promise<void>((resolve) => child.once('message', () => resolve()))));
-    const firstAt = Date.now() + 100;
-    for (const child of children) child.send({ firstAt });
+    await Promise.all(children.map((child) => message(child, (m): m is 'ready' => m === 'ready')));
+    for (let round = 0; round < rounds; round += 1) {
+      const answers = children.map((child) => message(child, isAnswer));
+      const at = Date.now() + 50;
+      for (const child of children) child.send({ round, at });
+      const took = (await Promise.all(answers)).map((answer, i) => (answer.took ? children[i] : undefined)).filter((c) => c !== undefined);
+      // Every winner (one, unless the lock is broken) leaves the lock stale for the next round.
+      const crashed = took.map((child) => message(child, isCrashed));
+      for (const child of took) child.send({ crash: round });
+      await Promise.all(crashed);
+    }
+    for (const child of children) child.send({ done: true });
     await Promise.all(finished);
   } finally {
     clearTimeout(limit);
@@ -96,7 +126,7 @@ describe('state directory lock', () => {
     await new Promise((resolve) => gone.once('exit', resolve));
     const ROUNDS = 15;
     await writeFile(lockFile(), `${gone.pid} 1\n`);
-    const lines = await contend(lockFile(), 6, ROUNDS, 300, gone.pid as number);
+    const lines = await contend(lockFile(), 6, ROUNDS, gone.pid as number);
     for (let round = 0; round < ROUNDS; round += 1) {
       const mine = lines.filter((line) => line.startsWith(`${round} `));
       assert.equal(mine.length, 6, `round ${round}: every contender answered: ${mine.join(' | ')}`);
