@@ -23,6 +23,7 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
 import type { Etcd3, Lease, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import type { AppChange, AppResult } from '../apply/app-kind.js';
 import type { Applier, ChangeResult } from '../apply/applier.js';
 import type { Requester } from '../apply/batch.js';
@@ -76,6 +77,28 @@ export interface NodeStatus {
   startedAt: string;
   updatedAt: string;
 }
+
+/**
+ * What a node's status must look like to count as one: anyone who can write to etcd can write under
+ * nodes/, and a value of another shape would break every answer that lists the nodes.
+ */
+const nodeStatusSchema = z
+  .object({
+    name: z.string(),
+    revision: z.number().int().nonnegative(),
+    outcome: z.enum(['applied', 'failed']),
+    errors: z.array(z.object({ resource: z.string(), revision: z.number(), message: z.string(), nginx: z.array(z.string()).optional() }).passthrough()),
+  })
+  .passthrough();
+
+/** A stored value as JSON, or (not JSON: written by another hand) its text, which a PUT or DELETE may still replace. */
+const parseStored = (text: string): unknown => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+};
 
 /** One node's part in a change's answer. */
 export interface NodeOutcome {
@@ -168,6 +191,8 @@ export class Fleet {
   private readonly startedAt = new Date().toISOString();
   /** True while etcd does not answer: reads are marked stale, mutations answer 503. */
   stale = true;
+  /** Whether the log already says etcd does not answer (from start-up on too: a refused login would otherwise never be told). */
+  private staleSaid = false;
 
   constructor(private readonly deps: FleetDeps) {
     this.sealer = new FleetSealer(deps.settings.secret);
@@ -223,9 +248,11 @@ export class Fleet {
       await this.deps.client.get(fleetKey(this.prefix, 'nodes', this.node)).exec();
       if (this.stale) this.deps.log.info({ endpoints: this.deps.settings.endpoints }, 'etcd answers');
       this.stale = false;
+      this.staleSaid = false;
     } catch (error) {
-      if (!this.stale) this.deps.log.warn({ err: errorOf(error).message }, 'etcd does not answer: nginx keeps serving; reads are marked stale, changes answer 503');
+      if (!this.staleSaid) this.deps.log.warn({ err: errorOf(error).message, endpoints: this.deps.settings.endpoints }, 'etcd does not answer: nginx keeps serving; reads are marked stale, changes answer 503');
       this.stale = true;
+      this.staleSaid = true;
       return;
     }
     if (!this.synced) {
@@ -330,7 +357,10 @@ export class Fleet {
     const note = (kv: { key: Buffer; value: Buffer; mod_revision: string }, deleted: boolean): void => {
       const key = kv.key.toString();
       const parsed = parseFleetKey(this.prefix, key);
-      if (parsed === undefined) return;
+      if (parsed === undefined) {
+        this.deps.log.warn({ key }, 'fleet: a key under FLEET_PREFIX that is not Portico\'s: ignored');
+        return;
+      }
       if (parsed.kind === 'nodes') {
         this.noteNode(key, deleted ? undefined : kv.value.toString(), Number(kv.mod_revision));
         return;
@@ -367,13 +397,14 @@ export class Fleet {
     if (parsed === undefined || parsed.kind !== 'nodes') return;
     const known = this.nodes.get(parsed.id);
     if (known !== undefined && known.modRevision > modRevision) return;
-    if (value === undefined) this.nodes.delete(parsed.id);
-    else {
-      try {
-        this.nodes.set(parsed.id, { status: JSON.parse(value) as NodeStatus, modRevision });
-      } catch {
-        return;
-      }
+    const status = value === undefined ? undefined : nodeStatusSchema.safeParse(parseStored(value));
+    if (status === undefined || !status.success || status.data.name !== parsed.id) {
+      if (status !== undefined) this.deps.log.warn({ key }, 'fleet: a node\'s status key that no node wrote (not a status, or another node\'s name): ignored');
+      this.nodes.delete(parsed.id);
+      // This node's own key removed or overwritten by another hand: written again by the health loop.
+      if (parsed.id === this.node) this.statusDirty = true;
+    } else {
+      this.nodes.set(parsed.id, { status: status.data as unknown as NodeStatus, modRevision });
     }
     this.wakeWaiters();
   }
@@ -522,6 +553,7 @@ export class Fleet {
     const wrapped = etcdUnavailable(this.deps.settings, error);
     if (wrapped.kind === 'FleetUnavailable' && !this.stale) {
       this.stale = true;
+      this.staleSaid = true;
       this.deps.log.warn({ err: errorOf(error).message }, 'etcd does not answer: nginx keeps serving; reads are marked stale, changes answer 503');
     }
     return wrapped;
@@ -560,7 +592,7 @@ export class Fleet {
     const conditional = preconditions.ifMatch !== undefined || preconditions.ifNoneMatch !== undefined;
     for (let attempt = 0; attempt < MAX_TXN_ATTEMPTS; attempt += 1) {
       const current = await this.read(key);
-      const parsed: unknown = current === undefined ? undefined : JSON.parse(current.value);
+      const parsed: unknown = current === undefined ? undefined : parseStored(current.value);
       if (options.mustExist === true && current === undefined) throw notFound(`no ${what}`);
       if (options.create === true && current !== undefined) throw conflict(`${what} already exists in the fleet`);
       checkPreconditions(preconditions, parsed, what);
@@ -688,8 +720,17 @@ export class Fleet {
         ...(certificate.keyPem !== undefined && { key: this.sealer.seal(certificate.keyPem, key) }),
       };
       // The same certificate and key again: nothing to write (the sealed key differs at each sealing).
-      const before = current as { certificatePem?: string; key?: string } | undefined;
-      if (before?.certificatePem === value.certificatePem && before.key !== undefined && certificate.keyPem !== undefined && this.sealer.open(before.key, key) === certificate.keyPem) {
+      // A key that does not open (altered, or sealed elsewhere) is replaced.
+      const before = current as { certificatePem?: unknown; key?: unknown } | null | undefined;
+      const opened = (sealed: unknown): string | undefined => {
+        if (typeof sealed !== 'string') return undefined;
+        try {
+          return this.sealer.open(sealed, key);
+        } catch {
+          return undefined;
+        }
+      };
+      if (before?.certificatePem === value.certificatePem && certificate.keyPem !== undefined && opened(before.key) === certificate.keyPem) {
         return JSON.stringify(current);
       }
       return JSON.stringify(value);

@@ -15,11 +15,14 @@ import { CERT_ID_PATTERN } from '../model/certificate.js';
 
 export const DEFAULT_FLEET_PREFIX = '/portico/';
 
-/** FLEET_PREFIX: "/", then segments of letters, digits, "_", "-" and ".", each ending in "/". */
+/**
+ * FLEET_PREFIX: "/", then segments of letters, digits, "_", "-" and ".", each ending in "/". No "." or
+ * ".." segment: etcd keys are not paths, so /a/../b/ would be a fleet apart from /b/ that looks the same.
+ */
 export const fleetPrefixSchema = z
   .string()
   .max(128, 'must be at most 128 characters')
-  .regex(/^\/(?:[A-Za-z0-9_.-]+\/)*$/, 'must start and end with "/" and hold only letters, digits, "_", "-" and "." between, such as /portico/ or /edges/eu-west/');
+  .regex(/^\/(?:(?!\.{1,2}\/)[A-Za-z0-9_.-]+\/)*$/, 'must start and end with "/" and hold only letters, digits, "_", "-" and "." between, no "." or ".." segment, such as /portico/ or /edges/eu-west/');
 
 /** NODE_NAME: one lower-case DNS label, as app names are (it names a key and shows in /v1/fleet). */
 export const nodeNameSchema = z.string().regex(APP_NAME_PATTERN, 'must be 1-63 characters of a-z, 0-9 and "-", not starting or ending with "-"');

@@ -43,11 +43,14 @@ const endpointsSchema = z
   .superRefine((urls, ctx) => {
     if (urls.length === 0 || urls.length > 16) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must name 1 to 16 etcd members' });
     for (const url of urls) {
+      // Checked first, and never echoed: what precedes an "@" may be a password.
+      if (url.includes('@')) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must not carry a user or password: set ETCD_USERNAME and ETCD_PASSWORD' });
+        continue;
+      }
       const parsed = URL.canParse(url) ? new URL(url) : undefined;
       if (parsed === undefined || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || parsed.pathname !== '/' || parsed.search !== '' || parsed.hash !== '' || parsed.port === '') {
         ctx.addIssue({ code: z.ZodIssueCode.custom, message: `"${url.slice(0, 80)}" is not an etcd client URL such as http://127.0.0.1:2379 (scheme, host and port only)` });
-      } else if (parsed.username !== '' || parsed.password !== '') {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must not carry a user or password: set ETCD_USERNAME and ETCD_PASSWORD' });
       }
     }
   });
