@@ -269,7 +269,7 @@ export class Fleet {
     try {
       await this.ensureLease();
       const nodes = await this.deps.client.getAll().prefix(`${this.prefix}nodes/`).exec();
-      for (const kv of nodes.kvs) this.noteNode(kv.key.toString(), kv.value.toString(), Number(kv.mod_revision));
+      for (const kv of nodes.kvs) this.noteNode(kv.key.toString(), kv.value.toString(), Number(kv.mod_revision), kv.lease);
       const clusterId = String(nodes.header.cluster_id);
       if (!this.fullRead && this.joined && this.clusterId === clusterId && this.applied > 0) {
         this.watchFrom(this.applied + 1);
@@ -311,7 +311,7 @@ export class Fleet {
         continue;
       }
       if (parsed.kind === 'nodes') {
-        this.noteNode(key, kv.value.toString(), Number(kv.mod_revision));
+        this.noteNode(key, kv.value.toString(), Number(kv.mod_revision), kv.lease);
         continue;
       }
       wanted.add(key);
@@ -354,7 +354,7 @@ export class Fleet {
   private watchFrom(revision: number): void {
     const watcher = this.deps.client.watch().prefix(this.prefix).startRevision(String(revision)).watcher();
     this.watcher = watcher;
-    const note = (kv: { key: Buffer; value: Buffer; mod_revision: string }, deleted: boolean): void => {
+    const note = (kv: { key: Buffer; value: Buffer; mod_revision: string; lease: string }, deleted: boolean): void => {
       const key = kv.key.toString();
       const parsed = parseFleetKey(this.prefix, key);
       if (parsed === undefined) {
@@ -362,7 +362,7 @@ export class Fleet {
         return;
       }
       if (parsed.kind === 'nodes') {
-        this.noteNode(key, deleted ? undefined : kv.value.toString(), Number(kv.mod_revision));
+        this.noteNode(key, deleted ? undefined : kv.value.toString(), Number(kv.mod_revision), kv.lease);
         return;
       }
       const revision = Number(kv.mod_revision);
@@ -370,7 +370,7 @@ export class Fleet {
       this.queue.set(key, { key, kind: parsed.kind, id: parsed.id, value: deleted ? undefined : kv.value.toString(), revision });
     };
     watcher.on('data', (res) => {
-      for (const event of res.events) note(event.kv as { key: Buffer; value: Buffer; mod_revision: string }, String(event.type) === 'Delete');
+      for (const event of res.events) note(event.kv as { key: Buffer; value: Buffer; mod_revision: string; lease: string }, String(event.type) === 'Delete');
       if (this.queue.size > 0) void this.drain(0);
     });
     watcher.on('error', (error) => {
@@ -392,13 +392,15 @@ export class Fleet {
     });
   }
 
-  private noteNode(key: string, value: string | undefined, modRevision: number): void {
+  private noteNode(key: string, value: string | undefined, modRevision: number, lease?: string): void {
     const parsed = parseFleetKey(this.prefix, key);
     if (parsed === undefined || parsed.kind !== 'nodes') return;
     const known = this.nodes.get(parsed.id);
     if (known !== undefined && known.modRevision > modRevision) return;
     const status = value === undefined ? undefined : nodeStatusSchema.safeParse(parseStored(value));
-    if (status === undefined || !status.success || status.data.name !== parsed.id) {
+    // Every node writes its status under a lease (it goes with the node): one without is nobody's.
+    const leased = lease !== undefined && lease !== '0' && lease !== '';
+    if (status === undefined || !status.success || status.data.name !== parsed.id || !leased) {
       if (status !== undefined) this.deps.log.warn({ key }, 'fleet: a node\'s status key that no node wrote (not a status, or another node\'s name): ignored');
       this.nodes.delete(parsed.id);
       // This node's own key removed or overwritten by another hand: written again by the health loop.
