@@ -41,6 +41,7 @@ import { systemHostProbe, type HostProbe } from './ports/host-addresses.js';
 import { TargetCheck } from './apply/targets.js';
 import { createMainRenderer, trafficLogs } from './render/main.js';
 import { registerAcmeMetrics } from './metrics/acme.js';
+import { registerFleetMetrics } from './metrics/fleet.js';
 import { createMetrics, type MetricsCollector } from './metrics/registry.js';
 import { registerTrafficMetrics } from './traffic/metrics.js';
 import { TrafficReader, knownResources } from './traffic/reader.js';
@@ -364,6 +365,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       });
       await fleet.start();
     }
+    registerFleetMetrics(metrics.registry, fleet);
     const portico: Portico = {
       settings,
       tree,

@@ -773,21 +773,34 @@ export class Fleet {
   }
 
   private outcomes(revision: number, key: string): NodeOutcome[] {
+    const resource = key.slice(this.prefix.length);
+    return this.statuses().map((status) => {
+      const error = status.errors.find((e) => e.resource === resource);
+      const reached = status.revision >= revision;
+      return {
+        node: status.name,
+        outcome: !reached ? 'pending' : error !== undefined ? 'failed' : 'applied',
+        revision: status.revision,
+        ...(reached && error !== undefined && { error: { message: error.message, ...(error.nginx !== undefined && { nginx: error.nginx }) } }),
+      };
+    });
+  }
+
+  /** Every live node's status, this node's own as it is now. */
+  private statuses(): NodeStatus[] {
     const statuses = new Map([...this.nodes].map(([name, n]) => [name, n.status]));
     statuses.set(this.node, this.statusNow());
-    const resource = key.slice(this.prefix.length);
-    return [...statuses.values()]
-      .sort((a, b) => (a.name < b.name ? -1 : 1))
-      .map((status) => {
-        const error = status.errors.find((e) => e.resource === resource);
-        const reached = status.revision >= revision;
-        return {
-          node: status.name,
-          outcome: !reached ? 'pending' : error !== undefined ? 'failed' : 'applied',
-          revision: status.revision,
-          ...(reached && error !== undefined && { error: { message: error.message, ...(error.nginx !== undefined && { nginx: error.nginx }) } }),
-        };
-      });
+    return [...statuses.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  /** Revisions `status` is behind the newest change this node knows of (0: up to date; a full read may leave a node past it). */
+  private lagOf(status: NodeStatus): number {
+    return Math.max(0, Math.max(this.latestChange, this.applied) - status.revision);
+  }
+
+  /** For /metrics: read from memory, no etcd request. */
+  snapshot(): { stale: boolean; applied: number; errors: number; lags: Array<{ node: string; lag: number }> } {
+    return { stale: this.stale, applied: this.applied, errors: this.failed.size, lags: this.statuses().map((s) => ({ node: s.name, lag: this.lagOf(s) })) };
   }
 
   /** GET /v1/fleet: every live node, its revision and lag, its last outcome and errors. */
@@ -801,19 +814,13 @@ export class Fleet {
         revision = undefined;
       }
     }
-    const statuses = new Map([...this.nodes].map(([name, n]) => [name, n.status]));
-    statuses.set(this.node, this.statusNow());
-    const latest = Math.max(this.latestChange, ...[...statuses.values()].filter((s) => s.name === this.node).map((s) => s.revision));
     return {
       node: this.node,
       prefix: this.prefix,
       stale: this.stale,
       ...(revision !== undefined && { etcdRevision: revision }),
       wait: this.deps.settings.wait,
-      nodes: [...statuses.values()]
-        .sort((a, b) => (a.name < b.name ? -1 : 1))
-        // Revisions behind the newest change this node knows of (0: up to date; a full read may leave a node past it).
-        .map((s) => ({ ...s, lag: Math.max(0, latest - s.revision) })),
+      nodes: this.statuses().map((s) => ({ ...s, lag: this.lagOf(s) })),
     };
   }
 

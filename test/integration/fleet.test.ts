@@ -337,6 +337,10 @@ describe('a fleet of three nodes on one etcd cluster', { skip: etcdUnavailable()
       assert.equal(bStatus.outcome, 'failed');
       assert.equal(bStatus.errors[0].resource, 'streams/30440');
       assert.match(bStatus.errors[0].message, /30440/);
+      const metrics = await (await fetch(`${b.url}/metrics`)).text();
+      assert.match(metrics, /^portico_fleet_apply_errors 1$/m);
+      assert.match(metrics, /^portico_fleet_stale 0$/m);
+      assert.match(metrics, /^portico_fleet_node_lag\{node="edge-c"\} 0$/m);
     } finally {
       await new Promise<void>((resolve) => squatter.close(() => resolve()));
     }
@@ -346,6 +350,7 @@ describe('a fleet of three nodes on one etcd cluster', { skip: etcdUnavailable()
     assert.ok(served, 'B serves the stream once its port is free');
     const healed = await eventually(async () => (await call(a, 'GET', '/v1/fleet')).body.nodes.every((n: { outcome: string }) => n.outcome === 'applied'), 5000, 100);
     assert.ok(healed, JSON.stringify((await call(a, 'GET', '/v1/fleet')).body.nodes));
+    assert.match(await (await fetch(`${b.url}/metrics`)).text(), /^portico_fleet_apply_errors 0$/m);
     for (const port of [30440, 30441]) assert.equal((await call(b, 'DELETE', `/v1/streams/${port}`)).status, 204);
   });
 });
