@@ -22,7 +22,7 @@ help:
 	@echo "make bench-traffic  the per-resource traffic metrics' cost (writes bench/TRAFFIC.md)"
 	@echo "make test-soak  the heavy fault tests: 350 kill -9s of Portico in the middle of applies (about 9 minutes)"
 	@echo "make check-install  build nginx into a throwaway prefix as a fresh machine would, and check it (about a minute)"
-	@echo "make test-container the Dockerfile and docker-compose.yml through a Docker engine of the tests' own (about 5 minutes)"
+	@echo "make test-container the Dockerfile, docker-compose.yml and docker-compose.fleet.yml through a Docker engine of the tests' own (about 4 minutes)"
 
 $(NODE_MODULES): package.json package-lock.json
 	@scripts/install-node-deps.sh
@@ -97,14 +97,14 @@ test-soak: deps
 	@CRASH_KILLS=350 NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx --test --test-reporter=spec \
 		test/integration/crash-safety.test.ts
 
-# The Dockerfile and docker-compose.yml, built and run through Debian's Docker engine: installs it when
+# The Dockerfile, docker-compose.yml and docker-compose.fleet.yml, built and run through Debian's Docker engine: installs it when
 # missing, starts a dockerd of the tests' own under var/container and stops it at the end.
 test-container: deps chromium
 	@scripts/container/run-tests.sh
 
-# Local stand-ins for the Dockerfile's base images (node:20-bookworm-slim, nginx.org's nginx), for an
-# engine that reaches no registry: prints NODE_IMAGE=... and NGINX_IMAGE=... to export. Uses the engine
-# in DOCKER_HOST, or the machine's.
+# Local stand-ins for the Dockerfile's base images (node:20-bookworm-slim, nginx.org's nginx) and the
+# fleet compose file's etcd (Debian's etcd-server), for an engine that reaches no registry: prints
+# NODE_IMAGE=..., NGINX_IMAGE=... and ETCD_IMAGE=... to export. Uses the engine in DOCKER_HOST, or the machine's.
 container-images:
 	@scripts/container/base-images.sh
 

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Local stand-ins for the two base images the Dockerfile names, for an engine that reaches no image
-# registry. Built from Debian's mirror and this machine, tagged under portico-local/:
+# Local stand-ins for the two base images the Dockerfile names, and for the fleet compose file's etcd,
+# for an engine that reaches no image registry. Built from Debian's mirror and this machine, tagged
+# under portico-local/:
 #   portico-local/debian:bookworm-minbase-<hash>  debootstrap --variant=minbase bookworm (+ libssl3)
 #   portico-local/node:<major>-bookworm-slim      that + this machine's node and npm (node.Dockerfile)
 #   portico-local/nginx:<version>-bookworm        that + nginx from the pinned tarball, laid out as
 #                                                 nginx.org's image is (nginx.Dockerfile)
+#   portico-local/etcd:<version>-bookworm         that + etcd and etcdctl from Debian's etcd-server
+#                                                 and etcd-client packages, laid out as
+#                                                 quay.io/coreos/etcd is (etcd.Dockerfile)
 # Each image carries the hash of its inputs (a label, or the tag for the root file system): an image
 # whose inputs did not change is kept, so a second run takes seconds. The root file system and the
-# nginx build are also kept as tarballs under $CONTAINER_DIR/cache.
+# nginx build are also kept as tarballs under $CONTAINER_DIR/cache, the etcd packages as .deb files.
 #
 # Talks to the engine in $DOCKER_HOST (the tests' own, from dockerd.sh), else the machine's. Prints
-# the two tags as `export NODE_IMAGE=...` and `export NGINX_IMAGE=...`, the Dockerfile's and the
-# compose file's variables: `eval "$(make -s container-images)"` (logs go to stderr).
+# the tags as `export NODE_IMAGE=...`, `export NGINX_IMAGE=...` and `export ETCD_IMAGE=...`, the
+# Dockerfile's and the compose files' variables: `eval "$(make -s container-images)"` (logs go to
+# stderr).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -151,4 +156,42 @@ if [ "$(label_of "$nginx_image")" != "$nginx_hash" ]; then
   log "built $nginx_image"
 fi
 
-printf 'export NODE_IMAGE=%s\nexport NGINX_IMAGE=%s\n' "$node_image" "$nginx_image"
+# --- etcd: Debian's etcd-server and etcd-client packages, unpacked -------------------------------
+# Downloaded by apt-get from the machine's sources (the mirror debootstrap used), which checks them
+# against the signed index; the version is the one apt would install here. Only the two binaries are
+# kept: the packages' maintainer scripts make a system user and a systemd unit, which a container
+# running etcd as its one process has no use for (the official image runs it as root too).
+etcd_version=$(apt-cache policy etcd-server 2>/dev/null | sed -n 's/^  Candidate: //p')
+[ -n "$etcd_version" ] && [ "$etcd_version" != '(none)' ] || fail "apt knows no etcd-server package (apt-get update?)"
+etcd_upstream=${etcd_version%%-*}
+etcd_upstream=${etcd_upstream#*:}
+debs=$cache/etcd-$etcd_version
+if [ ! -s "$debs/etcd-server.deb" ] || [ ! -s "$debs/etcd-client.deb" ]; then
+  mkdir -p "$work/debs"
+  # Into a folder the user _apt may reach and write, so that apt downloads sandboxed (not as root).
+  chmod 711 "$work"
+  chown _apt "$work/debs" 2>/dev/null || true
+  (cd "$work/debs" && apt-get download -qq "etcd-server=$etcd_version" "etcd-client=$etcd_version") \
+    || fail "apt-get download etcd-server etcd-client ($etcd_version) failed"
+  mkdir -p "$debs"
+  cp "$work/debs/etcd-server_"*.deb "$debs/etcd-server.deb.part" && mv "$debs/etcd-server.deb.part" "$debs/etcd-server.deb"
+  cp "$work/debs/etcd-client_"*.deb "$debs/etcd-client.deb.part" && mv "$debs/etcd-client.deb.part" "$debs/etcd-client.deb"
+  log "downloaded etcd-server and etcd-client $etcd_version"
+fi
+etcd_image=portico-local/etcd:$etcd_upstream-bookworm
+etcd_hash=$( { printf '%s\n' "$debian_image" "$etcd_version"; sha256sum "$debs/etcd-server.deb" "$debs/etcd-client.deb" \
+  "$base/etcd.Dockerfile" | cut -d' ' -f1; } | sha)
+if [ "$(label_of "$etcd_image")" != "$etcd_hash" ]; then
+  ctx=$work/etcd
+  mkdir -p "$ctx/server" "$ctx/client"
+  dpkg-deb -x "$debs/etcd-server.deb" "$ctx/server"
+  dpkg-deb -x "$debs/etcd-client.deb" "$ctx/client"
+  install -m 755 "$ctx/server/usr/bin/etcd" "$ctx/etcd"
+  install -m 755 "$ctx/client/usr/bin/etcdctl" "$ctx/etcdctl"
+  rm -rf "$ctx/server" "$ctx/client"
+  "$docker" build -q -f "$base/etcd.Dockerfile" --build-arg "DEBIAN_IMAGE=$debian_image" \
+    --label "org.portico.inputs=$etcd_hash" -t "$etcd_image" "$ctx" >/dev/null
+  log "built $etcd_image (Debian's etcd-server and etcd-client $etcd_version)"
+fi
+
+printf 'export NODE_IMAGE=%s\nexport NGINX_IMAGE=%s\nexport ETCD_IMAGE=%s\n' "$node_image" "$nginx_image" "$etcd_image"
