@@ -5,7 +5,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { PorticoError, asPorticoError, conflict, invalidInput, notFound } from '../errors.js';
-import { CACHE_CREDENTIALS_VARIABLE, appCertificateRefs, appSchema, appServedCertificate, type App } from '../model/app.js';
+import { appCertificateRefs, appSchema, appServedCertificate, type App } from '../model/app.js';
 import { isPlaceholderIssuer } from '../acme/placeholder.js';
 import { checkPreconditions, type Preconditions } from '../model/etag.js';
 import type { ReloadPlan } from '../nginx/nginx.js';

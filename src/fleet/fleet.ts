@@ -15,41 +15,24 @@
  *
  * This class puts the two sides together for the routes and for /metrics.
  */
-import type { Etcd3 } from 'etcd3';
-import type { Logger } from 'pino';
 import type { AppChange, AppResult } from '../apply/app-kind.js';
-import type { Applier, ChangeResult } from '../apply/applier.js';
+import type { ChangeResult } from '../apply/applier.js';
 import type { Requester } from '../apply/batch.js';
 import type { CertificateChange, CertificateResult } from '../apply/certificate-kind.js';
 import type { Change } from '../apply/plan.js';
-import type { Nginx } from '../nginx/nginx.js';
 import type { BoundProbe } from '../ports/allocate.js';
 import type { PortRange } from '../settings.js';
-import type { AppStore } from '../store/apps.js';
-import type { CertStore } from '../store/certs.js';
-import type { ConfigTree } from '../store/tree.js';
-import { FleetFollower } from './follower.js';
+import { FleetFollower, type FollowerDeps } from './follower.js';
 import { FleetSealer } from './secret.js';
-import type { FleetSettings } from './settings.js';
 import type { FleetOutcome, FleetView } from './status.js';
 import { FleetWrites } from './writes.js';
 
 export type { FleetOutcome, FleetView, NodeError, NodeOutcome, NodeStatus } from './status.js';
 
-export interface FleetDeps {
-  settings: FleetSettings;
-  client: Etcd3;
-  applier: Applier;
-  tree: ConfigTree;
-  apps: AppStore;
-  certs: CertStore;
-  nginx: Nginx;
-  stateDir: string;
+/** What a follower needs (but the sealer, made here from FLEET_SECRET), and what this node's writes need more. */
+export interface FleetDeps extends Omit<FollowerDeps, 'sealer'> {
   portRange: PortRange;
   isBound: BoundProbe;
-  listenAddress: string | undefined;
-  version: string;
-  log: Logger;
 }
 
 export class Fleet {

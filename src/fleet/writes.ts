@@ -11,7 +11,7 @@
  */
 import type { Etcd3 } from 'etcd3';
 import type { AppChange, AppResult } from '../apply/app-kind.js';
-import type { Applier, ChangeResult } from '../apply/applier.js';
+import type { ChangeResult } from '../apply/applier.js';
 import type { Requester } from '../apply/batch.js';
 import { certificateUsers, type CertificateChange, type CertificateResult } from '../apply/certificate-kind.js';
 import type { Change } from '../apply/plan.js';
@@ -21,26 +21,18 @@ import { checkPreconditions, type Preconditions } from '../model/etag.js';
 import { listensUdp, streamSchema, type Stream } from '../model/stream.js';
 import { inRange, type BoundProbe } from '../ports/allocate.js';
 import type { PortRange } from '../settings.js';
-import type { AppStore } from '../store/apps.js';
-import type { CertStore } from '../store/certs.js';
-import type { ConfigTree } from '../store/tree.js';
+import type { ApplyDeps } from './apply.js';
 import type { FleetFollower } from './follower.js';
 import { fleetKey, parseFleetKey } from './keys.js';
-import type { FleetSealer } from './secret.js';
 import type { FleetSettings } from './settings.js';
 import { parseStored, type FleetOutcome } from './status.js';
 
 /** Transactions lost to other nodes' in a row before a change gives up (409). */
 const MAX_TXN_ATTEMPTS = 64;
 
-export interface WritesDeps {
+export interface WritesDeps extends ApplyDeps {
   settings: FleetSettings;
   client: Etcd3;
-  applier: Applier;
-  tree: ConfigTree;
-  apps: AppStore;
-  certs: CertStore;
-  sealer: FleetSealer;
   portRange: PortRange;
   isBound: BoundProbe;
   follower: FleetFollower;

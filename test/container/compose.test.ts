@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { fixtureCert } from '../helpers/backends.js';
 import { api, httpsGet, PAGE, startPageBackend } from '../helpers/container-app.js';
-import { bridgeGateway, containerProcesses, containerUnavailable, docker, readmeBlock, requestsFromContainer, runBlock } from '../helpers/docker.js';
+import { assertNothingOutlives, bridgeGateway, containerProcesses, containerUnavailable, docker, readmeBlock, requestsFromContainer, runBlock } from '../helpers/docker.js';
 import { eventually, roundTrip } from '../helpers/net.js';
 import { REPO } from '../helpers/portico.js';
 
@@ -198,16 +198,6 @@ describe('the compose sidecar: external mode through a real Docker engine', { sk
     const label = `label=com.docker.compose.project=${PROJECT}`;
     assert.equal(await docker(['ps', '-a', '-q', '--filter', label]), '');
     assert.equal(await docker(['network', 'ls', '-q', '--filter', label]), '');
-    const alive = pids.filter((pid) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    });
-    assert.deepEqual(alive, [], 'processes of the project outlived docker-compose down');
-    const { stdout } = await run('pgrep', ['-x', 'docker-proxy']).catch(() => ({ stdout: '' }));
-    assert.equal(stdout.trim(), '', 'a docker-proxy (a published port) outlived docker-compose down');
+    await assertNothingOutlives(pids);
   });
 });

@@ -17,7 +17,7 @@ import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { commandLines } from '../helpers/readme-blocks.js';
-import { containerProcesses, containerUnavailable, docker, readmeBlock, runBlock } from '../helpers/docker.js';
+import { assertNothingOutlives, containerProcesses, containerUnavailable, docker, readmeBlock, runBlock } from '../helpers/docker.js';
 import { eventually, roundTrip } from '../helpers/net.js';
 import { REPO } from '../helpers/portico.js';
 
@@ -244,17 +244,7 @@ describe('a fleet in containers: etcd and two Portico+nginx nodes through a real
     assert.equal(left.networks, '');
     // `down` keeps the volumes (the fleet's table and the nodes' files), as the README says; -v deletes them.
     assert.equal(left.volumes.split('\n').filter((v) => v !== '').length, 3, left.volumes);
-    const alive = pids.filter((pid) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    });
-    assert.deepEqual(alive, [], 'processes of the project outlived docker-compose down');
-    const { stdout } = await run('pgrep', ['-x', 'docker-proxy']).catch(() => ({ stdout: '' }));
-    assert.equal(stdout.trim(), '', 'a docker-proxy (a published port) outlived docker-compose down');
+    await assertNothingOutlives(pids);
     await compose(['down', '-v']);
     left = await leftovers();
     assert.equal(left.volumes, '');

@@ -4,6 +4,7 @@
  * README's own blocks run as written, and the bridge address where a container finds the host's
  * backends. Every command has a time bound.
  */
+import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -127,4 +128,22 @@ export async function requestsFromContainer(
   const image = process.env.NODE_IMAGE as string;
   const out = await docker(['run', '--rm', '--network', network, image, 'node', '-e', script, JSON.stringify(requests)], 60_000);
   return JSON.parse(out) as NeighbourAnswer[];
+}
+
+/**
+ * After `docker-compose down`: none of `pids` (the project's processes, as the host sees them) still
+ * runs, and no docker-proxy (a published port) is left. Asserts.
+ */
+export async function assertNothingOutlives(pids: number[]): Promise<void> {
+  const alive = pids.filter((pid) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  assert.deepEqual(alive, [], 'processes of the project outlived docker-compose down');
+  const { stdout } = await promisify(execFile)('pgrep', ['-x', 'docker-proxy']).catch(() => ({ stdout: '' }));
+  assert.equal(stdout.trim(), '', 'a docker-proxy (a published port) outlived docker-compose down');
 }

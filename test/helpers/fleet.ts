@@ -4,6 +4,7 @@
  * etcd cluster. Started and stopped by pid.
  */
 import { readdir, readFile, rm } from 'node:fs/promises';
+import { eventually } from './net.js';
 import { freePort } from './pebble.js';
 import { nginxMasters, spawnPortico, stopChild, stopNginxUnder, tempDir, type ChildPortico } from './portico.js';
 
@@ -91,4 +92,48 @@ export async function startFleetNode(options: FleetNodeOptions): Promise<FleetNo
     },
   };
   return node;
+}
+
+/** An API answer: status, headers, the body's text and its JSON (undefined when it is none). */
+export interface FleetAnswer {
+  status: number;
+  headers: Headers;
+  text: string;
+  body: any;
+}
+
+/** One request to a node's API (JSON body if given), bounded at 20 s. */
+export async function callNode(node: FleetNode, method: string, route: string, body?: unknown, headers: Record<string, string> = {}): Promise<FleetAnswer> {
+  const res = await fetch(`${node.url}${route}`, {
+    method,
+    headers: { ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
+    ...(body !== undefined && { body: JSON.stringify(body) }),
+    signal: AbortSignal.timeout(20_000),
+  });
+  const text = await res.text();
+  let parsed: unknown;
+  try {
+    parsed = text === '' ? undefined : JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  return { status: res.status, headers: res.headers, text, body: parsed };
+}
+
+/**
+ * Starts one node per address, named edge-a, edge-b, ... in that order (pushed onto `into` as each
+ * starts, so that a failure later still stops them), and waits (bounded) until the first lists them all
+ * in /v1/fleet. Throws naming what it saw.
+ */
+export async function startFleetNodes(into: FleetNode[], addresses: readonly string[], options: Omit<FleetNodeOptions, 'name' | 'address'>): Promise<FleetNode[]> {
+  const started: FleetNode[] = [];
+  for (const [i, address] of addresses.entries()) {
+    const node = await startFleetNode({ ...options, name: `edge-${String.fromCharCode(97 + i)}`, address });
+    into.push(node);
+    started.push(node);
+  }
+  const first = started[0] as FleetNode;
+  const all = await eventually(async () => (await callNode(first, 'GET', '/v1/fleet')).body?.nodes?.length === started.length, 15_000, 100);
+  if (!all) throw new Error(`${started.length} nodes are not all in /v1/fleet: ${JSON.stringify((await callNode(first, 'GET', '/v1/fleet')).body)}`);
+  return started;
 }

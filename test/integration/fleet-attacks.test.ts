@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FleetSealer } from '../../src/fleet/secret.js';
-import { FLEET_SECRET, startFleetNode, type FleetNode } from '../helpers/fleet.js';
+import { FLEET_SECRET, callNode as call, startFleetNode, startFleetNodes, type FleetNode } from '../helpers/fleet.js';
 import { etcdUnavailable, startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import { fixtureCert, startTaggedServer, whoAnswers, type TaggedServer } from '../helpers/backends.js';
 import { accepts, eventually } from '../helpers/net.js';
@@ -27,30 +27,6 @@ const HTTPS_PORT = 30581;
 const PREFIX = '/portico-attack/';
 /** The stream that must keep serving on both nodes through every attack. */
 const LIVE = 30500;
-
-interface Answer {
-  status: number;
-  headers: Headers;
-  text: string;
-  body: any;
-}
-
-async function call(node: FleetNode, method: string, route: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
-  const res = await fetch(`${node.url}${route}`, {
-    method,
-    headers: { ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(20_000),
-  });
-  const text = await res.text();
-  let parsed: unknown;
-  try {
-    parsed = text === '' ? undefined : JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  return { status: res.status, headers: res.headers, text, body: parsed };
-}
 
 /** Every file's text under a node's stream.d, http.d and certs (what nginx reads), with its name. */
 async function configText(node: FleetNode): Promise<string> {
@@ -199,23 +175,8 @@ describe('attacks on a fleet: hostile etcd values, hostile API bodies, secrets',
 
   before(async () => {
     etcd = await startEtcdCluster({ members: 1 });
-    for (const [i, address] of ADDRESSES.entries()) {
-      nodes.push(
-        await startFleetNode({
-          name: `edge-${'ab'[i]}`,
-          address,
-          endpoints: etcd.endpoints,
-          prefix: PREFIX,
-          portRange: `${RANGE.from}-${RANGE.to}`,
-          httpPort: HTTP_PORT,
-          httpsPort: HTTPS_PORT,
-          env: { LOG_LEVEL: 'info' },
-        }),
-      );
-    }
-    [a, b] = nodes as [FleetNode, FleetNode];
-    const two = await eventually(async () => (await call(a, 'GET', '/v1/fleet')).body?.nodes?.length === 2, 15_000, 100);
-    assert.ok(two, `two nodes in /v1/fleet: ${JSON.stringify((await call(a, 'GET', '/v1/fleet')).body)}`);
+    const options = { endpoints: etcd.endpoints, prefix: PREFIX, portRange: `${RANGE.from}-${RANGE.to}`, httpPort: HTTP_PORT, httpsPort: HTTPS_PORT, env: { LOG_LEVEL: 'info' } };
+    [a, b] = (await startFleetNodes(nodes, ADDRESSES, options)) as [FleetNode, FleetNode];
     const live = await startTaggedServer('live');
     backends.push(live);
     web = createHttpServer((_req, res) => res.end('web-ok'));

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { FLEET_SECRET, startFleetNode, type FleetNode } from '../helpers/fleet.js';
+import { FLEET_SECRET, callNode as call, startFleetNode, startFleetNodes, type FleetAnswer as Answer, type FleetNode } from '../helpers/fleet.js';
 import { etcdUnavailable, startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import { fixtureCert, startTaggedServer, whoAnswers, type TaggedServer } from '../helpers/backends.js';
 import { accepts, eventually } from '../helpers/net.js';
@@ -18,23 +18,6 @@ const RANGE = { from: 30400, to: 30449 };
 const HTTP_PORT = 30480;
 const HTTPS_PORT = 30481;
 const PREFIX = '/portico-test/';
-
-interface Answer {
-  status: number;
-  headers: Headers;
-  body: any;
-}
-
-async function call(node: FleetNode, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
-  const res = await fetch(`${node.url}${path}`, {
-    method,
-    headers: { ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(20_000),
-  });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, body: text === '' ? undefined : JSON.parse(text) };
-}
 
 /** The tag every node's nginx answers on `port` right now (no retry: the answer came after every node applied). */
 async function tagsOn(port: number): Promise<string[]> {
@@ -60,23 +43,8 @@ describe('a fleet of three nodes on one etcd cluster', { skip: etcdUnavailable()
 
   before(async () => {
     etcd = await startEtcdCluster({ members: 3 });
-    for (const [i, address] of ADDRESSES.entries()) {
-      nodes.push(
-        await startFleetNode({
-          name: `edge-${'abc'[i]}`,
-          address,
-          endpoints: etcd.endpoints,
-          prefix: PREFIX,
-          portRange: `${RANGE.from}-${RANGE.to}`,
-          httpPort: HTTP_PORT,
-          httpsPort: HTTPS_PORT,
-        }),
-      );
-    }
-    [a, b, c] = nodes as [FleetNode, FleetNode, FleetNode];
-    // Every node has written its status: the fleet knows three live nodes.
-    const three = await eventually(async () => (await call(a, 'GET', '/v1/fleet')).body?.nodes?.length === 3, 15_000, 100);
-    assert.ok(three, `three nodes in /v1/fleet: ${JSON.stringify((await call(a, 'GET', '/v1/fleet')).body)}`);
+    // Every node has written its status once this returns: the fleet knows three live nodes.
+    [a, b, c] = (await startFleetNodes(nodes, ADDRESSES, { endpoints: etcd.endpoints, prefix: PREFIX, portRange: `${RANGE.from}-${RANGE.to}`, httpPort: HTTP_PORT, httpsPort: HTTPS_PORT })) as [FleetNode, FleetNode, FleetNode];
   });
 
   after(async () => {
