@@ -77,6 +77,8 @@ const RANGES = {
 
 /** How long a port may take to echo after its create was sent. */
 const SERVE_TIMEOUT_MS = 15_000;
+/** A poller that echoed this long after the answer, when a connect made at the answer echoed at once, is named in the report. */
+const HELD_UP_MS = 500;
 /** The one probe of each address right after the fleet's answer: no retry, a short bound. */
 const AFTER_ANSWER_PROBE_MS = 1000;
 
@@ -96,8 +98,8 @@ interface FleetSample {
   echoAllMs: number;
   /** Per address (ADDRESSES' order): until it first echoed. */
   echoMs: number[];
-  /** The probe of each address right after the answer, no retry. */
-  echoedAfterAnswer: boolean[];
+  /** One connect to each address made right after the answer, no retry: ms from the answer until its byte came back (NaN: not within 1 s). */
+  afterAnswerMs: number[];
   /** The answer's `fleet.complete` and each node's outcome in it. */
   complete: boolean;
   outcomes: Record<string, string>;
@@ -111,7 +113,7 @@ interface FleetSample {
 interface SingleSample {
   answeredMs: number;
   echoMs: number;
-  echoedAfterAnswer: boolean;
+  afterAnswerMs: number;
   apply: Apply;
 }
 
@@ -262,7 +264,7 @@ async function sampleFleet(rig: Rig, turn: number): Promise<FleetSample> {
   const answer = await request(node.apiPort, 'POST', '/v1/streams', { port, upstreams: [{ address: `${LOOPBACK}:${rig.echoPort}` }] }, SERVE_TIMEOUT_MS);
   const answeredAt = performance.now();
   if (answer.status !== 201) throw new Error(`fleet create on ${NODE_NAMES[index]} answered ${answer.status}: ${answer.body.slice(0, 500)}`);
-  const echoedAfterAnswer = await Promise.all(ADDRESSES.map((host) => roundTrip(port, AFTER_ANSWER_PROBE_MS, host)));
+  const afterAnswerMs = await Promise.all(ADDRESSES.map((host) => probeAfter(port, host, answeredAt)));
   const echoedAt = await Promise.all(pollers);
   const fleet = (JSON.parse(answer.body) as { fleet: { revision: number; complete: boolean; nodes: Array<{ node: string; outcome: string }> } }).fleet;
   const applies: Record<string, Apply> = {};
@@ -278,12 +280,21 @@ async function sampleFleet(rig: Rig, turn: number): Promise<FleetSample> {
     answeredMs: answeredAt - start,
     echoAllMs: Math.max(...echoedAt) - start,
     echoMs: echoedAt.map((at) => at - start),
-    echoedAfterAnswer,
+    afterAnswerMs,
     complete: fleet.complete,
     outcomes: Object.fromEntries(fleet.nodes.map((n) => [n.node, n.outcome])),
     ...watched,
     applies,
   };
+}
+
+/**
+ * One connect to `host`:`port`, one byte, no retry (bounded by AFTER_ANSWER_PROBE_MS): ms from
+ * `answeredAt` until the byte came back, NaN if it did not. A port nothing listens on refuses at once;
+ * one whose listening socket exists but no worker accepts yet queues the connect until one does.
+ */
+async function probeAfter(port: number, host: string, answeredAt: number): Promise<number> {
+  return (await roundTrip(port, AFTER_ANSWER_PROBE_MS, host)) ? performance.now() - answeredAt : Number.NaN;
 }
 
 async function sampleSingle(rig: Rig): Promise<SingleSample> {
@@ -294,11 +305,11 @@ async function sampleSingle(rig: Rig): Promise<SingleSample> {
   const answer = await request(rig.single.apiPort, 'POST', '/v1/streams', { port, upstreams: [{ address: `${LOOPBACK}:${rig.echoPort}` }] }, SERVE_TIMEOUT_MS);
   const answeredAt = performance.now();
   if (answer.status !== 201) throw new Error(`single create answered ${answer.status}: ${answer.body.slice(0, 500)}`);
-  const echoedAfterAnswer = await roundTrip(port, AFTER_ANSWER_PROBE_MS);
+  const afterAnswerMs = await probeAfter(port, LOOPBACK, answeredAt);
   const echoedAt = await serving;
   const apply = await lastApply(rig.single);
   await expectOk(rig.single.apiPort, 'DELETE', `/v1/streams/${port}`);
-  return { answeredMs: answeredAt - start, echoMs: echoedAt - start, echoedAfterAnswer, apply };
+  return { answeredMs: answeredAt - start, echoMs: echoedAt - start, afterAnswerMs, apply };
 }
 
 async function sample(rig: Rig, side: Side, turn: number, into: LevelResult): Promise<void> {
@@ -538,8 +549,16 @@ function renderLevel(l: LevelResult, full: boolean): string[] {
   const floor = l.floor.map((s) => s.totalMs);
   const fleetDone = l.fleet.map((s) => Math.max(s.answeredMs, s.echoAllMs));
   const singleDone = l.single.map((s) => Math.max(s.answeredMs, s.echoMs));
-  const probes = l.fleet.flatMap((s) => s.echoedAfterAnswer);
-  const missed = l.fleet.flatMap((s) => s.echoedAfterAnswer.map((ok, i) => (ok ? '' : `${ADDRESSES[i]} after a create on ${s.node}`))).filter((m) => m !== '');
+  const probes = l.fleet.flatMap((s) => s.afterAnswerMs);
+  const missed = l.fleet.flatMap((s) => s.afterAnswerMs.map((ms, i) => (Number.isFinite(ms) ? '' : `${ADDRESSES[i]} after a create on ${s.node}`))).filter((m) => m !== '');
+  // The pollers' view: creates answered before the port echoed on every address, and by how much.
+  const early = l.fleet.map((s) => s.echoAllMs - s.answeredMs).filter((d) => d > 0);
+  const singleEarly = l.single.map((s) => s.echoMs - s.answeredMs).filter((d) => d > 0);
+  // A poller that saw the echo long after a connect made at the answer did: its own connection was held up, not the port.
+  const heldUp = [
+    ...l.fleet.flatMap((s, n) => s.echoMs.map((ms, i) => ({ what: `fleet create ${n + 1}, ${ADDRESSES[i]}`, late: ms - s.answeredMs, probe: s.afterAnswerMs[i] ?? Number.NaN }))),
+    ...l.single.map((s, n) => ({ what: `single create ${n + 1}`, late: s.echoMs - s.answeredMs, probe: s.afterAnswerMs })),
+  ].filter((h) => h.late > HELD_UP_MS && h.probe < h.late / 10);
   const incomplete = l.fleet.filter((s) => !s.complete || Object.values(s.outcomes).some((o) => o !== 'applied'));
   const lines = [
     `## ${l.level.toLocaleString('en-US')} streams${l.level > 0 ? ' in each (the fleet, the single node and the floor\'s mirror)' : ''}: ${l.fleet.length} rounds, ${l.seconds.toFixed(0)} s`,
@@ -556,14 +575,24 @@ function renderLevel(l: LevelResult, full: boolean): string[] {
     row('single node create → echoes', singleEcho),
     row('single node create → answered and echoing', singleDone),
     row('floor (file, `nginx -t`, HUP) → echoes', floor),
+    row('fleet: the answer → a connect made right then echoes (each address, no retry)', probes),
+    row('single node: the answer → a connect made right then echoes', l.single.map((s) => s.afterAnswerMs)),
     '',
     `Ratios of the medians (of the p90s): fleet / single, answered ${ratio(med(fleetAnswered), med(singleAnswered))} (${ratio(p90(fleetAnswered), p90(singleAnswered))}); ` +
       `answered and echoing ${ratio(med(fleetDone), med(singleDone))} (${ratio(p90(fleetDone), p90(singleDone))}). ` +
       `Fleet / floor: answered and echoing on all three ${ratio(med(fleetDone), med(floor))} (${ratio(p90(fleetDone), p90(floor))}); single / floor ${ratio(med(singleDone), med(floor))} (${ratio(p90(singleDone), p90(floor))}).`,
     '',
-    `Right after each fleet answer, one probe of each address, no retry: ${probes.filter(Boolean).length} of ${probes.length} echoed${missed.length > 0 ? ` (not: ${missed.join('; ')})` : ''}. ` +
+    `Right after each fleet answer, one connect to each address, no retry (bounded ${AFTER_ANSWER_PROBE_MS} ms): ${finite(probes).length} of ${probes.length} echoed${missed.length > 0 ? ` (not: ${missed.join('; ')})` : ''} ` +
+      "(the times above include this process's own turns on a busy machine: where the three connects of one create came back equally late, most likely this process was the one waiting); " +
+      `single node: ${finite(l.single.map((s) => s.afterAnswerMs)).length} of ${l.single.length}. ` +
       `Answers with \`fleet.complete\` false or a node not \`applied\`: ${incomplete.length} of ${l.fleet.length}. ` +
-      `Single node: ${l.single.filter((s) => s.echoedAfterAnswer).length} of ${l.single.length} echoed right after the answer.`,
+      `As the pollers saw it (each polling from the send), the fleet answered before the port echoed on all three addresses in ${early.length} of ${l.fleet.length} creates` +
+      `${early.length > 0 ? ` (by ${fmt(med(early))} ms median, ${fmt(Math.max(...early))} at most)` : ''}, the single node before its port echoed in ${singleEarly.length} of ${l.single.length}` +
+      `${singleEarly.length > 0 ? ` (by ${fmt(med(singleEarly))} ms median, ${fmt(Math.max(...singleEarly))} at most)` : ''}: ` +
+      "a node's check that a new port serves is the master's \"start worker process\" line and a TCP connect, which the kernel completes once the master has bound the port, before a new worker accepts (src/nginx/verify.ts, nginx.ts); a connect made then waits in the queue and echoes once one does." +
+      (heldUp.length === 0
+        ? ''
+        : ` Long waits of a poller: ${heldUp.map((h) => `${h.what}, echoed ${fmt(h.late)} ms after the answer by the poller, ${fmt(h.probe)} ms by the connect made at the answer`).join('; ')}: the poller's own connection was held up, not the port.`),
     '',
   ];
   if (!full) return lines;
