@@ -13,13 +13,14 @@ NGINX_STAMP := .nginx-bin
 UNIT_TESTS := $(wildcard test/unit/*.test.ts)
 INTEGRATION_TESTS := $(wildcard test/integration/*.test.ts)
 
-.PHONY: help nginx check-install chromium promtool pebble bind9 etcd deps build start test test-soak test-container container-images test-unit test-integration typecheck bench bench-traffic clean
+.PHONY: help nginx check-install chromium promtool pebble bind9 etcd deps build start test test-soak test-container container-images test-unit test-integration typecheck bench bench-traffic bench-fleet clean
 
 help:
 	@echo "make start   install what is missing, build, run Portico in managed mode"
 	@echo "make test    install what is missing, type-check, run every test against a real nginx"
 	@echo "make bench   run the benchmarks and rewrite bench/RESULTS.md"
 	@echo "make bench-traffic  the per-resource traffic metrics' cost (writes bench/TRAFFIC.md)"
+	@echo "make bench-fleet    a fleet create until it echoes on three nodes, beside a single node and the floor (writes bench/FLEET.md)"
 	@echo "make test-soak  the heavy fault tests: 350 kill -9s of Portico in the middle of applies (about 9 minutes)"
 	@echo "make check-install  build nginx into a throwaway prefix as a fresh machine would, and check it (about a minute)"
 	@echo "make test-container the Dockerfile, docker-compose.yml and docker-compose.fleet.yml through a Docker engine of the tests' own (about 4 minutes)"
@@ -112,11 +113,13 @@ container-images:
 # wrk drives the data plane's HTTP half: Debian's package, installed when missing (root only; without
 # it the benchmark reports the HTTP half as skipped). Caddy is the apps rung's peer, installed the
 # same way by scripts/install-caddy.sh (its system service never started; without it that rung is skipped).
-bench: build
+# etcd (scripts/install-etcd.sh, as for the tests) is the fleet's store in bench/fleet.ts, run last.
+bench: build etcd
 	@scripts/install-caddy.sh
 	@command -v wrk >/dev/null || { [ "$$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; } || echo "make bench: no wrk, and installing it needs root: the HTTP data plane is skipped" >&2
 	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx bench/run.ts
 	@if command -v wrk >/dev/null; then NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx bench/traffic-metrics.ts; else echo "make bench: no wrk: the traffic metrics' cost is skipped" >&2; fi
+	@if [ -x /usr/bin/etcd ]; then NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx bench/fleet.ts; else echo "make bench: no etcd (installing it needs root): the fleet's create is skipped" >&2; fi
 
 # The per-resource traffic metrics' cost (issue 14): nginx workers' CPU per request and per stream
 # connection with no per-resource log, with Portico's buffered file and with syslog over UDP, and
@@ -125,6 +128,16 @@ bench: build
 bench-traffic: deps
 	@command -v wrk >/dev/null || { echo "make bench-traffic needs wrk (apt-get install -y wrk)" >&2; exit 1; }
 	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx bench/traffic-metrics.ts
+
+# The fleet's create (issue 16): a 3-member etcd cluster and three fleet nodes (STORE=etcd,
+# FLEET_WAIT=all, LISTEN_ADDRESS 127.0.0.11-13, each with its own managed nginx) beside a single node
+# and the floor, in the same run: a create until answered and until it echoes on all three nodes, at 0
+# and 200 streams, and where the fleet's time goes; writes bench/FLEET.md and its section (16) of
+# bench/RESULTS.md (about 2 minutes). Portico runs built, through bin/portico, as in `make bench`,
+# which runs this last.
+bench-fleet: build etcd
+	@[ -x /usr/bin/etcd ] || { echo "make bench-fleet needs etcd (scripts/install-etcd.sh installs it as root)" >&2; exit 1; }
+	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx bench/fleet.ts
 
 clean:
 	rm -rf dist var node_modules

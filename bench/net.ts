@@ -43,10 +43,10 @@ export function startEchoServer(): Promise<EchoServer> {
   });
 }
 
-/** True when a connection to 127.0.0.1:`port` is accepted and one byte comes back within `timeoutMs`. */
-export function roundTrip(port: number, timeoutMs: number): Promise<boolean> {
+/** True when a connection to `host`:`port` (127.0.0.1 unless told) is accepted and one byte comes back within `timeoutMs`. */
+export function roundTrip(port: number, timeoutMs: number, host = LOOPBACK): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect({ host: LOOPBACK, port });
+    const socket = connect({ host, port });
     const done = (ok: boolean): void => {
       socket.destroy();
       resolve(ok);
@@ -64,13 +64,13 @@ export function roundTrip(port: number, timeoutMs: number): Promise<boolean> {
  * connect fails in microseconds, so retrying every millisecond resolves the moment a port starts
  * serving without keeping a core busy. Throws after `timeoutMs`.
  */
-export async function waitUntilServing(port: number, timeoutMs: number): Promise<number> {
+export async function waitUntilServing(port: number, timeoutMs: number, host = LOOPBACK): Promise<number> {
   const deadline = performance.now() + timeoutMs;
   while (performance.now() < deadline) {
-    if (await roundTrip(port, Math.max(1, deadline - performance.now()))) return performance.now();
+    if (await roundTrip(port, Math.max(1, deadline - performance.now()), host)) return performance.now();
     await sleep(1);
   }
-  throw new Error(`port ${port} did not echo a byte within ${timeoutMs} ms`);
+  throw new Error(`${host}:${port} did not echo a byte within ${timeoutMs} ms`);
 }
 
 /** True when some process listens on TCP `port` (any address): the check nginx's own bind would fail. */

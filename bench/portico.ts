@@ -24,6 +24,8 @@ export interface PorticoOptions {
   nodeArgs?: string[];
   /** NGINX_MODE=external beside this operator's nginx; absent: managed mode. */
   external?: ExternalNginxPaths;
+  /** More settings, over the ones above (a fleet node's STORE=etcd and the rest, bench/fleet.ts). */
+  env?: Record<string, string>;
 }
 
 /** What a sidecar is told about the operator's nginx (NGINX_CONF, NGINX_PID_FILE, NGINX_ERROR_LOG, STREAM_CONFIG_PATH). */
@@ -91,6 +93,7 @@ export function spawnPortico(options: PorticoOptions): RunningPortico {
       API_MAX_CONNECTIONS_PER_CLIENT: '1024',
       // No stub_status listener: Porticos run side by side here (parallel-probe), and its default port (8081) is one for all.
       NGINX_STATUS_PORT: 'off',
+      ...options.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
