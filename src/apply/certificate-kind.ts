@@ -52,7 +52,7 @@ export interface CertificateUsers {
 }
 
 /** The streams and apps that use certificate `id`, and those that serve it (and so need its key). */
-export function certificateUsers(id: string, streams: StreamTree, apps: AppTree): CertificateUsers & { needsKey: CertificateUsers } {
+export function certificateUsers(id: string, streams: Pick<StreamTree, 'streams'>, apps: Pick<AppTree, 'apps'>): CertificateUsers & { needsKey: CertificateUsers } {
   const users: CertificateUsers = { streams: [], apps: [] };
   const needsKey: CertificateUsers = { streams: [], apps: [] };
   for (const stream of [...streams.streams.values()].sort((a, b) => a.port - b.port)) {

@@ -34,9 +34,34 @@ export async function openEtcd(settings: FleetSettings): Promise<Etcd3> {
   return new Etcd3(options);
 }
 
-/** Any failure to reach etcd, as the API answers it: 503, naming etcd and the endpoints (never a credential). */
-export function etcdUnavailable(settings: FleetSettings, error: unknown): PorticoError {
+/** Errors that mean etcd cannot be reached, or has no quorum, or refuses this node: it is unavailable to it. */
+const UNAVAILABLE = new Set([
+  'GRPCUnavailableError',
+  'GRPCDeadlineExceededError',
+  'GRPCCancelledError',
+  'GRPCConnectFailedError',
+  'ClientClosedError',
+  'BrokenCircuitError',
+  'EtcdAuthenticationFailedError',
+  'EtcdInvalidAuthTokenError',
+  'EtcdPermissionDeniedError',
+  'GRPCUnauthenticatedError',
+]);
+/** What an etcd member answers while it has no quorum or loses its leader. */
+const NO_QUORUM = /etcdserver: (request timed out|no leader|leader changed|too many requests)/;
+
+/**
+ * A failed etcd request as the API answers it (never naming a credential). Unreachable, without
+ * quorum or refusing this node: 503 FleetUnavailable, naming etcd and the endpoints (the node is then
+ * stale). Anything else etcd refuses (a request it finds invalid): 500, with etcd's reason.
+ */
+export function etcdError(settings: FleetSettings, error: unknown): PorticoError {
   if (error instanceof PorticoError) return error;
   const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
-  return new PorticoError('FleetUnavailable', `etcd is unavailable (ETCD_ENDPOINTS ${settings.endpoints.join(',')}): ${reason}; nginx keeps serving what it has, and changes can be made again once etcd answers`, { cause: error });
+  const name = error instanceof Error ? error.constructor.name : '';
+  if (UNAVAILABLE.has(name) || NO_QUORUM.test(reason ?? '') || !(error instanceof Error)) {
+    const refused = name.startsWith('Etcd') || name === 'GRPCUnauthenticatedError' ? ' (etcd refuses this node: check ETCD_USERNAME, ETCD_PASSWORD and its role on FLEET_PREFIX)' : '';
+    return new PorticoError('FleetUnavailable', `etcd is unavailable (ETCD_ENDPOINTS ${settings.endpoints.join(',')}): ${reason}${refused}; nginx keeps serving what it has, and changes can be made again once etcd answers`, { cause: error });
+  }
+  return new PorticoError('Internal', `etcd refused the request: ${reason}`, { cause: error });
 }

@@ -8,12 +8,13 @@
  * it does not, reads are marked stale and changes answer 503, and nginx serves on.
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Etcd3, Lease, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import type { PorticoError } from '../errors.js';
 import type { Nginx } from '../nginx/nginx.js';
 import { applyDesired, type ApplyDeps, type Desired, type Resource } from './apply.js';
-import { etcdUnavailable } from './etcd.js';
+import { etcdError } from './etcd.js';
 import { fleetKey, parseFleetKey } from './keys.js';
 import type { FleetSettings } from './settings.js';
 import { NodeTable, errorOf, lagOf, type FleetOutcome, type FleetView, type NodeError, type NodeStatus } from './status.js';
@@ -22,6 +23,8 @@ import { NodeTable, errorOf, lagOf, type FleetOutcome, type FleetView, type Node
 const LEASE_TTL_S = 6;
 /** How often a node checks that etcd answers (a linearizable read: it fails without quorum). */
 const HEALTH_INTERVAL_MS = 1000;
+/** The longest a stop waits for etcd to confirm the watch's cancel and the lease's revoke. */
+const STOP_BOUND_MS = 2000;
 
 export interface FollowerDeps extends ApplyDeps {
   settings: FleetSettings;
@@ -36,6 +39,9 @@ export interface FollowerDeps extends ApplyDeps {
 export class FleetFollower {
   readonly prefix: string;
   private lease: Lease | undefined;
+  /** The lease ids this process has had, to tell its own status key from another node's of the same NODE_NAME. */
+  private readonly leaseIds = new Set<string>();
+  private sameNameSaid = false;
   private watcher: Watcher | undefined;
   private applied = 0;
   /** The newest change of the table this node has seen (its watch, its full reads, its own writes): what no lag is measured to. */
@@ -55,7 +61,8 @@ export class FleetFollower {
   private fullRead = false;
   private syncing: Promise<void> | undefined;
   private statusDirty = true;
-  private checking = false;
+  /** The health check running now, if one is. */
+  private inFlight: Promise<void> | undefined;
   private readonly startedAt = new Date().toISOString();
   /** True while etcd does not answer: reads are marked stale, mutations answer 503. */
   stale = true;
@@ -75,40 +82,48 @@ export class FleetFollower {
     return `${this.deps.stateDir}/fleet/applied.json`;
   }
 
-  /** Starts following the fleet; returns at once (etcd may be down: the node serves its files meanwhile). */
+  /**
+   * Starts following the fleet: once etcd answers, reads the whole table and applies the difference
+   * with the node's files (what failed before a restart is tried again, what changed while it was away
+   * is applied, whatever revision it had saved), then watches from there. Returns once caught up, or
+   * at once when etcd does not answer: the node serves its files meanwhile.
+   */
   async start(): Promise<void> {
     await mkdir(`${this.deps.stateDir}/fleet`, { recursive: true, mode: 0o700 });
-    const saved = await readFile(this.appliedFile, 'utf8').then((text) => JSON.parse(text) as { prefix?: string; revision?: number; clusterId?: string }, () => undefined);
+    const saved = await readFile(this.appliedFile, 'utf8').then((text) => JSON.parse(text) as { prefix?: string; revision?: number; clusterId?: string; joined?: boolean }, () => undefined);
     if (saved !== undefined && saved.prefix === this.prefix && typeof saved.revision === 'number') {
       this.applied = saved.revision;
       this.clusterId = saved.clusterId;
-      this.joined = true;
+      this.joined = saved.joined === true;
     }
+    this.fullRead = true;
     this.health = setInterval(() => void this.check(), HEALTH_INTERVAL_MS);
     this.health.unref();
     await this.check();
+    await this.syncing;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.health !== undefined) clearInterval(this.health);
-    await this.watcher?.cancel().catch(() => undefined);
-    await this.draining;
+    // Nothing in flight may start a watch or grant a lease after this (both check `stopped`).
+    await Promise.all([this.inFlight, this.syncing, this.draining].map((p) => p?.catch(() => undefined)));
+    // Bounded: an etcd that no longer answers must not hold a SIGTERM.
+    const bounded = (p: Promise<unknown> | undefined): Promise<unknown> => Promise.race([p?.catch(() => undefined), sleep(STOP_BOUND_MS)]);
+    await bounded(this.watcher?.cancel());
     // The node leaves the fleet at once rather than at its lease's end: no answer waits for it.
-    await this.lease?.revoke().catch(() => undefined);
+    await bounded(this.lease?.revoke());
     this.table.wake();
     this.deps.client.close();
   }
 
   /** One round of the health loop: is etcd there; if so, be in sync and have the status written. */
-  private async check(): Promise<void> {
-    if (this.stopped || this.checking) return;
-    this.checking = true;
-    try {
-      await this.checkOnce();
-    } finally {
-      this.checking = false;
-    }
+  private check(): Promise<void> {
+    if (this.stopped || this.inFlight !== undefined) return Promise.resolve();
+    this.inFlight = this.checkOnce().finally(() => {
+      this.inFlight = undefined;
+    });
+    return this.inFlight;
   }
 
   private async checkOnce(): Promise<void> {
@@ -123,11 +138,11 @@ export class FleetFollower {
       this.staleSaid = true;
       return;
     }
+    // Catching up runs beside the health loop, which goes on saying whether etcd answers meanwhile.
     if (!this.synced) {
       this.syncing ??= this.sync().finally(() => {
         this.syncing = undefined;
       });
-      await this.syncing;
     }
     if (this.statusDirty) await this.writeStatus();
   }
@@ -152,16 +167,17 @@ export class FleetFollower {
   }
 
   private async ensureLease(): Promise<void> {
-    if (this.lease !== undefined && !this.lease.revoked()) return;
+    if (this.stopped || (this.lease !== undefined && !this.lease.revoked())) return;
     const lease = this.deps.client.lease(LEASE_TTL_S, { autoKeepAlive: true });
     lease.on('lost', (error) => {
       this.deps.log.warn({ err: error.message }, 'fleet: this node\'s lease was lost; granting a new one');
       if (this.lease === lease) this.lease = undefined;
       this.statusDirty = true;
     });
-    await lease.grant();
+    this.leaseIds.add(await lease.grant());
     this.lease = lease;
     this.statusDirty = true;
+    if (this.stopped) await lease.revoke().catch(() => undefined);
   }
 
   /** Reads the whole prefix and queues every difference with the node's files; then watches from there. */
@@ -170,6 +186,12 @@ export class FleetFollower {
     this.watcher = undefined;
     const all = await this.deps.client.getAll().prefix(this.prefix).exec();
     const revision = Number(all.header.revision);
+    // The read is the whole truth at `revision`: what the queue or the failures still hold of keys
+    // deleted meanwhile (their delete events lost to a compaction) goes; so do revisions of another
+    // etcd (a cluster restored from a snapshot counts from lower).
+    const held = new Set([...this.queue.keys(), ...this.failed.keys()]);
+    this.queue.clear();
+    this.latestChange = 0;
     const wanted = new Set<string>();
     for (const kv of all.kvs) {
       const key = kv.key.toString();
@@ -188,26 +210,29 @@ export class FleetFollower {
     }
     // What the node holds and the fleet does not: removed, once the node belongs to this fleet. A node
     // new to a fleet whose table is empty keeps its own (import them: POST /v1/fleet/import).
-    const extras = await this.localKeys();
+    const local = await this.localKeys();
     const empty = wanted.size === 0;
-    const missing = [...extras].filter((key) => !wanted.has(key));
-    if (!this.joined && empty && missing.length > 0) {
-      this.deps.log.error({ resources: missing.length }, 'fleet: the fleet\'s table is empty and this node holds streams, apps or certificates: they are kept; POST /v1/fleet/import to copy them into the fleet, or delete them');
+    const missing = [...new Set([...local, ...held])].filter((key) => !wanted.has(key));
+    if (!this.joined && empty && local.size > 0) {
+      this.deps.log.error({ resources: local.size }, 'fleet: the fleet\'s table is empty and this node holds streams, apps or certificates: they are kept; POST /v1/fleet/import to copy them into the fleet, or delete them');
     } else {
       for (const key of missing) {
         const parsed = parseFleetKey(this.prefix, key) as { kind: Resource; id: string };
+        this.failed.delete(key);
         this.queue.set(key, { key, kind: parsed.kind, id: parsed.id, value: undefined, revision });
       }
+      // From now on this node deletes what the fleet does: it has the fleet's table (or had nothing).
+      if (!empty || local.size === 0) this.joined = true;
     }
-    this.joined = true;
     this.fullRead = false;
+    this.deps.log.info({ revision, keys: wanted.size, toApply: this.queue.size }, 'fleet: read the whole table; applying the difference with this node\'s files');
+    // Revisions above the read's are another etcd's (restored from a snapshot, or new): forgotten.
+    if (this.applied > revision) this.applied = 0;
     await this.drain(revision);
-    if (this.applied < revision) {
-      this.applied = revision;
-      await this.saveApplied();
-      this.statusDirty = true;
-    }
-    this.watchFrom(revision + 1);
+    this.applied = revision;
+    await this.saveApplied().catch((error: unknown) => this.deps.log.error({ err: errorOf(error).message }, 'fleet: saving the revision applied failed'));
+    this.statusDirty = true;
+    if (!this.stopped) this.watchFrom(revision + 1);
   }
 
   private async localKeys(): Promise<Set<string>> {
@@ -220,6 +245,7 @@ export class FleetFollower {
   }
 
   private watchFrom(revision: number): void {
+    if (this.stopped) return;
     const watcher = this.deps.client.watch().prefix(this.prefix).startRevision(String(revision)).watcher();
     this.watcher = watcher;
     const note = (kv: { key: Buffer; value: Buffer; mod_revision: string; lease: string }, deleted: boolean): void => {
@@ -263,24 +289,36 @@ export class FleetFollower {
   private noteNode(key: string, value: string | undefined, modRevision: number, lease?: string): void {
     const parsed = parseFleetKey(this.prefix, key);
     if (parsed === undefined || parsed.kind !== 'nodes') return;
+    if (parsed.id === this.node && value !== undefined && this.leaseIds.size > 0 && lease !== undefined && lease !== '0' && !this.leaseIds.has(lease) && !this.sameNameSaid) {
+      this.sameNameSaid = true;
+      this.deps.log.error({ key }, 'fleet: another process writes this node\'s status key under its own lease: NODE_NAME must be unique in the fleet');
+    }
     // This node's own key removed or overwritten by another hand: written again by the health loop.
     if (this.table.note(parsed.id, key, value, modRevision, lease)) this.statusDirty = true;
   }
 
+
   /** Applies what the queue holds (and retries what failed), in order; one drain at a time. */
   private drain(revision: number): Promise<void> {
     const run = async (): Promise<void> => {
-      while (this.queue.size > 0 && !this.stopped) {
-        const batch = [...this.queue.values()];
-        this.queue.clear();
-        for (const [key, f] of this.failed) if (!batch.some((d) => d.key === key)) batch.push(f);
-        const upTo = Math.max(revision, ...batch.map((d) => d.revision));
-        await this.applyBatch(batch);
-        this.applied = Math.max(this.applied, upTo);
-        await this.saveApplied();
+      try {
+        while (this.queue.size > 0 && !this.stopped) {
+          const batch = [...this.queue.values()];
+          this.queue.clear();
+          for (const [key, f] of this.failed) if (!batch.some((d) => d.key === key)) batch.push(f);
+          const upTo = Math.max(revision, ...batch.map((d) => d.revision));
+          await this.applyBatch(batch);
+          this.applied = Math.max(this.applied, upTo);
+          await this.saveApplied();
+          this.statusDirty = true;
+          await this.writeStatus();
+          this.table.wake();
+        }
+      } catch (error) {
+        // STATE_DIR unwritable (the revision cannot be saved): the files are applied; the next change
+        // tries again, and a restart reads the whole table anyway.
         this.statusDirty = true;
-        await this.writeStatus();
-        this.table.wake();
+        this.deps.log.error({ err: errorOf(error).message }, 'fleet: saving what this node applied failed');
       }
     };
     const previous = this.draining ?? Promise.resolve();
@@ -293,7 +331,7 @@ export class FleetFollower {
 
   private async saveApplied(): Promise<void> {
     const temp = `${this.appliedFile}.tmp`;
-    await writeFile(temp, `${JSON.stringify({ prefix: this.prefix, revision: this.applied, clusterId: this.clusterId })}\n`, { mode: 0o600 });
+    await writeFile(temp, `${JSON.stringify({ prefix: this.prefix, revision: this.applied, clusterId: this.clusterId, joined: this.joined })}\n`, { mode: 0o600 });
     await rename(temp, this.appliedFile);
   }
 
@@ -353,12 +391,12 @@ export class FleetFollower {
 
   /** Throws 503 (FleetUnavailable) while etcd does not answer. */
   refuseWhenStale(): void {
-    if (this.stale) throw etcdUnavailable(this.deps.settings, new Error('no answer within ETCD_TIMEOUT'));
+    if (this.stale) throw etcdError(this.deps.settings, 'no answer to this node\'s last request');
   }
 
   /** A failed etcd request of the API: stale from now (the health loop says when etcd answers again). */
   unavailable(error: unknown): PorticoError {
-    const wrapped = etcdUnavailable(this.deps.settings, error);
+    const wrapped = etcdError(this.deps.settings, error);
     if (wrapped.kind === 'FleetUnavailable' && !this.stale) {
       this.stale = true;
       this.staleSaid = true;
@@ -383,8 +421,9 @@ export class FleetFollower {
     return this.table.waitFor(revision, key.slice(this.prefix.length), wait, waitTimeoutMs, () => this.stopped);
   }
 
+  /** The newest change this node knows of: lags are counted to it (a full read's revision, which status writes raise too, is no change). */
   private get latest(): number {
-    return Math.max(this.latestChange, this.applied);
+    return this.latestChange;
   }
 
   /** For /metrics: read from memory, no etcd request. */

@@ -16,7 +16,7 @@ import type { Requester } from '../apply/batch.js';
 import { certificateUsers, type CertificateChange, type CertificateResult } from '../apply/certificate-kind.js';
 import type { Change } from '../apply/plan.js';
 import { PorticoError, conflict, invalidInput, notFound } from '../errors.js';
-import type { App } from '../model/app.js';
+import { appSchema, type App } from '../model/app.js';
 import { checkPreconditions, type Preconditions } from '../model/etag.js';
 import { listensUdp, streamSchema, type Stream } from '../model/stream.js';
 import { inRange, type BoundProbe } from '../ports/allocate.js';
@@ -29,6 +29,8 @@ import { parseStored, type FleetOutcome } from './status.js';
 
 /** Transactions lost to other nodes' in a row before a change gives up (409). */
 const MAX_TXN_ATTEMPTS = 64;
+/** Keys per transaction of an import: under etcd's default --max-txn-ops, 128. */
+const IMPORT_CHUNK = 100;
 
 export interface WritesDeps extends ApplyDeps {
   settings: FleetSettings;
@@ -181,12 +183,14 @@ export class FleetWrites {
     const key = fleetKey(this.deps.settings.prefix, 'certificates', change.id);
     const what = `certificate "${change.id}"`;
     const preconditions: Preconditions = { ...(change.ifMatch !== undefined && { ifMatch: change.ifMatch }), ...(change.ifNoneMatch !== undefined && { ifNoneMatch: change.ifNoneMatch }) };
-    if (change.kind === 'certificate-delete') {
-      const [streams, apps] = await Promise.all([this.deps.tree.read(), this.deps.apps.read()]);
-      const users = certificateUsers(change.id, streams, apps);
-      if (users.streams.length > 0 || users.apps.length > 0) {
-        throw conflict(`${what} is in use (streams ${JSON.stringify(users.streams)}, apps ${JSON.stringify(users.apps)}): change them first`);
-      }
+    // Who uses it, as the fleet's table says (a node's files may lag it): as a single node would, a
+    // certificate in use is not deleted, and one a stream or app serves keeps a key.
+    const users = await this.usersInFleet(change.id);
+    if (change.kind === 'certificate-delete' && (users.streams.length > 0 || users.apps.length > 0)) {
+      throw conflict(`${what} is in use (streams ${JSON.stringify(users.streams)}, apps ${JSON.stringify(users.apps)}): change them first`);
+    }
+    if (change.kind === 'certificate-put' && change.certificate.keyPem === undefined && (users.needsKey.streams.length > 0 || users.needsKey.apps.length > 0)) {
+      throw conflict(`${what} is served by streams ${JSON.stringify(users.needsKey.streams)} and apps ${JSON.stringify(users.needsKey.apps)}, which need its key: send the key too`, 'key');
     }
     // The ETag of a certificate is that of its stored form (id, PEM, facts), as on a single node.
     const storedForm = (value: unknown): unknown => {
@@ -224,6 +228,32 @@ export class FleetWrites {
     return { id: change.id, outcome: written.outcome, fleet };
   }
 
+  /** The streams and apps of the fleet's table that name certificate `id` (values that do not parse are no one's). */
+  private async usersInFleet(id: string): Promise<ReturnType<typeof certificateUsers>> {
+    const prefix = this.deps.settings.prefix;
+    let kvs: Record<string, string>;
+    try {
+      const [streams, apps] = await Promise.all([this.deps.client.getAll().prefix(`${prefix}streams/`).strings(), this.deps.client.getAll().prefix(`${prefix}apps/`).strings()]);
+      kvs = { ...streams, ...apps };
+    } catch (error) {
+      throw this.deps.follower.unavailable(error);
+    }
+    const streams = new Map<number, Stream>();
+    const apps = new Map<string, App>();
+    for (const [key, text] of Object.entries(kvs)) {
+      const parsed = parseFleetKey(prefix, key);
+      const value = parseStored(text);
+      if (parsed?.kind === 'streams') {
+        const stream = streamSchema.safeParse(value);
+        if (stream.success) streams.set(stream.data.port, stream.data);
+      } else if (parsed?.kind === 'apps') {
+        const app = appSchema.safeParse(value);
+        if (app.success) apps.set(app.data.name, app.data);
+      }
+    }
+    return certificateUsers(id, { streams }, { apps });
+  }
+
   /**
    * Copies this node's streams, apps and certificates into an empty fleet prefix (a single node
    * joining a fleet): one transaction, only if none of the fleet's keys exists yet.
@@ -232,7 +262,8 @@ export class FleetWrites {
     this.deps.follower.refuseWhenStale();
     let existing: number;
     try {
-      existing = (await this.deps.client.getAll().prefix(this.deps.settings.prefix).keys()).filter((k) => parseFleetKey(this.deps.settings.prefix, k)?.kind !== 'nodes').length;
+      const kinds = (await this.deps.client.getAll().prefix(this.deps.settings.prefix).keys()).map((k) => parseFleetKey(this.deps.settings.prefix, k)?.kind);
+      existing = kinds.filter((kind) => kind === 'streams' || kind === 'apps' || kind === 'certificates').length;
     } catch (error) {
       throw this.deps.follower.unavailable(error);
     }
@@ -247,18 +278,29 @@ export class FleetWrites {
     for (const stream of streams.streams.values()) puts.push([fleetKey(this.deps.settings.prefix, 'streams', stream.port), JSON.stringify(stream)]);
     for (const app of apps.apps.values()) puts.push([fleetKey(this.deps.settings.prefix, 'apps', app.name), JSON.stringify(app)]);
     if (puts.length === 0) throw invalidInput('body', 'this node holds no stream, app or certificate to import');
-    try {
-      const [first, ...rest] = puts as [[string, string], ...Array<[string, string]>];
-      let cmp = this.deps.client.if(first[0], 'Create', '==', 0);
-      for (const [key] of rest) cmp = cmp.and(key, 'Create', '==', 0);
-      const res = await cmp.then(...puts.map(([key, value]) => this.deps.client.put(key).value(value))).commit();
-      if (!res.succeeded) throw conflict('another node wrote to the fleet meanwhile: import is for an empty fleet');
+    // Certificates first (the routes name them), in transactions of at most IMPORT_CHUNK keys: etcd
+    // refuses more than --max-txn-ops (128 by default) compares or operations in one. Each writes its
+    // keys only if none exists: a write meanwhile stops the import there, and says how far it got.
+    let revision = 0;
+    for (let done = 0; done < puts.length; done += IMPORT_CHUNK) {
+      const chunk = puts.slice(done, done + IMPORT_CHUNK) as [[string, string], ...Array<[string, string]>];
+      let succeeded: boolean;
+      try {
+        let cmp = this.deps.client.if(chunk[0][0], 'Create', '==', 0);
+        for (const [key] of chunk.slice(1)) cmp = cmp.and(key, 'Create', '==', 0);
+        const res = await cmp.then(...chunk.map(([key, value]) => this.deps.client.put(key).value(value))).commit();
+        succeeded = res.succeeded;
+        if (succeeded) revision = Number(res.header.revision);
+      } catch (error) {
+        throw this.deps.follower.unavailable(error);
+      }
+      if (!succeeded) {
+        throw conflict(done === 0 ? 'another node wrote to the fleet meanwhile: import is for an empty fleet' : `another node wrote to the fleet meanwhile: ${done} of ${puts.length} resources were imported, the rest not`);
+      }
       this.deps.follower.markJoined();
-      const revision = Number(res.header.revision);
-      await this.deps.follower.waitFor(revision, '');
-      return { streams: streams.streams.size, apps: apps.apps.size, certificates: certs.length, revision };
-    } catch (error) {
-      throw error instanceof PorticoError ? error : this.deps.follower.unavailable(error);
     }
+    this.deps.follower.noteWrite(revision);
+    await this.deps.follower.waitFor(revision, '');
+    return { streams: streams.streams.size, apps: apps.apps.size, certificates: certs.length, revision };
   }
 }

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startFleetNode, type FleetNode } from '../helpers/fleet.js';
 import { etcdUnavailable, startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
-import { startTaggedServer, whoAnswers, type TaggedServer } from '../helpers/backends.js';
+import { fixtureCert, startTaggedServer, whoAnswers, type TaggedServer } from '../helpers/backends.js';
 import { eventually } from '../helpers/net.js';
 
 const SLOW_MS = 1500;
@@ -93,6 +93,15 @@ describe('FLEET_WAIT: local, quorum and none', { skip: etcdUnavailable() }, () =
       const served = await eventually(async () => (await whoAnswers(30462, { host: node.address }).catch(() => '')) === 'wait', 10_000, 100);
       assert.ok(served, `${node.name} serves it`);
     }
+    // A certificate's answer is the certificate as written, though its node has not applied it yet.
+    const cert = fixtureCert('a');
+    const uploaded = await fetch(`${none.url}/v1/certificates`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'waitless', certificate: cert.cert, key: cert.key }), signal: AbortSignal.timeout(20_000) });
+    const view = (await uploaded.json()) as { id: string; subject?: string; fleet: { nodes: Outcome[] } };
+    assert.equal(uploaded.status, 201, JSON.stringify(view));
+    assert.equal(view.id, 'waitless');
+    assert.equal(outcomeOf(view.fleet, 'w-none'), 'pending');
+    const stored = await eventually(async () => (await fetch(`${none.url}/v1/certificates/waitless`)).status === 200, 10_000, 100);
+    assert.ok(stored, 'the slow node stores it soon after');
     // The slow node caught up with all three changes.
     for (const port of [30460, 30461]) assert.equal(await whoAnswers(port, { host: none.address }), 'wait');
   });

@@ -11,7 +11,7 @@ import { certificateUsers } from '../../apply/certificate-kind.js';
 import { conflict, invalidInput, notFound } from '../../errors.js';
 import { etagOf } from '../../model/etag.js';
 import { APP_ACME_SUFFIX } from '../../model/app.js';
-import { certificateIdSchema, certificateInputSchema, inspectCertificate, type CertificateInput } from '../../model/certificate.js';
+import { certificateIdSchema, certificateInputSchema, inspectCertificate, type CertificateInput, type InspectedCertificate } from '../../model/certificate.js';
 import type { StoredCertificate } from '../../store/certs.js';
 import type { AppTree } from '../../store/apps.js';
 import type { StreamTree } from '../../store/tree.js';
@@ -70,8 +70,15 @@ export function certificatesRouter(portico: Portico): Router {
   const answer = async (id: string, withPem = false) => {
     const stored = await certs.get(id);
     if (stored === undefined) throw notFound(`no certificate "${id}"`);
-    return { body: view(stored, await trees(), withPem, await acme.get(id)), etag: etagOf(stored) };
+    return answerOf(stored, withPem);
   };
+  const answerOf = async (stored: StoredCertificate, withPem = false) => ({ body: view(stored, await trees(), withPem, await acme.get(stored.id)), etag: etagOf(stored) });
+  /**
+   * The answer to a write: in a fleet, of the certificate as written (this node may not have applied
+   * it yet: FLEET_WAIT none or quorum, or it failed here); on a single node, as stored.
+   */
+  const written = (id: string, certificate: InspectedCertificate) =>
+    fleet === undefined ? answer(id) : answerOf({ id, certificatePem: certificate.certificatePem, facts: certificate.facts });
 
   /** A PEM upload may not replace a certificate the CA renews: the next renewal would undo it. */
   const notManaged = async (id: string): Promise<void> => {
@@ -108,7 +115,7 @@ export function certificatesRouter(portico: Portico): Router {
     const id = input.id ?? idFor(certificate.facts.fingerprint);
     reserved(id);
     const result = await submit(res, { kind: 'certificate-put', id, certificate, create: true });
-    const { body, etag } = await answer(id);
+    const { body, etag } = await written(id, certificate);
     res.status(201).location(`/v1/certificates/${id}`).set('ETag', etag).json(withFleet(body, fleetOf(result)));
   });
 
@@ -118,8 +125,9 @@ export function certificatesRouter(portico: Portico): Router {
     if (input.id !== undefined && input.id !== id) throw invalidInput('id', `is "${input.id}" in the body but "${id}" in the path`);
     reserved(id);
     await notManaged(id);
-    const result = await submit(res, { kind: 'certificate-put', id, certificate: inspect(input), create: false, ...preconditions(req) });
-    const { body, etag } = await answer(id);
+    const certificate = inspect(input);
+    const result = await submit(res, { kind: 'certificate-put', id, certificate, create: false, ...preconditions(req) });
+    const { body, etag } = await written(id, certificate);
     res
       .set({ 'Portico-Outcome': result.outcome, ETag: etag })
       .status(result.outcome === 'created' ? 201 : 200)
