@@ -4,6 +4,8 @@
  * without quorum answers the API's caller 503 instead of holding it; the watch stream has none.
  */
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { Etcd3, type IOptions } from 'etcd3';
 import { PorticoError } from '../errors.js';
 import type { FleetSettings } from './settings.js';
@@ -25,8 +27,10 @@ export async function openEtcd(settings: FleetSettings): Promise<Etcd3> {
     };
     const [rootCertificate, certChain, privateKey] = await Promise.all([read(caFile, 'ETCD_CA_FILE'), read(certFile, 'ETCD_CERT_FILE'), read(keyFile, 'ETCD_KEY_FILE')]);
     options.credentials = {
-      // Without ETCD_CA_FILE, the system's CAs (grpc-js reads them when the root is empty).
-      rootCertificate: rootCertificate ?? Buffer.alloc(0),
+      // Without ETCD_CA_FILE, the system's CAs: grpc-js falls back to node's default trust only for a
+      // null root (an empty Buffer would be an empty list of CAs, which trusts nothing). etcd3 types the
+      // root as a Buffer but hands it to grpc-js's createSsl as it is.
+      rootCertificate: rootCertificate ?? (null as unknown as Buffer),
       ...(certChain !== undefined && { certChain }),
       ...(privateKey !== undefined && { privateKey }),
     };
@@ -64,4 +68,43 @@ export function etcdError(settings: FleetSettings, error: unknown): PorticoError
     return new PorticoError('FleetUnavailable', `etcd is unavailable (ETCD_ENDPOINTS ${settings.endpoints.join(',')}): ${reason}${refused}; nginx keeps serving what it has, and changes can be made again once etcd answers`, { cause: error });
   }
   return new PorticoError('Internal', `etcd refused the request: ${reason}`, { cause: error });
+}
+
+/**
+ * Why a TLS handshake with the first https:// endpoint fails (an unknown CA, a refused client
+ * certificate, a server that speaks no TLS), or undefined when it succeeds or there is no TLS. grpc-js
+ * often loses this reason ("No connection established. Last error: null"), notably for the login etcd3
+ * makes on a fresh channel: the health loop asks here once, when it first finds etcd not answering.
+ * Bounded by `timeoutMs`; shows no credential (the files' names at most).
+ */
+export async function tlsProblem(settings: FleetSettings, timeoutMs = 2000): Promise<string | undefined> {
+  const endpoint = settings.endpoints.find((url) => url.startsWith('https:'));
+  if (settings.tls === undefined || endpoint === undefined) return undefined;
+  const { hostname, port } = new URL(endpoint);
+  const host = hostname.replace(/^\[|\]$/g, '');
+  const { caFile, certFile, keyFile } = settings.tls;
+  const [ca, cert, key] = await Promise.all([caFile, certFile, keyFile].map((file) => (file === undefined ? undefined : readFile(file).catch(() => undefined))));
+  return new Promise((resolve) => {
+    const socket = tlsConnect({
+      host,
+      port: Number(port),
+      ...(isIP(host) === 0 && { servername: host }),
+      ...(ca !== undefined && { ca }),
+      ...(cert !== undefined && key !== undefined && { cert, key }),
+      ALPNProtocols: ['h2'],
+    });
+    const done = (reason: string | undefined): void => {
+      clearTimeout(bound);
+      socket.destroy();
+      resolve(reason === undefined ? undefined : `TLS with ${host}:${port}: ${reason}`);
+    };
+    const bound = setTimeout(() => done(`no handshake within ${timeoutMs} ms`), timeoutMs);
+    socket.once('secureConnect', () => {
+      if (!socket.authorized) return done(String(socket.authorizationError));
+      // A server that refuses the client certificate says so in an alert after the handshake (TLS 1.3): wait a moment for it.
+      setTimeout(() => done(undefined), 200);
+    });
+    // OpenSSL's alerts come as a multi-line message; its `reason` is the part worth a log line ("sslv3 alert bad certificate").
+    socket.on('error', (error: Error & { reason?: string }) => done(error.reason ?? error.message.split('\n')[0]));
+  });
 }

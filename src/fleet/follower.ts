@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import type { PorticoError } from '../errors.js';
 import type { Nginx } from '../nginx/nginx.js';
 import { applyDesired, type ApplyDeps, type Desired, type Resource } from './apply.js';
-import { etcdError } from './etcd.js';
+import { etcdError, tlsProblem } from './etcd.js';
 import { fleetKey, parseFleetKey } from './keys.js';
 import type { FleetSettings } from './settings.js';
 import { NodeTable, errorOf, lagOf, type FleetOutcome, type FleetView, type NodeError, type NodeStatus } from './status.js';
@@ -133,9 +133,14 @@ export class FleetFollower {
       this.stale = false;
       this.staleSaid = false;
     } catch (error) {
-      if (!this.staleSaid) this.deps.log.warn({ err: errorOf(error).message, endpoints: this.deps.settings.endpoints }, 'etcd does not answer: nginx keeps serving; reads are marked stale, changes answer 503');
+      const say = !this.staleSaid;
       this.stale = true;
       this.staleSaid = true;
+      if (say) {
+        // grpc-js often loses why a TLS connection failed: a handshake of our own tells it.
+        const tls = await tlsProblem(this.deps.settings).catch(() => undefined);
+        this.deps.log.warn({ err: errorOf(error).message, ...(tls !== undefined && { tls }), endpoints: this.deps.settings.endpoints }, 'etcd does not answer: nginx keeps serving; reads are marked stale, changes answer 503');
+      }
       return;
     }
     // Catching up runs beside the health loop, which goes on saying whether etcd answers meanwhile.

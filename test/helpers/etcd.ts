@@ -4,11 +4,14 @@
  * stopped by pid. `make test` installs the package (scripts/install-etcd.sh). The helper speaks etcd's
  * v3 HTTP/JSON gateway (the grpc-gateway every member serves on its client URL: keys and values in
  * base64, int64 figures as strings) with node's fetch, so etcdctl is not needed. Every request and every
- * wait is bounded.
+ * wait is bounded. With `tls`, the client URLs are https:// and every client must show a certificate of
+ * the given CA (--client-cert-auth); the helper's own requests then go through node:https with the
+ * client certificate.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -30,11 +33,24 @@ export interface EtcdClusterOptions {
   dir?: string;
   /** Bound on the wait for a healthy cluster at start and after restart(); default 15 s. */
   healthyTimeoutMs?: number;
+  /** Client TLS: https:// client URLs, the server's certificate, and client certificates required from this CA. */
+  tls?: EtcdTlsFiles;
+}
+
+/** PEM files for etcd's client TLS (the peers stay on http://127.0.0.1). */
+export interface EtcdTlsFiles {
+  caFile: string;
+  /** The members' server certificate (valid for IP 127.0.0.1) and its key. */
+  certFile: string;
+  keyFile: string;
+  /** A client certificate of caFile's CA, which the helper's own requests show. */
+  clientCertFile: string;
+  clientKeyFile: string;
 }
 
 export interface EtcdMember {
   name: string;
-  /** http://127.0.0.1:<client port> */
+  /** http://127.0.0.1:<client port> (https:// with tls) */
   clientUrl: string;
   /** http://127.0.0.1:<peer port> */
   peerUrl: string;
@@ -65,7 +81,7 @@ export interface EtcdStatus {
 }
 
 export interface EtcdCluster {
-  /** Every member's client URL, http://127.0.0.1:<port>. */
+  /** Every member's client URL, http://127.0.0.1:<port> (https:// with tls). */
   endpoints: string[];
   members: EtcdMember[];
   /** Writes key = value; answers the revision of the write. Rejects on an etcd error or after the bound. */
@@ -128,7 +144,8 @@ export async function startEtcdCluster(options: EtcdClusterOptions): Promise<Etc
   const token = `portico-test-${process.pid}-${Date.now()}`;
   const names = Array.from({ length: count }, (_, i) => `m${i}`);
   const peerUrl = (i: number): string => `http://127.0.0.1:${ports[2 * i + 1]}`;
-  const clientUrl = (i: number): string => `http://127.0.0.1:${ports[2 * i]}`;
+  const tls = options.tls;
+  const clientUrl = (i: number): string => `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${ports[2 * i]}`;
   const initialCluster = names.map((name, i) => `${name}=${peerUrl(i)}`).join(',');
 
   const argsOf = (i: number): string[] => [
@@ -147,6 +164,7 @@ export async function startEtcdCluster(options: EtcdClusterOptions): Promise<Etc
     '--logger', 'zap',
     '--log-level', 'warn',
     '--log-outputs', 'stderr',
+    ...(tls === undefined ? [] : ['--cert-file', tls.certFile, '--key-file', tls.keyFile, '--trusted-ca-file', tls.caFile, '--client-cert-auth']),
   ];
   // A clean environment: etcd reads ETCD_* variables as flags.
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir };
@@ -190,14 +208,38 @@ export async function startEtcdCluster(options: EtcdClusterOptions): Promise<Etc
   };
   const memberIds = new Map<string, number>();
 
+  const clientTls = tls === undefined ? undefined : { ca: readFileSync(tls.caFile), cert: readFileSync(tls.clientCertFile), key: readFileSync(tls.clientKeyFile) };
+  /** One POST over https with the client certificate (node's fetch takes no CA nor client certificate). */
+  const postTls = (url: string, payload: string, timeoutMs: number, files: NonNullable<typeof clientTls>): Promise<{ ok: boolean; status: number; text: () => Promise<string> }> =>
+    new Promise((resolve, reject) => {
+      const req = httpsRequest(url, { method: 'POST', headers: { 'content-type': 'application/json' }, ...files }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => {
+          clearTimeout(bound);
+          resolve({ ok: (res.statusCode ?? 0) < 300, status: res.statusCode ?? 0, text: async () => text });
+        });
+        res.on('error', reject);
+      });
+      const bound = setTimeout(() => req.destroy(Object.assign(new Error('timeout'), { name: 'TimeoutError' })), timeoutMs);
+      req.on('error', (error) => {
+        clearTimeout(bound);
+        reject(error);
+      });
+      req.end(payload);
+    });
+
   /** POSTs `body` to the member's gateway at `route`; answers the JSON, throws etcd's error or on the bound. */
   const call = async (route: string, body: unknown, options: RequestOptions = {}): Promise<Record<string, unknown>> => {
     const i = pick(options.member);
     const url = `${clientUrl(i)}${route}`;
     const timeoutMs = options.timeoutMs ?? 3000;
-    let response: Response;
+    let response: { ok: boolean; status: number; text: () => Promise<string> };
     try {
-      response = await fetch(url, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(timeoutMs) });
+      response = clientTls === undefined
+        ? await fetch(url, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(timeoutMs) })
+        : await postTls(url, JSON.stringify(body), timeoutMs, clientTls);
     } catch (error) {
       const reason = (error as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : `${(error as Error).message} ${String((error as { cause?: Error }).cause?.message ?? '')}`.trim();
       throw new Error(`etcd ${names[i]} POST ${route}: ${reason}`);
