@@ -19,7 +19,7 @@ import { PorticoError, conflict, invalidInput, notFound } from '../errors.js';
 import { appSchema, type App } from '../model/app.js';
 import { checkPreconditions, type Preconditions } from '../model/etag.js';
 import { listensUdp, streamSchema, type Stream } from '../model/stream.js';
-import { inRange, type BoundProbe } from '../ports/allocate.js';
+import { rangeSize, type BoundProbe } from '../ports/allocate.js';
 import type { PortRange } from '../settings.js';
 import type { ApplyDeps } from './apply.js';
 import type { FleetFollower } from './follower.js';
@@ -29,6 +29,8 @@ import { parseStored, type FleetOutcome } from './status.js';
 
 /** Transactions lost to other nodes' in a row before a change gives up (409). */
 const MAX_TXN_ATTEMPTS = 64;
+/** Ports one create without a port tries at most, each lost to another node's create. */
+const MAX_ALLOCATION_ATTEMPTS = 1024;
 /** Keys per transaction of an import: under etcd's default --max-txn-ops, 128. */
 const IMPORT_CHUNK = 100;
 
@@ -127,7 +129,11 @@ export class FleetWrites {
     FleetWrites.refused(dry, 'the stream');
     const stream = dry.stream as Stream;
     const { portRange, isBound } = this.deps;
-    for (let attempt = 0; attempt < MAX_TXN_ATTEMPTS; attempt += 1) {
+    // Ports this request found taken by another node's create, or held by a process here: not tried
+    // again, so that each lost race moves on (however many nodes create at once, the range bounds it).
+    const passed = new Set<number>();
+    const attempts = Math.min(rangeSize(portRange), MAX_ALLOCATION_ATTEMPTS);
+    for (let attempt = 0; attempt < attempts; attempt += 1) {
       let taken: Set<number>;
       try {
         const keys = await this.deps.client.getAll().prefix(`${this.deps.settings.prefix}streams/`).keys();
@@ -137,24 +143,32 @@ export class FleetWrites {
       }
       let port: number | undefined;
       for (let p = portRange.from; p <= portRange.to; p += 1) {
-        if (taken.has(p) || this.taking.has(p) || !inRange(portRange, p)) continue;
-        if (await isBound(p, listensUdp(stream))) continue;
+        if (taken.has(p) || this.taking.has(p) || passed.has(p)) continue;
+        // Claimed before any await: another request of this node never tries the same port meanwhile.
+        this.taking.add(p);
+        if (await isBound(p, listensUdp(stream))) {
+          this.taking.delete(p);
+          passed.add(p);
+          continue;
+        }
         port = p;
         break;
       }
       if (port === undefined) throw conflict(`no free port in PORT_RANGE ${portRange.from}-${portRange.to} across the fleet`);
-      this.taking.add(port);
       try {
         const placed = streamSchema.parse({ ...stream, port });
         const revision = await this.swap(fleetKey(this.deps.settings.prefix, 'streams', port), 0, JSON.stringify(placed));
-        if (revision === undefined) continue; // another node took it first: the next lowest
+        if (revision === undefined) {
+          passed.add(port); // another node took it first: the next one
+          continue;
+        }
         const fleet = await this.deps.follower.waitFor(revision, fleetKey(this.deps.settings.prefix, 'streams', port));
         return { outcome: 'created', port, stream: placed, fleet };
       } finally {
         this.taking.delete(port);
       }
     }
-    throw conflict(`${MAX_TXN_ATTEMPTS} ports were taken by other nodes while this one tried them; try again`);
+    throw conflict(`${attempts} ports were taken by other nodes while this one tried them; try again`);
   }
 
   async submitApp(change: AppChange, by: Requester): Promise<AppResult & { fleet: FleetOutcome }> {
