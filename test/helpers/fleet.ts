@@ -43,7 +43,7 @@ export interface FleetNode {
 export async function startFleetNode(options: FleetNodeOptions): Promise<FleetNode> {
   const stateDir = await tempDir(`fleet-${options.name}`);
   const bindPort = await freePort();
-  const env = {
+  const env: Record<string, string> = {
     STORE: 'etcd',
     ETCD_ENDPOINTS: options.endpoints.join(','),
     FLEET_PREFIX: options.prefix,
@@ -84,7 +84,7 @@ export async function startFleetNode(options: FleetNodeOptions): Promise<FleetNo
     },
     nginxMasters: () => nginxMasters(stateDir),
     async streamFiles() {
-      const dir = `${stateDir}/stream.d`;
+      const dir = env.STREAM_CONFIG_PATH ?? `${stateDir}/stream.d`;
       const names = (await readdir(dir)).filter((n) => n.endsWith('.conf')).sort();
       const files = new Map<string, string>();
       for (const name of names) files.set(name, (await readFile(`${dir}/${name}`, 'utf8')).replaceAll(options.address, 'NODE'));

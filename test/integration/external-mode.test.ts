@@ -4,70 +4,16 @@
  * tests with the same binary and signals the master from the pid file.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import request from 'supertest';
 import { accepts, eventually, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
-import { nginxBin, processRuns, startInProcess, tempDir, type InProcess } from '../helpers/portico.js';
+import { startInProcess, type InProcess } from '../helpers/portico.js';
+import { startOperatorNginx, type Sidecar } from '../helpers/operator-nginx.js';
 
-const run = promisify(execFile);
 const FROM = 25000;
 const TO = 25009;
 const FOREIGN_PORT = 25005;
-
-interface Sidecar {
-  root: string;
-  conf: string;
-  pidFile: string;
-  errorLog: string;
-  streamDir: string;
-  master(): Promise<number>;
-  stop(): Promise<void>;
-}
-
-/** Starts an nginx the way an operator would (daemonized), with a stream directory to share. */
-async function startOperatorNginx(): Promise<Sidecar> {
-  const root = await tempDir('external');
-  const streamDir = `${root}/etc/stream.d`;
-  await mkdir(streamDir, { recursive: true });
-  await mkdir(`${root}/logs`, { recursive: true });
-  const conf = `${root}/etc/nginx.conf`;
-  const pidFile = `${root}/nginx.pid`;
-  const errorLog = `${root}/logs/error.log`;
-  await writeFile(
-    conf,
-    [
-      `pid ${pidFile};`,
-      `error_log ${errorLog} notice;`,
-      'worker_processes 1;',
-      'events { worker_connections 1024; }',
-      '# the operator\'s own comment: include /nowhere/*.conf;',
-      'stream {',
-      '    include stream.d/*.conf;',
-      '}',
-      '',
-    ].join('\n'),
-  );
-  await run(nginxBin(), ['-p', `${root}/`, '-c', conf, '-e', errorLog]);
-  const master = async (): Promise<number> => Number((await readFile(pidFile, 'utf8')).trim());
-  return {
-    root,
-    conf,
-    pidFile,
-    errorLog,
-    streamDir,
-    master,
-    async stop() {
-      const pid = await master().catch(() => 0);
-      if (pid > 0 && (await processRuns(pid))) {
-        process.kill(pid, 'SIGQUIT');
-        if (!(await eventually(async () => !(await processRuns(pid)), 3000))) process.kill(pid, 'SIGKILL');
-      }
-    },
-  };
-}
 
 /** Portico's settings beside `sidecar`, as a sidecar container would have them. */
 function externalEnv(sidecar: Sidecar, range: string, withErrorLog: boolean): Record<string, string> {
