@@ -2,6 +2,8 @@
  * Things to undo, run last-in first-out, once. A second `run()` (a signal arriving while a failure
  * is being cleaned up, or the reverse) waits for the first, so nobody exits halfway through.
  */
+import os from 'node:os';
+
 export class Cleanup {
   private readonly steps: Array<{ name: string; run: () => Promise<unknown> }> = [];
   private running: Promise<void> | undefined;
@@ -13,6 +15,20 @@ export class Cleanup {
   run(): Promise<void> {
     this.running ??= this.runSteps();
     return this.running;
+  }
+
+  /** The signal that interrupted the bench, once one has (SIGINT, SIGTERM). */
+  stoppedBy: NodeJS.Signals | undefined;
+
+  /** On SIGINT or SIGTERM: runs the steps, then exits as the signal would have. */
+  stopOnSignals(progress: (line: string) => void): void {
+    const interrupted = (signal: NodeJS.Signals): void => {
+      this.stoppedBy = signal;
+      progress(`${signal}: stopping what was started`);
+      void this.run().finally(() => process.exit(128 + (os.constants.signals[signal] ?? 0)));
+    };
+    process.once('SIGINT', interrupted);
+    process.once('SIGTERM', interrupted);
   }
 
   private async runSteps(): Promise<void> {

@@ -459,19 +459,12 @@ async function main(): Promise<void> {
   const loadBefore = await loadAverage();
   progress(`load average before: ${loadBefore}`);
   const cleanup = new Cleanup();
-  let stoppedBy: NodeJS.Signals | undefined;
-  const interrupted = (signal: NodeJS.Signals): void => {
-    stoppedBy = signal;
-    progress(`${signal}: stopping what was started`);
-    void cleanup.run().finally(() => process.exit(128 + (os.constants.signals[signal] ?? 0)));
-  };
-  process.once('SIGINT', interrupted);
-  process.once('SIGTERM', interrupted);
+  cleanup.stopOnSignals(progress);
   let measured;
   try {
     measured = await measure(nginxBin, cleanup);
   } catch (error) {
-    if (stoppedBy !== undefined) return cleanup.run();
+    if (cleanup.stoppedBy !== undefined) return cleanup.run();
     for (const { label, portico } of porticos) process.stderr.write(`--- ${label}'s output ---\n${portico.output()}\n`);
     await cleanup.run();
     throw error;

@@ -13,7 +13,6 @@
  * temporary directory removed, also on failure or Ctrl-C. Loops are bounded in count and time.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { runAppsRung, type AppsPlan } from './apps.js';
 import { Cleanup } from './cleanup.js';
@@ -227,14 +226,7 @@ async function main(): Promise<void> {
   const loadBefore = await loadAverage();
   progress(`load average before: ${loadBefore}`);
   const cleanup = new Cleanup();
-  let stoppedBy: NodeJS.Signals | undefined;
-  const interrupted = (signal: NodeJS.Signals): void => {
-    stoppedBy = signal;
-    progress(`${signal}: stopping what was started`);
-    void cleanup.run().finally(() => process.exit(128 + (os.constants.signals[signal] ?? 0)));
-  };
-  process.once('SIGINT', interrupted);
-  process.once('SIGTERM', interrupted);
+  cleanup.stopOnSignals(progress);
 
   const rigOut: { rig?: Rig } = {};
   let measured;
@@ -242,7 +234,7 @@ async function main(): Promise<void> {
     measured = await measure(nginxBin, cleanup, rigOut);
   } catch (error) {
     // Interrupted: the failure is only the signal handler stopping things under us; it exits.
-    if (stoppedBy !== undefined) return cleanup.run();
+    if (cleanup.stoppedBy !== undefined) return cleanup.run();
     if (rigOut.rig !== undefined) {
       process.stderr.write(`--- portico output ---\n${rigOut.rig.portico.output()}\n`);
       process.stderr.write(`--- floor nginx error log ---\n${await rigOut.rig.floor.logTail()}\n`);
