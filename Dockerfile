@@ -49,6 +49,7 @@ COPY --from=build /src/package.json ./
 COPY --from=build /prod/node_modules ./node_modules
 COPY --from=build /src/templates ./templates
 COPY --from=build /src/nginx ./nginx
+COPY --from=build /src/ui ./ui
 COPY --from=build /src/dist ./dist
 COPY --from=build /src/bin ./bin
 

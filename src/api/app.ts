@@ -13,6 +13,7 @@ import { errorHandler, sendError } from './errors.js';
 import { jsonBody } from './json-body.js';
 import { legacyRouter } from './legacy.js';
 import { docsRouter } from './openapi/docs.js';
+import { consoleRouter } from './console.js';
 import { assignRequestId } from './request-id.js';
 import { metricsRouter } from './metrics.js';
 import { logRequests } from './request-log.js';
@@ -44,6 +45,7 @@ export function createApp(portico: Portico, log: Logger, tokens: Tokens | undefi
   app.use(browserGuard(portico.settings));
   // The API's description (/openapi.json, /docs) needs no token: it tells nothing of the edge.
   app.use(docsRouter(portico.version));
+  app.use(consoleRouter());
   if (tokens !== undefined) app.use(authenticate(tokens));
   // Synchronously on arrival, before the body is read: a batch about to start waits for it (apply/arrivals.ts).
   app.use(trackArrivals(portico.arrivals));

@@ -178,6 +178,7 @@ function build(version: string): OpenAPIObject {
       { name: 'legacy', description: "stream-conductor's routes, same paths and JSON fields" },
       { name: 'probes', description: 'Liveness and readiness' },
       { name: 'documentation', description: 'This document and its reference page' },
+      { name: 'console', description: 'The console for people, at /ui' },
     ],
   });
 }

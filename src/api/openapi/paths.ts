@@ -479,10 +479,38 @@ export const docsRoutes: Route[] = [
   },
 ];
 
+export const consoleRoutes: Route[] = [
+  {
+    method: 'get',
+    path: '/ui',
+    tag: 'console',
+    layer: 'open',
+    summary: 'The console for people: a page over this API, which asks for the token once (no data in the page itself)',
+    answers: { 200: { description: 'The page', content: { 'text/html': z.string() }, headers: ['Content-Security-Policy'] } },
+  },
+  {
+    method: 'get',
+    path: '/ui/console.js',
+    tag: 'console',
+    layer: 'open',
+    summary: "The console's script",
+    answers: { 200: { description: 'The script', content: { 'text/javascript': z.string() } } },
+  },
+  {
+    method: 'get',
+    path: '/ui/console.css',
+    tag: 'console',
+    layer: 'open',
+    summary: "The console's style sheet",
+    answers: { 200: { description: 'The style sheet', content: { 'text/css': z.string() } } },
+  },
+];
+
 /** Every route of the API, in the document's order. */
 export const ROUTES: readonly Route[] = [
   ...probeRoutes,
   ...docsRoutes,
+  ...consoleRoutes,
   ...legacyRoutes,
   ...streamRoutes,
   ...certificateRoutes,

@@ -1,0 +1,116 @@
+/**
+ * The console (issue 17, its first part: sign-in, streams, the overview's live applies), driven in
+ * Debian's Chromium the way a person uses it, by accessible names, against a real Portico and nginx:
+ * bytes go through the stream it creates, its preview shows nginx's own refusal, and an apply made by
+ * a script appears in the overview without a reload.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Page } from 'playwright-core';
+import { launchChromium, type RunningChromium } from '../helpers/chromium.js';
+import { accepts, eventually, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
+import { freePort } from '../helpers/pebble.js';
+import { discardPortico, spawnPortico, tempDir, type ChildPortico } from '../helpers/portico.js';
+
+const TOKEN = 'console-test-token-0123456789';
+const RANGE = { from: 30600, to: 30609 };
+
+describe('the console in a real browser', () => {
+  let portico: ChildPortico;
+  let stateDir: string;
+  let echo: EchoServer;
+  let chromium: RunningChromium;
+  let page: Page;
+  const problems: string[] = [];
+
+  const api = (path: string, init: RequestInit = {}) => fetch(`${portico.url}${path}`, { ...init, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', ...init.headers } });
+  const streamPorts = async (): Promise<number[]> => ((await (await api('/v1/streams')).json()) as Array<{ port: number }>).map((s) => s.port);
+
+  before(async () => {
+    echo = await startEcho();
+    stateDir = await tempDir('console');
+    portico = await spawnPortico({ STATE_DIR: stateDir, BIND_PORT: String(await freePort()), PORT_RANGE: `${RANGE.from}-${RANGE.to}`, HTTP_PORT: '30618', HTTPS_PORT: '30619', API_TOKEN: TOKEN, LOG_LEVEL: 'warn' });
+    chromium = await launchChromium([]);
+    page = await chromium.browser.newPage();
+    page.on('console', (message) => {
+      // The 401 that asks for the token and the preview's 422 (nginx refuses) are the API's answers,
+      // which the browser logs as failed loads: not faults of the page.
+      if (message.type() === 'error' && !/status of (401|422)\b/.test(message.text())) problems.push(message.text());
+    });
+    page.on('pageerror', (error) => problems.push(error.message));
+  });
+
+  after(async () => {
+    await chromium?.close();
+    await discardPortico(portico, stateDir);
+    await echo?.close();
+  });
+
+  it('serves the page under a CSP without unsafe-inline, never framed, with no data in it', async () => {
+    const res = await fetch(`${portico.url}/ui`);
+    assert.equal(res.status, 200);
+    const csp = res.headers.get('content-security-policy') ?? '';
+    assert.match(csp, /script-src 'self'/);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+    assert.equal(res.headers.get('x-frame-options'), 'DENY');
+    const html = await res.text();
+    assert.doesNotMatch(html, /<script>|style=/, 'no inline script or style');
+    // Without the token, the page loads but nothing of the edge does.
+    assert.equal((await fetch(`${portico.url}/v1/streams`)).status, 401);
+  });
+
+  it('asks for the token once, then shows the overview', async () => {
+    await page.goto(`${portico.url}/ui`, { timeout: 20_000 });
+    await page.getByLabel('API token').fill(TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Overview' }).waitFor({ timeout: 10_000 });
+    assert.match((await page.locator('#status').textContent()) ?? '', /running/);
+    // Kept in the tab's sessionStorage: not in the URL, not in a cookie.
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('portico.token')), TOKEN);
+    assert.doesNotMatch(page.url(), new RegExp(TOKEN));
+    assert.deepEqual(await page.context().cookies(), []);
+  });
+
+  it('creates a stream from the form with the port left empty: listed with its allocated port, bytes go through nginx', async () => {
+    await page.getByRole('link', { name: 'Streams' }).click();
+    await page.getByRole('heading', { name: 'Streams' }).waitFor();
+    await page.getByLabel('Backend').fill(`127.0.0.1:${echo.port}`);
+    await page.getByRole('button', { name: 'Create stream' }).click();
+    const button = page.getByRole('button', { name: /^Delete stream \d+$/ });
+    await button.waitFor({ timeout: 10_000 });
+    const port = Number(((await button.getAttribute('aria-label')) ?? '').replace('Delete stream ', ''));
+    assert.ok(port >= RANGE.from && port <= RANGE.to);
+    assert.deepEqual(await streamPorts(), [port]);
+    assert.equal(await roundTrip(port, 'through the console'), 'through the console');
+  });
+
+  it('a backend nginx cannot resolve: Preview shows nginx\'s own message beside the field, and nothing is written', async () => {
+    const before = await streamPorts();
+    await page.getByLabel('Backend').fill('no-such-host.invalid:5432');
+    await page.getByRole('button', { name: 'Preview' }).click();
+    await page.getByText(/host not found/).first().waitFor({ timeout: 10_000 });
+    assert.match((await page.locator('#backend-error').textContent()) ?? '', /host not found in upstream "no-such-host\.invalid/);
+    assert.deepEqual(await streamPorts(), before);
+  });
+
+  it('an apply made by a script appears in the overview without a reload', async () => {
+    await page.getByRole('link', { name: 'Overview' }).click();
+    await page.getByRole('heading', { name: 'Overview' }).waitFor();
+    const before = await page.locator('#applies li').count();
+    const created = await api('/v1/streams', { method: 'POST', body: JSON.stringify({ port: RANGE.to, backend: `127.0.0.1:${echo.port}` }) });
+    assert.equal(created.status, 201);
+    const shown = await eventually(async () => ((await page.locator('#applies li').first().textContent()) ?? '').includes(`applying stream ${RANGE.to}`), 10_000, 100);
+    assert.ok(shown, `the overview lists the script's apply (had ${before} entries)`);
+  });
+
+  it('deletes through the row\'s button: the list updates and nginx stops serving the port', async () => {
+    await page.getByRole('link', { name: 'Streams' }).click();
+    const ports = await streamPorts();
+    const port = ports[0] as number;
+    await page.getByRole('button', { name: `Delete stream ${port}` }).click();
+    await page.getByRole('button', { name: `Delete stream ${port}` }).waitFor({ state: 'detached', timeout: 10_000 });
+    assert.deepEqual(await streamPorts(), ports.slice(1));
+    assert.equal(await accepts(port), false);
+    assert.deepEqual(problems, []);
+  });
+});
