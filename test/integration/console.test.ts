@@ -5,6 +5,8 @@
  * a script appears in the overview without a reload.
  */
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { launchChromium, type RunningChromium } from '../helpers/chromium.js';
@@ -13,6 +15,21 @@ import { freePort } from '../helpers/pebble.js';
 import { discardPortico, spawnPortico, tempDir, type ChildPortico } from '../helpers/portico.js';
 
 const TOKEN = 'console-test-token-0123456789';
+const AXE = await readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+/**
+ * axe-core's violations of impact serious or critical on the page as it is now, as lines. The
+ * script is evaluated through the DevTools protocol, which the page's CSP does not govern (the page
+ * itself could not load it: it allows scripts of its own origin only).
+ */
+async function accessibilityProblems(page: Page): Promise<string[]> {
+  await page.evaluate(AXE);
+  const violations = await page.evaluate(async () => {
+    const axe = (globalThis as unknown as { axe: { run(context: Document): Promise<{ violations: Array<{ id: string; impact?: string; help: string; nodes: Array<{ target: unknown }> }> }> } }).axe;
+    return (await axe.run(document)).violations;
+  });
+  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id} (${v.impact}): ${v.help} at ${JSON.stringify(v.nodes.map((n) => n.target))}`);
+}
 const RANGE = { from: 30600, to: 30609 };
 
 describe('the console in a real browser', () => {
@@ -61,10 +78,13 @@ describe('the console in a real browser', () => {
 
   it('asks for the token once, then shows the overview', async () => {
     await page.goto(`${portico.url}/ui`, { timeout: 20_000 });
+    await page.getByLabel('API token').waitFor();
+    assert.deepEqual(await accessibilityProblems(page), [], 'the sign-in page');
     await page.getByLabel('API token').fill(TOKEN);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { name: 'Overview' }).waitFor({ timeout: 10_000 });
     assert.match((await page.locator('#status').textContent()) ?? '', /running/);
+    assert.deepEqual(await accessibilityProblems(page), [], 'the overview');
     // Kept in the tab's sessionStorage: not in the URL, not in a cookie.
     assert.equal(await page.evaluate(() => sessionStorage.getItem('portico.token')), TOKEN);
     assert.doesNotMatch(page.url(), new RegExp(TOKEN));
@@ -82,6 +102,7 @@ describe('the console in a real browser', () => {
     assert.ok(port >= RANGE.from && port <= RANGE.to);
     assert.deepEqual(await streamPorts(), [port]);
     assert.equal(await roundTrip(port, 'through the console'), 'through the console');
+    assert.deepEqual(await accessibilityProblems(page), [], 'the streams page, with a stream');
   });
 
   it('a backend nginx cannot resolve: Preview shows nginx\'s own message beside the field, and nothing is written', async () => {
@@ -91,6 +112,7 @@ describe('the console in a real browser', () => {
     await page.getByText(/host not found/).first().waitFor({ timeout: 10_000 });
     assert.match((await page.locator('#backend-error').textContent()) ?? '', /host not found in upstream "no-such-host\.invalid/);
     assert.deepEqual(await streamPorts(), before);
+    assert.deepEqual(await accessibilityProblems(page), [], 'the streams page, with a refused preview');
   });
 
   it('an apply made by a script appears in the overview without a reload', async () => {
