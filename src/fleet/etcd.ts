@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { noop } from 'cockatiel';
 import { Etcd3, type IOptions } from 'etcd3';
 import { PorticoError } from '../errors.js';
 import type { FleetSettings } from './settings.js';
@@ -15,6 +16,12 @@ export async function openEtcd(settings: FleetSettings): Promise<Etcd3> {
     hosts: settings.endpoints,
     dialTimeout: settings.timeoutMs,
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + settings.timeoutMs }),
+    // No circuit breaker per member: with one member (or the last one answering), an open breaker
+    // failed every call for its 5 s, and each half-open trial that met etcd still restarting opened it
+    // again, so a node stayed cut off from an etcd long back (30 s and more after a restart, measured
+    // in fleet-etcd-security.test.ts). Each call is bounded by ETCD_TIMEOUT instead; the client's
+    // global retry (3 tries, on other members too) stays.
+    faultHandling: { host: () => noop },
   };
   if (settings.auth !== undefined) options.auth = { username: settings.auth.username, password: settings.auth.password };
   if (settings.tls !== undefined) {

@@ -159,6 +159,15 @@ describe('a fleet on etcd with client TLS and authentication', { skip: etcdUnava
     await etcd.restart(0);
     const up = await eventually(async () => root.get(`${PREFIX}probe`).then(() => true, () => false), 15_000, 200);
     assert.ok(up, `etcd answers root again\n${etcd.output().slice(-2000)}`);
+    // Each node logs in again and renews (or re-grants) its status lease by itself; until both are
+    // listed as live again, a change would not wait for the one still away.
+    for (const node of [a, b]) {
+      const back = await eventually(async () => {
+        const fleet = (await call(node, 'GET', '/v1/fleet')).body;
+        return fleet?.stale === false && (fleet.nodes ?? []).length === 2;
+      }, 30_000, 200);
+      assert.ok(back, `${node.name} is back in a fleet of two: ${JSON.stringify((await call(node, 'GET', '/v1/fleet')).body)}\n${node.portico.output().slice(-2000)}`);
+    }
     const two = await startTaggedServer('two');
     backends.push(two);
     const started = Date.now();
@@ -170,6 +179,7 @@ describe('a fleet on etcd with client TLS and authentication', { skip: etcdUnava
     }
     assert.equal(answer.status, 200, answer.text);
     assert.equal(answer.body.fleet.complete, true, JSON.stringify(answer.body.fleet));
+    assert.deepEqual(answer.body.fleet.nodes.map((n: { outcome: string }) => n.outcome), ['applied', 'applied'], JSON.stringify(answer.body.fleet));
     assert.deepEqual(await Promise.all(ADDRESSES.map((host) => whoAnswers(RANGE.from, { host }))), ['two', 'two']);
     const deleted = await call(a, 'DELETE', `/v1/streams/${RANGE.from}`);
     assert.equal(deleted.status, 204, deleted.text);
@@ -211,7 +221,7 @@ describe('a fleet on etcd with client TLS and authentication', { skip: etcdUnava
     const { ETCD_CA_FILE: _ca, ...env } = nodeEnv();
     const node = await startFleetNode({ ...nodeOptions(), name: 'edge-s', address: '127.0.0.35', env: { ...env, NODE_EXTRA_CA_CERTS: files.caFile } });
     try {
-      const joined = await eventually(async () => (await fleetNames(a)).includes('edge-s'), 10_000, 100);
+      const joined = await eventually(async () => (await fleetNames(a)).includes('edge-s'), 20_000, 100);
       assert.ok(joined, `edge-s joins the fleet:\n${node.portico.output().slice(-3000)}`);
       assert.equal((await call(node, 'GET', '/v1/fleet')).headers.get('portico-stale'), null);
     } finally {
