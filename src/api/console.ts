@@ -5,9 +5,10 @@
  * token to load; what they show does. Served under a Content-Security-Policy with no 'unsafe-inline'
  * at all, never framed, never cached across a deploy.
  */
+import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { Router, type Response } from 'express';
+import { Router, type NextFunction, type Request, type Response } from 'express';
 
 export const CONSOLE_DIR = fileURLToPath(new URL('../../ui/', import.meta.url));
 
@@ -23,11 +24,23 @@ export const CONSOLE_CSP = [
   "frame-ancestors 'none'",
 ].join('; ');
 
-/** The console's files, by the path they are served at, with their media type. */
+const UPLOT_DIR = fileURLToPath(new URL('../../node_modules/uplot/dist/', import.meta.url));
+
+const TYPES: Record<string, string> = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8', css: 'text/css; charset=utf-8' };
+
+/**
+ * The console's files, by the path they are served at: the page, each script module and style of
+ * ui/ (named in lower case, with dashes), and the chart library's module and style as npm installed
+ * them. A fixed list, made once: no path of a request ever reaches the file system.
+ */
 export const CONSOLE_FILES: ReadonlyArray<{ path: string; file: string; type: string }> = [
-  { path: '/ui', file: 'index.html', type: 'text/html; charset=utf-8' },
-  { path: '/ui/console.js', file: 'console.js', type: 'text/javascript; charset=utf-8' },
-  { path: '/ui/console.css', file: 'console.css', type: 'text/css; charset=utf-8' },
+  { path: '/ui', file: `${CONSOLE_DIR}index.html`, type: TYPES.html! },
+  ...readdirSync(CONSOLE_DIR)
+    .filter((name) => /^[a-z][a-z-]*\.(js|css)$/.test(name))
+    .sort()
+    .map((name) => ({ path: `/ui/${name}`, file: `${CONSOLE_DIR}${name}`, type: TYPES[name.split('.').pop()!]! })),
+  { path: '/ui/vendor/uPlot.esm.js', file: `${UPLOT_DIR}uPlot.esm.js`, type: TYPES.js! },
+  { path: '/ui/vendor/uPlot.min.css', file: `${UPLOT_DIR}uPlot.min.css`, type: TYPES.css! },
 ];
 
 function pageHeaders(res: Response): void {
@@ -36,14 +49,22 @@ function pageHeaders(res: Response): void {
 
 export function consoleRouter(): Router {
   const router = Router();
-  for (const { path, file, type } of CONSOLE_FILES) {
-    // Read once, at the first request: the files ship with Portico and do not change under it.
-    let text: Promise<string> | undefined;
-    router.get(path, async (_req, res) => {
-      text ??= readFile(`${CONSOLE_DIR}${file}`, 'utf8');
-      pageHeaders(res);
-      res.type(type).send(await text);
-    });
-  }
+  // Read once, at the first request: the files ship with Portico and do not change under it.
+  const texts = new Map<string, Promise<string>>();
+  const byPath = new Map(CONSOLE_FILES.map((entry) => [entry.path, entry]));
+  const serve = async (req: Request, res: Response, next: NextFunction) => {
+    const entry = byPath.get(req.path);
+    if (entry === undefined) return next(); // not a file of the console: the API's 404
+    let text = texts.get(entry.path);
+    if (text === undefined) {
+      text = readFile(entry.file, 'utf8');
+      texts.set(entry.path, text);
+    }
+    pageHeaders(res);
+    res.type(entry.type).send(await text);
+  };
+  router.get('/ui', serve);
+  router.get('/ui/:file', serve);
+  router.get('/ui/vendor/:file', serve);
   return router;
 }

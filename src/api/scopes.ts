@@ -26,10 +26,11 @@ export const ROUTE_SCOPES: readonly RouteRule[] = [
   rule('GET', '/docs/docs.js', 'open'),
   rule('GET', '/docs/swagger-ui-bundle.js', 'open'),
   rule('GET', '/docs/swagger-ui.css', 'open'),
-  // The console's page, script and style (api/console.ts): static, no data; what they fetch needs the token.
+  // The console's page, scripts and styles (api/console.ts, a fixed list): static, no data; what
+  // they fetch needs the token.
   rule('GET', '/ui', 'open'),
-  rule('GET', '/ui/console.js', 'open'),
-  rule('GET', '/ui/console.css', 'open'),
+  rule('GET', '/ui/:file', 'open'),
+  rule('GET', '/ui/vendor/:file', 'open'),
   rule('GET', '/readyz', 'read'),
   // Prometheus's scrape: counts and states, never a credential; a scrape config carries a read token.
   rule('GET', '/metrics', 'read'),

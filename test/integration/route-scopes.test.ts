@@ -29,7 +29,9 @@ function concrete(rule: RouteRule): string {
     .replace(':backend', '127.0.0.1:1')
     .replace(':name', 'scope-app')
     .replace(':id', 'scope-cert')
-    .replace('*rest', 'a/b');
+    .replace('*rest', 'a/b')
+    .replace('/ui/vendor/:file', '/ui/vendor/uPlot.esm.js')
+    .replace(':file', 'console.js');
 }
 
 function send(app: Express, rule: Pick<RouteRule, 'method'> & { path: string }, token?: string) {

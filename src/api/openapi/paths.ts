@@ -490,19 +490,21 @@ export const consoleRoutes: Route[] = [
   },
   {
     method: 'get',
-    path: '/ui/console.js',
+    path: '/ui/:file',
     tag: 'console',
     layer: 'open',
-    summary: "The console's script",
-    answers: { 200: { description: 'The script', content: { 'text/javascript': z.string() } } },
+    summary: "One of the console's script modules (.js) or style sheets (.css); any other name answers 404",
+    params: z.object({ file: z.string().openapi({ description: 'console.js, streams.js, console.css, ...' }) }),
+    answers: { 200: { description: 'The script or style sheet', content: { 'text/javascript': z.string(), 'text/css': z.string() } }, 404: 'error' },
   },
   {
     method: 'get',
-    path: '/ui/console.css',
+    path: '/ui/vendor/:file',
     tag: 'console',
     layer: 'open',
-    summary: "The console's style sheet",
-    answers: { 200: { description: 'The style sheet', content: { 'text/css': z.string() } } },
+    summary: "The chart library's module and style sheet (uPlot.esm.js, uPlot.min.css), as npm installed them",
+    params: z.object({ file: z.string().openapi({ description: 'uPlot.esm.js or uPlot.min.css' }) }),
+    answers: { 200: { description: 'The script or style sheet', content: { 'text/javascript': z.string(), 'text/css': z.string() } }, 404: 'error' },
   },
 ];
 

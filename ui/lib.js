@@ -1,0 +1,107 @@
+// What every page of the console shares: the API call with the token, element building (text only,
+// never markup), which section is shown, and the event feed read as Server-Sent Events.
+
+export const TOKEN_KEY = 'portico.token';
+export const $ = (id) => document.getElementById(id);
+
+/** Called on a 401: shows the sign-in form (set by console.js). */
+let onUnauthorized = () => {};
+export function whenUnauthorized(handler) {
+  onUnauthorized = handler;
+}
+
+function authorization() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token === null ? {} : { authorization: `Bearer ${token}` };
+}
+
+/** A fetch of the API with the token; a 401 asks for a token and throws. Answers {status, ok, body, headers}. */
+export async function api(path, options = {}) {
+  const headers = { ...(options.body !== undefined && { 'content-type': 'application/json' }), ...authorization(), ...options.headers };
+  const res = await fetch(path, { ...options, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body) });
+  if (res.status === 401) {
+    onUnauthorized(sessionStorage.getItem(TOKEN_KEY) === null ? '' : 'That token was refused.');
+    throw new Error('a token is needed');
+  }
+  const text = await res.text();
+  let body;
+  try {
+    body = text === '' ? undefined : JSON.parse(text);
+  } catch {
+    body = text;
+  }
+  return { status: res.status, ok: res.ok, body, headers: res.headers };
+}
+
+/** An element with text (never markup) and an optional class. */
+export function el(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (className !== undefined) node.className = className;
+  return node;
+}
+
+/** A button with a visible text and, when given, an accessible name of its own. */
+export function button(text, onClick, label) {
+  const node = el('button', text);
+  node.type = 'button';
+  if (label !== undefined) node.setAttribute('aria-label', label);
+  node.addEventListener('click', onClick);
+  return node;
+}
+
+/** Shows one section of the page and hides the others. */
+export function show(id) {
+  for (const section of document.querySelectorAll('main > section')) section.hidden = section.id !== id;
+  $('sign-out').hidden = sessionStorage.getItem(TOKEN_KEY) === null;
+  for (const link of document.querySelectorAll('nav a')) {
+    if (link.getAttribute('href') === `#/${id}`) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+}
+
+/** An API error answer as one text: its message, then nginx's lines. */
+export function errorText(body, status) {
+  const error = body?.error;
+  const message = error?.message ?? `failed (${status})`;
+  return error?.nginx?.length ? `${message}\n${error.nginx.join('\n')}` : message;
+}
+
+/** Bytes as people read them (1000-based, as nginx's and most dashboards' figures are). */
+export function bytes(n) {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let value = n;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+/**
+ * Follows /v1/events as Server-Sent Events, read with fetch (EventSource cannot send the token):
+ * calls `onEvent` with each event until `signal` aborts or the connection closes.
+ */
+export async function followEvents(query, onEvent, signal) {
+  try {
+    const res = await fetch(`/v1/events?follow=true${query ? `&${query}` : ''}`, { headers: authorization(), signal });
+    if (!res.ok || res.body === null) return;
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const message = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const data = message.split('\n').filter((line) => line.startsWith('data: ')).map((line) => line.slice(6)).join('\n');
+        if (data !== '') onEvent(JSON.parse(data));
+      }
+    }
+  } catch {
+    // aborted (another page), or the connection closed: the next visit follows again
+  }
+}
