@@ -5,31 +5,15 @@
  * a script appears in the overview without a reload.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { launchChromium, type RunningChromium } from '../helpers/chromium.js';
+import { accessibilityProblems, watchPageErrors } from '../helpers/console.js';
 import { accepts, eventually, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
 import { freePort } from '../helpers/pebble.js';
 import { discardPortico, spawnPortico, tempDir, type ChildPortico } from '../helpers/portico.js';
 
 const TOKEN = 'console-test-token-0123456789';
-const AXE = await readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-
-/**
- * axe-core's violations of impact serious or critical on the page as it is now, as lines. The
- * script is evaluated through the DevTools protocol, which the page's CSP does not govern (the page
- * itself could not load it: it allows scripts of its own origin only).
- */
-async function accessibilityProblems(page: Page): Promise<string[]> {
-  await page.evaluate(AXE);
-  const violations = await page.evaluate(async () => {
-    const axe = (globalThis as unknown as { axe: { run(context: Document): Promise<{ violations: Array<{ id: string; impact?: string; help: string; nodes: Array<{ target: unknown }> }> }> } }).axe;
-    return (await axe.run(document)).violations;
-  });
-  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id} (${v.impact}): ${v.help} at ${JSON.stringify(v.nodes.map((n) => n.target))}`);
-}
 const RANGE = { from: 30600, to: 30609 };
 
 describe('the console in a real browser', () => {
@@ -49,12 +33,7 @@ describe('the console in a real browser', () => {
     portico = await spawnPortico({ STATE_DIR: stateDir, BIND_PORT: String(await freePort()), PORT_RANGE: `${RANGE.from}-${RANGE.to}`, HTTP_PORT: '30618', HTTPS_PORT: '30619', API_TOKEN: TOKEN, LOG_LEVEL: 'warn' });
     chromium = await launchChromium([]);
     page = await chromium.browser.newPage();
-    page.on('console', (message) => {
-      // The 401 that asks for the token and the preview's 422 (nginx refuses) are the API's answers,
-      // which the browser logs as failed loads: not faults of the page.
-      if (message.type() === 'error' && !/status of (401|422)\b/.test(message.text())) problems.push(message.text());
-    });
-    page.on('pageerror', (error) => problems.push(error.message));
+    watchPageErrors(page, problems);
   });
 
   after(async () => {
