@@ -1,5 +1,14 @@
-// Streams: the table, the create form with its preview, and each row's delete button.
-import { $, api, el, button, show } from './lib.js';
+// Streams: the table (filtered and paged in the page: at 5,000 streams only one page of rows is in
+// the document), the create form with its preview, each row's edit and delete buttons, and the
+// advanced editor, which holds a stream's whole JSON (every field of the schema) for a create or an
+// edit sent with If-Match. The page measures itself (performance.measure, read by bench/console.ts).
+import { $, api, el, button, errorText, show } from './lib.js';
+
+const PAGE_SIZE = 50;
+/** Every stream as last read, each with the lower-case text the filter searches. */
+let all = [];
+let shown = [];
+let page = 0;
 
 function badges(stream) {
   const cell = el('td');
@@ -13,25 +22,58 @@ function upstreamsOf(stream) {
   return (stream.upstreams ?? []).map((u) => u.address).join(', ');
 }
 
+const labelsOf = (stream) => Object.entries(stream.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(' ');
+
+function row(stream) {
+  const tr = el('tr');
+  const actions = el('td', undefined, 'actions');
+  actions.append(
+    button('Edit', () => void openEditor(stream.port), `Edit stream ${stream.port}`),
+    button('Delete', () => void deleteStream(stream.port), `Delete stream ${stream.port}`),
+  );
+  tr.append(el('td', stream.port), el('td', stream.protocol ?? 'tcp'), el('td', upstreamsOf(stream)), badges(stream), el('td', labelsOf(stream)), actions);
+  return tr;
+}
+
+/** Applies the filter to every stream and shows the page that holds the current position. */
+function applyFilter() {
+  const words = $('stream-filter').value.trim().toLowerCase().split(/\s+/).filter((w) => w !== '');
+  shown = words.length === 0 ? all : all.filter((s) => words.every((w) => s.text.includes(w)));
+  page = Math.min(page, Math.max(0, Math.ceil(shown.length / PAGE_SIZE) - 1));
+  drawPage();
+}
+
+function drawPage() {
+  const start = page * PAGE_SIZE;
+  const rows = shown.slice(start, start + PAGE_SIZE);
+  $('stream-rows').replaceChildren(...rows.map((s) => row(s.stream)));
+  const total = shown.length === all.length ? `${all.length}` : `${shown.length} matching of ${all.length}`;
+  $('stream-count').textContent = shown.length === 0 ? (all.length === 0 ? 'No streams yet.' : `No stream matches (of ${all.length}).`) : `Streams ${start + 1}–${start + rows.length} of ${total}`;
+  $('previous-page').disabled = page === 0;
+  $('next-page').disabled = start + PAGE_SIZE >= shown.length;
+}
+
 export async function render() {
+  const started = performance.now();
   const res = await api('/v1/streams');
   show('streams');
-  const rows = $('stream-rows');
-  rows.replaceChildren();
-  for (const stream of res.body) {
-    const row = el('tr');
-    const actions = el('td');
-    actions.append(button('Delete', () => void deleteStream(stream.port), `Delete stream ${stream.port}`));
-    row.append(el('td', stream.port), el('td', stream.protocol ?? 'tcp'), el('td', upstreamsOf(stream)), badges(stream), el('td', Object.entries(stream.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(' ')), actions);
-    rows.append(row);
-  }
+  all = res.body.map((stream) => ({ stream, text: `${stream.port} ${stream.protocol ?? 'tcp'} ${upstreamsOf(stream)} ${labelsOf(stream)} ${stream.tls ? 'tls' : ''} ${stream.sni ? 'sni' : ''} ${stream.proxyProtocol ? 'proxy' : ''}`.toLowerCase() }));
+  applyFilter();
+  await nextFrame();
+  performance.measure('portico.streams.render', { start: started });
 }
+
+const nextFrame = () => new Promise((resolve) => requestAnimationFrame(() => resolve()));
 
 async function deleteStream(port) {
   const res = await api(`/v1/streams/${port}`, { method: 'DELETE' });
-  if (!res.ok) $('create-error').textContent = res.body?.error?.message ?? `deleting stream ${port} failed (${res.status})`;
+  if (!res.ok) $('create-error').textContent = errorText(res.body, res.status);
   await render();
 }
+
+// ---------------------------------------------------------------------------------------------
+// The create form: the common fields (a port, one backend).
+// ---------------------------------------------------------------------------------------------
 
 function clearErrors() {
   for (const id of ['port-error', 'backend-error', 'create-error']) $(id).textContent = '';
@@ -40,15 +82,13 @@ function clearErrors() {
 
 /** An error answer shown beside the field it names (port, backend), or under the form. */
 function showError(body, status) {
-  const error = body?.error;
-  const message = error?.message ?? `failed (${status})`;
-  const field = error?.field === 'port' ? 'port' : error?.field === 'backend' || error?.field?.startsWith('upstreams') ? 'backend' : undefined;
-  const lines = error?.nginx?.length ? `${message}\n${error.nginx.join('\n')}` : message;
-  if (field !== undefined) {
-    $(`${field}-error`).textContent = lines;
-    $(field).setAttribute('aria-invalid', 'true');
+  const field = body?.error?.field;
+  const control = field === 'port' ? 'port' : field === 'backend' || field?.startsWith('upstreams') ? 'backend' : undefined;
+  if (control !== undefined) {
+    $(`${control}-error`).textContent = errorText(body, status);
+    $(control).setAttribute('aria-invalid', 'true');
   } else {
-    $('create-error').textContent = lines;
+    $('create-error').textContent = errorText(body, status);
   }
 }
 
@@ -57,18 +97,26 @@ function formBody() {
   return { ...(port !== '' && { port: /^\d+$/.test(port) ? Number(port) : port }), backend: $('backend').value.trim() };
 }
 
+/** Shows a dry run's answer (the rendered files and nginx's verdict) in a preview box; answers whether nginx accepted it. */
+function showDryRun(prefix, res) {
+  $(`${prefix}-result`).hidden = false;
+  if (res.body?.dryRun === true) {
+    $(`${prefix}-verdict`).textContent = res.body.nginx.ok ? 'nginx accepts it.' : `nginx refuses it: ${res.body.nginx.lines.join(' ')}`;
+    $(`${prefix}-file`).textContent = res.body.files.map((f) => `# ${f.name}\n${f.text ?? ''}`).join('\n');
+    return res.body.nginx.ok;
+  }
+  $(`${prefix}-verdict`).textContent = 'Refused before nginx saw it.';
+  $(`${prefix}-file`).textContent = '';
+  return false;
+}
+
 async function preview() {
   clearErrors();
   const res = await api('/v1/streams?dryRun=true', { method: 'POST', body: formBody() });
-  const box = $('preview-result');
-  box.hidden = false;
+  const accepted = showDryRun('preview', res);
   if (res.body?.dryRun === true) {
-    $('preview-verdict').textContent = res.body.nginx.ok ? 'nginx accepts it.' : `nginx refuses it: ${res.body.nginx.lines.join(' ')}`;
-    $('preview-file').textContent = res.body.files.map((f) => `# ${f.name}\n${f.text ?? ''}`).join('\n');
-    if (!res.body.nginx.ok) $('backend-error').textContent = res.body.nginx.lines.join('\n');
+    if (!accepted) $('backend-error').textContent = res.body.nginx.lines.join('\n');
   } else {
-    $('preview-verdict').textContent = 'Refused before nginx saw it.';
-    $('preview-file').textContent = '';
     showError(res.body, res.status);
   }
 }
@@ -86,5 +134,99 @@ async function create(event) {
   await render();
 }
 
+// ---------------------------------------------------------------------------------------------
+// The advanced editor: a stream's whole JSON, created with POST or replaced with PUT and If-Match.
+// ---------------------------------------------------------------------------------------------
+
+/** What the editor holds: a new stream, or the stream on `port` as read with `etag`. */
+let editing = { port: undefined, etag: undefined };
+
+async function openEditor(port) {
+  $('editor-error').textContent = '';
+  $('editor-result').hidden = true;
+  if (port === undefined) {
+    editing = { port: undefined, etag: undefined };
+    $('editor-title').textContent = 'New stream (JSON)';
+    $('stream-json').value = JSON.stringify({ upstreams: [{ address: 'host:port' }], labels: {} }, null, 2);
+  } else {
+    const res = await api(`/v1/streams/${port}`);
+    if (!res.ok) {
+      $('create-error').textContent = errorText(res.body, res.status);
+      return;
+    }
+    editing = { port, etag: res.headers.get('etag') ?? undefined };
+    $('editor-title').textContent = `Stream ${port} (JSON)`;
+    $('stream-json').value = JSON.stringify(res.body, null, 2);
+  }
+  $('stream-editor').hidden = false;
+  $('stream-json').focus();
+}
+
+/** The editor's request: its JSON parsed (a syntax error is shown, and nothing is sent). */
+function editorRequest(dryRun) {
+  let body;
+  try {
+    body = JSON.parse($('stream-json').value);
+  } catch (error) {
+    $('editor-error').textContent = `Stream JSON is not JSON: ${error.message}`;
+    $('stream-json').setAttribute('aria-invalid', 'true');
+    return undefined;
+  }
+  const query = dryRun ? '?dryRun=true' : '';
+  if (editing.port === undefined) return { path: `/v1/streams${query}`, options: { method: 'POST', body } };
+  return { path: `/v1/streams/${editing.port}${query}`, options: { method: 'PUT', body, headers: editing.etag === undefined ? {} : { 'if-match': editing.etag } } };
+}
+
+function editorError(res) {
+  const field = res.body?.error?.field;
+  $('editor-error').textContent = field === undefined ? errorText(res.body, res.status) : `${field}: ${errorText(res.body, res.status)}`;
+  $('stream-json').setAttribute('aria-invalid', 'true');
+}
+
+async function previewJson() {
+  $('editor-error').textContent = '';
+  $('stream-json').removeAttribute('aria-invalid');
+  const request = editorRequest(true);
+  if (request === undefined) return;
+  const res = await api(request.path, request.options);
+  if (!showDryRun('editor', res)) editorError(res.body?.dryRun === true ? { body: { error: { message: 'nginx refuses it', nginx: res.body.nginx.lines } }, status: 422 } : res);
+}
+
+async function applyJson() {
+  $('editor-error').textContent = '';
+  $('stream-json').removeAttribute('aria-invalid');
+  const request = editorRequest(false);
+  if (request === undefined) return;
+  const res = await api(request.path, request.options);
+  if (!res.ok) {
+    editorError(res);
+    return;
+  }
+  $('stream-editor').hidden = true;
+  await render();
+}
+
+// ---------------------------------------------------------------------------------------------
+
 $('preview').addEventListener('click', () => void preview());
 $('create-form').addEventListener('submit', (event) => void create(event));
+$('stream-filter').addEventListener('input', (event) => {
+  page = 0;
+  applyFilter();
+  // From the keystroke (the event's own time) to the rows drawn.
+  requestAnimationFrame(() => performance.measure('portico.streams.filter', { start: event.timeStamp }));
+});
+$('previous-page').addEventListener('click', () => {
+  page = Math.max(0, page - 1);
+  drawPage();
+});
+$('next-page').addEventListener('click', () => {
+  page += 1;
+  drawPage();
+});
+$('new-json').addEventListener('click', () => void openEditor(undefined));
+$('preview-json').addEventListener('click', () => void previewJson());
+$('apply-json').addEventListener('click', () => void applyJson());
+$('close-editor').addEventListener('click', () => {
+  $('stream-editor').hidden = true;
+});
