@@ -13,7 +13,7 @@ NGINX_STAMP := .nginx-bin
 UNIT_TESTS := $(wildcard test/unit/*.test.ts)
 INTEGRATION_TESTS := $(wildcard test/integration/*.test.ts)
 
-.PHONY: help nginx check-install chromium promtool pebble bind9 etcd deps build start test test-soak test-container container-images test-unit test-integration typecheck bench bench-traffic bench-fleet clean
+.PHONY: help nginx check-install chromium promtool pebble bind9 etcd deps build start test test-soak test-container container-images test-unit test-integration typecheck bench bench-traffic bench-fleet bench-console clean
 
 help:
 	@echo "make start   install what is missing, build, run Portico in managed mode"
@@ -114,12 +114,13 @@ container-images:
 # it the benchmark reports the HTTP half as skipped). Caddy is the apps rung's peer, installed the
 # same way by scripts/install-caddy.sh (its system service never started; without it that rung is skipped).
 # etcd (scripts/install-etcd.sh, as for the tests) is the fleet's store in bench/fleet.ts, run last.
-bench: build etcd
+bench: build etcd chromium
 	@scripts/install-caddy.sh
 	@command -v wrk >/dev/null || { [ "$$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; } || echo "make bench: no wrk, and installing it needs root: the HTTP data plane is skipped" >&2
 	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx bench/run.ts
 	@if command -v wrk >/dev/null; then NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx bench/traffic-metrics.ts; else echo "make bench: no wrk: the traffic metrics' cost is skipped" >&2; fi
 	@if [ -x /usr/bin/etcd ]; then NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx bench/fleet.ts; else echo "make bench: no etcd (installing it needs root): the fleet's create is skipped" >&2; fi
+	@if [ -x /usr/lib/chromium/chromium ]; then NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx bench/console.ts; else echo "make bench: no chromium (installing it needs root): the console's bench is skipped" >&2; fi
 
 # The per-resource traffic metrics' cost (issue 14): nginx workers' CPU per request and per stream
 # connection with no per-resource log, with Portico's buffered file and with syslog over UDP, and
@@ -138,6 +139,12 @@ bench-traffic: deps
 bench-fleet: build etcd
 	@[ -x /usr/bin/etcd ] || { echo "make bench-fleet needs etcd (scripts/install-etcd.sh installs it as root)" >&2; exit 1; }
 	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx bench/fleet.ts
+
+# The console at 100 and 5,000 streams (issue 17): one Portico filled through the API, Debian's
+# Chromium loading /ui#/streams and filtering, timed by the page's own performance measures; writes
+# bench/CONSOLE.md and its section (17) of bench/RESULTS.md (about 4 minutes; `make bench` runs it last).
+bench-console: build chromium
+	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx bench/console.ts
 
 clean:
 	rm -rf dist var node_modules

@@ -41,6 +41,7 @@ import { describeMachine, type Machine } from './machine.js';
 import { assertOutsideEphemeral, ephemeralPort, freePortsIn, LOOPBACK, roundTrip, startEchoServer, waitUntilServing } from './net.js';
 import { launcherNodeFlags, spawnPortico, type PorticoOptions, type RunningPortico } from './portico.js';
 import { fillTo } from './scale.js';
+import { putResultsSection } from './results-section.js';
 import { percentile } from './stats.js';
 
 const REPO_DIR = fileURLToPath(new URL('..', import.meta.url));
@@ -499,18 +500,8 @@ async function publish(results: Results): Promise<void> {
     return;
   }
   await writeFile(FLEET_FILE, report);
-  const text = await readFile(RESULTS_FILE, 'utf8').catch(() => undefined);
-  if (text === undefined) return;
-  const section = `${RESULTS_BEGIN}\n${renderReport(results, false).replace(/^# .*$/m, '### (16) Fleet: a create until it echoes on all three nodes, beside the single node and the floor (bench/fleet.ts; bench/FLEET.md)').replace(/^## /gm, '#### ')}${RESULTS_END}\n\n`;
-  const begin = text.indexOf(RESULTS_BEGIN);
-  const end = text.indexOf(RESULTS_END);
-  let next: string;
-  if (begin >= 0 && end > begin) next = text.slice(0, begin) + section + text.slice(end + RESULTS_END.length).replace(/^\n+/, '');
-  else {
-    const at = text.indexOf('\n## Where a target is missed');
-    next = at < 0 ? `${text}\n${section}` : `${text.slice(0, at + 1)}${section}${text.slice(at + 1)}`;
-  }
-  await writeFile(RESULTS_FILE, next);
+  const body = renderReport(results, false).replace(/^# .*$/m, '### (16) Fleet: a create until it echoes on all three nodes, beside the single node and the floor (bench/fleet.ts; bench/FLEET.md)').replace(/^## /gm, '#### ');
+  await putResultsSection(RESULTS_FILE, { begin: RESULTS_BEGIN, end: RESULTS_END }, body, '## Where a target is missed');
 }
 
 const fmt = (ms: number): string => (Number.isNaN(ms) ? '–' : ms.toFixed(1));

@@ -37,6 +37,7 @@ import { startOwnNginx } from './own-nginx.js';
 import { CpuMeter, workerPids } from './proc-stats.js';
 import { percentile } from './stats.js';
 import { runWrk, wrkAvailable } from './wrk.js';
+import { putResultsSection } from './results-section.js';
 
 const REPO_DIR = fileURLToPath(new URL('..', import.meta.url));
 const VARIANTS = ['none', 'file', 'syslog'] as const;
@@ -261,19 +262,8 @@ async function publish(rounds: Round[], load: string): Promise<void> {
   const report = renderReport(rounds, load);
   process.stdout.write(report);
   await writeFile(`${REPO_DIR}bench/TRAFFIC.md`, report);
-  const resultsFile = `${REPO_DIR}bench/RESULTS.md`;
-  const results = await readFile(resultsFile, 'utf8').catch(() => undefined);
-  if (results === undefined) return;
-  const section = `${RESULTS_BEGIN}\n${report.replace(/^# .*$/m, "### (5b) Per-resource traffic metrics' cost (bench/traffic-metrics.ts; bench/TRAFFIC.md)")}${RESULTS_END}\n\n`;
-  const begin = results.indexOf(RESULTS_BEGIN);
-  const end = results.indexOf(RESULTS_END);
-  let next: string;
-  if (begin >= 0 && end > begin) next = results.slice(0, begin) + section + results.slice(end + RESULTS_END.length).replace(/^\n+/, '');
-  else {
-    const at = results.indexOf('\n### (6)');
-    next = at < 0 ? `${results}\n${section}` : `${results.slice(0, at + 1)}${section}${results.slice(at + 1)}`;
-  }
-  await writeFile(resultsFile, next);
+  const body = report.replace(/^# .*$/m, "### (5b) Per-resource traffic metrics' cost (bench/traffic-metrics.ts; bench/TRAFFIC.md)");
+  await putResultsSection(`${REPO_DIR}bench/RESULTS.md`, { begin: RESULTS_BEGIN, end: RESULTS_END }, body, '### (6)');
 }
 
 /** TRAFFIC_BENCH_RENDER=a.json,b.json: renders the rounds that TRAFFIC_BENCH_JSON saved (runs one after another), measures nothing. */
