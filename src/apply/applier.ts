@@ -24,7 +24,8 @@
  *   answering nginx's line. A change then costs one parse of the tree instead of two.
  * - `tree` (FULL_TREE_TEST=true, or external mode without NGINX_ERROR_LOG, where the master's
  *   refusal cannot be read): `nginx -t` of the whole staged tree before the swap.
- * A dry run always tests the whole staged tree: it answers what would happen, and costs no reload.
+ * A caller's dry run tests the whole staged tree: it answers what would happen, and costs no reload.
+ * The fleet's check before its transaction tests as this node's batches do (`Pending.dryRun`).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -35,7 +36,7 @@ import type { Nginx } from '../nginx/nginx.js';
 import { ReloadRefused } from '../nginx/verify.js';
 import type { Arrivals } from './arrivals.js';
 import type { FileChange, StagedTree } from '../store/config-dir.js';
-import { rejected, type BatchKind, type Pending, type Requester, type Work } from './batch.js';
+import { rejected, type BatchKind, type DryRunTest, type Pending, type Requester, type Work } from './batch.js';
 import type { CertificateChange, CertificateResult, PlannedCertificate } from './certificate-kind.js';
 import type { AppChange, AppResult, PlannedApp } from './app-kind.js';
 import type { Change, Outcome, PlannedChange } from './plan.js';
@@ -107,9 +108,9 @@ export class Applier {
     return this.enqueue<ChangeResult>('stream', change, by, false);
   }
 
-  /** Runs every step up to the swap and answers the rendered files and nginx's verdict. */
-  dryRun(change: Change, by: Requester): Promise<DryRunResult> {
-    return this.enqueue<DryRunResult>('stream', change, by, true);
+  /** Runs every step up to the swap and answers the rendered files and nginx's verdict (`test`: see `Pending.dryRun`). */
+  dryRun(change: Change, by: Requester, test: DryRunTest = 'tree'): Promise<DryRunResult> {
+    return this.enqueue<DryRunResult>('stream', change, by, test);
   }
 
   /** Queues a change of an HTTP app; settles when its batch is committed, or with the reason it was rejected. */
@@ -118,8 +119,8 @@ export class Applier {
   }
 
   /** An app change's dry run: every step up to the swap, answering the rendered files and nginx's verdict. */
-  dryRunApp(change: AppChange, by: Requester): Promise<AppResult & { files: FileChange[]; nginx: { ok: boolean; lines: string[] } }> {
-    return this.enqueue('app', change, by, true);
+  dryRunApp(change: AppChange, by: Requester, test: DryRunTest = 'tree'): Promise<AppResult & { files: FileChange[]; nginx: { ok: boolean; lines: string[] } }> {
+    return this.enqueue('app', change, by, test);
   }
 
   /** Queues a change of the certificates; settles when its batch is committed, or with the reason it was rejected. */
@@ -132,7 +133,7 @@ export class Applier {
     while (this.draining) await new Promise((resolve) => setTimeout(resolve, 5));
   }
 
-  protected enqueue<R>(kind: Queued['kind'], change: unknown, by: Requester, dryRun: boolean): Promise<R> {
+  protected enqueue<R>(kind: Queued['kind'], change: unknown, by: Requester, dryRun: false | DryRunTest): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       // Settling records the outcome; the caller is answered at `flush` (see `Pending.flush`).
       let answer: (() => void) | undefined;
@@ -358,7 +359,8 @@ export class Applier {
     over.planned = work;
     const w = work[0];
     if (w === undefined) return; // rejected while planning
-    const { staged, shared, verdict } = await this.stageAndTest(kind, w.unchanged ? [] : [w], files, timer, 'tree');
+    const scope = item.dryRun === 'as-applied' ? this.deps.testScope : 'tree';
+    const { staged, shared, verdict } = await this.stageAndTest(kind, w.unchanged ? [] : [w], files, timer, scope);
     let answer: unknown;
     try {
       const lines = unstagePaths(kind, verdict.lines, staged);

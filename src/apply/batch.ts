@@ -18,11 +18,18 @@ export interface Requester {
   token?: string;
 }
 
+export type DryRunTest = 'tree' | 'as-applied';
+
 /** A change waiting in the queue with its caller. */
 export interface Pending<C> {
   change: C;
   by: Requester;
-  dryRun: boolean;
+  /**
+   * A dry run, and what it tests: `tree`, the whole staged tree (a caller's `?dryRun=true`: it
+   * answers what would happen), or `as-applied`, what this node's batches test (`testScope`; the
+   * fleet's check before its transaction, each node's master then parsing its whole tree at reload).
+   */
+  dryRun: false | DryRunTest;
   /** Settles the caller's promise, typed by the method that queued the change. */
   resolve: (result: unknown) => void;
   reject: (error: PorticoError) => void;

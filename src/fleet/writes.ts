@@ -114,7 +114,7 @@ export class FleetWrites {
     let stream: Stream | undefined;
     const written = await this.conditional(key, what, preconditions, { create: change.kind === 'create', mustExist: change.kind === 'delete' }, async () => {
       if (change.kind === 'delete') return undefined;
-      const dry = await this.deps.applier.dryRun({ kind: 'put', port, spec: change.spec, ...(change.via !== undefined && { via: change.via }) }, by);
+      const dry = await this.deps.applier.dryRun({ kind: 'put', port, spec: change.spec, ...(change.via !== undefined && { via: change.via }) }, by, 'as-applied');
       FleetWrites.refused(dry, what);
       stream = dry.stream;
       return JSON.stringify(stream);
@@ -125,7 +125,7 @@ export class FleetWrites {
 
   /** A create without a port: the lowest port of the range no stream of the fleet has, nor a process here holds. */
   private async createAnywhere(change: Extract<Change, { kind: 'create' }>, by: Requester): Promise<ChangeResult & { fleet: FleetOutcome }> {
-    const dry = await this.deps.applier.dryRun(change, by);
+    const dry = await this.deps.applier.dryRun(change, by, 'as-applied');
     FleetWrites.refused(dry, 'the stream');
     const stream = dry.stream as Stream;
     const { portRange, isBound } = this.deps;
@@ -183,7 +183,7 @@ export class FleetWrites {
     let app: App | undefined;
     const written = await this.conditional(key, what, preconditions, { create: change.kind === 'app-put' && change.create, mustExist: change.kind === 'app-delete' }, async () => {
       if (change.kind === 'app-delete') return undefined;
-      const dry = await this.deps.applier.dryRunApp({ kind: 'app-put', app: change.app, create: false }, by);
+      const dry = await this.deps.applier.dryRunApp({ kind: 'app-put', app: change.app, create: false }, by, 'as-applied');
       FleetWrites.refused(dry, what);
       app = dry.app ?? change.app;
       return JSON.stringify(app);
