@@ -73,7 +73,7 @@ describe('the console in a real browser', () => {
   it('creates a stream from the form with the port left empty: listed with its allocated port, bytes go through nginx', async () => {
     await page.getByRole('link', { name: 'Streams' }).click();
     await page.getByRole('heading', { name: 'Streams' }).waitFor();
-    await page.getByLabel('Backend').fill(`127.0.0.1:${echo.port}`);
+    await page.locator('#streams').getByLabel('Backend').fill(`127.0.0.1:${echo.port}`);
     await page.getByRole('button', { name: 'Create stream' }).click();
     const button = page.getByRole('button', { name: /^Delete stream \d+$/ });
     await button.waitFor({ timeout: 10_000 });
@@ -86,7 +86,7 @@ describe('the console in a real browser', () => {
 
   it('a backend nginx cannot resolve: Preview shows nginx\'s own message beside the field, and nothing is written', async () => {
     const before = await streamPorts();
-    await page.getByLabel('Backend').fill('no-such-host.invalid:5432');
+    await page.locator('#streams').getByLabel('Backend').fill('no-such-host.invalid:5432');
     await page.getByRole('button', { name: 'Preview' }).click();
     await page.getByText(/host not found/).first().waitFor({ timeout: 10_000 });
     assert.match((await page.locator('#backend-error').textContent()) ?? '', /host not found in upstream "no-such-host\.invalid/);
