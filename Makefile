@@ -13,7 +13,7 @@ NGINX_STAMP := .nginx-bin
 UNIT_TESTS := $(wildcard test/unit/*.test.ts)
 INTEGRATION_TESTS := $(wildcard test/integration/*.test.ts)
 
-.PHONY: help nginx check-install chromium promtool pebble bind9 etcd deps build start test test-soak test-container container-images test-unit test-integration typecheck bench bench-traffic bench-fleet clean
+.PHONY: help nginx check-install chromium promtool pebble bind9 etcd deps build start test test-soak test-container container-images test-unit test-integration typecheck bench bench-traffic bench-fleet screenshots clean
 
 help:
 	@echo "make start   install what is missing, build, run Portico in managed mode"
@@ -24,6 +24,7 @@ help:
 	@echo "make test-soak  the heavy fault tests: 350 kill -9s of Portico in the middle of applies (about 9 minutes)"
 	@echo "make check-install  build nginx into a throwaway prefix as a fresh machine would, and check it (about a minute)"
 	@echo "make test-container the Dockerfile, docker-compose.yml and docker-compose.fleet.yml through a Docker engine of the tests' own (about 4 minutes)"
+	@echo "make screenshots    the README's pictures of the console (docs/console-*.png), from a real Portico in Chromium"
 
 $(NODE_MODULES): package.json package-lock.json
 	@scripts/install-node-deps.sh
@@ -138,6 +139,13 @@ bench-traffic: deps
 bench-fleet: build etcd
 	@[ -x /usr/bin/etcd ] || { echo "make bench-fleet needs etcd (scripts/install-etcd.sh installs it as root)" >&2; exit 1; }
 	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx bench/fleet.ts
+
+# The README's pictures of the console (issue 17): scripts/console-screenshots.ts starts a built
+# Portico through bin/portico (managed nginx, a temp STATE_DIR, loopback ports, a token), makes a few
+# streams and sends bytes through them, and writes docs/console-overview.png and
+# docs/console-streams.png with Debian's Chromium at 1280x800; it stops what it started by pid.
+screenshots: build chromium
+	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx scripts/console-screenshots.ts
 
 clean:
 	rm -rf dist var node_modules
