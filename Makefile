@@ -13,7 +13,7 @@ NGINX_STAMP := .nginx-bin
 UNIT_TESTS := $(wildcard test/unit/*.test.ts)
 INTEGRATION_TESTS := $(wildcard test/integration/*.test.ts)
 
-.PHONY: help nginx check-install chromium promtool pebble bind9 etcd deps build start test test-soak test-container container-images test-unit test-integration typecheck bench bench-traffic bench-fleet bench-console clean
+.PHONY: help nginx check-install chromium promtool pebble bind9 etcd deps build start test test-soak test-container container-images test-unit test-integration typecheck bench bench-traffic bench-fleet bench-console screenshots clean
 
 help:
 	@echo "make start   install what is missing, build, run Portico in managed mode"
@@ -21,9 +21,11 @@ help:
 	@echo "make bench   run the benchmarks and rewrite bench/RESULTS.md"
 	@echo "make bench-traffic  the per-resource traffic metrics' cost (writes bench/TRAFFIC.md)"
 	@echo "make bench-fleet    a fleet create until it echoes on three nodes, beside a single node and the floor (writes bench/FLEET.md)"
+	@echo "make bench-console  the console at 100 and 5,000 streams in Chromium: load and filter (writes bench/CONSOLE.md)"
 	@echo "make test-soak  the heavy fault tests: 350 kill -9s of Portico in the middle of applies (about 9 minutes)"
 	@echo "make check-install  build nginx into a throwaway prefix as a fresh machine would, and check it (about a minute)"
 	@echo "make test-container the Dockerfile, docker-compose.yml and docker-compose.fleet.yml through a Docker engine of the tests' own (about 4 minutes)"
+	@echo "make screenshots    the README's pictures of the console (docs/console-*.png), from a real Portico in Chromium"
 
 $(NODE_MODULES): package.json package-lock.json
 	@scripts/install-node-deps.sh
@@ -145,6 +147,13 @@ bench-fleet: build etcd
 # bench/CONSOLE.md and its section (17) of bench/RESULTS.md (about 4 minutes; `make bench` runs it last).
 bench-console: build chromium
 	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx bench/console.ts
+
+# The README's pictures of the console (issue 17): scripts/console-screenshots.ts starts a built
+# Portico through bin/portico (managed nginx, a temp STATE_DIR, loopback ports, a token), makes a few
+# streams and sends bytes through them, and writes docs/console-overview.png and
+# docs/console-streams.png with Debian's Chromium at 1280x800; it stops what it started by pid.
+screenshots: build chromium
+	@NGINX_BIN="$$(cat $(NGINX_STAMP))" node --import tsx scripts/console-screenshots.ts
 
 clean:
 	rm -rf dist var node_modules

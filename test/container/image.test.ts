@@ -17,7 +17,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { fixtureCert } from '../helpers/backends.js';
-import { api, httpsGet, PAGE, startPageBackend } from '../helpers/container-app.js';
+import { API, api, httpsGet, PAGE, startPageBackend } from '../helpers/container-app.js';
 import { http3Flags, launchChromium } from '../helpers/chromium.js';
 import {
   bridgeGateway,
@@ -88,6 +88,25 @@ describe('the image alone: managed mode through a real Docker engine', { skip: u
     const mounts = JSON.parse((await inspect(CONTAINER, '{{json .Mounts}}')) ?? '[]') as Array<{ Type: string; Name: string; Destination: string }>;
     assert.ok(mounts.some((m) => m.Type === 'volume' && m.Name === VOLUME && m.Destination === '/var/lib/portico'), JSON.stringify(mounts));
     assert.match(await docker(['exec', CONTAINER, 'ls', '/var/lib/portico/stream.d']).then(() => 'ok'), /ok/);
+  });
+
+  it('serves the console: /ui, its script and the chart library, without the token, each under the CSP and never framed', async () => {
+    const expected: Array<[string, RegExp, RegExp]> = [
+      ['/ui', /^text\/html/, /<script type="module" src="\/ui\/console\.js"><\/script>/],
+      ['/ui/console.js', /^text\/javascript/, /from '\.\/lib\.js'/],
+      ['/ui/vendor/uPlot.esm.js', /^text\/javascript/, /export \{ uPlot as default \}/],
+    ];
+    for (const [path, type, body] of expected) {
+      const res = await fetch(`${API}${path}`, { signal: AbortSignal.timeout(10_000) });
+      assert.equal(res.status, 200, path);
+      assert.match(res.headers.get('content-type') ?? '', type, path);
+      const csp = res.headers.get('content-security-policy') ?? '';
+      assert.match(csp, /default-src 'none'/, path);
+      assert.match(csp, /script-src 'self'/, path);
+      assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/, path);
+      assert.equal(res.headers.get('x-frame-options'), 'DENY', path);
+      assert.match(await res.text(), body, path);
+    }
   });
 
   it('a stream echoes bytes from the host through the container to a backend on the host', async () => {

@@ -24,12 +24,15 @@ export async function accessibilityProblems(page: Page): Promise<string[]> {
 
 /**
  * Collects the page's script errors and console errors into `problems`. A 401 (the token asked
- * for), a 412 (an edit made on a stale read) and a 422 (nginx refusing a preview) are the API's
- * answers, which the browser logs as failed loads: not faults of the page.
+ * for), a 412 (an edit made on a stale read), a 422 (nginx refusing a preview) and the 404 of
+ * /v1/fleet on a single node (the overview asks whether there is a fleet) are the API's answers,
+ * which the browser logs as failed loads: not faults of the page.
  */
 export function watchPageErrors(page: Page, problems: string[]): void {
   page.on('console', (message) => {
-    if (message.type() === 'error' && !/status of (401|412|422)\b/.test(message.text())) problems.push(message.text());
+    if (message.type() !== 'error' || /status of (401|412|422)\b/.test(message.text())) return;
+    if (/status of 404\b/.test(message.text()) && new URL(message.location().url || 'about:blank').pathname === '/v1/fleet') return;
+    problems.push(`${message.text()}${message.location().url ? ` (${message.location().url})` : ''}`);
   });
   page.on('pageerror', (error) => problems.push(error.message));
 }
