@@ -1,5 +1,6 @@
 // Streams: the table, the create form with its preview, and each row's delete button.
 import { $, api, el, button, show } from './lib.js';
+import { startTraffic, stopTraffic, trafficCell } from './traffic.js'; // traffic charts (ui/traffic.js)
 
 function badges(stream) {
   const cell = el('td');
@@ -18,13 +19,20 @@ export async function render() {
   show('streams');
   const rows = $('stream-rows');
   rows.replaceChildren();
+  stopTraffic(); // traffic charts: the rows are built again
   for (const stream of res.body) {
     const row = el('tr');
     const actions = el('td');
     actions.append(button('Delete', () => void deleteStream(stream.port), `Delete stream ${stream.port}`));
-    row.append(el('td', stream.port), el('td', stream.protocol ?? 'tcp'), el('td', upstreamsOf(stream)), badges(stream), el('td', Object.entries(stream.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(' ')), actions);
+    row.append(el('td', stream.port), el('td', stream.protocol ?? 'tcp'), el('td', upstreamsOf(stream)), badges(stream), el('td', Object.entries(stream.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(' ')), trafficCell(stream.port), actions);
     rows.append(row);
   }
+  startTraffic(); // traffic charts: the ports of the rows shown, every interval until leave()
+}
+
+/** The page is left: its traffic charts stop refreshing. */
+export function leave() {
+  stopTraffic();
 }
 
 async function deleteStream(port) {
