@@ -45,6 +45,7 @@ import { registerFleetMetrics } from './metrics/fleet.js';
 import { createMetrics, type MetricsCollector } from './metrics/registry.js';
 import { registerTrafficMetrics } from './traffic/metrics.js';
 import { TrafficReader, knownResources } from './traffic/reader.js';
+import { TrafficHistory } from './traffic/history.js';
 import { createAppRenderer } from './render/app.js';
 import { createSharedHttpRenderer } from './render/http-shared.js';
 import { createStreamRenderer } from './render/stream.js';
@@ -145,6 +146,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
   const lock = await acquireLock(`${settings.stateDir}/portico.lock`);
   let started: NginxProcess | undefined;
   let traffic: TrafficReader | undefined;
+  let trafficHistory: TrafficHistory | undefined;
   let acme: AcmeManager | undefined;
   let fleet: Fleet | undefined;
   try {
@@ -302,6 +304,9 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       });
       await traffic.start();
       registerTrafficMetrics(metrics.registry, traffic);
+      // The console's charts: the counters sampled into a bounded ring (TRAFFIC_HISTORY_INTERVAL).
+      trafficHistory = TrafficHistory.of(traffic.metrics, { intervalMs: settings.trafficHistoryIntervalMs, log: log.child({ module: 'traffic' }) });
+      await trafficHistory.start();
     }
     // Managed certificates: the ACME client opens (and registers its account) on the first order.
     let client: Promise<AcmeClient> | undefined;
@@ -378,6 +383,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
       events,
       metrics: metrics.registry,
       traffic,
+      trafficHistory,
       acme,
       fleet,
       version,
@@ -400,6 +406,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
         if (stopNginx) await process.stop();
         // After nginx: its workers flush their buffered lines as they exit, and are counted.
         await traffic?.stop();
+        await trafficHistory?.stop();
         await lock.release();
       },
       async reloadTokens() {
@@ -416,6 +423,7 @@ export async function startPortico(settings: Settings, options: StartOptions): P
     await fleet?.stop().catch(() => undefined);
     await acme?.stop();
     await traffic?.stop();
+    await trafficHistory?.stop();
     if (started !== undefined && !started.adopted) await started.stop().catch(() => started?.release());
     else started?.release();
     await lock.release();

@@ -168,6 +168,13 @@ const envSchema = z.object({
   NGINX_STATUS_PORT: statusPortSchema.default('8081'),
   NGINX_STATUS_URL: statusUrlSchema.optional().or(z.literal('').transform(() => undefined)),
   TRAFFIC_METRICS: z.enum(['on', 'off']).default('on'),
+  // How often the console's traffic history (traffic/history.ts) samples the counters; it keeps 90 samples.
+  TRAFFIC_HISTORY_INTERVAL: z
+    .string()
+    .regex(TIME_PATTERN, 'must be a time such as 10s or 1m')
+    .transform((text) => nginxTimeMs(text))
+    .refine((ms) => ms >= 1000 && ms <= 600_000, 'must be from 1s to 10m')
+    .default('10s'),
   API_HEADERS_TIMEOUT: apiTimeoutSchema.default('5s'),
   API_REQUEST_TIMEOUT: apiTimeoutSchema.default('10s'),
   API_MAX_CONNECTIONS: connectionCountSchema.default('1024'),
@@ -308,6 +315,8 @@ export interface Settings {
    * those files when the operator's config writes them. `off`: no such log, no reader.
    */
   trafficMetrics: boolean;
+  /** TRAFFIC_HISTORY_INTERVAL: how often the traffic history samples the counters (its window is 90 samples). */
+  trafficHistoryIntervalMs: number;
   /**
    * What `nginx -t` reads before a reload (apply/applier.ts): `changed`, the new and changed files on
    * a throwaway config, the master's own parse at the reload being the whole-tree test; or `tree`, the
@@ -425,6 +434,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       ? { port: e.NGINX_STATUS_PORT, url: e.NGINX_STATUS_PORT === undefined ? undefined : `http://127.0.0.1:${e.NGINX_STATUS_PORT}${NGINX_STATUS_PATH}` }
       : { port: undefined, url: e.NGINX_STATUS_URL },
     trafficMetrics: e.TRAFFIC_METRICS === 'on',
+    trafficHistoryIntervalMs: e.TRAFFIC_HISTORY_INTERVAL,
     reloadMinIntervalMs: nginxTimeMs(e.RELOAD_MIN_INTERVAL),
     testScope: e.FULL_TREE_TEST === 'true' || (!managed && e.NGINX_ERROR_LOG === undefined) ? 'tree' : 'changed',
     stopTimeoutMs: nginxTimeMs(e.WORKER_SHUTDOWN_TIMEOUT) + 5000,

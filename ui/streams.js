@@ -1,8 +1,10 @@
 // Streams: the table (filtered and paged in the page: at 5,000 streams only one page of rows is in
 // the document), the create form with its preview, each row's edit and delete buttons, and the
 // advanced editor, which holds a stream's whole JSON (every field of the schema) for a create or an
-// edit sent with If-Match. The page measures itself (performance.measure, read by bench/console.ts).
+// edit sent with If-Match. Each row shows its traffic over the last minutes (ui/traffic.js), read for
+// the rows shown only. The page measures itself (performance.measure, read by bench/console.ts).
 import { $, api, el, button, errorText, show } from './lib.js';
+import { startTraffic, stopTraffic, trafficCell } from './traffic.js';
 
 const PAGE_SIZE = 50;
 /** Every stream as last read, each with the lower-case text the filter searches. */
@@ -31,7 +33,7 @@ function row(stream) {
     button('Edit', () => void openEditor(stream.port), `Edit stream ${stream.port}`),
     button('Delete', () => void deleteStream(stream.port), `Delete stream ${stream.port}`),
   );
-  tr.append(el('td', stream.port), el('td', stream.protocol ?? 'tcp'), el('td', upstreamsOf(stream)), badges(stream), el('td', labelsOf(stream)), actions);
+  tr.append(el('td', stream.port), el('td', stream.protocol ?? 'tcp'), el('td', upstreamsOf(stream)), badges(stream), el('td', labelsOf(stream)), trafficCell(stream.port), actions);
   return tr;
 }
 
@@ -46,7 +48,10 @@ function applyFilter() {
 function drawPage() {
   const start = page * PAGE_SIZE;
   const rows = shown.slice(start, start + PAGE_SIZE);
+  // The charts follow the rows: the old page's stop, the new page's start reading.
+  stopTraffic();
   $('stream-rows').replaceChildren(...rows.map((s) => row(s.stream)));
+  startTraffic();
   const total = shown.length === all.length ? `${all.length}` : `${shown.length} matching of ${all.length}`;
   $('stream-count').textContent = shown.length === 0 ? (all.length === 0 ? 'No streams yet.' : `No stream matches (of ${all.length}).`) : `Streams ${start + 1}–${start + rows.length} of ${total}`;
   $('previous-page').disabled = page === 0;
@@ -61,6 +66,11 @@ export async function render() {
   applyFilter();
   await nextFrame();
   performance.measure('portico.streams.render', { start: started });
+}
+
+/** The page is left: its traffic charts stop refreshing. */
+export function leave() {
+  stopTraffic();
 }
 
 const nextFrame = () => new Promise((resolve) => requestAnimationFrame(() => resolve()));

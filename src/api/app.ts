@@ -24,6 +24,7 @@ import { certificatesRouter } from './v1/certificates.js';
 import { eventsRouter } from './v1/events.js';
 import { logsRouter } from './v1/logs.js';
 import { streamsRouter } from './v1/streams.js';
+import { trafficRouter } from './v1/traffic.js';
 import { fleetRouter } from './v1/fleet.js';
 import { staleMarker } from './fleet-answer.js';
 
@@ -59,6 +60,7 @@ export function createApp(portico: Portico, log: Logger, tokens: Tokens | undefi
   app.use('/v1/apps', appsRouter(portico));
   app.use('/v1/logs', logsRouter(portico));
   app.use('/v1/events', eventsRouter(portico.events));
+  app.use('/v1/traffic', trafficRouter(portico));
   app.use('/v1/fleet', fleetRouter(portico));
   app.use('/v1', statusRouter(portico));
   app.use((req, res) => {

@@ -13,6 +13,7 @@ import type { Settings } from '../settings.js';
 import type { AppStore } from '../store/apps.js';
 import type { CertStore } from '../store/certs.js';
 import type { ConfigTree } from '../store/tree.js';
+import type { TrafficHistory } from '../traffic/history.js';
 import type { TrafficReader } from '../traffic/reader.js';
 
 export interface Portico {
@@ -35,6 +36,8 @@ export interface Portico {
    * /metrics route registers them: `registerTrafficMetrics(registry, portico.traffic)` (traffic/metrics.ts).
    */
   traffic: TrafficReader | undefined;
+  /** Each stream's and app's traffic over the last minutes, sampled from `traffic` (traffic/history.ts); undefined when it is off. */
+  trafficHistory: TrafficHistory | undefined;
   /** Managed certificates: their ACME orders and renewals (acme/manager.ts). */
   acme: AcmeManager;
   /** STORE=etcd: this node's part in the fleet, through which every mutation goes; undefined with the file store. */

@@ -63,6 +63,8 @@ export const ROUTE_SCOPES: readonly RouteRule[] = [
   rule('DELETE', '/v1/apps/:name', 'write'),
   rule('GET', '/v1/status', 'read'),
   rule('GET', '/v1/events', 'read'),
+  rule('GET', '/v1/traffic/streams', 'read'),
+  rule('GET', '/v1/traffic/apps', 'read'),
   rule('GET', '/v1/ports/free', 'write'),
   rule('GET', '/v1/fleet', 'read'),
   rule('POST', '/v1/fleet/import', 'write'),

@@ -11,7 +11,8 @@ import type { HttpRequest, StreamSession } from './line.js';
 export const SKIP_REASONS = ['malformed', 'oversized', 'unknown_resource'] as const;
 export type SkipReason = (typeof SKIP_REASONS)[number];
 
-const CODE_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+export const CODE_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+export type CodeClass = (typeof CODE_CLASSES)[number];
 const PROTOCOLS = ['tcp', 'udp'] as const;
 const DIRECTIONS = ['in', 'out'] as const;
 
@@ -20,6 +21,12 @@ export interface KnownResources {
   streamPorts: ReadonlySet<number>;
   /** Every server name of every app, to the app's name. */
   appsByServerName: ReadonlyMap<string, string>;
+}
+
+/** The streams and apps whose series setKnown just removed: they are gone. */
+export interface ForgottenResources {
+  ports: number[];
+  apps: string[];
 }
 
 export class TrafficMetrics {
@@ -64,6 +71,7 @@ export class TrafficMetrics {
   /** The ports and apps that have series, to remove them when their resource goes. */
   private readonly labelledPorts = new Set<number>();
   private readonly labelledApps = new Set<string>();
+  private readonly forgetListeners = new Set<(gone: ForgottenResources) => void>();
 
   constructor() {
     for (const reason of SKIP_REASONS) this.linesSkipped.inc({ reason }, 0);
@@ -75,15 +83,26 @@ export class TrafficMetrics {
     return [this.streamSessions, this.streamBytes, this.appRequests, this.appSeconds, this.linesRead, this.linesSkipped];
   }
 
+  /**
+   * Calls `listener` (synchronously, inside setKnown) with the resources whose series are removed,
+   * so that what is kept of them elsewhere (traffic/history.ts) goes too. Answers the unsubscribe.
+   */
+  onForget(listener: (gone: ForgottenResources) => void): () => void {
+    this.forgetListeners.add(listener);
+    return () => this.forgetListeners.delete(listener);
+  }
+
   /** Sets which resources exist, and drops the series of those that no longer do. */
   setKnown(known: KnownResources): void {
     this.known = known;
+    const gone: ForgottenResources = { ports: [], apps: [] };
     for (const port of [...this.labelledPorts]) {
       if (known.streamPorts.has(port)) continue;
       const label = String(port);
       for (const protocol of PROTOCOLS) this.streamSessions.remove({ port: label, protocol });
       for (const direction of DIRECTIONS) this.streamBytes.remove({ port: label, direction });
       this.labelledPorts.delete(port);
+      gone.ports.push(port);
     }
     const apps = new Set(known.appsByServerName.values());
     for (const app of [...this.labelledApps]) {
@@ -91,7 +110,9 @@ export class TrafficMetrics {
       for (const code of CODE_CLASSES) this.appRequests.remove({ app, code });
       this.appSeconds.remove({ app });
       this.labelledApps.delete(app);
+      gone.apps.push(app);
     }
+    if (gone.ports.length > 0 || gone.apps.length > 0) for (const listener of this.forgetListeners) listener(gone);
   }
 
   /** Whether the stream or app a line names exists, as of the last setKnown. */

@@ -11,6 +11,7 @@ import type { NginxBuild } from '../../nginx/exec.js';
 import type { LogsReopened } from '../../nginx/nginx.js';
 import type { FleetView } from '../../fleet/fleet.js';
 import type { FileChange } from '../../store/journal.js';
+import type { AppTraffic, HistoryWindow, StreamTraffic } from '../../traffic/history.js';
 import type { UnreadableAppFile } from '../../store/apps.js';
 import type { ForeignFile, UnreadableStreamFile } from '../../store/tree.js';
 import { appSchema } from '../../model/app.js';
@@ -299,3 +300,46 @@ export function inFleet(what: string): z.ZodTypeAny {
 }
 
 export { appSchema, streamSchema };
+
+const count = z.number().int().min(0);
+const streamTrafficSchema = z.object({ bytesIn: count, bytesOut: count, sessions: count }).strict();
+same<Same<z.infer<typeof streamTrafficSchema>, StreamTraffic>>();
+const appTrafficSchema = z.object({ '1xx': count, '2xx': count, '3xx': count, '4xx': count, '5xx': count }).strict();
+same<Same<z.infer<typeof appTrafficSchema>, AppTraffic>>();
+const historyWindowSchema = z
+  .object({
+    intervalMs: z.number().int().describe('The sampling interval (TRAFFIC_HISTORY_INTERVAL): each point counts what moved in the interval that ended at its `at`'),
+    from: z.string().datetime().describe('Where the window starts: the oldest interval held begins here'),
+    to: z.string().datetime().describe('The last sample'),
+  })
+  .strict();
+same<Same<z.infer<typeof historyWindowSchema>, HistoryWindow>>();
+const at = z.string().datetime().describe('When the interval ended');
+
+export const streamsTrafficSchema = historyWindowSchema
+  .extend({
+    streams: z.array(
+      z
+        .object({
+          port: z.number().int(),
+          totals: streamTrafficSchema.describe('Over the window'),
+          series: z.array(streamTrafficSchema.extend({ at })).describe('The intervals in which the stream moved, oldest first; an interval left out had no traffic'),
+        })
+        .strict(),
+    ),
+  })
+  .strict();
+
+export const appsTrafficSchema = historyWindowSchema
+  .extend({
+    apps: z.array(
+      z
+        .object({
+          name: z.string(),
+          totals: appTrafficSchema.describe('Requests over the window, by status class'),
+          series: z.array(appTrafficSchema.extend({ at })).describe('The intervals in which the app answered requests, oldest first'),
+        })
+        .strict(),
+    ),
+  })
+  .strict();

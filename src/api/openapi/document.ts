@@ -173,6 +173,7 @@ function build(version: string): OpenAPIObject {
       { name: 'certificates', description: 'Certificates streams and apps name by id' },
       { name: 'status', description: "Portico's state, ports, logs" },
       { name: 'events', description: 'The event feed' },
+      { name: 'traffic', description: "Streams' and apps' traffic over the last minutes, from the per-resource metrics" },
       { name: 'fleet', description: 'Nodes sharing one route table in etcd (STORE=etcd)' },
       { name: 'metrics', description: 'Prometheus metrics' },
       { name: 'legacy', description: "stream-conductor's routes, same paths and JSON fields" },

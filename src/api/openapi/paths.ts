@@ -17,6 +17,7 @@ import { porticoEventSchema } from '../../model/event.js';
 import { addressSchema, portTextSchema } from '../../model/net.js';
 import { streamInputSchema, streamSchema } from '../../model/stream.js';
 import { HEARTBEAT_MS, MAX_FOLLOWERS, eventsQuerySchema } from '../v1/events.js';
+import { MAX_TRAFFIC_RESOURCES, trafficAppsQuerySchema, trafficStreamsQuerySchema } from '../v1/traffic.js';
 import {
   appDryRunSchema,
   certificateViewSchema,
@@ -34,6 +35,8 @@ import {
   fleetImportSchema,
   fleetViewSchema,
   inFleet,
+  streamsTrafficSchema,
+  appsTrafficSchema,
 } from './answers.js';
 
 /** An answer of a route: JSON by a schema, or another media type (text, HTML, a stream of events). */
@@ -430,6 +433,32 @@ export const statusRoutes: Route[] = [
   },
 ];
 
+const TRAFFIC_WINDOW =
+  'Sampled from the per-resource traffic metrics every `TRAFFIC_HISTORY_INTERVAL` (10 s by default), 90 samples kept (15 minutes by default); counted when a session ends or a request is answered, as the metrics are. 404 when `TRAFFIC_METRICS=off`.';
+
+export const trafficRoutes: Route[] = [
+  {
+    method: 'get',
+    path: '/v1/traffic/streams',
+    tag: 'traffic',
+    layer: 'api',
+    summary: 'Streams\' traffic over the last minutes: bytes in and out and sessions per interval',
+    description: `\`ports\`: up to ${MAX_TRAFFIC_RESOURCES} ports separated by commas. ${TRAFFIC_WINDOW} A port without a stream or without traffic answers zero totals and no points.`,
+    query: trafficStreamsQuerySchema,
+    answers: { 200: json('Each port\'s totals and the intervals it moved in, in the order asked', streamsTrafficSchema), 400: 'error', 404: 'error' },
+  },
+  {
+    method: 'get',
+    path: '/v1/traffic/apps',
+    tag: 'traffic',
+    layer: 'api',
+    summary: 'Apps\' requests over the last minutes, by status class per interval',
+    description: `\`names\`: up to ${MAX_TRAFFIC_RESOURCES} app names separated by commas. ${TRAFFIC_WINDOW}`,
+    query: trafficAppsQuerySchema,
+    answers: { 200: json('Each app\'s totals and the intervals it answered requests in, in the order asked', appsTrafficSchema), 400: 'error', 404: 'error' },
+  },
+];
+
 export const metricsRoutes: Route[] = [
   {
     method: 'get',
@@ -518,6 +547,7 @@ export const ROUTES: readonly Route[] = [
   ...certificateRoutes,
   ...appRoutes,
   ...statusRoutes,
+  ...trafficRoutes,
   ...fleetRoutes,
   ...metricsRoutes,
 ];
