@@ -39,9 +39,11 @@ $('sign-in-form').addEventListener('submit', (event) => {
   $('token').value = '';
   void route();
 });
+// Signing out forgets the token and leaves this document, with everything the token read (rows,
+// editors, module state, the event feed), for a fresh one: replaced, so Back does not return to it.
 $('sign-out').addEventListener('click', () => {
   sessionStorage.removeItem(TOKEN_KEY);
-  showSignIn('');
+  location.replace('/ui');
 });
 window.addEventListener('hashchange', () => void route());
 void route();
