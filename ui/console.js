@@ -13,6 +13,9 @@ import * as events from './events.js';
 const pages = { overview, streams, apps, certificates, events };
 let current;
 
+/** Set for the next document when a token was refused: that one says so on its sign-in form. */
+const REFUSED_KEY = 'portico.refused';
+
 function showSignIn(message) {
   current?.leave?.();
   current = undefined;
@@ -20,10 +23,29 @@ function showSignIn(message) {
   show('sign-in');
   $('token').focus();
 }
-whenUnauthorized(showSignIn);
+
+// A token refused (revoked, expired) while pages it read are in this document: forget it and start a
+// fresh document, as Sign out does, so that nothing it read stays behind the sign-in form.
+const refusedBefore = sessionStorage.getItem(REFUSED_KEY) !== null;
+sessionStorage.removeItem(REFUSED_KEY);
+let leaving = false;
+whenUnauthorized((message) => {
+  // The other calls of the page being left (an overview makes two) answer 401 too: already handled.
+  if (leaving) return;
+  if (message === '') {
+    showSignIn(refusedBefore ? 'That token was refused.' : '');
+    return;
+  }
+  sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.setItem(REFUSED_KEY, '1');
+  leaving = true;
+  location.replace('/ui');
+});
 
 async function route() {
-  const page = pages[location.hash.replace(/^#\//, '')] ?? overview;
+  const name = location.hash.replace(/^#\//, '');
+  // Own names only: "#/__proto__" or "#/constructor" is not a page.
+  const page = Object.hasOwn(pages, name) ? pages[name] : overview;
   if (current !== page) current?.leave?.();
   current = page;
   try {

@@ -149,6 +149,23 @@ describe('the console in a real browser', () => {
     assert.equal(await accepts(port), false);
     assert.deepEqual(problems, []);
   });
+
+  it('a token refused mid-session: a fresh document on the sign-in form says so, with nothing the token read left in it', async () => {
+    await page.getByRole('link', { name: 'Streams' }).click();
+    await page.getByRole('heading', { name: 'Streams' }).waitFor();
+    assert.ok((await page.locator('#stream-rows tr').count()) > 0);
+    // As if the token had been revoked: the next call answers 401.
+    await page.evaluate(() => sessionStorage.setItem('portico.token', 'revoked-token-0123456789'));
+    await page.getByRole('link', { name: 'Overview' }).click();
+    await page.getByText('That token was refused.').waitFor({ timeout: 10_000 });
+    assert.equal(await page.locator('#stream-rows tr').count(), 0);
+    assert.equal(await page.locator('#status dd').count(), 0);
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('portico.token')), null);
+    await page.getByLabel('API token').fill(TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Overview' }).waitFor({ timeout: 10_000 });
+    assert.match((await page.locator('#status').textContent()) ?? '', /running/);
+  });
 });
 
 describe('the console with 98 streams: paged and filtered in the page', () => {
