@@ -27,6 +27,9 @@ const VIEWPORT = { width: 1280, height: 800 };
 /** Below the ephemeral range (32768-60999), away from the defaults, the tests' ranges and the benches'; the first free ones of each are taken. */
 const SEARCH = { range: { from: 9400, to: 9499 }, http: { from: 9500, to: 9599 } };
 const run = promisify(execFile);
+/** TRAFFIC_HISTORY_INTERVAL of the Portico photographed, and the bursts of traffic, one an interval. */
+const INTERVAL_S = 2;
+const BURSTS = 6;
 
 const say = (line: string): void => {
   process.stdout.write(`screenshots: ${line}\n`);
@@ -88,7 +91,7 @@ async function main(): Promise<void> {
     // A certificate that expires in 20 days, for the TLS stream: the overview lists it.
     await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', path.join(work, 'edge.key'), '-out', path.join(work, 'edge.crt'), '-days', '20', '-subj', '/CN=db.example.com', '-addext', 'subjectAltName=DNS:db.example.com'], { timeout: 10_000 });
 
-    const portico = spawnPortico({ repoDir: REPO, nginxBin, stateDir: path.join(work, 'state'), portRange: range, bindPort: apiPort, httpPort, httpsPort, env: { API_TOKEN: TOKEN } });
+    const portico = spawnPortico({ repoDir: REPO, nginxBin, stateDir: path.join(work, 'state'), portRange: range, bindPort: apiPort, httpPort, httpsPort, env: { API_TOKEN: TOKEN, TRAFFIC_HISTORY_INTERVAL: `${INTERVAL_S}s` } });
     cleanup.push('stop Portico and its nginx', () => portico.stop());
     await portico.ready();
     say(`Portico on 127.0.0.1:${apiPort} (nginx ${portico.nginxPid()}), streams in ${range.from}-${range.to}`);
@@ -106,10 +109,14 @@ async function main(): Promise<void> {
     // One nginx refuses (a host it cannot resolve): the overview shows nginx's lines under it.
     await call(apiPort, 'POST', '/v1/streams', { upstreams: [{ address: 'billing.internal.invalid:5432' }], labels: { team: 'billing' } }, 422);
 
-    for (const [i, port] of ports.slice(0, 2).entries()) {
-      for (let n = 0; n < 4 * (i + 1); n += 1) await tcpRoundTrip(port, 256 * 1024);
+    // Traffic in a few bursts, an interval apart, so that the charts have a shape.
+    for (let burst = 0; burst < BURSTS; burst += 1) {
+      for (const [i, port] of ports.slice(0, 2).entries()) {
+        for (let n = 0; n < 1 + ((burst + i) % 3); n += 1) await tcpRoundTrip(port, 128 * 1024 * (i + 1));
+      }
+      if (burst % 2 === 0) await tlsRoundTrip(ports[2] as number, 'db.example.com', 96 * 1024);
+      await new Promise((resolve) => setTimeout(resolve, INTERVAL_S * 1000 + 200));
     }
-    for (let n = 0; n < 3; n += 1) await tlsRoundTrip(ports[2] as number, 'db.example.com', 128 * 1024);
     say(`streams ${ports.join(', ')}; bytes sent through ${ports.slice(0, 3).join(', ')}`);
 
     const chromium = await launchChromium([]);
@@ -123,8 +130,10 @@ async function main(): Promise<void> {
     await page.screenshot({ path: path.join(DOCS, 'console-overview.png') });
     await page.getByRole('link', { name: 'Streams' }).click();
     await page.getByRole('button', { name: `Delete stream ${ports[0]}` }).waitFor({ timeout: 10_000 });
-    // The traffic the streams page may chart is read from the metrics: give it a moment to draw.
-    await page.waitForTimeout(1500);
+    // Each chart is drawn once the page's first read of /v1/traffic answered (bounded).
+    for (const port of ports.slice(0, 3)) {
+      await page.getByRole('img', { name: new RegExp(`^stream ${port}: [\\d.]+ [kM]B in`) }).waitFor({ timeout: 15_000 });
+    }
     await page.screenshot({ path: path.join(DOCS, 'console-streams.png') });
     say('wrote docs/console-overview.png and docs/console-streams.png');
   } finally {
