@@ -2,7 +2,7 @@
 // the common fields with the advanced editor for the whole schema (App JSON), Preview (the API's dry
 // run), and each row's Edit and Delete buttons. An edit loads the app and its ETag, and saves with
 // If-Match: a change someone made meanwhile is refused (412), not overwritten.
-import { $, api, el, button, show } from './lib.js';
+import { $, api, el, button, errorText, show } from './lib.js';
 
 const FIELDS = ['app-name', 'app-server-name', 'app-backend', 'app-json'];
 
@@ -43,7 +43,8 @@ function routes(app) {
 
 export async function render() {
   const res = await api('/v1/apps');
-  show('apps');
+  if (!show('apps')) return;
+  $('app-list-error').textContent = '';
   const rows = $('app-rows');
   rows.replaceChildren();
   if (!res.ok) {
@@ -100,9 +101,7 @@ function showAt(control, text) {
 
 /** An error answer beside the control it names, with nginx's own lines. */
 function showError(body, status, fromJson) {
-  const error = body?.error;
-  const message = error?.message ?? `failed (${status})`;
-  showAt(controlFor(error?.field, fromJson), error?.nginx?.length ? `${message}\n${error.nginx.join('\n')}` : message);
+  showAt(controlFor(body?.error?.field, fromJson), errorText(body, status));
 }
 
 function fromFields() {
@@ -183,14 +182,21 @@ function stopEditing() {
   setEditing(undefined);
 }
 
+/** Counts the edits opened: a read answered after a later one is dropped. */
+let openings = 0;
+
 async function edit(name) {
+  const mine = ++openings;
   clearErrors();
   const res = await api(`/v1/apps/${encodeURIComponent(name)}`);
-  if (!res.ok) {
-    $('app-list-error').textContent = res.body?.error?.message ?? `reading app ${name} failed (${res.status})`;
+  if (mine !== openings) return;
+  const etag = res.headers.get('etag');
+  if (!res.ok || etag === null) {
+    // Without its ETag a save would overwrite blindly: not opened.
+    $('app-list-error').textContent = res.ok ? `app ${name} was read without an ETag: not editable here` : errorText(res.body, res.status);
     return;
   }
-  setEditing({ name, etag: res.headers.get('etag') ?? '*' });
+  setEditing({ name, etag });
   $('app-json').value = JSON.stringify(res.body, null, 2);
   $('app-advanced').open = true;
   $('app-preview-result').hidden = true;

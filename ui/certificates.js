@@ -3,30 +3,17 @@
 // request. A private key is read from its field once, sent, and the field cleared before the answer
 // comes, whatever it is: the key is never written into the page, kept after the request, or logged
 // (and the API never answers it).
-import { $, api, el, button, show } from './lib.js';
-
-const DAY_MS = 86_400_000;
-/** The overview's horizon for "expires soon". */
-const SOON_DAYS = 30;
-
-function names(certificate) {
-  const sans = certificate.sans.map((s) => s.replace(/^(DNS|IP Address):/, ''));
-  return sans.length > 0 ? sans.join(', ') : certificate.acme?.names.join(', ') ?? certificate.subject;
-}
-
-function daysLeft(certificate, now) {
-  return Math.floor((Date.parse(certificate.notAfter) - now) / DAY_MS);
-}
+import { $, api, certificateNames, daysLeft, EXPIRY_DAYS, el, button, show } from './lib.js';
 
 /** Valid, expiring soon, expired or not yet valid; a CA or a certificate without key said so. */
 function status(certificate, now) {
   const cell = el('td');
-  const left = daysLeft(certificate, now);
+  const left = daysLeft(certificate.notAfter, now);
   let text = 'valid';
   let className;
   if (Date.parse(certificate.notBefore) > now) [text, className] = ['not yet valid', 'failed'];
   else if (left < 0) [text, className] = ['expired', 'failed'];
-  else if (left < SOON_DAYS) [text, className] = ['expires soon', 'warning'];
+  else if (left < EXPIRY_DAYS) [text, className] = ['expires soon', 'warning'];
   cell.append(el('span', text, className));
   if (certificate.isCA) cell.append(el('span', 'CA', 'badge'));
   if (!certificate.hasKey) cell.append(el('span', 'no key', 'badge'));
@@ -47,7 +34,7 @@ function acmeState(acme) {
 }
 
 function expiry(certificate, now) {
-  const left = daysLeft(certificate, now);
+  const left = daysLeft(certificate.notAfter, now);
   return el('td', `${certificate.notAfter.slice(0, 10)} (${left < 0 ? `${-left} days ago` : `${left} days left`})`);
 }
 
@@ -58,7 +45,8 @@ function usedBy(certificate) {
 
 export async function render() {
   const res = await api('/v1/certificates');
-  show('certificates');
+  if (!show('certificates')) return;
+  $('cert-list-error').textContent = '';
   const rows = $('cert-rows');
   rows.replaceChildren();
   if (!res.ok) {
@@ -73,7 +61,7 @@ export async function render() {
     const actions = el('td', undefined, 'row-actions');
     if (certificate.acme !== undefined) actions.append(button('Renew', () => void renew(certificate.id), `Renew ${certificate.id}`));
     actions.append(button('Delete', () => void deleteCertificate(certificate.id), `Delete certificate ${certificate.id}`));
-    row.append(id, el('td', names(certificate)), el('td', certificate.acme?.issuer ?? certificate.issuer), status(certificate, now), acmeState(certificate.acme), expiry(certificate, now), usedBy(certificate), actions);
+    row.append(id, el('td', certificateNames(certificate)), el('td', certificate.acme?.issuer ?? certificate.issuer), status(certificate, now), acmeState(certificate.acme), expiry(certificate, now), usedBy(certificate), actions);
     rows.append(row);
   }
   if (res.body.length === 0) {

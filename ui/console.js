@@ -3,7 +3,7 @@
 // in this tab's sessionStorage (never in a URL or a cookie). Text reaches the page through
 // textContent only, so nothing the API answers can become markup. Each section is a module of its
 // own with a render() (and a leave() when it follows something live); this file routes between them.
-import { $, TOKEN_KEY, show, whenUnauthorized } from './lib.js';
+import { $, TOKEN_KEY, show, want, whenUnauthorized } from './lib.js';
 import * as overview from './overview.js';
 import * as streams from './streams.js';
 import * as apps from './apps.js';
@@ -45,7 +45,9 @@ whenUnauthorized((message) => {
 async function route() {
   const name = location.hash.replace(/^#\//, '');
   // Own names only: "#/__proto__" or "#/constructor" is not a page.
-  const page = Object.hasOwn(pages, name) ? pages[name] : overview;
+  const id = Object.hasOwn(pages, name) ? name : 'overview';
+  const page = pages[id];
+  want(id);
   if (current !== page) current?.leave?.();
   current = page;
   try {

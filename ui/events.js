@@ -86,29 +86,30 @@ function add(event, onTop) {
 }
 
 /**
- * Follows first, then reads the kept events, so that nothing recorded in between is missed: live
- * events that come before the list are held and added after it, each event once (by id).
+ * Reads the kept events, then follows from the newest of them (Last-Event-ID: the feed replays what
+ * came in between), so that nothing is missed and each event shows once. `visible` is asked once the
+ * list answered: a page the router has left starts no feed.
  */
-async function load() {
+async function load(visible = () => true) {
   following?.abort();
   const mine = new AbortController();
   following = mine;
   const params = query();
-  const held = [];
-  let listed = false;
-  void followEvents(params.toString(), (event) => {
-    if (mine.signal.aborted || !matches(params, event)) return;
-    if (listed) add(event, true);
-    else held.push(event);
-  }, mine.signal);
-  params.set('limit', String(MAX_ROWS));
-  const res = await api(`/v1/events?${params}`);
+  const listed = new URLSearchParams(params);
+  listed.set('limit', String(MAX_ROWS));
+  const res = await api(`/v1/events?${listed}`);
   if (mine.signal.aborted) return;
+  if (!visible()) {
+    mine.abort();
+    return;
+  }
   shown = new Set();
   $('event-rows').replaceChildren();
-  for (const event of res.ok ? res.body : []) add(event, false);
-  listed = true;
-  for (const event of held) add(event, true);
+  const kept = res.ok ? res.body : [];
+  for (const event of kept) add(event, false);
+  void followEvents(params.toString(), (event) => {
+    if (!mine.signal.aborted && matches(params, event)) add(event, true);
+  }, mine.signal, kept[0]?.id ?? 0);
 }
 
 /** An outcome is an apply's: with another kind chosen, the outcome filter has nothing to narrow. */
@@ -128,8 +129,7 @@ $('events-outcome').addEventListener('change', reload);
 $('events-filter').addEventListener('submit', (event) => event.preventDefault());
 
 export async function render() {
-  await load();
-  show('events');
+  await load(() => show('events'));
 }
 
 export function leave() {

@@ -50,14 +50,26 @@ export function button(text, onClick, label) {
   return node;
 }
 
-/** Shows one section of the page and hides the others. */
+/** The section the router shows now (set by console.js before each render). */
+let wanted;
+export function want(id) {
+  wanted = id;
+}
+
+/**
+ * Shows one section of the page and hides the others; answers false, showing nothing, when the
+ * router has moved on to another section meanwhile (a render whose fetch answered late): that
+ * render then stops, starting no feed nor timer.
+ */
 export function show(id) {
+  if (id !== 'sign-in' && id !== wanted) return false;
   for (const section of document.querySelectorAll('main > section')) section.hidden = section.id !== id;
   $('sign-out').hidden = sessionStorage.getItem(TOKEN_KEY) === null;
   for (const link of document.querySelectorAll('nav a')) {
     if (link.getAttribute('href') === `#/${id}`) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
+  return true;
 }
 
 /** An API error answer as one text: its message, then nginx's lines. */
@@ -65,6 +77,19 @@ export function errorText(body, status) {
   const error = body?.error;
   const message = error?.message ?? `failed (${status})`;
   return error?.nginx?.length ? `${message}\n${error.nginx.join('\n')}` : message;
+}
+
+const DAY_MS = 86_400_000;
+/** "Expires soon": the overview lists, and the certificates page marks, what expires within this many days. */
+export const EXPIRY_DAYS = 30;
+
+/** Whole days from `now` until `notAfter` (negative once expired). */
+export const daysLeft = (notAfter, now = Date.now()) => Math.floor((Date.parse(notAfter) - now) / DAY_MS);
+
+/** A certificate's names as people read them: its SANs without their type, else its ACME names or subject. */
+export function certificateNames(certificate) {
+  const sans = certificate.sans.map((s) => s.replace(/^(DNS|IP Address):/, ''));
+  return sans.length > 0 ? sans.join(', ') : certificate.acme?.names.join(', ') ?? certificate.subject;
 }
 
 /** Bytes as people read them (1000-based, as nginx's and most dashboards' figures are). */
@@ -79,29 +104,63 @@ export function bytes(n) {
   return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }
 
+/** Resolves after `ms`, or at once when `signal` aborts; leaves no listener on `signal` behind. */
+export function pause(ms, signal) {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
 /**
  * Follows /v1/events as Server-Sent Events, read with fetch (EventSource cannot send the token):
- * calls `onEvent` with each event until `signal` aborts or the connection closes.
+ * calls `onEvent` with each event, once and in order, until `signal` aborts. `afterId` is the newest
+ * id of the list the caller showed (0 for an empty list): the feed first replays what was recorded
+ * since (Last-Event-ID), so nothing between the list and the follow is lost. A connection that
+ * ends (a restart of Portico, a proxy's timeout) is opened again after a pause that doubles up to
+ * 30 s, from the last id seen; a refused token shows the sign-in form and ends it.
  */
-export async function followEvents(query, onEvent, signal) {
-  try {
-    const res = await fetch(`/v1/events?follow=true${query ? `&${query}` : ''}`, { headers: authorization(), signal });
-    if (!res.ok || res.body === null) return;
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = '';
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      buffer += value;
-      let end;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const message = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const data = message.split('\n').filter((line) => line.startsWith('data: ')).map((line) => line.slice(6)).join('\n');
-        if (data !== '') onEvent(JSON.parse(data));
+export async function followEvents(query, onEvent, signal, afterId) {
+  let last = afterId;
+  let failures = 0;
+  while (!signal.aborted) {
+    try {
+      const headers = { ...authorization(), ...(last !== undefined && { 'last-event-id': String(last) }) };
+      const res = await fetch(`/v1/events?follow=true${query ? `&${query}` : ''}`, { headers, signal });
+      if (res.status === 401) {
+        onUnauthorized(sessionStorage.getItem(TOKEN_KEY) === null ? '' : 'That token was refused.');
+        return;
       }
+      if (res.ok && res.body !== null) {
+        failures = 0;
+        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = '';
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value;
+          let end;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const message = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            const data = message.split('\n').filter((line) => line.startsWith('data: ')).map((line) => line.slice(6)).join('\n');
+            if (data === '') continue;
+            const event = JSON.parse(data);
+            if (last !== undefined && event.id <= last) continue;
+            last = event.id;
+            onEvent(event);
+          }
+        }
+      }
+    } catch {
+      if (signal.aborted) return;
     }
-  } catch {
-    // aborted (another page), or the connection closed: the next visit follows again
+    failures += 1;
+    await pause(Math.min(1000 * 2 ** Math.min(failures - 1, 5), 30_000), signal);
   }
 }

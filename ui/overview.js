@@ -1,11 +1,9 @@
 // Overview: the status, the last applies live from the event feed (nginx's lines under a failed
 // one), the certificates that expire within 30 days, and in a fleet every node with its applied
 // revision and lag, read again every FLEET_POLL_MS while the page is shown.
-import { $, api, el, followEvents, show } from './lib.js';
+import { $, api, certificateNames, daysLeft, EXPIRY_DAYS, el, errorText, followEvents, pause, show } from './lib.js';
 
-const DAY_MS = 86_400_000;
-export const EXPIRY_DAYS = 30;
-export const FLEET_POLL_MS = 3000;
+const FLEET_POLL_MS = 3000;
 
 function describeApply(event) {
   const changes = event.changes.map((c) => `${c.change}: ${c.outcome}${c.error ? ` (${c.error.message})` : ''}`).join('; ');
@@ -23,9 +21,6 @@ function addApply(event, first) {
   while (list.children.length > 20) list.lastElementChild.remove();
 }
 
-/** Whole days from now until `notAfter` (negative once expired). */
-export const daysLeft = (notAfter, now = Date.now()) => Math.floor((Date.parse(notAfter) - now) / DAY_MS);
-
 function daysText(days) {
   if (days < 0) return `expired ${-days} ${-days === 1 ? 'day' : 'days'} ago`;
   return `${days} ${days === 1 ? 'day' : 'days'}`;
@@ -34,7 +29,7 @@ function daysText(days) {
 function showExpiring(certificates) {
   const now = Date.now();
   const soon = certificates
-    .filter((c) => Date.parse(c.notAfter) - now < EXPIRY_DAYS * DAY_MS)
+    .filter((c) => daysLeft(c.notAfter, now) < EXPIRY_DAYS)
     .sort((a, b) => Date.parse(a.notAfter) - Date.parse(b.notAfter));
   const rows = $('expiring-rows');
   rows.replaceChildren();
@@ -45,7 +40,7 @@ function showExpiring(certificates) {
     expires.dateTime = certificate.notAfter;
     const when = el('td');
     when.append(expires);
-    row.append(el('td', certificate.id), el('td', certificate.sans.join(', ')), when, el('td', daysText(days), days < 7 ? 'failed' : undefined));
+    row.append(el('td', certificate.id), el('td', certificateNames(certificate)), when, el('td', daysText(days), days < 7 ? 'failed' : undefined));
     rows.append(row);
   }
   $('expiring-table').hidden = soon.length === 0;
@@ -91,13 +86,7 @@ let polling;
 /** Reads /v1/fleet every FLEET_POLL_MS until `signal` aborts; stops at once on a single node. */
 async function pollFleet(signal) {
   while (!signal.aborted) {
-    await new Promise((resolve) => {
-      const timer = setTimeout(resolve, FLEET_POLL_MS);
-      signal.addEventListener('abort', () => {
-        clearTimeout(timer);
-        resolve();
-      }, { once: true });
-    });
+    await pause(FLEET_POLL_MS, signal);
     if (signal.aborted) return;
     let res;
     try {
@@ -111,11 +100,12 @@ async function pollFleet(signal) {
 
 export async function render() {
   const [status, events, certificates, fleet] = await Promise.all([api('/v1/status'), api('/v1/events?type=apply&limit=20'), api('/v1/certificates'), api('/v1/fleet')]);
-  show('overview');
+  if (!show('overview')) return;
   const dl = $('status');
   dl.replaceChildren();
-  const facts = status.body;
-  const rows = [
+  const facts = status.ok ? status.body : {};
+  if (!status.ok) dl.append(el('dt', 'status'), el('dd', errorText(status.body, status.status), 'failed'));
+  const rows = !status.ok ? [] : [
     ['nginx', facts.nginx?.running === false ? 'not running' : `running${facts.nginx?.version ? `, ${facts.nginx.version}` : ''}`],
     ['mode', facts.mode],
     ['port range', facts.range ? `${facts.range.from}-${facts.range.to}` : ''],
@@ -127,11 +117,13 @@ export async function render() {
   const list = $('applies');
   list.replaceChildren();
   // Newest first, as the API answers them; the live ones go on top.
-  for (const event of events.body ?? []) addApply(event, false);
+  const kept = events.ok ? events.body : [];
+  for (const event of kept) addApply(event, false);
   showExpiring(certificates.ok ? certificates.body : []);
   leave();
   following = new AbortController();
-  void followEvents('type=apply', (event) => addApply(event, true), following.signal);
+  // From the newest apply listed: the feed replays what came since, so none is missed.
+  void followEvents('type=apply', (event) => addApply(event, true), following.signal, kept[0]?.id ?? 0);
   if (showFleet(fleet)) {
     polling = new AbortController();
     void pollFleet(polling.signal);

@@ -61,7 +61,11 @@ function drawPage() {
 export async function render() {
   const started = performance.now();
   const res = await api('/v1/streams');
-  show('streams');
+  if (!show('streams')) return;
+  if (!res.ok) {
+    $('create-error').textContent = `listing the streams: ${errorText(res.body, res.status)}`;
+    return;
+  }
   all = res.body.map((stream) => ({ stream, text: `${stream.port} ${stream.protocol ?? 'tcp'} ${upstreamsOf(stream)} ${labelsOf(stream)} ${stream.tls ? 'tls' : ''} ${stream.sni ? 'sni' : ''} ${stream.proxyProtocol ? 'proxy' : ''}`.toLowerCase() }));
   applyFilter();
   await nextFrame();
@@ -150,8 +154,11 @@ async function create(event) {
 
 /** What the editor holds: a new stream, or the stream on `port` as read with `etag`. */
 let editing = { port: undefined, etag: undefined };
+/** Counts the editor's openings: a read answered after a later opening is dropped. */
+let openings = 0;
 
 async function openEditor(port) {
+  const mine = ++openings;
   $('editor-error').textContent = '';
   $('editor-result').hidden = true;
   if (port === undefined) {
@@ -160,11 +167,14 @@ async function openEditor(port) {
     $('stream-json').value = JSON.stringify({ upstreams: [{ address: 'host:port' }], labels: {} }, null, 2);
   } else {
     const res = await api(`/v1/streams/${port}`);
-    if (!res.ok) {
-      $('create-error').textContent = errorText(res.body, res.status);
+    if (mine !== openings) return;
+    const etag = res.headers.get('etag');
+    if (!res.ok || etag === null) {
+      // Without its ETag an edit would overwrite blindly: not opened.
+      $('create-error').textContent = res.ok ? `stream ${port} was read without an ETag: not editable here` : errorText(res.body, res.status);
       return;
     }
-    editing = { port, etag: res.headers.get('etag') ?? undefined };
+    editing = { port, etag };
     $('editor-title').textContent = `Stream ${port} (JSON)`;
     $('stream-json').value = JSON.stringify(res.body, null, 2);
   }
@@ -184,7 +194,7 @@ function editorRequest(dryRun) {
   }
   const query = dryRun ? '?dryRun=true' : '';
   if (editing.port === undefined) return { path: `/v1/streams${query}`, options: { method: 'POST', body } };
-  return { path: `/v1/streams/${editing.port}${query}`, options: { method: 'PUT', body, headers: editing.etag === undefined ? {} : { 'if-match': editing.etag } } };
+  return { path: `/v1/streams/${editing.port}${query}`, options: { method: 'PUT', body, headers: { 'if-match': editing.etag } } };
 }
 
 function editorError(res) {

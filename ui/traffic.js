@@ -29,7 +29,13 @@ export function trafficCell(port) {
   return cell;
 }
 
-/** Reads the traffic of the rows shown now, then again every interval, until stopTraffic. */
+/**
+ * The first read waits this long after the rows are drawn: typing in the filter redraws the rows at
+ * each keystroke, and only the rows the typing settles on are read.
+ */
+const SETTLE_MS = 300;
+
+/** Reads the traffic of the rows shown now (once they settle), then again every interval, until stopTraffic. */
 export function startTraffic() {
   clearTimeout(timer);
   const mine = generation;
@@ -45,7 +51,7 @@ export function startTraffic() {
     if (mine !== generation) return;
     timer = setTimeout(() => void next(), Math.min(Math.max(intervalMs, 1000), 60_000));
   };
-  void next();
+  timer = setTimeout(() => void next(), SETTLE_MS);
 }
 
 /** Stops refreshing and lets go of the charts (the page is left, or its rows are built again). */

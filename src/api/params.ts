@@ -3,8 +3,8 @@
  * enters Portico. A failure is an InvalidInput naming the field and the rule.
  */
 import type { Request } from 'express';
-import type { ZodTypeAny, z } from 'zod';
-import { invalidInput } from '../errors.js';
+import type { AnyZodObject, ZodTypeAny, z } from 'zod';
+import { PorticoError, invalidInput } from '../errors.js';
 import type { Preconditions } from '../model/etag.js';
 import { portTextSchema } from '../model/net.js';
 import { fromZod } from './errors.js';
@@ -13,6 +13,21 @@ export function parseWith<S extends ZodTypeAny>(schema: S, value: unknown, field
   const parsed = schema.safeParse(value);
   if (!parsed.success) throw fromZod(parsed.error, field);
   return parsed.data;
+}
+
+/**
+ * A query string by `schema` (a strict object): its first failure names the parameter, and a
+ * parameter the route does not know is named as the query's (zod would name an unknown key at the
+ * top as the body's), each name cut short: a client chooses them.
+ */
+export function parseQuery<S extends AnyZodObject>(schema: S, query: unknown): z.infer<S> {
+  const parsed = schema.safeParse(query);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  if (issue?.code !== 'unrecognized_keys') throw fromZod(parsed.error);
+  const names = issue.keys.slice(0, 8).map((key) => JSON.stringify(key.length > 64 ? `${key.slice(0, 64)}…` : key));
+  const known = Object.keys(schema.shape).join(', ');
+  throw new PorticoError('InvalidInput', `query: unknown parameter(s) ${names.join(', ')}${issue.keys.length > 8 ? ' and more' : ''} (known: ${known})`, { field: 'query' });
 }
 
 /** A port from a URL path segment. */

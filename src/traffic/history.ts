@@ -204,8 +204,10 @@ export class TrafficHistory {
     for (const port of gone.ports) {
       this.last.streams.delete(port);
       this.forgottenDuringRead?.ports.add(port);
-      for (const sample of this.ring) sample.streams = sample.streams.without(port);
     }
+    // Each sample copied once, whatever the number of streams gone (a bulk delete of thousands).
+    const ports = new Set(gone.ports);
+    if (ports.size > 0) for (const sample of this.ring) sample.streams = sample.streams.without(ports);
     for (const app of gone.apps) {
       this.last.apps.delete(app);
       this.forgottenDuringRead?.apps.add(app);

@@ -55,16 +55,17 @@ export class StreamDeltas {
     return { bytesIn: this.values[3 * i]!, bytesOut: this.values[3 * i + 1]!, sessions: this.values[3 * i + 2]! };
   }
 
-  /** These deltas without `port`'s (the same object when it has none). */
-  without(port: number): StreamDeltas {
-    const i = this.indexOf(port);
-    if (i < 0) return this;
-    const ports = new Int32Array(this.ports.length - 1);
-    ports.set(this.ports.subarray(0, i));
-    ports.set(this.ports.subarray(i + 1), i);
-    const values = new Float64Array(ports.length * 3);
-    values.set(this.values.subarray(0, 3 * i));
-    values.set(this.values.subarray(3 * i + 3), 3 * i);
+  /** These deltas without those of `gone`'s ports (the same object when it has none of them): one copy, however many go. */
+  without(gone: ReadonlySet<number>): StreamDeltas {
+    const keep: number[] = [];
+    for (let i = 0; i < this.ports.length; i += 1) if (!gone.has(this.ports[i] as number)) keep.push(i);
+    if (keep.length === this.ports.length) return this;
+    const ports = new Int32Array(keep.length);
+    const values = new Float64Array(keep.length * 3);
+    keep.forEach((from, to) => {
+      ports[to] = this.ports[from] as number;
+      values.set(this.values.subarray(3 * from, 3 * from + 3), 3 * to);
+    });
     return new StreamDeltas(ports, values);
   }
 }

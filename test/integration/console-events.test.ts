@@ -139,7 +139,7 @@ describe('the console\'s events page and overview, in a real browser', () => {
       assert.ok(expected === 9 || expected === 10, `valid about 10 days: ${notAfter}`);
       const rows = await page.locator('#expiring-rows tr').allTextContents();
       assert.equal(rows.length, 1, JSON.stringify(rows));
-      assert.match(rows[0] ?? '', new RegExp(`^soonDNS:soon\\.example\\.com.*${expected} days$`));
+      assert.match(rows[0] ?? '', new RegExp(`^soonsoon\\.example\\.com.*${expected} days$`));
       assert.ok(!rows.some((row) => row.includes('later')), 'a certificate valid for a century is not listed');
 
       // The kept failed applies carry nginx's lines; one made now appears with them, live.

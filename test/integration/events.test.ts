@@ -156,6 +156,10 @@ describe('the event feed (/v1/events)', () => {
     // A client that saw `lastSeen` reconnects: it gets the two events after it, oldest first.
     const replay = await readEvents(`${base}/v1/events?follow=true`, { ...auth, 'Last-Event-ID': String(lastSeen) }, 2, 10_000);
     assert.deepEqual(replay.events.map((e) => e.data.id), followed.events.map((e) => e.data.id));
+    // Last-Event-ID 0 (a client whose list was empty): every kept event of the type, oldest first.
+    const kept = ((await request(portico.app).get('/v1/events?type=apply').set(auth).expect(200)).body as PorticoEvent[]).map((e) => e.id).reverse();
+    const all = await readEvents(`${base}/v1/events?follow=true&type=apply`, { ...auth, 'Last-Event-ID': '0' }, kept.length, 10_000);
+    assert.deepEqual(all.events.map((e) => e.data.id), kept);
   });
 
   it(`holds at most ${MAX_FOLLOWERS} followers: one more is 503 Busy, and a follower that leaves frees its place`, async () => {

@@ -14,7 +14,7 @@ import { z } from 'zod';
 import { PorticoError } from '../../errors.js';
 import type { EventFeed, PorticoEvent } from '../../events/feed.js';
 import { clientOf } from '../connection-limits.js';
-import { fromZod } from '../errors.js';
+import { parseQuery } from '../params.js';
 
 export const HEARTBEAT_MS = 15_000;
 export const MAX_FOLLOWERS = 32;
@@ -50,23 +50,13 @@ const matches = (query: EventsQuery) => (event: PorticoEvent): boolean =>
   (query.outcome === undefined || (event.type === 'apply' && event.outcome === query.outcome));
 
 /**
- * The query, parsed. A parameter this route does not know is named as the query's (zod names an
- * unknown key at the top as the body's), each name cut short: a client chooses them.
+ * The Last-Event-ID a reconnecting EventSource sends: the id of the last event it saw; 0 from a
+ * client whose list of the kept events was empty (the console), for every kept event since; absent,
+ * undefined: only the events to come.
  */
-function parseQuery(query: unknown): EventsQuery {
-  const parsed = eventsQuerySchema.safeParse(query);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  if (issue?.code !== 'unrecognized_keys') throw fromZod(parsed.error);
-  const names = issue.keys.slice(0, 8).map((key) => JSON.stringify(key.length > 64 ? `${key.slice(0, 64)}…` : key));
-  const known = Object.keys(eventsQuerySchema.shape).join(', ');
-  throw new PorticoError('InvalidInput', `query: unknown parameter(s) ${names.join(', ')}${issue.keys.length > 8 ? ' and more' : ''} (known: ${known})`, { field: 'query' });
-}
-
-/** The Last-Event-ID a reconnecting EventSource sends: the id of the last event it saw, or 0. */
-function lastEventId(req: Request): number {
+function lastEventId(req: Request): number | undefined {
   const header = req.get('Last-Event-ID');
-  if (header === undefined) return 0;
+  if (header === undefined) return undefined;
   if (!/^[0-9]{1,15}$/.test(header)) throw new PorticoError('InvalidInput', 'must be the id of an event, a whole number', { field: 'Last-Event-ID' });
   return Number(header);
 }
@@ -77,7 +67,7 @@ export function eventsRouter(events: EventFeed): Router {
   const followers: Followers = { count: 0, byClient: new Map() };
 
   router.get('/', (req, res) => {
-    const query = parseQuery(req.query);
+    const query = parseQuery(eventsQuerySchema, req.query);
     if (query.follow === 'true') {
       follow(req, res, events, query, followers);
       return;
@@ -125,8 +115,8 @@ function follow(req: Request, res: Response, events: EventFeed, query: EventsQue
     write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
   };
   // The kept events the client has not seen, oldest first, then the new ones as they come.
-  if (after > 0) for (const event of events.list(after).reverse()) send(event);
-  else write(': following the events of this Portico\n\n');
+  write(': following the events of this Portico\n\n');
+  if (after !== undefined) for (const event of events.list(after).reverse()) send(event);
   const stop = events.subscribe(send);
   followers.count += 1;
   followers.byClient.set(client, mine + 1);

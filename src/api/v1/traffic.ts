@@ -10,7 +10,7 @@ import { PorticoError } from '../../errors.js';
 import { APP_NAME_PATTERN } from '../../model/app.js';
 import { isPortText } from '../../model/net.js';
 import type { Portico } from '../context.js';
-import { fromZod } from '../errors.js';
+import { parseQuery } from '../params.js';
 import type { TrafficHistory } from '../../traffic/history.js';
 
 export const MAX_TRAFFIC_RESOURCES = 100;
@@ -41,17 +41,6 @@ export const trafficStreamsQuerySchema = z
 export const trafficAppsQuerySchema = z
   .object({ names: listSchema("app names", 'shop,blog', (text) => APP_NAME_PATTERN.test(text), (text) => text) })
   .strict();
-
-/** The query by `schema`: its first failure names the parameter (an unknown one is named as the query's). */
-function parseQuery<S extends z.AnyZodObject>(schema: S, query: unknown): z.infer<S> {
-  const parsed = schema.safeParse(query);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  if (issue?.code !== 'unrecognized_keys') throw fromZod(parsed.error);
-  const names = issue.keys.slice(0, 8).map((key) => JSON.stringify(key.length > 64 ? `${key.slice(0, 64)}…` : key));
-  const known = Object.keys(schema.shape).join(', ');
-  throw new PorticoError('InvalidInput', `query: unknown parameter(s) ${names.join(', ')}${issue.keys.length > 8 ? ' and more' : ''} (known: ${known})`, { field: 'query' });
-}
 
 function historyOf(portico: Pick<Portico, 'trafficHistory'>): TrafficHistory {
   if (portico.trafficHistory === undefined) throw new PorticoError('NotFound', 'no traffic history: the per-resource traffic metrics are off (TRAFFIC_METRICS=off)');
