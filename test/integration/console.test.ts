@@ -150,6 +150,36 @@ describe('the console in a real browser', () => {
     assert.deepEqual(problems, []);
   });
 
+  it('a page whose answer comes after the person moved on shows nothing: Streams answered late does not cover the Overview, nor starts its traffic reads', async () => {
+    await page.getByRole('link', { name: 'Overview' }).click();
+    await page.getByRole('heading', { name: 'Overview' }).waitFor();
+    const traffic: string[] = [];
+    const onRequest = (request: { url(): string }) => {
+      if (request.url().includes('/v1/traffic/')) traffic.push(request.url());
+    };
+    page.on('request', onRequest);
+    let answered!: () => void;
+    const late = new Promise<void>((resolve) => (answered = resolve));
+    await page.route('**/v1/streams', async (route) => {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await route.continue();
+      answered();
+    });
+    try {
+      await page.getByRole('link', { name: 'Streams' }).click();
+      await page.getByRole('link', { name: 'Overview' }).click();
+      await late;
+      // Past the traffic reads' settling time (300 ms), with room.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      assert.equal(await page.locator('#overview').isVisible(), true);
+      assert.equal(await page.locator('#streams').isVisible(), false);
+      assert.deepEqual(traffic, []);
+    } finally {
+      await page.unroute('**/v1/streams');
+      page.off('request', onRequest);
+    }
+  });
+
   it('a token refused mid-session: a fresh document on the sign-in form says so, with nothing the token read left in it', async () => {
     await page.getByRole('link', { name: 'Streams' }).click();
     await page.getByRole('heading', { name: 'Streams' }).waitFor();
