@@ -16,11 +16,11 @@ function query() {
   return params;
 }
 
-/** The API's rule (src/api/v1/events.ts): an outcome is an apply's, so it matches applies only. */
+/** The API's rule (src/api/v1/events.ts): an apply's outcome, or nginx's or an ACME order's `what`. */
 function matches(params, event) {
   const type = params.get('type');
   const outcome = params.get('outcome');
-  return (type === null || event.type === type) && (outcome === null || (event.type === 'apply' && event.outcome === outcome));
+  return (type === null || event.type === type) && (outcome === null || outcomeOf(event) === outcome);
 }
 
 /** What the event happened to. */
@@ -112,12 +112,12 @@ async function load(visible = () => true) {
   }, mine.signal, kept[0]?.id ?? 0);
 }
 
-/** An outcome is an apply's: with another kind chosen, the outcome filter has nothing to narrow. */
+/** With a kind chosen, the outcomes offered are that kind's (the others could match nothing). */
 function onKind() {
   const kind = $('events-kind').value;
   const outcome = $('events-outcome');
-  outcome.disabled = kind !== '' && kind !== 'apply';
-  if (outcome.disabled) outcome.value = '';
+  for (const option of outcome.options) option.hidden = option.value !== '' && kind !== '' && !option.dataset.kinds.split(' ').includes(kind);
+  if (outcome.selectedOptions[0]?.hidden) outcome.value = '';
   reload();
 }
 

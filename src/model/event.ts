@@ -42,11 +42,13 @@ export const applyEventBodySchema = z
   .strict();
 export type ApplyEventBody = z.infer<typeof applyEventBodySchema>;
 
+export const NGINX_EVENTS = ['exited', 'restarted', 'restart-failed'] as const;
+
 export const nginxEventBodySchema = z
   .object({
     type: z.literal('nginx'),
     what: z
-      .enum(['exited', 'restarted', 'restart-failed'])
+      .enum(NGINX_EVENTS)
       .describe('exited: a managed master died (a restart follows after `restartInMs`); restarted: a new master was started; restart-failed: it could not be'),
     pid: z.number().int().optional(),
     detail: z.string().optional(),

@@ -13,6 +13,7 @@ import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { PorticoError } from '../../errors.js';
 import type { EventFeed, PorticoEvent } from '../../events/feed.js';
+import { ACME_EVENTS, APPLY_OUTCOMES, NGINX_EVENTS } from '../../model/event.js';
 import { clientOf } from '../connection-limits.js';
 import { parseQuery } from '../params.js';
 
@@ -32,7 +33,9 @@ export const eventsQuerySchema = z
     follow: z.enum(['true', 'false']).optional(),
     type: z.enum(['apply', 'nginx', 'acme']).optional(),
     resource: z.enum(['stream', 'app', 'certificate']).optional(),
-    outcome: z.enum(['applied', 'unchanged', 'rejected', 'rolled-back', 'failed']).optional(),
+    // An apply's outcome, or what became of nginx or of an ACME order (their `what`): "failed" is both
+    // an apply's and an order's.
+    outcome: z.enum([...APPLY_OUTCOMES, ...NGINX_EVENTS, ...ACME_EVENTS.filter((what) => what !== 'failed')]).optional(),
     limit: z
       .string()
       .regex(/^[1-9][0-9]{0,3}$/, 'must be a whole number from 1 to 1000')
@@ -47,7 +50,7 @@ type EventsQuery = z.infer<typeof eventsQuerySchema>;
 const matches = (query: EventsQuery) => (event: PorticoEvent): boolean =>
   (query.type === undefined || event.type === query.type) &&
   (query.resource === undefined || (event.type === 'apply' && event.resource === query.resource)) &&
-  (query.outcome === undefined || (event.type === 'apply' && event.outcome === query.outcome));
+  (query.outcome === undefined || (event.type === 'apply' ? event.outcome : event.what) === query.outcome);
 
 /**
  * The Last-Event-ID a reconnecting EventSource sends: the id of the last event it saw; 0 from a
