@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest, createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -520,6 +520,32 @@ describe('attacks on a fleet: hostile etcd values, hostile API bodies, secrets',
     } finally {
       await node.stop();
     }
+  });
+
+  it('a file written by hand on the answering node that only its whole tree refuses: the change still reaches etcd (its check tests the new file, as its batches do), the other node serves it, the answering node reports nginx\'s refusal and keeps serving the rest', async () => {
+    const port = 30531;
+    const backend = await startTaggedServer('by-hand');
+    backends.push(backend);
+    // An upstream named as Portico names this port's: a file Portico did not write, so it is left alone.
+    const handFile = path.join(a.stateDir, 'stream.d', 'operator-by-hand.conf');
+    await writeFile(handFile, `upstream portico_stream_${port} {\n    server 127.0.0.1:9;\n}\n`);
+    try {
+      // Two upstreams: the stream gets an upstream block, named portico_stream_<port>.
+      const created = await call(a, 'POST', '/v1/streams', { port, upstreams: [{ address: `127.0.0.1:${backend.port}` }, { address: '127.0.0.1:9', backup: true }] });
+      assert.equal(created.status, 201, created.text);
+      const outcomes = Object.fromEntries(created.body.fleet.nodes.map((n: { node: string; outcome: string }) => [n.node, n.outcome]));
+      assert.deepEqual(outcomes, { [a.name]: 'failed', [b.name]: 'applied' }, created.text);
+      const failure = created.body.fleet.nodes.find((n: { node: string }) => n.node === a.name);
+      assert.match(failure.error.message, /nginx refused the new config: nginx: \[emerg\] duplicate upstream "portico_stream_30531" in .*operator-by-hand\.conf/);
+      assert.ok((await etcdAll(etcd, `${PREFIX}streams/${port}`)).size === 1, 'the stream is in the route table');
+      assert.equal(await whoAnswers(port, { host: b.address }), 'by-hand');
+      assert.equal(await accepts(port, a.address), false);
+      await assertLiveServes();
+    } finally {
+      await rm(handFile, { force: true });
+    }
+    // Removed through the other node: the route table holds no stream the test made.
+    assert.equal((await call(b, 'DELETE', `/v1/streams/${port}`)).status, 204);
   });
 });
 
