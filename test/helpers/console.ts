@@ -1,10 +1,13 @@
 /**
- * What the console's browser tests share: axe-core's verdict on the page as it is, and a watch on
- * the page's own errors.
+ * What the console's browser tests share: a Portico and a Chromium page to drive it (startConsole),
+ * axe-core's verdict on the page as it is, and a watch on the page's own errors.
  */
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { Page } from 'playwright-core';
+import { launchChromium, type RunningChromium } from './chromium.js';
+import { freePort } from './pebble.js';
+import { discardPortico, spawnPortico, tempDir, type ChildPortico } from './portico.js';
 
 const AXE = await readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
@@ -35,4 +38,53 @@ export function watchPageErrors(page: Page, problems: string[]): void {
     problems.push(`${message.text()}${message.location().url ? ` (${message.location().url})` : ''}`);
   });
   page.on('pageerror', (error) => problems.push(error.message));
+}
+
+/** A real Portico (managed nginx, a token) and a Chromium page, for one suite of the console's tests. */
+export interface ConsoleRig {
+  portico: ChildPortico;
+  chromium: RunningChromium;
+  page: Page;
+  /** The page's script and console errors, as watchPageErrors collects them. */
+  problems: string[];
+  /** A call of the API with the token, as JSON. */
+  api(route: string, init?: RequestInit): Promise<Response>;
+  /** Opens /ui at `hash`, signs in with the token, and waits for the page's `heading`. */
+  signIn(hash: string, heading: string): Promise<void>;
+  /** Stops Chromium, then Portico and its nginx (by pid), and removes the state directory. */
+  close(): Promise<void>;
+}
+
+/** Starts a console rig: Portico with `env` (PORT_RANGE, HTTP_PORT, HTTPS_PORT...) over a fresh state directory named for `name`. */
+export async function startConsole(name: string, token: string, env: Record<string, string>): Promise<ConsoleRig> {
+  const stateDir = await tempDir(name);
+  const portico = await spawnPortico({ STATE_DIR: stateDir, BIND_PORT: String(await freePort()), API_TOKEN: token, LOG_LEVEL: 'warn', ...env });
+  let chromium: RunningChromium;
+  try {
+    chromium = await launchChromium([]);
+  } catch (error) {
+    await discardPortico(portico, stateDir);
+    throw error;
+  }
+  const page = await chromium.browser.newPage();
+  const problems: string[] = [];
+  watchPageErrors(page, problems);
+  return {
+    portico,
+    chromium,
+    page,
+    problems,
+    api: (route, init = {}) =>
+      fetch(`${portico.url}${route}`, { ...init, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...init.headers }, signal: init.signal ?? AbortSignal.timeout(20_000) }),
+    async signIn(hash, heading) {
+      await page.goto(`${portico.url}/ui${hash}`, { timeout: 20_000 });
+      await page.getByLabel('API token').fill(token);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('heading', { name: heading }).waitFor({ timeout: 10_000 });
+    },
+    async close() {
+      await chromium.close();
+      await discardPortico(portico, stateDir);
+    },
+  };
 }

@@ -14,12 +14,11 @@ import { promisify } from 'node:util';
 import type { Page } from 'playwright-core';
 import { fixtureCert } from '../helpers/backends.js';
 import { launchChromium, type RunningChromium } from '../helpers/chromium.js';
-import { accessibilityProblems, watchPageErrors } from '../helpers/console.js';
+import { accessibilityProblems, startConsole, watchPageErrors, type ConsoleRig } from '../helpers/console.js';
 import { etcdUnavailable, startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import { callNode, startFleetNodes, type FleetNode } from '../helpers/fleet.js';
 import { eventually, startEcho, type EchoServer } from '../helpers/net.js';
-import { freePort } from '../helpers/pebble.js';
-import { discardPortico, spawnPortico, tempDir, type ChildPortico } from '../helpers/portico.js';
+import { tempDir } from '../helpers/portico.js';
 
 const run = promisify(execFile);
 const TOKEN = 'console-events-token-0123456789';
@@ -31,15 +30,12 @@ const UNRESOLVABLE = 'no-such-host.invalid:5432';
 const eventRows = (page: Page): Promise<string[]> => page.locator('#event-rows tr').allTextContents();
 
 describe('the console\'s events page and overview, in a real browser', () => {
-  let portico: ChildPortico;
-  let stateDir: string;
-  let echo: EchoServer;
-  let chromium: RunningChromium;
+  let rig: ConsoleRig;
   let page: Page;
-  const problems: string[] = [];
+  let problems: string[];
+  let echo: EchoServer;
 
-  const api = (route: string, init: RequestInit = {}) =>
-    fetch(`${portico.url}${route}`, { ...init, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', ...init.headers }, signal: AbortSignal.timeout(20_000) });
+  const api = (route: string, init: RequestInit = {}) => rig.api(route, init);
   const createStream = async (port: number, backend: string, status: number): Promise<void> => {
     const res = await api('/v1/streams', { method: 'POST', body: JSON.stringify({ port, backend }) });
     assert.equal(res.status, status, await res.text());
@@ -47,20 +43,13 @@ describe('the console\'s events page and overview, in a real browser', () => {
 
   before(async () => {
     echo = await startEcho();
-    stateDir = await tempDir('console-events');
-    portico = await spawnPortico({ STATE_DIR: stateDir, BIND_PORT: String(await freePort()), PORT_RANGE: `${RANGE.from}-${RANGE.to}`, HTTP_PORT: '30678', HTTPS_PORT: '30679', API_TOKEN: TOKEN, LOG_LEVEL: 'warn' });
-    chromium = await launchChromium([]);
-    page = await chromium.browser.newPage();
-    watchPageErrors(page, problems);
-    await page.goto(`${portico.url}/ui#/events`, { timeout: 20_000 });
-    await page.getByLabel('API token').fill(TOKEN);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('heading', { name: 'Events' }).waitFor({ timeout: 10_000 });
+    rig = await startConsole('console-events', TOKEN, { PORT_RANGE: `${RANGE.from}-${RANGE.to}`, HTTP_PORT: '30678', HTTPS_PORT: '30679' });
+    ({ page, problems } = rig);
+    await rig.signIn('#/events', 'Events');
   });
 
   after(async () => {
-    await chromium?.close();
-    await discardPortico(portico, stateDir);
+    await rig?.close();
     await echo?.close();
   });
 

@@ -9,11 +9,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Page } from 'playwright-core';
-import { launchChromium, type RunningChromium } from '../helpers/chromium.js';
-import { accessibilityProblems, watchPageErrors } from '../helpers/console.js';
+import { accessibilityProblems, startConsole, type ConsoleRig } from '../helpers/console.js';
 import { eventually, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
-import { freePort } from '../helpers/pebble.js';
-import { discardPortico, spawnPortico, tempDir, type ChildPortico } from '../helpers/portico.js';
 
 const TOKEN = 'console-traffic-token-0123456789';
 const RANGE = { from: 30640, to: 30649 };
@@ -28,17 +25,15 @@ interface StreamHistory {
 }
 
 describe("the streams page's traffic charts in a real browser", () => {
-  let portico: ChildPortico;
-  let stateDir: string;
-  let echo: EchoServer;
-  let chromium: RunningChromium;
+  let rig: ConsoleRig;
   let page: Page;
+  let problems: string[];
+  let echo: EchoServer;
   let port: number;
-  const problems: string[] = [];
   /** The page's requests of /v1/traffic, by time. */
   const trafficRequests: number[] = [];
 
-  const api = (path: string, init: RequestInit = {}) => fetch(`${portico.url}${path}`, { ...init, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', ...init.headers } });
+  const api = (path: string, init: RequestInit = {}) => rig.api(path, init);
   const history = async (ports: number[]): Promise<{ intervalMs: number; from: string; to: string; streams: StreamHistory[] }> => {
     const res = await api(`/v1/traffic/streams?ports=${ports.join(',')}`);
     assert.equal(res.status, 200);
@@ -49,35 +44,20 @@ describe("the streams page's traffic charts in a real browser", () => {
 
   before(async () => {
     echo = await startEcho();
-    stateDir = await tempDir('console-traffic');
-    portico = await spawnPortico({
-      STATE_DIR: stateDir,
-      BIND_PORT: String(await freePort()),
-      PORT_RANGE: `${RANGE.from}-${RANGE.to}`,
-      HTTP_PORT: '30658',
-      HTTPS_PORT: '30659',
-      API_TOKEN: TOKEN,
-      TRAFFIC_HISTORY_INTERVAL: '1s',
-      LOG_LEVEL: 'warn',
-    });
-    chromium = await launchChromium([]);
-    page = await chromium.browser.newPage();
-    watchPageErrors(page, problems);
+    rig = await startConsole('console-traffic', TOKEN, { PORT_RANGE: `${RANGE.from}-${RANGE.to}`, HTTP_PORT: '30658', HTTPS_PORT: '30659', TRAFFIC_HISTORY_INTERVAL: '1s' });
+    ({ page, problems } = rig);
     page.on('request', (request) => {
       if (new URL(request.url()).pathname.startsWith('/v1/traffic/')) trafficRequests.push(Date.now());
     });
   });
 
   after(async () => {
-    await chromium?.close();
-    await discardPortico(portico, stateDir);
+    await rig?.close();
     await echo?.close();
   });
 
   it('signs in and creates a stream from the form with the port left empty: its row has a chart', async () => {
-    await page.goto(`${portico.url}/ui#/streams`, { timeout: 20_000 });
-    await page.getByLabel('API token').fill(TOKEN);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await rig.signIn('#/streams', 'Streams');
     await page.getByRole('heading', { name: 'Streams' }).waitFor({ timeout: 10_000 });
     await page.locator('#streams').getByLabel('Backend').fill(`127.0.0.1:${echo.port}`);
     await page.getByRole('button', { name: 'Create stream' }).click();
@@ -153,7 +133,7 @@ describe("the streams page's traffic charts in a real browser", () => {
       assert.equal(body.error.field, field, query);
       assert.match(body.error.message, rule);
     }
-    assert.equal((await fetch(`${portico.url}/v1/traffic/streams?ports=${port}`)).status, 401, 'the token is needed');
+    assert.equal((await fetch(`${rig.portico.url}/v1/traffic/streams?ports=${port}`)).status, 401, 'the token is needed');
   });
 
   it('leaving the page stops the refresh; no page errors', async () => {

@@ -7,38 +7,31 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { launchChromium, type RunningChromium } from '../helpers/chromium.js';
-import { accessibilityProblems, watchPageErrors } from '../helpers/console.js';
+import { accessibilityProblems, startConsole, type ConsoleRig } from '../helpers/console.js';
 import { accepts, eventually, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
-import { freePort } from '../helpers/pebble.js';
-import { discardPortico, spawnPortico, tempDir, type ChildPortico } from '../helpers/portico.js';
+import type { ChildPortico } from '../helpers/portico.js';
 
 const TOKEN = 'console-test-token-0123456789';
 const RANGE = { from: 30600, to: 30609 };
 
 describe('the console in a real browser', () => {
+  let rig: ConsoleRig;
   let portico: ChildPortico;
-  let stateDir: string;
-  let echo: EchoServer;
-  let chromium: RunningChromium;
   let page: Page;
-  const problems: string[] = [];
+  let problems: string[];
+  let echo: EchoServer;
 
-  const api = (path: string, init: RequestInit = {}) => fetch(`${portico.url}${path}`, { ...init, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', ...init.headers } });
+  const api = (path: string, init: RequestInit = {}) => rig.api(path, init);
   const streamPorts = async (): Promise<number[]> => ((await (await api('/v1/streams')).json()) as Array<{ port: number }>).map((s) => s.port);
 
   before(async () => {
     echo = await startEcho();
-    stateDir = await tempDir('console');
-    portico = await spawnPortico({ STATE_DIR: stateDir, BIND_PORT: String(await freePort()), PORT_RANGE: `${RANGE.from}-${RANGE.to}`, HTTP_PORT: '30618', HTTPS_PORT: '30619', API_TOKEN: TOKEN, LOG_LEVEL: 'warn' });
-    chromium = await launchChromium([]);
-    page = await chromium.browser.newPage();
-    watchPageErrors(page, problems);
+    rig = await startConsole('console', TOKEN, { PORT_RANGE: `${RANGE.from}-${RANGE.to}`, HTTP_PORT: '30618', HTTPS_PORT: '30619' });
+    ({ portico, page, problems } = rig);
   });
 
   after(async () => {
-    await chromium?.close();
-    await discardPortico(portico, stateDir);
+    await rig?.close();
     await echo?.close();
   });
 
@@ -201,43 +194,30 @@ describe('the console in a real browser', () => {
 describe('the console with 98 streams: paged and filtered in the page', () => {
   const FROM = 30700;
   const COUNT = 100;
-  let portico: ChildPortico;
-  let stateDir: string;
-  let echo: EchoServer;
-  let chromium: RunningChromium;
+  let rig: ConsoleRig;
   let page: Page;
-  const problems: string[] = [];
+  let echo: EchoServer;
 
   before(async () => {
     echo = await startEcho();
-    stateDir = await tempDir('console-scale');
-    portico = await spawnPortico({ STATE_DIR: stateDir, BIND_PORT: String(await freePort()), PORT_RANGE: `${FROM}-${FROM + COUNT - 3}`, HTTP_PORT: '30798', HTTPS_PORT: '30799', API_TOKEN: TOKEN, LOG_LEVEL: 'warn' });
+    rig = await startConsole('console-scale', TOKEN, { PORT_RANGE: `${FROM}-${FROM + COUNT - 3}`, HTTP_PORT: '30798', HTTPS_PORT: '30799' });
+    page = rig.page;
     // Half of them labelled group=blue, half group=green; all at once, as a script would.
     const created = await Promise.all(
       Array.from({ length: COUNT - 2 }, (_, i) =>
-        fetch(`${portico.url}/v1/streams`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ port: FROM + i, backend: `127.0.0.1:${echo.port}`, labels: { group: i % 2 === 0 ? 'blue' : 'green' } }),
-        }).then((r) => r.status),
+        rig.api('/v1/streams', { method: 'POST', body: JSON.stringify({ port: FROM + i, backend: `127.0.0.1:${echo.port}`, labels: { group: i % 2 === 0 ? 'blue' : 'green' } }) }).then((r) => r.status),
       ),
     );
     assert.deepEqual([...new Set(created)], [201]);
-    chromium = await launchChromium([]);
-    page = await chromium.browser.newPage();
-    watchPageErrors(page, problems);
   });
 
   after(async () => {
-    await chromium?.close();
-    await discardPortico(portico, stateDir);
+    await rig?.close();
     await echo?.close();
   });
 
   it('shows 50 rows a page, pages forward and back, and filters by label and port', async () => {
-    await page.goto(`${portico.url}/ui#/streams`, { timeout: 20_000 });
-    await page.getByLabel('API token').fill(TOKEN);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await rig.signIn('#/streams', 'Streams');
     const count = page.locator('#stream-count');
     await count.filter({ hasText: 'Streams 1–50 of 98' }).waitFor({ timeout: 10_000 });
     assert.equal(await page.locator('#stream-rows tr').count(), 50);
@@ -268,6 +248,6 @@ describe('the console with 98 streams: paged and filtered in the page', () => {
     // The page measured itself (bench/console.ts reads these at 5,000 streams).
     const measures = await page.evaluate(() => performance.getEntriesByType('measure').map((m) => m.name));
     assert.ok(measures.includes('portico.streams.render') && measures.includes('portico.streams.filter'), JSON.stringify(measures));
-    assert.deepEqual(problems, []);
+    assert.deepEqual(rig.problems, []);
   });
 });
