@@ -1,18 +1,26 @@
-// Apps: the table (server names, routes and their upstreams, TLS/HTTP/3 badges), the create form for
-// the common fields with the advanced editor for the whole schema (App JSON), Preview (the API's dry
-// run), and each row's Edit and Delete buttons. An edit loads the app and its ETag, and saves with
-// If-Match: a change someone made meanwhile is refused (412), not overwritten.
+// Apps: the table (server names, routes and their upstreams, TLS/HTTP/3 badges), filtered and paged
+// in the page like the streams' (50 rows at a time), each row with its requests over the last minutes
+// by status class (ui/traffic.js, read for the rows shown only); the create form for the common
+// fields with the advanced editor for the whole schema (App JSON), Preview (the API's dry run), and
+// each row's Edit and Delete buttons. An edit loads the app and its ETag, and saves with If-Match: a
+// change someone made meanwhile is refused (412), not overwritten.
 import { $, api, el, button, errorText, show } from './lib.js';
+import { appTrafficCell, startAppTraffic, stopAppTraffic } from './traffic.js';
 
 const FIELDS = ['app-name', 'app-server-name', 'app-backend', 'app-json'];
+const PAGE_SIZE = 50;
+const COLUMNS = 6;
 
 /** The app being edited ({name, etag}), or undefined while the form creates. */
 let editing;
+/** Every app as last read, each with the lower-case text the filter searches. */
+let all = [];
+let shown = [];
+let page = 0;
 
-function features(app) {
-  const cell = el('td');
+function badgesOf(app) {
   const tls = app.tls;
-  const names = [
+  return [
     ...(tls ? ['TLS'] : []),
     ...(tls?.acme ? ['ACME'] : []),
     ...(tls?.http2 ? ['HTTP/2'] : []),
@@ -24,56 +32,107 @@ function features(app) {
     ...(app.routes.some((r) => r.cache) ? ['cache'] : []),
     ...(app.routes.some((r) => r.upstreamTls) ? ['TLS to upstreams'] : []),
   ];
-  for (const name of names) cell.append(el('span', name, 'badge'));
+}
+
+function features(app) {
+  const cell = el('td');
+  const tls = app.tls;
+  for (const name of badgesOf(app)) cell.append(el('span', name, 'badge'));
   if (tls?.certificate) cell.append(el('span', `certificate ${tls.certificate}`, 'hint'));
   return cell;
+}
+
+/** Each route as one line: its path, its upstreams (with their weights) and its balance. */
+function routeLines(app) {
+  return app.routes.map((route) => {
+    const upstreams = route.upstreams.map((u) => (u.weight === undefined ? u.address : `${u.address} (weight ${u.weight})`)).join(', ');
+    const path = route.replacePath === undefined ? route.path ?? '/' : `${route.path} as ${route.replacePath}`;
+    return `${path} → ${upstreams}${route.balance ? ` (${route.balance})` : ''}`;
+  });
 }
 
 function routes(app) {
   const cell = el('td');
   const list = el('ul', undefined, 'plain');
-  for (const route of app.routes) {
-    const upstreams = route.upstreams.map((u) => (u.weight === undefined ? u.address : `${u.address} (weight ${u.weight})`)).join(', ');
-    const path = route.replacePath === undefined ? route.path ?? '/' : `${route.path} as ${route.replacePath}`;
-    list.append(el('li', `${path} → ${upstreams}${route.balance ? ` (${route.balance})` : ''}`));
-  }
+  for (const line of routeLines(app)) list.append(el('li', line));
   cell.append(list);
   return cell;
+}
+
+function row(app) {
+  const tr = el('tr');
+  const name = el('th', app.name);
+  name.scope = 'row';
+  const actions = el('td', undefined, 'row-actions');
+  actions.append(button('Edit', () => void edit(app.name), `Edit app ${app.name}`), button('Delete', () => void deleteApp(app.name), `Delete app ${app.name}`));
+  tr.append(name, el('td', app.serverNames.join(', ')), routes(app), features(app), appTrafficCell(app.name), actions);
+  return tr;
+}
+
+/** A row of one cell across the table: what there is to say when no app is shown. */
+function noteRow(text) {
+  const tr = el('tr');
+  const cell = el('td', text, 'hint');
+  cell.colSpan = COLUMNS;
+  tr.append(cell);
+  return tr;
+}
+
+/** What the filter searches: the name, the server names, the routes and upstreams, the badges. */
+function searchText(app) {
+  const certificate = app.tls?.certificate ? `certificate ${app.tls.certificate}` : '';
+  return `${app.name} ${app.serverNames.join(' ')} ${routeLines(app).join(' ')} ${badgesOf(app).join(' ')} ${certificate}`.toLowerCase();
+}
+
+/** Applies the filter to every app and shows the page that holds the current position. */
+function applyFilter() {
+  const words = $('app-filter').value.trim().toLowerCase().split(/\s+/).filter((w) => w !== '');
+  shown = words.length === 0 ? all : all.filter((a) => words.every((w) => a.text.includes(w)));
+  page = Math.min(page, Math.max(0, Math.ceil(shown.length / PAGE_SIZE) - 1));
+  drawPage();
+}
+
+function drawPage() {
+  const start = page * PAGE_SIZE;
+  const rows = shown.slice(start, start + PAGE_SIZE);
+  // The charts follow the rows: the old page's stop, the new page's start reading.
+  stopAppTraffic();
+  const none = all.length === 0 ? 'No apps yet.' : `No app matches (of ${all.length}).`;
+  $('app-rows').replaceChildren(...(rows.length === 0 ? [noteRow(none)] : rows.map((a) => row(a.app))));
+  startAppTraffic();
+  const total = shown.length === all.length ? `${all.length}` : `${shown.length} matching of ${all.length}`;
+  $('app-count').textContent = shown.length === 0 ? none : `Apps ${start + 1}–${start + rows.length} of ${total}`;
+  $('app-previous-page').disabled = page === 0;
+  $('app-next-page').disabled = start + PAGE_SIZE >= shown.length;
 }
 
 export async function render() {
   const res = await api('/v1/apps');
   if (!show('apps')) return;
   $('app-list-error').textContent = '';
-  const rows = $('app-rows');
-  rows.replaceChildren();
   if (!res.ok) {
-    $('app-list-error').textContent = res.body?.error?.message ?? `listing apps failed (${res.status})`;
+    stopAppTraffic();
+    $('app-rows').replaceChildren();
+    $('app-count').textContent = '';
+    $('app-list-error').textContent = `listing the apps: ${errorText(res.body, res.status)}`;
     return;
   }
-  for (const app of res.body) {
-    const row = el('tr');
-    const actions = el('td', undefined, 'row-actions');
-    actions.append(button('Edit', () => void edit(app.name), `Edit app ${app.name}`), button('Delete', () => void deleteApp(app.name), `Delete app ${app.name}`));
-    row.append(el('th', app.name), el('td', app.serverNames.join(', ')), routes(app), features(app), actions);
-    row.firstChild.scope = 'row';
-    rows.append(row);
-  }
-  if (res.body.length === 0) {
-    const row = el('tr');
-    const cell = el('td', 'No apps yet.', 'hint');
-    cell.colSpan = 5;
-    row.append(cell);
-    rows.append(row);
-  }
+  all = res.body.map((app) => ({ app, text: searchText(app) }));
+  applyFilter();
+}
+
+/** The page is left: its traffic charts stop refreshing. */
+export function leave() {
+  stopAppTraffic();
 }
 
 async function deleteApp(name) {
   $('app-list-error').textContent = '';
   const res = await api(`/v1/apps/${encodeURIComponent(name)}`, { method: 'DELETE' });
-  if (!res.ok) $('app-list-error').textContent = res.body?.error?.message ?? `deleting app ${name} failed (${res.status})`;
   if (editing?.name === name && res.ok) stopEditing();
   await render();
+  // After the list is read again (which clears the list's error), so that a refusal stays shown.
+  if (!res.ok) $('app-list-error').textContent = `deleting app ${name}: ${errorText(res.body, res.status)}`;
 }
 
 function clearErrors() {
@@ -212,4 +271,16 @@ $('app-cancel').addEventListener('click', () => {
 });
 $('app-json-from-form').addEventListener('click', () => {
   $('app-json').value = JSON.stringify(fromFields(), null, 2);
+});
+$('app-filter').addEventListener('input', () => {
+  page = 0;
+  applyFilter();
+});
+$('app-previous-page').addEventListener('click', () => {
+  page = Math.max(0, page - 1);
+  drawPage();
+});
+$('app-next-page').addEventListener('click', () => {
+  page += 1;
+  drawPage();
 });
