@@ -4,19 +4,14 @@
 // fields with the advanced editor for the whole schema (App JSON), Preview (the API's dry run), and
 // each row's Edit and Delete buttons. An edit loads the app and its ETag, and saves with If-Match: a
 // change someone made meanwhile is refused (412), not overwritten.
-import { $, api, el, button, errorText, show } from './lib.js';
+import { $, api, el, button, errorText, pagedTable, show } from './lib.js';
 import { appTrafficCell, startAppTraffic, stopAppTraffic } from './traffic.js';
 
 const FIELDS = ['app-name', 'app-server-name', 'app-backend', 'app-json'];
-const PAGE_SIZE = 50;
 const COLUMNS = 6;
 
 /** The app being edited ({name, etag}), or undefined while the form creates. */
 let editing;
-/** Every app as last read, each with the lower-case text the filter searches. */
-let all = [];
-let shown = [];
-let page = 0;
 
 function badgesOf(app) {
   const tls = app.tls;
@@ -81,30 +76,20 @@ function noteRow(text) {
 /** What the filter searches: the name, the server names, the routes and upstreams, the badges. */
 function searchText(app) {
   const certificate = app.tls?.certificate ? `certificate ${app.tls.certificate}` : '';
-  return `${app.name} ${app.serverNames.join(' ')} ${routeLines(app).join(' ')} ${badgesOf(app).join(' ')} ${certificate}`.toLowerCase();
+  return `${app.name} ${app.serverNames.join(' ')} ${routeLines(app).join(' ')} ${badgesOf(app).join(' ')} ${certificate}`;
 }
 
-/** Applies the filter to every app and shows the page that holds the current position. */
-function applyFilter() {
-  const words = $('app-filter').value.trim().toLowerCase().split(/\s+/).filter((w) => w !== '');
-  shown = words.length === 0 ? all : all.filter((a) => words.every((w) => a.text.includes(w)));
-  page = Math.min(page, Math.max(0, Math.ceil(shown.length / PAGE_SIZE) - 1));
-  drawPage();
-}
-
-function drawPage() {
-  const start = page * PAGE_SIZE;
-  const rows = shown.slice(start, start + PAGE_SIZE);
+const table = pagedTable({
+  ids: { filter: 'app-filter', rows: 'app-rows', count: 'app-count', previous: 'app-previous-page', next: 'app-next-page' },
+  one: 'app',
+  title: 'Apps',
+  empty: 'No apps yet.',
+  searchText,
+  row,
+  note: noteRow,
   // The charts follow the rows: the old page's stop, the new page's start reading.
-  stopAppTraffic();
-  const none = all.length === 0 ? 'No apps yet.' : `No app matches (of ${all.length}).`;
-  $('app-rows').replaceChildren(...(rows.length === 0 ? [noteRow(none)] : rows.map((a) => row(a.app))));
-  startAppTraffic();
-  const total = shown.length === all.length ? `${all.length}` : `${shown.length} matching of ${all.length}`;
-  $('app-count').textContent = shown.length === 0 ? none : `Apps ${start + 1}–${start + rows.length} of ${total}`;
-  $('app-previous-page').disabled = page === 0;
-  $('app-next-page').disabled = start + PAGE_SIZE >= shown.length;
-}
+  around: { before: stopAppTraffic, after: startAppTraffic },
+});
 
 export async function render() {
   const res = await api('/v1/apps');
@@ -117,8 +102,7 @@ export async function render() {
     $('app-list-error').textContent = `listing the apps: ${errorText(res.body, res.status)}`;
     return;
   }
-  all = res.body.map((app) => ({ app, text: searchText(app) }));
-  applyFilter();
+  table.set(res.body);
 }
 
 /** The page is left: its traffic charts stop refreshing. */
@@ -271,16 +255,4 @@ $('app-cancel').addEventListener('click', () => {
 });
 $('app-json-from-form').addEventListener('click', () => {
   $('app-json').value = JSON.stringify(fromFields(), null, 2);
-});
-$('app-filter').addEventListener('input', () => {
-  page = 0;
-  applyFilter();
-});
-$('app-previous-page').addEventListener('click', () => {
-  page = Math.max(0, page - 1);
-  drawPage();
-});
-$('app-next-page').addEventListener('click', () => {
-  page += 1;
-  drawPage();
 });

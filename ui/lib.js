@@ -92,6 +92,61 @@ export function certificateNames(certificate) {
   return sans.length > 0 ? sans.join(', ') : certificate.acme?.names.join(', ') ?? certificate.subject;
 }
 
+/** Rows a table shows at once: at 5,000 streams the document holds one page of them. */
+export const PAGE_SIZE = 50;
+
+/**
+ * A table filtered and paged in the page. The filter's words must all be in an item's search text
+ * (lower case); the pager's buttons move by PAGE_SIZE rows and the count line says where one is.
+ * `ids` names the elements: filter (input), rows (tbody), count, previous, next. The rows shown are
+ * the items' `row(item)`, or `note(text)` when there are none; `around` (optional) is told before
+ * they are built and after they are in the table ({before, after}), so that a page can stop and start
+ * what follows its rows (the traffic charts). Answers `set(items)`, to call with each new list.
+ */
+export function pagedTable({ ids, one, title, empty, searchText, row, note, around, onFilter }) {
+  let all = [];
+  let shown = [];
+  let page = 0;
+  const drawPage = () => {
+    const start = page * PAGE_SIZE;
+    const items = shown.slice(start, start + PAGE_SIZE);
+    const none = all.length === 0 ? empty : `No ${one} matches (of ${all.length}).`;
+    around?.before();
+    $(ids.rows).replaceChildren(...(items.length === 0 && note !== undefined ? [note(none)] : items.map((i) => row(i.item))));
+    around?.after();
+    const total = shown.length === all.length ? `${all.length}` : `${shown.length} matching of ${all.length}`;
+    $(ids.count).textContent = shown.length === 0 ? none : `${title} ${start + 1}–${start + items.length} of ${total}`;
+    $(ids.previous).disabled = page === 0;
+    $(ids.next).disabled = start + PAGE_SIZE >= shown.length;
+  };
+  const filter = () => {
+    const words = $(ids.filter).value.trim().toLowerCase().split(/\s+/).filter((w) => w !== '');
+    shown = words.length === 0 ? all : all.filter((i) => words.every((w) => i.text.includes(w)));
+    // The page that holds the current position, or the last one.
+    page = Math.min(page, Math.max(0, Math.ceil(shown.length / PAGE_SIZE) - 1));
+    drawPage();
+  };
+  $(ids.filter).addEventListener('input', (event) => {
+    page = 0;
+    filter();
+    onFilter?.(event);
+  });
+  $(ids.previous).addEventListener('click', () => {
+    page = Math.max(0, page - 1);
+    drawPage();
+  });
+  $(ids.next).addEventListener('click', () => {
+    page += 1;
+    drawPage();
+  });
+  return {
+    set(items) {
+      all = items.map((item) => ({ item, text: searchText(item).toLowerCase() }));
+      filter();
+    },
+  };
+}
+
 /** Bytes as people read them (1000-based, as nginx's and most dashboards' figures are). */
 export function bytes(n) {
   const units = ['B', 'kB', 'MB', 'GB', 'TB'];

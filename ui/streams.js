@@ -3,14 +3,9 @@
 // advanced editor, which holds a stream's whole JSON (every field of the schema) for a create or an
 // edit sent with If-Match. Each row shows its traffic over the last minutes (ui/traffic.js), read for
 // the rows shown only. The page measures itself (performance.measure, read by bench/console.ts).
-import { $, api, el, button, errorText, show } from './lib.js';
+import { $, api, el, button, errorText, pagedTable, show } from './lib.js';
 import { startTraffic, stopTraffic, trafficCell } from './traffic.js';
 
-const PAGE_SIZE = 50;
-/** Every stream as last read, each with the lower-case text the filter searches. */
-let all = [];
-let shown = [];
-let page = 0;
 
 function badges(stream) {
   const cell = el('td');
@@ -37,26 +32,18 @@ function row(stream) {
   return tr;
 }
 
-/** Applies the filter to every stream and shows the page that holds the current position. */
-function applyFilter() {
-  const words = $('stream-filter').value.trim().toLowerCase().split(/\s+/).filter((w) => w !== '');
-  shown = words.length === 0 ? all : all.filter((s) => words.every((w) => s.text.includes(w)));
-  page = Math.min(page, Math.max(0, Math.ceil(shown.length / PAGE_SIZE) - 1));
-  drawPage();
-}
-
-function drawPage() {
-  const start = page * PAGE_SIZE;
-  const rows = shown.slice(start, start + PAGE_SIZE);
+const table = pagedTable({
+  ids: { filter: 'stream-filter', rows: 'stream-rows', count: 'stream-count', previous: 'previous-page', next: 'next-page' },
+  one: 'stream',
+  title: 'Streams',
+  empty: 'No streams yet.',
+  searchText: (stream) => `${stream.port} ${stream.protocol ?? 'tcp'} ${upstreamsOf(stream)} ${labelsOf(stream)} ${stream.tls ? 'tls' : ''} ${stream.sni ? 'sni' : ''} ${stream.proxyProtocol ? 'proxy' : ''}`,
+  row,
   // The charts follow the rows: the old page's stop, the new page's start reading.
-  stopTraffic();
-  $('stream-rows').replaceChildren(...rows.map((s) => row(s.stream)));
-  startTraffic();
-  const total = shown.length === all.length ? `${all.length}` : `${shown.length} matching of ${all.length}`;
-  $('stream-count').textContent = shown.length === 0 ? (all.length === 0 ? 'No streams yet.' : `No stream matches (of ${all.length}).`) : `Streams ${start + 1}–${start + rows.length} of ${total}`;
-  $('previous-page').disabled = page === 0;
-  $('next-page').disabled = start + PAGE_SIZE >= shown.length;
-}
+  around: { before: stopTraffic, after: startTraffic },
+  // From the keystroke (the event's own time) to the rows drawn.
+  onFilter: (event) => requestAnimationFrame(() => performance.measure('portico.streams.filter', { start: event.timeStamp })),
+});
 
 export async function render() {
   const started = performance.now();
@@ -66,8 +53,7 @@ export async function render() {
     $('create-error').textContent = `listing the streams: ${errorText(res.body, res.status)}`;
     return;
   }
-  all = res.body.map((stream) => ({ stream, text: `${stream.port} ${stream.protocol ?? 'tcp'} ${upstreamsOf(stream)} ${labelsOf(stream)} ${stream.tls ? 'tls' : ''} ${stream.sni ? 'sni' : ''} ${stream.proxyProtocol ? 'proxy' : ''}`.toLowerCase() }));
-  applyFilter();
+  table.set(res.body);
   await nextFrame();
   performance.measure('portico.streams.render', { start: started });
 }
@@ -230,20 +216,6 @@ async function applyJson() {
 
 $('preview').addEventListener('click', () => void preview());
 $('create-form').addEventListener('submit', (event) => void create(event));
-$('stream-filter').addEventListener('input', (event) => {
-  page = 0;
-  applyFilter();
-  // From the keystroke (the event's own time) to the rows drawn.
-  requestAnimationFrame(() => performance.measure('portico.streams.filter', { start: event.timeStamp }));
-});
-$('previous-page').addEventListener('click', () => {
-  page = Math.max(0, page - 1);
-  drawPage();
-});
-$('next-page').addEventListener('click', () => {
-  page += 1;
-  drawPage();
-});
 $('new-json').addEventListener('click', () => void openEditor(undefined));
 $('preview-json').addEventListener('click', () => void previewJson());
 $('apply-json').addEventListener('click', () => void applyJson());
