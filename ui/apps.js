@@ -231,8 +231,12 @@ let openings = 0;
 async function edit(name) {
   const mine = ++openings;
   clearErrors();
+  // Not editable until it holds what it edits: typing into a read still under way would be lost.
+  const editor = $('app-json');
+  editor.readOnly = true;
   const res = await api(`/v1/apps/${encodeURIComponent(name)}`);
   if (mine !== openings) return;
+  editor.readOnly = false;
   const etag = res.headers.get('etag');
   if (!res.ok || etag === null) {
     // Without its ETag a save would overwrite blindly: not opened.

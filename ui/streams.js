@@ -145,6 +145,9 @@ let openings = 0;
 
 async function openEditor(port) {
   const mine = ++openings;
+  // Not editable until it holds what it edits: typing into a read still under way would be lost.
+  const editor = $('stream-json');
+  editor.readOnly = true;
   $('editor-error').textContent = '';
   $('editor-result').hidden = true;
   if (port === undefined) {
@@ -158,14 +161,16 @@ async function openEditor(port) {
     if (!res.ok || etag === null) {
       // Without its ETag an edit would overwrite blindly: not opened.
       $('create-error').textContent = res.ok ? `stream ${port} was read without an ETag: not editable here` : errorText(res.body, res.status);
+      editor.readOnly = false; // what it held before, with the ETag it was read with
       return;
     }
     editing = { port, etag };
     $('editor-title').textContent = `Stream ${port} (JSON)`;
     $('stream-json').value = JSON.stringify(res.body, null, 2);
   }
+  editor.readOnly = false;
   $('stream-editor').hidden = false;
-  $('stream-json').focus();
+  editor.focus();
 }
 
 /** The editor's request: its JSON parsed (a syntax error is shown, and nothing is sent). */

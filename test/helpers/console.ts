@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import type { Page } from 'playwright-core';
 import { launchChromium, type RunningChromium } from './chromium.js';
 import { freePort } from './pebble.js';
-import { discardPortico, spawnPortico, tempDir, type ChildPortico } from './portico.js';
+import { discardPortico, spawnPortico, stopChild, tempDir, type ChildPortico } from './portico.js';
 
 const AXE = await readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
@@ -51,6 +51,8 @@ export interface ConsoleRig {
   api(route: string, init?: RequestInit): Promise<Response>;
   /** Opens /ui at `hash`, signs in with the token, and waits for the page's `heading`. */
   signIn(hash: string, heading: string): Promise<void>;
+  /** Stops Portico (SIGTERM: it stops its nginx) and starts it again on the same port and state directory; the page stays. */
+  restart(): Promise<void>;
   /** Stops Chromium, then Portico and its nginx (by pid), and removes the state directory. */
   close(): Promise<void>;
 }
@@ -58,7 +60,8 @@ export interface ConsoleRig {
 /** Starts a console rig: Portico with `env` (PORT_RANGE, HTTP_PORT, HTTPS_PORT...) over a fresh state directory named for `name`. */
 export async function startConsole(name: string, token: string, env: Record<string, string>): Promise<ConsoleRig> {
   const stateDir = await tempDir(name);
-  const portico = await spawnPortico({ STATE_DIR: stateDir, BIND_PORT: String(await freePort()), API_TOKEN: token, LOG_LEVEL: 'warn', ...env });
+  const settings = { STATE_DIR: stateDir, BIND_PORT: String(await freePort()), API_TOKEN: token, LOG_LEVEL: 'warn', ...env };
+  const portico = await spawnPortico(settings);
   let chromium: RunningChromium;
   try {
     chromium = await launchChromium([]);
@@ -69,22 +72,27 @@ export async function startConsole(name: string, token: string, env: Record<stri
   const page = await chromium.browser.newPage();
   const problems: string[] = [];
   watchPageErrors(page, problems);
-  return {
+  const rig: ConsoleRig = {
     portico,
     chromium,
     page,
     problems,
     api: (route, init = {}) =>
-      fetch(`${portico.url}${route}`, { ...init, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...init.headers }, signal: init.signal ?? AbortSignal.timeout(20_000) }),
+      fetch(`${rig.portico.url}${route}`, { ...init, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...init.headers }, signal: init.signal ?? AbortSignal.timeout(20_000) }),
+    async restart() {
+      await stopChild(rig.portico.child);
+      rig.portico = await spawnPortico(settings);
+    },
     async signIn(hash, heading) {
-      await page.goto(`${portico.url}/ui${hash}`, { timeout: 20_000 });
+      await page.goto(`${rig.portico.url}/ui${hash}`, { timeout: 20_000 });
       await page.getByLabel('API token').fill(token);
       await page.getByRole('button', { name: 'Sign in' }).click();
       await page.getByRole('heading', { name: heading }).waitFor({ timeout: 10_000 });
     },
     async close() {
       await chromium.close();
-      await discardPortico(portico, stateDir);
+      await discardPortico(rig.portico, stateDir);
     },
   };
+  return rig;
 }

@@ -132,6 +132,23 @@ describe('the console in a real browser', () => {
     assert.ok(shown, `the overview lists the script's apply (had ${before} entries)`);
   });
 
+  it('the live list follows through a restart of Portico: an apply made after it appears without a reload', async () => {
+    await page.getByRole('link', { name: 'Overview' }).click();
+    await page.getByRole('heading', { name: 'Overview' }).waitFor();
+    const before = problems.length;
+    await rig.restart();
+    portico = rig.portico;
+    const created = await api('/v1/streams', { method: 'POST', body: JSON.stringify({ port: RANGE.to - 1, backend: `127.0.0.1:${echo.port}` }) });
+    assert.equal(created.status, 201);
+    // The page's follow ended with the old process; it opens again (after 1 s, then 2, 4...) from the last id it saw.
+    const shown = await eventually(async () => ((await page.locator('#applies li').first().textContent()) ?? '').includes(`applying stream ${RANGE.to - 1}`), 30_000, 200);
+    assert.ok(shown, `the overview lists the apply made after the restart: ${await page.locator('#applies').textContent()}`);
+    assert.equal(await roundTrip(RANGE.to - 1, 'after the restart'), 'after the restart');
+    // The browser logs the feed cut by the restart and its tries while Portico was away: those only.
+    const during = problems.splice(before);
+    assert.ok(during.every((line) => line.includes('/v1/events?follow=true')), JSON.stringify(during));
+  });
+
   it('deletes through the row\'s button: the list updates and nginx stops serving the port', async () => {
     await page.getByRole('link', { name: 'Streams' }).click();
     const ports = await streamPorts();
