@@ -93,6 +93,45 @@ describe('traffic history', () => {
     assert.deepEqual(none?.series, []);
   });
 
+  it('a stream deleted while a read is under way is not taken from that read: created again, it counts from zero', async () => {
+    let clock = 0;
+    let forget: ((gone: { ports: number[]; apps: string[] }) => void) | undefined;
+    // The counters as the metrics hold them; the read answers only when the test lets it.
+    const counters = new Map([[9000, { bytesIn: 100, bytesOut: 100, sessions: 1 }]]);
+    let release: (() => void) | undefined;
+    let hold = false;
+    const history = new TrafficHistory({
+      read: async (): Promise<TrafficTotals> => {
+        const copy = new Map([...counters].map(([port, totals]) => [port, { ...totals }]));
+        if (hold) await new Promise<void>((resolve) => (release = resolve));
+        return { streams: copy, apps: new Map() };
+      },
+      onForget: (listener) => {
+        forget = listener;
+        return () => undefined;
+      },
+      now: () => (clock += 1000),
+    });
+    await history.baseline();
+    counters.set(9000, { bytesIn: 150, bytesOut: 150, sessions: 2 });
+    hold = true;
+    const sampling = history.sample();
+    // Deleted (the metrics drop its series) while the read is held, with the old totals in hand.
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.ok(release !== undefined, 'the read is under way');
+    counters.delete(9000);
+    forget?.({ ports: [9000], apps: [] });
+    release();
+    await sampling;
+    hold = false;
+    assert.deepEqual(history.streams([9000])[0]?.series, [], 'nothing of the deleted stream');
+    // Created again: its first totals are all new traffic, not a delta from the stale read.
+    counters.set(9000, { bytesIn: 30, bytesOut: 20, sessions: 1 });
+    await history.sample();
+    const [again] = history.streams([9000]);
+    assert.deepEqual(again?.series.map(({ bytesIn, bytesOut, sessions }) => [bytesIn, bytesOut, sessions]), [[30, 20, 1]]);
+  });
+
   it('reads a counter that went down as restarted from zero: its delta is its new value', async () => {
     const values = [10, 25, 5, 5, 8];
     let read = 0;
