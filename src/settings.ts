@@ -81,12 +81,16 @@ const statusUrlSchema = z
     if (url.hash !== '') ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must not have a #fragment' });
   });
 
+/** A time in nginx's syntax, as milliseconds from `low` to `high` (`range` says them as people would). */
+const timeSchema = (low: number, high: number, examples: string, range: string) =>
+  z
+    .string()
+    .regex(TIME_PATTERN, `must be a time such as ${examples}`)
+    .transform((text) => nginxTimeMs(text))
+    .refine((ms) => ms >= low && ms <= high, `must be from ${range}`);
+
 /** A time of the API's own sockets: nginx's syntax, 100ms to 1h. */
-const apiTimeoutSchema = z
-  .string()
-  .regex(TIME_PATTERN, 'must be a time such as 500ms, 5s or 1m')
-  .transform((text) => nginxTimeMs(text))
-  .refine((ms) => ms >= 100 && ms <= 3_600_000, 'must be from 100ms to 1h');
+const apiTimeoutSchema = timeSchema(100, 3_600_000, '500ms, 5s or 1m', '100ms to 1h');
 
 const connectionCountSchema = z
   .string()
@@ -169,12 +173,7 @@ const envSchema = z.object({
   NGINX_STATUS_URL: statusUrlSchema.optional().or(z.literal('').transform(() => undefined)),
   TRAFFIC_METRICS: z.enum(['on', 'off']).default('on'),
   // How often the console's traffic history (traffic/history.ts) samples the counters; it keeps 90 samples.
-  TRAFFIC_HISTORY_INTERVAL: z
-    .string()
-    .regex(TIME_PATTERN, 'must be a time such as 10s or 1m')
-    .transform((text) => nginxTimeMs(text))
-    .refine((ms) => ms >= 1000 && ms <= 600_000, 'must be from 1s to 10m')
-    .default('10s'),
+  TRAFFIC_HISTORY_INTERVAL: timeSchema(1000, 600_000, '10s or 1m', '1s to 10m').default('10s'),
   API_HEADERS_TIMEOUT: apiTimeoutSchema.default('5s'),
   API_REQUEST_TIMEOUT: apiTimeoutSchema.default('10s'),
   API_MAX_CONNECTIONS: connectionCountSchema.default('1024'),
