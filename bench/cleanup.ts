@@ -31,6 +31,30 @@ export class Cleanup {
     process.once('SIGTERM', interrupted);
   }
 
+  /**
+   * Runs a bench's `measure` with this cleanup stopping it on SIGINT or SIGTERM, then runs the
+   * steps, on failure too (after `onFailure`, which prints what helps to diagnose it) and rethrows.
+   * Interrupted by a signal, answers undefined: the handler stops things and exits.
+   */
+  async around<T>(progress: (line: string) => void, measure: () => Promise<T>, onFailure?: () => Promise<void> | void): Promise<T | undefined> {
+    this.stopOnSignals(progress);
+    let measured: T;
+    try {
+      measured = await measure();
+    } catch (error) {
+      // Interrupted: the failure is only the signal handler stopping things under us; it exits.
+      if (this.stoppedBy !== undefined) {
+        await this.run();
+        return undefined;
+      }
+      await onFailure?.();
+      await this.run();
+      throw error;
+    }
+    await this.run();
+    return measured;
+  }
+
   private async runSteps(): Promise<void> {
     for (const step of [...this.steps].reverse()) {
       await step.run().catch((error: unknown) => process.stderr.write(`bench: cleanup "${step.name}" failed: ${String(error)}\n`));

@@ -126,7 +126,8 @@ async function measure(nginxBin: string, cleanup: Cleanup): Promise<{ levels: Le
   const portico = spawnPortico({ repoDir: REPO_DIR, nginxBin, stateDir, portRange: RANGE, bindPort: apiPort as number, httpPort: httpPort as number, httpsPort: httpsPort as number });
   cleanup.push('portico', () => portico.stop());
   await portico.ready();
-  const chromium = await launchChromium(['--enable-precise-memory-info', '--js-flags=--expose-gc']);
+  // The bench's own signal handling stops Chromium with the rest (Cleanup), Portico and its nginx included.
+  const chromium = await launchChromium(['--enable-precise-memory-info', '--js-flags=--expose-gc'], 20_000, false);
   cleanup.push('chromium', () => chromium.close());
   const page = await chromium.browser.newPage({ viewport: { width: 1280, height: 800 } });
   const url = `http://127.0.0.1:${apiPort}`;
@@ -146,16 +147,8 @@ async function main(): Promise<void> {
   const started = performance.now();
   const loadBefore = await loadAverage();
   const cleanup = new Cleanup();
-  cleanup.stopOnSignals(progress);
-  let measured;
-  try {
-    measured = await measure(nginxBin, cleanup);
-  } catch (error) {
-    if (cleanup.stoppedBy !== undefined) return cleanup.run();
-    await cleanup.run();
-    throw error;
-  }
-  await cleanup.run();
+  const measured = await cleanup.around(progress, () => measure(nginxBin, cleanup));
+  if (measured === undefined) return;
   const results: Results = {
     date: new Date().toISOString(),
     machine: describeMachine(nginxBin),

@@ -460,17 +460,10 @@ async function main(): Promise<void> {
   const loadBefore = await loadAverage();
   progress(`load average before: ${loadBefore}`);
   const cleanup = new Cleanup();
-  cleanup.stopOnSignals(progress);
-  let measured;
-  try {
-    measured = await measure(nginxBin, cleanup);
-  } catch (error) {
-    if (cleanup.stoppedBy !== undefined) return cleanup.run();
+  const measured = await cleanup.around(progress, () => measure(nginxBin, cleanup), () => {
     for (const { label, portico } of porticos) process.stderr.write(`--- ${label}'s output ---\n${portico.output()}\n`);
-    await cleanup.run();
-    throw error;
-  }
-  await cleanup.run();
+  });
+  if (measured === undefined) return;
   const results: Results = {
     date: new Date().toISOString(),
     machine: describeMachine(nginxBin),

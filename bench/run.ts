@@ -226,23 +226,14 @@ async function main(): Promise<void> {
   const loadBefore = await loadAverage();
   progress(`load average before: ${loadBefore}`);
   const cleanup = new Cleanup();
-  cleanup.stopOnSignals(progress);
-
   const rigOut: { rig?: Rig } = {};
-  let measured;
-  try {
-    measured = await measure(nginxBin, cleanup, rigOut);
-  } catch (error) {
-    // Interrupted: the failure is only the signal handler stopping things under us; it exits.
-    if (cleanup.stoppedBy !== undefined) return cleanup.run();
+  const measured = await cleanup.around(progress, () => measure(nginxBin, cleanup, rigOut), async () => {
     if (rigOut.rig !== undefined) {
       process.stderr.write(`--- portico output ---\n${rigOut.rig.portico.output()}\n`);
       process.stderr.write(`--- floor nginx error log ---\n${await rigOut.rig.floor.logTail()}\n`);
     }
-    await cleanup.run();
-    throw error;
-  }
-  await cleanup.run();
+  });
+  if (measured === undefined) return;
 
   const results: Results = {
     machine: describeMachine(nginxBin),
