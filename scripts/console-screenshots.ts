@@ -119,7 +119,7 @@ async function main(): Promise<void> {
     }
     say(`streams ${ports.join(', ')}; bytes sent through ${ports.slice(0, 3).join(', ')}`);
 
-    const chromium = await launchChromium([]);
+    const chromium = await launchChromium([], 20_000, false); // its Cleanup stops Chromium on a signal, with Portico
     cleanup.push('stop Chromium', () => chromium.close());
     const page = await chromium.browser.newPage({ viewport: VIEWPORT, colorScheme: 'light', deviceScaleFactor: 1 });
     await page.goto(`http://${LOOPBACK}:${apiPort}/ui#/overview`, { timeout: 20_000 });

@@ -70,15 +70,20 @@ function groupExists(pgid: number): boolean {
 
 /**
  * Launches headless Chromium with the hygiene flags and `args`, through a Playwright browser server
- * on 127.0.0.1 (so that the test knows the browser's pid), and connects to it.
+ * on 127.0.0.1 (so that the test knows the browser's pid), and connects to it. `playwrightSignals`
+ * false leaves SIGINT and SIGTERM to the caller: Playwright's own handlers kill the browser and exit
+ * the process, before a caller's cleanup (a bench's Portico and its nginx) has run.
  */
-export async function launchChromium(args: string[], timeoutMs = 20_000): Promise<RunningChromium> {
+export async function launchChromium(args: string[], timeoutMs = 20_000, playwrightSignals = true): Promise<RunningChromium> {
   const server = await chromium.launchServer({
     executablePath: CHROMIUM,
     headless: true,
     host: '127.0.0.1',
     args: [...HYGIENE, ...args],
     timeout: timeoutMs,
+    handleSIGINT: playwrightSignals,
+    handleSIGTERM: playwrightSignals,
+    handleSIGHUP: playwrightSignals,
   });
   const pid = server.process().pid as number;
   const close = async (closeTimeoutMs = 5000): Promise<void> => {
